@@ -1,0 +1,690 @@
+// Package sccmsim is an in-memory Configuration Manager site for tests, the
+// demo and `autopatch sim`. It sits behind a WS-Management server
+// (connectors/winrm/wsmansim) and answers exactly the scripts of
+// sccm.Templates: for each one it does what that PowerShell would do against a
+// real site, including the template's own validation and SCCM's refusals, and
+// writes the same JSON answer. Any other script is refused the way a
+// constrained PowerShell endpoint refuses it: exit 1 and error text.
+//
+// Status model, kept simple and deterministic: a device is exposed to a
+// deployment when the deployment is enabled while the device is a member of
+// its collection (or the device joins while it is enabled). Before that the
+// device has no status row (the status template reports it as unknown). From
+// the first status read after exposure the device reports its seeded outcome;
+// "error 0x… then success" reports the error on that first read and success
+// from the second read on; "silent" never reports.
+package sccmsim
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/autopatch/autopatch/connectors/sccm"
+)
+
+// DefaultSiteCode is the site code of a Site whose Options name none.
+const DefaultSiteCode = "PS1"
+
+// Options configure a Site. The zero value is usable.
+type Options struct {
+	// SiteCode is the site's three-character code; default DefaultSiteCode.
+	SiteCode string
+	// Now is the site's clock (created_at, event and status times); default time.Now.
+	Now func() time.Time
+	// Logger receives one debug line per call; nil discards.
+	Logger *slog.Logger
+}
+
+// Site is the simulated SCCM site. All methods are safe for concurrent use;
+// each script runs atomically.
+type Site struct {
+	siteCode string
+	now      func() time.Time
+	logger   *slog.Logger
+	scripts  map[string]string // template text -> template name
+
+	mu          sync.Mutex
+	calls       map[string]int
+	total       int
+	devices     []*device
+	devByName   map[string]*device
+	devByID     map[int]*device
+	collections []*collection
+	colByName   map[string]*collection
+	groups      map[string]int // update group name -> CI_ID
+	deployments []*deployment
+	live        map[string]*deployment // not deleted, by name
+	nextID      int
+}
+
+type device struct {
+	name    string
+	id      int
+	outcome Outcome
+}
+
+type collection struct {
+	name      string
+	id        string
+	members   []int // ResourceIDs, in the order they joined
+	windows   int
+	refreshes []time.Time
+}
+
+func (c *collection) has(id int) bool { return slices.Contains(c.members, id) }
+
+type exposure struct {
+	dev        *device
+	reads      int
+	statusType int
+	code       uint32
+	at         time.Time
+}
+
+type deployment struct {
+	id         int
+	uniqueID   string
+	name       string
+	col        *collection
+	group      string
+	available  time.Time
+	deadline   time.Time
+	suppress   bool
+	createdAt  time.Time
+	deleted    bool
+	deletedAt  time.Time
+	enabled    bool
+	events     []Event
+	exposures  []*exposure
+	exposedIDs map[int]*exposure
+}
+
+// New returns an empty site.
+func New(opts Options) *Site {
+	if opts.SiteCode == "" {
+		opts.SiteCode = DefaultSiteCode
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Site{
+		siteCode:  opts.SiteCode,
+		now:       opts.Now,
+		logger:    opts.Logger,
+		scripts:   map[string]string{},
+		calls:     map[string]int{},
+		devByName: map[string]*device{},
+		devByID:   map[int]*device{},
+		colByName: map[string]*collection{},
+		groups:    map[string]int{},
+		live:      map[string]*deployment{},
+		nextID:    1,
+	}
+	for _, t := range sccm.Templates() {
+		s.scripts[t.Script] = t.Name
+	}
+	return s
+}
+
+// SiteCode returns the site's code.
+func (s *Site) SiteCode() string { return s.siteCode }
+
+// id hands out increasing numbers for the site's objects.
+func (s *Site) id() int {
+	n := s.nextID
+	s.nextID++
+	return n
+}
+
+// AddDevice adds a device with its scripted outcome and returns its
+// ResourceID. Device names are unique.
+func (s *Site) AddDevice(name string, outcome Outcome) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if name == "" {
+		return 0, fmt.Errorf("sccmsim: add device: empty name")
+	}
+	if _, ok := s.devByName[name]; ok {
+		return 0, fmt.Errorf("sccmsim: add device %q: already exists", name)
+	}
+	// Real ResourceIDs of systems start at 0x01000000 and count up.
+	d := &device{name: name, id: 16777216 + s.id(), outcome: outcome}
+	s.devices = append(s.devices, d)
+	s.devByName[name] = d
+	s.devByID[d.id] = d
+	return d.id, nil
+}
+
+// AddCollection adds a device collection, with maintenanceWindows of its own
+// (reported by the maintenance window template). Adding an existing name
+// keeps the collection and raises its window count if the new one is higher.
+func (s *Site) AddCollection(name string, maintenanceWindows int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if name == "" {
+		return fmt.Errorf("sccmsim: add collection: empty name")
+	}
+	if c, ok := s.colByName[name]; ok {
+		c.windows = max(c.windows, maintenanceWindows)
+		return nil
+	}
+	c := &collection{name: name, id: fmt.Sprintf("%s%05X", s.siteCode, s.id()), windows: maintenanceWindows}
+	s.collections = append(s.collections, c)
+	s.colByName[name] = c
+	return nil
+}
+
+// AddUpdateGroup adds a software update group; an existing name is kept.
+func (s *Site) AddUpdateGroup(name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if name == "" {
+		return fmt.Errorf("sccmsim: add update group: empty name")
+	}
+	if _, ok := s.groups[name]; !ok {
+		s.groups[name] = 16780000 + s.id()
+	}
+	return nil
+}
+
+// AddMember gives device a direct rule in collection, as an admin might have
+// before autopatch ran.
+func (s *Site) AddMember(collectionName, deviceName string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.colByName[collectionName]
+	if !ok {
+		return fmt.Errorf("sccmsim: add member: no collection %q", collectionName)
+	}
+	d, ok := s.devByName[deviceName]
+	if !ok {
+		return fmt.Errorf("sccmsim: add member: no device %q", deviceName)
+	}
+	s.addMember(c, d)
+	return nil
+}
+
+// addMember adds a direct rule and exposes the device to the collection's
+// enabled deployments: a client that joins fetches their policy.
+func (s *Site) addMember(c *collection, d *device) {
+	if c.has(d.id) {
+		return
+	}
+	c.members = append(c.members, d.id)
+	for _, dep := range s.deployments {
+		if dep.col == c && !dep.deleted && dep.enabled {
+			dep.expose(d)
+		}
+	}
+}
+
+func (s *Site) removeMember(c *collection, id int) {
+	c.members = slices.DeleteFunc(c.members, func(m int) bool { return m == id })
+}
+
+func (dep *deployment) expose(d *device) {
+	if _, ok := dep.exposedIDs[d.id]; ok {
+		return
+	}
+	e := &exposure{dev: d, statusType: statusUnknown}
+	dep.exposures = append(dep.exposures, e)
+	dep.exposedIDs[d.id] = e
+}
+
+// Calls returns how many scripts the site has been asked to run, refused ones
+// included: each is one WinRM command.
+func (s *Site) Calls() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.total
+}
+
+// CallsByTemplate returns the number of runs per template name.
+func (s *Site) CallsByTemplate() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int, len(s.calls))
+	for k, v := range s.calls {
+		out[k] = v
+	}
+	return out
+}
+
+// Handles reports whether script is one of the SCCM templates, byte for byte.
+// A host that serves several simulators dispatches on it.
+func (s *Site) Handles(script string) bool {
+	_, ok := s.scripts[script]
+	return ok
+}
+
+// Run executes one script with its decoded data, as powershell.exe on the
+// site server would: the JSON answer on stdout and exit 0, or error text on
+// stderr and exit 1. Its signature is what wsmansim.PowerShell takes.
+func (s *Site) Run(ctx context.Context, script string, data []byte) (stdout []byte, stderr string, exit int) {
+	name, ok := s.scripts[script]
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.total++
+	if !ok {
+		s.calls["(refused)"]++
+		s.logger.DebugContext(ctx, "sccmsim refused a script", "bytes", len(script))
+		return nil, NotATemplateError(), 1
+	}
+	s.calls[name]++
+
+	answer, err := s.dispatch(name, data)
+	if err != nil {
+		s.logger.DebugContext(ctx, "sccmsim call failed", "template", name, "error", err.msg)
+		return nil, err.String(), 1
+	}
+	out, merr := json.Marshal(answer)
+	if merr != nil { // cannot happen with the answer types below
+		return nil, cmdletError("ConvertTo-Json", merr.Error()).String(), 1
+	}
+	s.logger.DebugContext(ctx, "sccmsim call", "template", name)
+	return out, "", 0
+}
+
+func (s *Site) dispatch(name string, data []byte) (any, *psError) {
+	var probe struct {
+		SiteCode string `json:"site_code"`
+	}
+	if err := json.Unmarshal(data, &probe); err != nil {
+		return nil, cmdletError("ConvertFrom-Json", "Invalid JSON primitive: "+err.Error())
+	}
+	if probe.SiteCode != "" && probe.SiteCode != s.siteCode {
+		// The prelude's New-PSDrive for a site this provider does not serve.
+		return nil, cmdletError("New-PSDrive -Name $SiteCode -PSProvider CMSite -Root $env:COMPUTERNAME",
+			"The SMS Provider on this host serves site "+s.siteCode+", not "+probe.SiteCode+".")
+	}
+	switch name {
+	case sccm.ResolveDevicesTemplate:
+		return decodeAnd(data, s.resolveDevices)
+	case sccm.SetMembershipTemplate:
+		return decodeAnd(data, s.setMembership)
+	case sccm.CreateDeploymentsTemplate:
+		return decodeAnd(data, s.createDeployments)
+	case sccm.SetEnabledTemplate:
+		return decodeAnd(data, s.setEnabled)
+	case sccm.RefreshPolicyTemplate:
+		return decodeAnd(data, s.refreshPolicy)
+	case sccm.DeleteDeploymentsTemplate:
+		return decodeAnd(data, s.deleteDeployments)
+	case sccm.DeploymentStatusTemplate:
+		return decodeAnd(data, s.deploymentStatus)
+	case sccm.MaintenanceWindowsTemplate:
+		return decodeAnd(data, s.maintenanceWindowCollections)
+	}
+	return nil, psThrow("sccmsim has no implementation of template " + name)
+}
+
+func decodeAnd[Req any](data []byte, f func(Req) (any, *psError)) (any, *psError) {
+	var req Req
+	if err := json.Unmarshal(data, &req); err != nil {
+		// A value of the wrong type: the script's [string]/[int] casts fail.
+		return nil, cmdletError("[int]$value", "Cannot convert value: "+err.Error())
+	}
+	return f(req)
+}
+
+// psError is a terminating error as the winrm bootstrap prints it on stderr:
+// the exception message, then PowerShell's position message.
+type psError struct {
+	msg      string
+	position string // "At line:… char:…" and the offending line
+}
+
+// psThrow is the error of the templates' own throw statements.
+func psThrow(msg string) *psError {
+	return &psError{msg: msg, position: "At line:1 char:1\n+ throw ($message)\n+ ~~~~~~~~~~~~~~~~"}
+}
+
+// cmdletError is the error of a cmdlet the templates call.
+func cmdletError(cmdlet, msg string) *psError {
+	return &psError{msg: msg, position: "At line:1 char:1\n+ " + cmdlet + "\n+ ~~~~~~~~~~~~~~~~"}
+}
+
+func (e *psError) String() string { return e.msg + "\n" + e.position }
+
+// NotATemplateError is the error text for a script that is not one of the
+// templates: what a constrained (JEA) endpoint that allows only approved
+// scripts answers. Hosts that dispatch between simulators use it too.
+func NotATemplateError() string {
+	return "The syntax is not supported by this runspace. This can occur if the runspace is in no-language mode: " +
+		"this endpoint runs only autopatch's approved script templates.\nAt line:1 char:1\n+ <script>\n+ ~~~~~~~~"
+}
+
+// ---- the templates ---------------------------------------------------------
+
+type namesReq struct {
+	Names []string `json:"names"`
+}
+
+type resolveDevice struct {
+	Name       string `json:"name"`
+	ResourceID int    `json:"resource_id"`
+}
+
+func (s *Site) resolveDevices(req namesReq) (any, *psError) {
+	devices := []resolveDevice{}
+	unknown := []string{}
+	for _, n := range req.Names {
+		if d, ok := s.devByName[n]; ok {
+			devices = append(devices, resolveDevice{Name: n, ResourceID: d.id})
+		} else {
+			unknown = append(unknown, n)
+		}
+	}
+	return map[string]any{"devices": devices, "unknown": unknown}, nil
+}
+
+type membershipReq struct {
+	Moves []struct {
+		Device     string `json:"device"`
+		ResourceID int    `json:"resource_id"`
+		Collection string `json:"collection"`
+	} `json:"moves"`
+	ManagedCollections []string `json:"managed_collections"`
+}
+
+type moveResult struct {
+	Device      string   `json:"device"`
+	ResourceID  int      `json:"resource_id"`
+	Result      string   `json:"result"`
+	RemovedFrom []string `json:"removed_from"`
+}
+
+func (s *Site) setMembership(req membershipReq) (any, *psError) {
+	for _, m := range req.Moves {
+		if _, ok := s.colByName[m.Collection]; !ok {
+			return nil, s.noCollection(m.Collection)
+		}
+	}
+	var managed []*collection
+	for _, n := range req.ManagedCollections {
+		if c, ok := s.colByName[n]; ok {
+			managed = append(managed, c)
+		}
+	}
+	results := []moveResult{}
+	for _, m := range req.Moves {
+		var d *device
+		if m.ResourceID == 0 {
+			d = s.devByName[m.Device]
+		} else {
+			d = s.devByID[m.ResourceID]
+		}
+		if d == nil {
+			results = append(results, moveResult{Device: m.Device, ResourceID: m.ResourceID, Result: "unknown", RemovedFrom: []string{}})
+			continue
+		}
+		target := s.colByName[m.Collection]
+		removed := []string{}
+		for _, other := range managed {
+			if other == target || !other.has(d.id) {
+				continue
+			}
+			s.removeMember(other, d.id)
+			removed = append(removed, other.name)
+		}
+		result := "already_there"
+		if !target.has(d.id) {
+			s.addMember(target, d)
+			result = "moved"
+		}
+		results = append(results, moveResult{Device: m.Device, ResourceID: d.id, Result: result, RemovedFrom: removed})
+	}
+	return map[string]any{"results": results}, nil
+}
+
+type createReq struct {
+	Deployments []struct {
+		Name            string `json:"name"`
+		Collection      string `json:"collection"`
+		UpdateGroup     string `json:"update_group"`
+		Available       string `json:"available"`
+		Deadline        string `json:"deadline"`
+		SuppressRestart bool   `json:"suppress_restart"`
+	} `json:"deployments"`
+}
+
+type createdDeployment struct {
+	Name     string `json:"name"`
+	ID       int    `json:"id"`
+	UniqueID string `json:"unique_id"`
+	Existed  bool   `json:"existed"`
+}
+
+func (s *Site) createDeployments(req createReq) (any, *psError) {
+	// Validation, in the template's order; its throw texts.
+	seen := map[string]bool{}
+	for _, d := range req.Deployments {
+		if n := sccm.NameLength(d.Name); n < 1 || n > sccm.MaxNameLength {
+			return nil, psThrow(fmt.Sprintf("The deployment name '%s' is %d characters long; SCCM allows 1 to 256.", d.Name, n))
+		}
+		if seen[d.Name] {
+			return nil, psThrow("The deployment name '" + d.Name + "' appears more than once in this request.")
+		}
+		seen[d.Name] = true
+		col, ok := s.colByName[d.Collection]
+		if !ok {
+			return nil, s.noCollection(d.Collection)
+		}
+		if _, ok := s.groups[d.UpdateGroup]; !ok {
+			return nil, psThrow("No software update group named '" + d.UpdateGroup + "' exists on site " + s.siteCode + ".")
+		}
+		if ex, ok := s.live[d.Name]; ok && (ex.col != col || ex.group != d.UpdateGroup) {
+			return nil, psThrow("A deployment named '" + d.Name + "' already exists on site " + s.siteCode + " for another collection or update group.")
+		}
+	}
+	type times struct{ available, deadline time.Time }
+	parsed := make([]times, len(req.Deployments))
+	for i, d := range req.Deployments {
+		a, errA := time.Parse(time.RFC3339Nano, d.Available)
+		dl, errD := time.Parse(time.RFC3339Nano, d.Deadline)
+		if errA != nil || errD != nil {
+			return nil, cmdletError("[datetime]::Parse([string]$Value, $culture, $styles)",
+				`Exception calling "Parse" with "3" argument(s): "String was not recognized as a valid DateTime."`)
+		}
+		parsed[i] = times{a.UTC(), dl.UTC()}
+	}
+
+	now := s.now().UTC()
+	out := []createdDeployment{}
+	for i, d := range req.Deployments {
+		dep, existed := s.live[d.Name]
+		if existed {
+			dep.available, dep.deadline, dep.suppress = parsed[i].available, parsed[i].deadline, d.SuppressRestart
+			if dep.enabled {
+				dep.enabled = false
+				dep.events = append(dep.events, Event{At: now, Enabled: false})
+			}
+		} else {
+			id := 16777216 + s.id()
+			dep = &deployment{
+				id:       id,
+				uniqueID: "{" + strings.ToUpper(uuid.NewSHA1(uuid.NameSpaceOID, fmt.Appendf(nil, "%s/%d", s.siteCode, id)).String()) + "}",
+				name:     d.Name, col: s.colByName[d.Collection], group: d.UpdateGroup,
+				available: parsed[i].available, deadline: parsed[i].deadline, suppress: d.SuppressRestart,
+				createdAt: now, exposedIDs: map[int]*exposure{},
+				// New-CMSoftwareUpdateDeployment creates it enabled and the
+				// template disables it in the same script, before any client
+				// could see it: the site records it as created disabled.
+				enabled: false,
+			}
+			s.deployments = append(s.deployments, dep)
+			s.live[d.Name] = dep
+		}
+		out = append(out, createdDeployment{Name: d.Name, ID: dep.id, UniqueID: dep.uniqueID, Existed: existed})
+	}
+	return map[string]any{"deployments": out}, nil
+}
+
+type enableReq struct {
+	Names   []string `json:"names"`
+	Enabled bool     `json:"enabled"`
+}
+
+type enableResult struct {
+	Name       string `json:"name"`
+	ID         int    `json:"id"`
+	WasEnabled bool   `json:"was_enabled"`
+}
+
+func (s *Site) setEnabled(req enableReq) (any, *psError) {
+	found := make([]*deployment, 0, len(req.Names))
+	for _, n := range req.Names {
+		dep, ok := s.live[n]
+		if !ok {
+			return nil, s.noDeployment(n)
+		}
+		found = append(found, dep)
+	}
+	now := s.now().UTC()
+	out := []enableResult{}
+	for _, dep := range found {
+		was := dep.enabled
+		dep.enabled = req.Enabled
+		// Every Set-CMSoftwareUpdateDeployment -Enable is recorded, including
+		// one that changes nothing, so a doubled action shows in /state.
+		dep.events = append(dep.events, Event{At: now, Enabled: req.Enabled})
+		if req.Enabled {
+			for _, id := range dep.col.members {
+				dep.expose(s.devByID[id])
+			}
+		}
+		out = append(out, enableResult{Name: dep.name, ID: dep.id, WasEnabled: was})
+	}
+	return map[string]any{"deployments": out}, nil
+}
+
+type refreshReq struct {
+	Collections []string `json:"collections"`
+}
+
+func (s *Site) refreshPolicy(req refreshReq) (any, *psError) {
+	found := make([]*collection, 0, len(req.Collections))
+	for _, n := range req.Collections {
+		c, ok := s.colByName[n]
+		if !ok {
+			return nil, s.noCollection(n)
+		}
+		found = append(found, c)
+	}
+	now := s.now().UTC()
+	done := []string{}
+	for _, c := range found {
+		c.refreshes = append(c.refreshes, now)
+		done = append(done, c.name)
+	}
+	return map[string]any{"collections": done}, nil
+}
+
+type deleteResult struct {
+	Name    string `json:"name"`
+	Deleted bool   `json:"deleted"`
+}
+
+func (s *Site) deleteDeployments(req namesReq) (any, *psError) {
+	now := s.now().UTC()
+	out := []deleteResult{}
+	for _, n := range req.Names {
+		dep, ok := s.live[n]
+		if !ok {
+			out = append(out, deleteResult{Name: n, Deleted: false})
+			continue
+		}
+		dep.deleted, dep.deletedAt = true, now
+		delete(s.live, n)
+		out = append(out, deleteResult{Name: n, Deleted: true})
+	}
+	return map[string]any{"deployments": out}, nil
+}
+
+type statusRow struct {
+	Deployment             string  `json:"deployment"`
+	DeploymentID           int     `json:"deployment_id"`
+	Device                 string  `json:"device"`
+	ResourceID             int     `json:"resource_id"`
+	StatusType             int     `json:"status_type"`
+	StatusErrorCode        int64   `json:"status_error_code"`
+	StatusDescription      string  `json:"status_description"`
+	LastEnforcementMessage string  `json:"last_enforcement_message"`
+	StatusTime             *string `json:"status_time"`
+}
+
+func (s *Site) deploymentStatus(req namesReq) (any, *psError) {
+	now := s.now().UTC()
+	rows := []statusRow{}
+	missing := []string{}
+	for _, n := range req.Names {
+		dep, ok := s.live[n]
+		if !ok {
+			missing = append(missing, n)
+			continue
+		}
+		reported := map[int]bool{}
+		// Get-CMSoftwareUpdateDeploymentStatus | Get-CMDeploymentStatusDetails:
+		// the devices that received the deployment and report.
+		for _, e := range dep.exposures {
+			e.reads++
+			st, code, ok := e.dev.outcome.status(e.reads)
+			if !ok {
+				continue
+			}
+			if st != e.statusType || code != e.code {
+				e.statusType, e.code, e.at = st, code, now
+			}
+			reported[e.dev.id] = true
+			desc, msg := statusTexts(st)
+			at := e.at.Format(time.RFC3339Nano)
+			rows = append(rows, statusRow{
+				Deployment: n, DeploymentID: dep.id, Device: e.dev.name, ResourceID: e.dev.id,
+				StatusType: st, StatusErrorCode: int64(code), StatusDescription: desc,
+				LastEnforcementMessage: msg, StatusTime: &at,
+			})
+		}
+		// Get-CMCollectionMember: members without a row are unknown.
+		for _, id := range dep.col.members {
+			if reported[id] {
+				continue
+			}
+			d := s.devByID[id]
+			rows = append(rows, statusRow{
+				Deployment: n, DeploymentID: dep.id, Device: d.name, ResourceID: d.id,
+				StatusType: statusUnknown,
+			})
+		}
+	}
+	return map[string]any{"statuses": rows, "missing": missing}, nil
+}
+
+func (s *Site) maintenanceWindowCollections(struct{}) (any, *psError) {
+	names := []string{}
+	for _, c := range s.collections {
+		if c.windows > 0 {
+			names = append(names, c.name)
+		}
+	}
+	return map[string]any{"collections": names}, nil
+}
+
+func (s *Site) noCollection(name string) *psError {
+	return psThrow("No device collection named '" + name + "' exists on site " + s.siteCode + ".")
+}
+
+func (s *Site) noDeployment(name string) *psError {
+	return psThrow("No software update deployment named '" + name + "' exists on site " + s.siteCode + ".")
+}

@@ -1,0 +1,440 @@
+package sccm
+
+import "github.com/autopatch/autopatch/connectors/winrm"
+
+// The PowerShell that runs on the site server. Every script is a compile-time
+// constant: the only thing that varies between calls is $Data, the decoded JSON
+// object the winrm connector hands to the script. Nothing (no device, collection,
+// update group or deployment name) is ever spliced into script text, so a hostile
+// name is just a string value to these scripts, and the simulator refuses any
+// script that is not byte-for-byte one of these.
+//
+// Conventions shared by all templates:
+//   - $ErrorActionPreference = 'Stop': any cmdlet error ends the script with a
+//     non-zero exit and PowerShell's error text on stderr (winrm.ScriptError).
+//   - Batches are validated before anything changes, so a refusal (unknown
+//     collection, unknown update group, name too long, ...) leaves SCCM as it was.
+//   - Name look-ups use -DisableWildcardHandling and then compare names exactly,
+//     because a name may contain '*', '?' or '['.
+//   - The answer is ONE JSON document written last; every other output is
+//     discarded ($null = ..., Out-Null) so nothing else reaches stdout.
+//   - No backtick escapes and no '%' alias are used (the scan in the tests keeps
+//     it that way), which also keeps these Go raw strings honest.
+
+// Template names, as they appear in winrm.ScriptError.Template and in the
+// simulator's call counts.
+const (
+	ResolveDevicesTemplate     = "sccm.resolve_devices"
+	SetMembershipTemplate      = "sccm.set_membership"
+	CreateDeploymentsTemplate  = "sccm.create_deployments"
+	SetEnabledTemplate         = "sccm.set_enabled"
+	RefreshPolicyTemplate      = "sccm.refresh_policy"
+	DeleteDeploymentsTemplate  = "sccm.delete_deployments"
+	DeploymentStatusTemplate   = "sccm.deployment_status"
+	MaintenanceWindowsTemplate = "sccm.maintenance_window_collections"
+)
+
+// prelude loads the ConfigurationManager module, selects the site drive and
+// defines the helpers the bodies use. It follows "param($Data)" in every script.
+const prelude = `
+$ErrorActionPreference = 'Stop'
+$ProgressPreference = 'SilentlyContinue'
+
+# The module ships with the console; SMS_ADMIN_UI_PATH points at its bin\i386 folder.
+if ($null -eq (Get-Module -Name ConfigurationManager)) {
+    if ([string]::IsNullOrEmpty($env:SMS_ADMIN_UI_PATH)) {
+        throw 'SMS_ADMIN_UI_PATH is not set: the Configuration Manager console is not installed on this host.'
+    }
+    $modulePath = Join-Path -Path (Split-Path -Path $env:SMS_ADMIN_UI_PATH -Parent) -ChildPath 'ConfigurationManager.psd1'
+    Import-Module -Name $modulePath
+}
+
+# Site code from the data, or the CMSite drive the module created.
+$SiteCode = [string]$Data.site_code
+if ([string]::IsNullOrEmpty($SiteCode)) {
+    $siteDrive = Get-PSDrive -PSProvider CMSite | Select-Object -First 1
+    if ($null -eq $siteDrive) {
+        throw 'No CMSite drive exists: run this on a site server or configure the site code.'
+    }
+    $SiteCode = $siteDrive.Name
+} elseif ($null -eq (Get-PSDrive -Name $SiteCode -PSProvider CMSite -ErrorAction SilentlyContinue)) {
+    $null = New-PSDrive -Name $SiteCode -PSProvider CMSite -Root $env:COMPUTERNAME
+}
+Set-Location -Path ($SiteCode + ':')
+
+function Write-ApAnswer($Value) {
+    # -InputObject keeps empty and one-element arrays as arrays; a pipeline would unroll them.
+    ConvertTo-Json -InputObject $Value -Depth 10 -Compress
+}
+
+function New-ApList {
+    return ,(New-Object -TypeName 'System.Collections.Generic.List[object]')
+}
+
+function New-ApMap {
+    # Ordinal (case-sensitive) keys: a PowerShell hashtable would fold case.
+    return ,(New-Object -TypeName 'System.Collections.Generic.Dictionary[string,object]')
+}
+
+function ConvertTo-ApUtc($Value) {
+    # Windows PowerShell 5.1 leaves RFC 3339 strings as strings; PowerShell 7 already made a DateTime.
+    if ($Value -is [datetime]) { return $Value.ToUniversalTime() }
+    $styles = [Globalization.DateTimeStyles]::AdjustToUniversal -bor [Globalization.DateTimeStyles]::AssumeUniversal
+    return [datetime]::Parse([string]$Value, [Globalization.CultureInfo]::InvariantCulture, $styles)
+}
+
+function Format-ApTime($Value) {
+    if ($null -eq $Value) { return $null }
+    return ([datetime]$Value).ToUniversalTime().ToString('o', [Globalization.CultureInfo]::InvariantCulture)
+}
+
+function Find-ApCollection([string]$Name) {
+    Get-CMDeviceCollection -Name $Name -DisableWildcardHandling |
+        Where-Object { $_.Name -ceq $Name } |
+        Select-Object -First 1
+}
+
+function Find-ApUpdateGroup([string]$Name) {
+    Get-CMSoftwareUpdateGroup -Name $Name -DisableWildcardHandling |
+        Where-Object { $_.LocalizedDisplayName -ceq $Name } |
+        Select-Object -First 1
+}
+
+function Find-ApDeployment([string]$Name) {
+    Get-CMSoftwareUpdateDeployment -Name $Name -DisableWildcardHandling |
+        Where-Object { $_.AssignmentName -ceq $Name } |
+        Select-Object -First 1
+}
+
+function Find-ApDevice([string]$Name) {
+    # -Fast skips lazy properties. A re-imaged machine can leave an obsolete
+    # record with the same name: never pick that one; of the rest, the newest
+    # record (highest ResourceID) wins.
+    Get-CMDevice -Name $Name -Fast -DisableWildcardHandling |
+        Where-Object { $_.Name -ceq $Name -and -not $_.IsObsolete } |
+        Sort-Object -Property ResourceID -Descending |
+        Select-Object -First 1
+}
+`
+
+const resolveDevicesScript = `param($Data)` + prelude + `
+# In:  names: [string]
+# Out: {devices: [{name, resource_id}], unknown: [string]}
+$devices = New-ApList
+$unknown = New-ApList
+foreach ($name in $Data.names) {
+    $device = Find-ApDevice -Name $name
+    if ($null -eq $device) {
+        $unknown.Add([string]$name)
+        continue
+    }
+    $devices.Add([ordered]@{ name = [string]$name; resource_id = [int]$device.ResourceID })
+}
+Write-ApAnswer ([ordered]@{ devices = $devices.ToArray(); unknown = $unknown.ToArray() })
+`
+
+const setMembershipScript = `param($Data)` + prelude + `
+# In:  moves: [{device, resource_id (0 = look up by name), collection}], managed_collections: [string]
+# Out: {results: [{device, resource_id, result: moved|already_there|unknown, removed_from: [string]}]}
+# A device ends up with a direct rule in its target collection and in no other
+# autopatch-managed collection.
+
+# Validate every target first: an unknown target changes nothing.
+$targets = New-ApMap
+foreach ($move in $Data.moves) {
+    $name = [string]$move.collection
+    if ($targets.ContainsKey($name)) { continue }
+    $collection = Find-ApCollection -Name $name
+    if ($null -eq $collection) {
+        throw ("No device collection named '" + $name + "' exists on site " + $SiteCode + ".")
+    }
+    $targets[$name] = $collection
+}
+
+# Managed collections that do not exist hold no rules to remove.
+$managed = New-ApList
+foreach ($name in $Data.managed_collections) {
+    $collection = Find-ApCollection -Name ([string]$name)
+    if ($null -ne $collection) { $managed.Add($collection) }
+}
+
+$results = New-ApList
+foreach ($move in $Data.moves) {
+    $resourceId = [int]$move.resource_id
+    if ($resourceId -eq 0) {
+        $device = Find-ApDevice -Name ([string]$move.device)
+    } else {
+        $device = Get-CMDevice -ResourceId $resourceId -Fast
+    }
+    if ($null -eq $device) {
+        $results.Add([ordered]@{ device = [string]$move.device; resource_id = $resourceId; result = 'unknown'; removed_from = @() })
+        continue
+    }
+    $resourceId = [int]$device.ResourceID
+    $target = $targets[[string]$move.collection]
+
+    $removed = New-ApList
+    foreach ($other in $managed) {
+        if ($other.CollectionID -eq $target.CollectionID) { continue }
+        $rule = Get-CMDeviceCollectionDirectMembershipRule -CollectionId $other.CollectionID -ResourceId $resourceId
+        if ($null -ne $rule) {
+            Remove-CMDeviceCollectionDirectMembershipRule -CollectionId $other.CollectionID -ResourceId $resourceId -Force
+            $removed.Add([string]$other.Name)
+        }
+    }
+
+    $rule = Get-CMDeviceCollectionDirectMembershipRule -CollectionId $target.CollectionID -ResourceId $resourceId
+    if ($null -ne $rule) {
+        $result = 'already_there'
+    } else {
+        Add-CMDeviceCollectionDirectMembershipRule -CollectionId $target.CollectionID -ResourceId $resourceId
+        $result = 'moved'
+    }
+    $results.Add([ordered]@{ device = [string]$move.device; resource_id = $resourceId; result = $result; removed_from = $removed.ToArray() })
+}
+Write-ApAnswer ([ordered]@{ results = $results.ToArray() })
+`
+
+const createDeploymentsScript = `param($Data)` + prelude + `
+# In:  deployments: [{name, collection, update_group, available, deadline (RFC 3339 UTC), suppress_restart}]
+# Out: {deployments: [{name, id, unique_id, existed}]}
+# Every deployment of the batch is left DISABLED: autopatch enables it at its
+# window's start. A deployment that already exists under the name (a retry, or a
+# re-planned change) is found, gets the new times and is disabled; it is never
+# created twice.
+
+# Validate the whole batch first: a refusal creates nothing.
+$seen = New-Object -TypeName 'System.Collections.Generic.HashSet[string]'
+$collections = New-ApMap
+$groups = New-ApMap
+foreach ($spec in $Data.deployments) {
+    $name = [string]$spec.name
+    if ($name.Length -lt 1 -or $name.Length -gt 256) {
+        throw ("The deployment name '" + $name + "' is " + $name.Length + " characters long; SCCM allows 1 to 256.")
+    }
+    if (-not $seen.Add($name)) {
+        throw ("The deployment name '" + $name + "' appears more than once in this request.")
+    }
+    $collectionName = [string]$spec.collection
+    if (-not $collections.ContainsKey($collectionName)) {
+        $collection = Find-ApCollection -Name $collectionName
+        if ($null -eq $collection) {
+            throw ("No device collection named '" + $collectionName + "' exists on site " + $SiteCode + ".")
+        }
+        $collections[$collectionName] = $collection
+    }
+    $groupName = [string]$spec.update_group
+    if (-not $groups.ContainsKey($groupName)) {
+        $group = Find-ApUpdateGroup -Name $groupName
+        if ($null -eq $group) {
+            throw ("No software update group named '" + $groupName + "' exists on site " + $SiteCode + ".")
+        }
+        $groups[$groupName] = $group
+    }
+    $existing = Find-ApDeployment -Name $name
+    if ($null -ne $existing) {
+        if ($existing.TargetCollectionID -ne $collections[$collectionName].CollectionID -or
+            $existing.AssignedUpdateGroup -ne $groups[$groupName].CI_ID) {
+            throw ("A deployment named '" + $name + "' already exists on site " + $SiteCode + " for another collection or update group.")
+        }
+    }
+}
+
+$results = New-ApList
+foreach ($spec in $Data.deployments) {
+    $name = [string]$spec.name
+    $available = ConvertTo-ApUtc $spec.available
+    $deadline = ConvertTo-ApUtc $spec.deadline
+    # Polarity: -RestartServer/-RestartWorkstation $true SUPPRESS the restart
+    # (the console's "Suppress the system restart on: Servers/Workstations").
+    $suppress = [bool]$spec.suppress_restart
+
+    $deployment = Find-ApDeployment -Name $name
+    $existed = $null -ne $deployment
+    if ($existed) {
+        Set-CMSoftwareUpdateDeployment -InputObject $deployment -AvailableDateTime $available -TimeBasedOn Utc -RestartServer $suppress -RestartWorkstation $suppress
+        # Set-CMSoftwareUpdateDeployment has no deadline parameter: write the property.
+        $deployment = Find-ApDeployment -Name $name
+        $deployment['EnforcementDeadline'].DateTimeValue = $deadline
+        $null = $deployment.Put()
+        $deployment = Find-ApDeployment -Name $name
+    } else {
+        $params = @{
+            DeploymentName          = $name
+            SoftwareUpdateGroupName = [string]$spec.update_group
+            CollectionName          = [string]$spec.collection
+            DeploymentType          = 'Required'
+            AvailableDateTime       = $available
+            DeadlineDateTime        = $deadline
+            TimeBasedOn             = 'Utc'
+            # No maintenance windows are used: autopatch's window is the enabled period.
+            SoftwareInstallation    = $true
+            AllowRestart            = $true
+            RestartServer           = $suppress
+            RestartWorkstation      = $suppress
+            UserNotification        = 'DisplaySoftwareCenterOnly'
+            VerbosityLevel          = 'AllMessages'
+            AcceptEula              = $true
+            DisableWildcardHandling = $true
+        }
+        $deployment = New-CMSoftwareUpdateDeployment @params
+    }
+    # New-CMSoftwareUpdateDeployment has no -Enable: disable right after creating.
+    if ([bool]$deployment.Enabled) {
+        Set-CMSoftwareUpdateDeployment -InputObject $deployment -Enable $false
+    }
+    $results.Add([ordered]@{
+        name      = $name
+        id        = [int]$deployment.AssignmentID
+        unique_id = [string]$deployment.AssignmentUniqueID
+        existed   = $existed
+    })
+}
+Write-ApAnswer ([ordered]@{ deployments = $results.ToArray() })
+`
+
+const setEnabledScript = `param($Data)` + prelude + `
+# In:  names: [string], enabled: bool
+# Out: {deployments: [{name, id, was_enabled}]}
+$enable = [bool]$Data.enabled
+
+# Find every deployment first: an unknown name changes nothing.
+$found = New-ApList
+foreach ($name in $Data.names) {
+    $deployment = Find-ApDeployment -Name ([string]$name)
+    if ($null -eq $deployment) {
+        throw ("No software update deployment named '" + [string]$name + "' exists on site " + $SiteCode + ".")
+    }
+    $found.Add($deployment)
+}
+
+$results = New-ApList
+foreach ($deployment in $found) {
+    $was = [bool]$deployment.Enabled
+    Set-CMSoftwareUpdateDeployment -InputObject $deployment -Enable $enable
+    $results.Add([ordered]@{ name = [string]$deployment.AssignmentName; id = [int]$deployment.AssignmentID; was_enabled = $was })
+}
+Write-ApAnswer ([ordered]@{ deployments = $results.ToArray() })
+`
+
+const refreshPolicyScript = `param($Data)` + prelude + `
+# In:  collections: [string]
+# Out: {collections: [string]}
+# Clients otherwise fetch policy on their own polling interval (60 minutes by
+# default): ask every member of each collection to fetch machine policy now.
+$found = New-ApList
+foreach ($name in $Data.collections) {
+    $collection = Find-ApCollection -Name ([string]$name)
+    if ($null -eq $collection) {
+        throw ("No device collection named '" + [string]$name + "' exists on site " + $SiteCode + ".")
+    }
+    $found.Add($collection)
+}
+$done = New-ApList
+foreach ($collection in $found) {
+    $null = Invoke-CMClientAction -CollectionId $collection.CollectionID -ActionType ClientNotificationRequestMachinePolicyNow
+    $done.Add([string]$collection.Name)
+}
+Write-ApAnswer ([ordered]@{ collections = $done.ToArray() })
+`
+
+const deleteDeploymentsScript = `param($Data)` + prelude + `
+# In:  names: [string]
+# Out: {deployments: [{name, deleted}]}   deleted = false: there was none (already gone)
+$results = New-ApList
+foreach ($name in $Data.names) {
+    $deployment = Find-ApDeployment -Name ([string]$name)
+    if ($null -eq $deployment) {
+        $results.Add([ordered]@{ name = [string]$name; deleted = $false })
+        continue
+    }
+    Remove-CMSoftwareUpdateDeployment -InputObject $deployment -Force
+    $results.Add([ordered]@{ name = [string]$name; deleted = $true })
+}
+Write-ApAnswer ([ordered]@{ deployments = $results.ToArray() })
+`
+
+const deploymentStatusScript = `param($Data)` + prelude + `
+# In:  names: [string]
+# Out: {statuses: [{deployment, deployment_id, device, resource_id, status_type,
+#       status_error_code, status_description, last_enforcement_message, status_time}],
+#       missing: [string]}
+# status_type as SMS_SUMDeploymentAssetDetails: 1 success, 2 in progress, 4 unknown, 5 error.
+$rows = New-ApList
+$missing = New-ApList
+foreach ($name in $Data.names) {
+    $deployment = Find-ApDeployment -Name ([string]$name)
+    if ($null -eq $deployment) {
+        $missing.Add([string]$name)
+        continue
+    }
+    $reported = New-Object -TypeName 'System.Collections.Generic.HashSet[int]'
+    $details = Get-CMSoftwareUpdateDeploymentStatus -InputObject $deployment | Get-CMDeploymentStatusDetails
+    foreach ($detail in $details) {
+        if (-not $reported.Add([int]$detail.ResourceID)) { continue }
+        $rows.Add([ordered]@{
+            deployment               = [string]$name
+            deployment_id            = [int]$deployment.AssignmentID
+            device                   = [string]$detail.DeviceName
+            resource_id              = [int]$detail.ResourceID
+            status_type              = [int]$detail.StatusType
+            status_error_code        = [int64]$detail.StatusErrorCode
+            status_description       = [string]$detail.StatusDescription
+            last_enforcement_message = [string]$detail.LastEnforcementMessageDesc
+            status_time              = Format-ApTime $detail.StatusTime
+        })
+    }
+    # A member that never reported has no row: report it as unknown so the
+    # caller sees silent devices.
+    foreach ($member in Get-CMCollectionMember -CollectionId $deployment.TargetCollectionID) {
+        if (-not $reported.Add([int]$member.ResourceID)) { continue }
+        $rows.Add([ordered]@{
+            deployment               = [string]$name
+            deployment_id            = [int]$deployment.AssignmentID
+            device                   = [string]$member.Name
+            resource_id              = [int]$member.ResourceID
+            status_type              = 4
+            status_error_code        = 0
+            status_description       = ''
+            last_enforcement_message = ''
+            status_time              = $null
+        })
+    }
+}
+Write-ApAnswer ([ordered]@{ statuses = $rows.ToArray(); missing = $missing.ToArray() })
+`
+
+const maintenanceWindowsScript = `param($Data)` + prelude + `
+# In:  (nothing but the site code)
+# Out: {collections: [string]}   device collections with their own maintenance windows
+$names = New-ApList
+foreach ($collection in Get-CMDeviceCollection) {
+    if ([int]$collection.ServiceWindowsCount -gt 0) { $names.Add([string]$collection.Name) }
+}
+Write-ApAnswer ([ordered]@{ collections = $names.ToArray() })
+`
+
+// Templates returns every script the SCCM connector can run, in a fixed order.
+// The simulator accepts exactly these texts and nothing else.
+func Templates() []winrm.Template {
+	return []winrm.Template{
+		{Name: ResolveDevicesTemplate, Script: resolveDevicesScript},
+		{Name: SetMembershipTemplate, Script: setMembershipScript},
+		{Name: CreateDeploymentsTemplate, Script: createDeploymentsScript},
+		{Name: SetEnabledTemplate, Script: setEnabledScript},
+		{Name: RefreshPolicyTemplate, Script: refreshPolicyScript},
+		{Name: DeleteDeploymentsTemplate, Script: deleteDeploymentsScript},
+		{Name: DeploymentStatusTemplate, Script: deploymentStatusScript},
+		{Name: MaintenanceWindowsTemplate, Script: maintenanceWindowsScript},
+	}
+}
+
+// template returns the named template; the names are the constants above.
+func template(name string) winrm.Template {
+	for _, t := range Templates() {
+		if t.Name == name {
+			return t
+		}
+	}
+	panic("sccm: no template " + name) // a typo in this package, caught by every test
+}

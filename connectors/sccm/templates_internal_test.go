@@ -1,0 +1,194 @@
+package sccm
+
+import (
+	"encoding/json"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestTemplatesAreConstants parses templates.go and checks that every Script
+// in Templates() is a constant built only from string literals and other
+// constants: nothing can be spliced into a template at run time.
+func TestTemplatesAreConstants(t *testing.T) {
+	t.Parallel()
+
+	fset := token.NewFileSet()
+	f, err := parser.ParseFile(fset, "templates.go", nil, 0)
+	require.NoError(t, err)
+
+	consts := map[string]ast.Expr{}
+	for _, decl := range f.Decls {
+		gd, ok := decl.(*ast.GenDecl)
+		if !ok || gd.Tok != token.CONST {
+			continue
+		}
+		for _, spec := range gd.Specs {
+			vs := spec.(*ast.ValueSpec)
+			for i, name := range vs.Names {
+				consts[name.Name] = vs.Values[i]
+			}
+		}
+	}
+
+	var onlyLiterals func(e ast.Expr) bool
+	onlyLiterals = func(e ast.Expr) bool {
+		switch e := e.(type) {
+		case *ast.BasicLit:
+			return e.Kind == token.STRING
+		case *ast.Ident:
+			v, ok := consts[e.Name]
+			return ok && onlyLiterals(v)
+		case *ast.BinaryExpr:
+			return e.Op == token.ADD && onlyLiterals(e.X) && onlyLiterals(e.Y)
+		case *ast.ParenExpr:
+			return onlyLiterals(e.X)
+		}
+		return false
+	}
+
+	var scripts []string
+	ast.Inspect(f, func(n ast.Node) bool {
+		kv, ok := n.(*ast.KeyValueExpr)
+		if !ok {
+			return true
+		}
+		if key, ok := kv.Key.(*ast.Ident); ok && key.Name == "Script" {
+			ident, ok := kv.Value.(*ast.Ident)
+			require.Truef(t, ok, "Script at %s is not a named constant", fset.Position(kv.Pos()))
+			require.Truef(t, onlyLiterals(ident), "Script %s is not built from string constants only", ident.Name)
+			scripts = append(scripts, ident.Name)
+		}
+		return true
+	})
+	require.Len(t, scripts, len(Templates()), "every template's script was checked")
+}
+
+func TestTemplatesShape(t *testing.T) {
+	t.Parallel()
+
+	names := map[string]bool{}
+	texts := map[string]bool{}
+	for _, tmpl := range Templates() {
+		require.Truef(t, strings.HasPrefix(tmpl.Script, "param($Data)\n"), "%s must begin with param($Data)", tmpl.Name)
+		require.NotContainsf(t, tmpl.Script, "%", "%s: no format verbs or the %% alias", tmpl.Name)
+		require.NotContainsf(t, tmpl.Script, "`", "%s: no backtick escapes", tmpl.Name)
+		require.Containsf(t, tmpl.Script, "$ErrorActionPreference = 'Stop'", "%s must stop on errors", tmpl.Name)
+		require.Containsf(t, tmpl.Script, "Write-ApAnswer (", "%s must answer", tmpl.Name)
+		require.Equalf(t, 1, strings.Count(tmpl.Script, "Write-ApAnswer ("), "%s answers exactly once", tmpl.Name)
+		require.False(t, names[tmpl.Name], "duplicate name %s", tmpl.Name)
+		require.False(t, texts[tmpl.Script], "duplicate script %s", tmpl.Name)
+		names[tmpl.Name], texts[tmpl.Script] = true, true
+		require.Equal(t, tmpl, template(tmpl.Name))
+	}
+	require.Len(t, names, 8)
+}
+
+// TestTemplatesUseTheDocumentedCmdlets pins the ConfigMgr cmdlets and
+// parameters of ARCHITECTURE §5 to the template that must use them.
+func TestTemplatesUseTheDocumentedCmdlets(t *testing.T) {
+	t.Parallel()
+
+	tests := []struct {
+		template string
+		want     []string
+	}{
+		{ResolveDevicesTemplate, []string{"Get-CMDevice -Name $Name -Fast -DisableWildcardHandling"}},
+		{SetMembershipTemplate, []string{
+			"Add-CMDeviceCollectionDirectMembershipRule -CollectionId $target.CollectionID -ResourceId $resourceId",
+			"Remove-CMDeviceCollectionDirectMembershipRule -CollectionId $other.CollectionID -ResourceId $resourceId -Force",
+		}},
+		{CreateDeploymentsTemplate, []string{
+			"New-CMSoftwareUpdateDeployment @params",
+			"DeploymentType          = 'Required'",
+			"TimeBasedOn             = 'Utc'",
+			"SoftwareInstallation    = $true",
+			"AllowRestart            = $true",
+			// $true SUPPRESSES the restart (MicrosoftDocs/sccm-docs-powershell-ref#237).
+			"RestartServer           = $suppress",
+			"RestartWorkstation      = $suppress",
+			"$suppress = [bool]$spec.suppress_restart",
+			"UserNotification        = 'DisplaySoftwareCenterOnly'",
+			"Set-CMSoftwareUpdateDeployment -InputObject $deployment -Enable $false",
+		}},
+		{SetEnabledTemplate, []string{"Set-CMSoftwareUpdateDeployment -InputObject $deployment -Enable $enable"}},
+		{RefreshPolicyTemplate, []string{"Invoke-CMClientAction -CollectionId $collection.CollectionID -ActionType ClientNotificationRequestMachinePolicyNow"}},
+		{DeleteDeploymentsTemplate, []string{"Remove-CMSoftwareUpdateDeployment -InputObject $deployment -Force"}},
+		{DeploymentStatusTemplate, []string{
+			"Get-CMSoftwareUpdateDeploymentStatus -InputObject $deployment | Get-CMDeploymentStatusDetails",
+			"Get-CMCollectionMember -CollectionId $deployment.TargetCollectionID",
+			"status_type              = 4",
+		}},
+		{MaintenanceWindowsTemplate, []string{"ServiceWindowsCount"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.template, func(t *testing.T) {
+			t.Parallel()
+			script := template(tt.template).Script
+			for _, w := range tt.want {
+				require.Contains(t, script, w)
+			}
+			require.Contains(t, script, "Import-Module -Name $modulePath")
+			require.Contains(t, script, "Get-PSDrive -PSProvider CMSite")
+		})
+	}
+}
+
+// TestTemplatesReadOnlyWhatTheClientSends checks every $Data.<field> a
+// template reads is a key of the data the client sends to it, so the client
+// and the templates cannot drift apart silently.
+func TestTemplatesReadOnlyWhatTheClientSends(t *testing.T) {
+	t.Parallel()
+
+	now := time.Now()
+	samples := map[string]any{
+		ResolveDevicesTemplate: resolveRequest{Names: []string{"a"}},
+		SetMembershipTemplate: membershipRequest{Moves: []moveData{{Device: "a", Collection: "c"}},
+			ManagedCollections: []string{"c"}},
+		CreateDeploymentsTemplate: createRequest{Deployments: []deploymentData{{Name: "n", Collection: "c",
+			UpdateGroup: "g", Available: now, Deadline: now}}},
+		SetEnabledTemplate:         enableRequest{Names: []string{"n"}, Enabled: true},
+		RefreshPolicyTemplate:      refreshRequest{Collections: []string{"c"}},
+		DeleteDeploymentsTemplate:  namesRequest{Names: []string{"n"}},
+		DeploymentStatusTemplate:   namesRequest{Names: []string{"n"}},
+		MaintenanceWindowsTemplate: siteRequest{},
+	}
+	// Top-level fields, and the fields of the array elements the templates
+	// iterate as $move and $spec.
+	fieldRe := regexp.MustCompile(`\$(Data|move|spec)\.([A-Za-z_]+)`)
+	for _, tmpl := range Templates() {
+		sample, ok := samples[tmpl.Name]
+		require.Truef(t, ok, "no sample for %s", tmpl.Name)
+		b, err := json.Marshal(sample)
+		require.NoError(t, err)
+		var top map[string]json.RawMessage
+		require.NoError(t, json.Unmarshal(b, &top))
+		keys := map[string][]string{"Data": keysOf(top)}
+		for _, arr := range []struct{ field, variable string }{{"moves", "move"}, {"deployments", "spec"}} {
+			if raw, ok := top[arr.field]; ok {
+				var elems []map[string]json.RawMessage
+				require.NoError(t, json.Unmarshal(raw, &elems))
+				keys[arr.variable] = keysOf(elems[0])
+			}
+		}
+		for _, m := range fieldRe.FindAllStringSubmatch(tmpl.Script, -1) {
+			require.Containsf(t, keys[m[1]], m[2], "%s reads $%s.%s, which the client does not send", tmpl.Name, m[1], m[2])
+		}
+	}
+}
+
+func keysOf(m map[string]json.RawMessage) []string {
+	var ks []string
+	for k := range m {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
+}
