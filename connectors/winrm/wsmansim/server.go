@@ -1,0 +1,620 @@
+// Package wsmansim is a WS-Management server that behaves like a Windows host's
+// WinRM service for the shell protocol masterzen/winrm speaks: Create shell,
+// Command, Send (stdin), Receive (stdout/stderr/exit code), Signal and Delete,
+// with Basic authentication, SOAP faults as Windows sends them, a per-user shell
+// quota, MaxEnvelopeSize and idle shell clean-up.
+//
+// What the "process" does is up to Options.Exec; PowerShell adapts it to
+// autopatch's bootstrap so a simulator only sees (template text, data JSON).
+// Mount a Server at /wsman under httptest or a real listener, HTTP or HTTPS
+// (see NewTLSCert).
+package wsmansim
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// ExecFunc plays the process started by a Command: it gets the command line and
+// the complete stdin and returns what the process wrote and its exit code. It
+// runs once stdin is complete (the Send with End="true"), after Options.Latency.
+// ctx is cancelled when the client signals terminate, deletes the shell, the shell
+// idles out or the Server is closed.
+type ExecFunc func(ctx context.Context, commandLine string, stdin []byte) (stdout, stderr []byte, exitCode int)
+
+// Options configure a Server. Zero values mean Windows' defaults.
+type Options struct {
+	// User and Password are the only credentials accepted (Basic).
+	User, Password string
+	// Latency delays every command between the end of stdin and Exec, like
+	// powershell.exe starting and importing the ConfigurationManager module.
+	Latency time.Duration
+	// Exec runs commands; nil answers every command as cmd.exe does an unknown
+	// program (exit 1).
+	Exec   ExecFunc
+	Logger *slog.Logger
+
+	// MaxEnvelopeSize is the largest request accepted, in bytes; 0 means
+	// 512000 (MaxEnvelopeSizekb 500).
+	MaxEnvelopeSize int
+	// MaxShellsPerUser is the shell quota; 0 means 30.
+	MaxShellsPerUser int
+	// IdleTimeout removes (and terminates) a shell no request has touched for
+	// that long; 0 means 2h (Windows' IdleTimeout).
+	IdleTimeout time.Duration
+	// MaxOperationTimeout caps how long one Receive waits for output before
+	// answering the TimedOut fault the client polls on; 0 means 60s. The
+	// client's OperationTimeout header is honoured below the cap.
+	MaxOperationTimeout time.Duration
+}
+
+const (
+	defaultMaxEnvelopeSize  = 500 * 1024
+	defaultMaxShellsPerUser = 30
+	defaultIdleTimeout      = 2 * time.Hour
+	defaultOperationTimeout = 60 * time.Second
+	// receiveOverhead is what a ReceiveResponse needs besides the stream data.
+	receiveOverhead = 4096
+	// sweepEvery limits how often requests look for idle shells.
+	sweepEvery = time.Second
+)
+
+// Stats counts what the server saw; for tests and the simulator's state page.
+type Stats struct {
+	// Shells is the number of open shells.
+	Shells int
+	// Requests counts authenticated requests by action: Create, Command, Send,
+	// Receive, Signal, Delete, or Other.
+	Requests map[string]int
+	// Unauthorized counts requests answered 401.
+	Unauthorized int
+	// ReceiveTimeouts counts Receives answered with the TimedOut fault.
+	ReceiveTimeouts int
+	// Executions counts Exec calls.
+	Executions int
+}
+
+// Server is a simulated WinRM service. It is safe for concurrent use.
+type Server struct {
+	opts   Options
+	logger *slog.Logger
+	now    func() time.Time // replaced in tests
+
+	mu        sync.Mutex
+	shells    map[string]*shell
+	lastSweep time.Time
+	stats     Stats
+	running   sync.WaitGroup // Exec goroutines
+}
+
+type shell struct {
+	id       string
+	ctx      context.Context
+	cancel   context.CancelFunc
+	commands map[string]*command
+	lastUsed time.Time
+	inFlight int // requests being served, e.g. a long-poll Receive
+}
+
+type command struct {
+	id          string
+	commandLine string
+	ctx         context.Context
+	cancel      context.CancelFunc
+	stdin       bytes.Buffer
+	stdinDone   bool
+	done        chan struct{} // closed when the process ended (or never started)
+
+	// Set before done is closed.
+	stdout, stderr []byte
+	exitCode       int
+	// Receive progress.
+	sentOut, sentErr int
+}
+
+// New returns a Server; it starts nothing until requests arrive.
+func New(opts Options) *Server {
+	if opts.MaxEnvelopeSize <= 0 {
+		opts.MaxEnvelopeSize = defaultMaxEnvelopeSize
+	}
+	if opts.MaxShellsPerUser <= 0 {
+		opts.MaxShellsPerUser = defaultMaxShellsPerUser
+	}
+	if opts.IdleTimeout <= 0 {
+		opts.IdleTimeout = defaultIdleTimeout
+	}
+	if opts.MaxOperationTimeout <= 0 {
+		opts.MaxOperationTimeout = defaultOperationTimeout
+	}
+	if opts.Exec == nil {
+		opts.Exec = func(_ context.Context, commandLine string, _ []byte) ([]byte, []byte, int) {
+			return nil, []byte(cmdNotRecognized(commandLine)), 1
+		}
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Server{
+		opts:   opts,
+		logger: logger,
+		now:    time.Now,
+		shells: make(map[string]*shell),
+		stats:  Stats{Requests: make(map[string]int)},
+	}
+}
+
+// Stats returns a snapshot of the counters.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sweepLocked(true)
+	st := s.stats
+	st.Shells = len(s.shells)
+	st.Requests = make(map[string]int, len(s.stats.Requests))
+	for k, v := range s.stats.Requests {
+		st.Requests[k] = v
+	}
+	return st
+}
+
+// Close terminates every shell and waits for running Exec calls to return
+// (they get a cancelled ctx). The Server still answers afterwards.
+func (s *Server) Close() {
+	s.mu.Lock()
+	for id, sh := range s.shells {
+		sh.cancel()
+		delete(s.shells, id)
+	}
+	s.mu.Unlock()
+	s.running.Wait()
+}
+
+// ServeHTTP answers one WS-Management request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		w.WriteHeader(http.StatusMethodNotAllowed)
+		return
+	}
+	if !s.authorized(r) {
+		s.mu.Lock()
+		s.stats.Unauthorized++
+		s.mu.Unlock()
+		w.Header().Set("WWW-Authenticate", `Basic realm="WSMAN"`)
+		w.Header().Set("Content-Length", "0")
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	if !strings.Contains(r.Header.Get("Content-Type"), "application/soap+xml") {
+		w.WriteHeader(http.StatusUnsupportedMediaType)
+		return
+	}
+	machine := r.Host
+	if h, _, err := net.SplitHostPort(r.Host); err == nil {
+		machine = h
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, int64(s.opts.MaxEnvelopeSize)+1))
+	if err != nil {
+		return // client went away
+	}
+	if len(body) > s.opts.MaxEnvelopeSize {
+		writeFault(w, machine, "", faultTooLarge(s.opts.MaxEnvelopeSize))
+		return
+	}
+	req, err := parseRequest(body)
+	if err != nil {
+		writeFault(w, machine, "", faultBadRequest())
+		return
+	}
+	relates := strings.TrimSpace(req.Header.MessageID)
+	action := strings.TrimSpace(req.Header.Action)
+	s.count(action)
+	s.logger.Debug("wsmansim request", "action", action, "bytes", len(body))
+
+	if action != actionCreate && action != actionDelete && action != actionCommand &&
+		action != actionSend && action != actionReceive && action != actionSignal {
+		writeFault(w, machine, relates, faultActionNotSupported(action))
+		return
+	}
+	if uri := strings.TrimSpace(req.Header.ResourceURI); uri != resourceCmd {
+		writeFault(w, machine, relates, faultResourceNotFound(uri))
+		return
+	}
+
+	var f *fault
+	switch action {
+	case actionCreate:
+		f = s.create(w, req, relates)
+	case actionCommand:
+		f = s.command(w, req, relates)
+	case actionSend:
+		f = s.send(w, req, relates)
+	case actionReceive:
+		f = s.receive(w, r, req, relates)
+	case actionSignal:
+		f = s.signal(w, req, relates)
+	case actionDelete:
+		f = s.delete(w, req, relates)
+	}
+	if f != nil {
+		writeFault(w, machine, relates, *f)
+	}
+}
+
+func (s *Server) authorized(r *http.Request) bool {
+	user, pass, ok := r.BasicAuth()
+	if !ok {
+		return false
+	}
+	u := subtle.ConstantTimeCompare([]byte(user), []byte(s.opts.User))
+	p := subtle.ConstantTimeCompare([]byte(pass), []byte(s.opts.Password))
+	return u&p == 1
+}
+
+func (s *Server) count(action string) {
+	name := "Other"
+	switch action {
+	case actionCreate:
+		name = "Create"
+	case actionCommand:
+		name = "Command"
+	case actionSend:
+		name = "Send"
+	case actionReceive:
+		name = "Receive"
+	case actionSignal:
+		name = "Signal"
+	case actionDelete:
+		name = "Delete"
+	}
+	s.mu.Lock()
+	s.stats.Requests[name]++
+	s.sweepLocked(false)
+	s.mu.Unlock()
+}
+
+// sweepLocked removes shells idle for longer than IdleTimeout, terminating their
+// commands, as WinRM does. It runs on requests rather than on a timer so a
+// Server needs no goroutine of its own.
+func (s *Server) sweepLocked(force bool) {
+	now := s.now()
+	if !force && now.Sub(s.lastSweep) < sweepEvery {
+		return
+	}
+	s.lastSweep = now
+	for id, sh := range s.shells {
+		if sh.inFlight == 0 && now.Sub(sh.lastUsed) > s.opts.IdleTimeout {
+			s.logger.Info("wsmansim: idle shell removed", "shell", id)
+			sh.cancel()
+			delete(s.shells, id)
+		}
+	}
+}
+
+// acquire finds a shell and marks it busy; release must follow.
+func (s *Server) acquire(id string) (*shell, *fault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sh, ok := s.shells[id]
+	if !ok {
+		f := faultShellNotFound(id)
+		return nil, &f
+	}
+	sh.inFlight++
+	sh.lastUsed = s.now()
+	return sh, nil
+}
+
+func (s *Server) release(sh *shell) {
+	s.mu.Lock()
+	sh.inFlight--
+	sh.lastUsed = s.now()
+	s.mu.Unlock()
+}
+
+func (s *Server) create(w http.ResponseWriter, req *request, relates string) *fault {
+	if req.Body.Shell == nil {
+		f := faultBadRequest()
+		return &f
+	}
+	s.mu.Lock()
+	if len(s.shells) >= s.opts.MaxShellsPerUser {
+		s.mu.Unlock()
+		f := faultQuota(s.opts.MaxShellsPerUser)
+		return &f
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	sh := &shell{
+		id:       strings.ToUpper(uuid.NewString()),
+		ctx:      ctx,
+		cancel:   cancel,
+		commands: make(map[string]*command),
+		lastUsed: s.now(),
+	}
+	s.shells[sh.id] = sh
+	s.mu.Unlock()
+
+	body := `<x:ResourceCreated><a:Address>http://schemas.xmlsoap.org/ws/2004/08/addressing/role/anonymous</a:Address>` +
+		`<a:ReferenceParameters><w:ResourceURI>` + resourceCmd + `</w:ResourceURI><w:SelectorSet>` +
+		`<w:Selector Name="ShellId">` + sh.id + `</w:Selector></w:SelectorSet></a:ReferenceParameters></x:ResourceCreated>` +
+		`<rsp:Shell xmlns:rsp="` + nsShell + `"><rsp:ShellId>` + sh.id + `</rsp:ShellId>` +
+		`<rsp:ResourceUri>` + resourceCmd + `</rsp:ResourceUri><rsp:Owner>` + esc(s.opts.User) + `</rsp:Owner>` +
+		`<rsp:ClientIP>127.0.0.1</rsp:ClientIP>` +
+		`<rsp:IdleTimeOut>PT` + strconv.FormatFloat(s.opts.IdleTimeout.Seconds(), 'f', 3, 64) + `S</rsp:IdleTimeOut>` +
+		`<rsp:InputStreams>stdin</rsp:InputStreams><rsp:OutputStreams>stdout stderr</rsp:OutputStreams>` +
+		`<rsp:ShellRunTime>P0DT0H0M0S</rsp:ShellRunTime><rsp:ShellInactivity>P0DT0H0M0S</rsp:ShellInactivity></rsp:Shell>`
+	writeEnvelope(w, http.StatusOK, "http://schemas.xmlsoap.org/ws/2004/09/transfer/CreateResponse", relates, body)
+	return nil
+}
+
+func (s *Server) command(w http.ResponseWriter, req *request, relates string) *fault {
+	sh, f := s.acquire(req.selector("ShellId"))
+	if f != nil {
+		return f
+	}
+	defer s.release(sh)
+	cl := req.Body.CommandLine
+	if cl == nil || cl.Command == "" {
+		f := faultInvalidParameter()
+		return &f
+	}
+	line := cl.Command
+	if len(cl.Arguments) > 0 {
+		line += " " + strings.Join(cl.Arguments, " ")
+	}
+	ctx, cancel := context.WithCancel(sh.ctx)
+	cmd := &command{
+		id:          strings.ToUpper(uuid.NewString()),
+		commandLine: line,
+		ctx:         ctx,
+		cancel:      cancel,
+		done:        make(chan struct{}),
+	}
+	s.mu.Lock()
+	sh.commands[cmd.id] = cmd
+	s.mu.Unlock()
+	body := `<rsp:CommandResponse><rsp:CommandId>` + cmd.id + `</rsp:CommandId></rsp:CommandResponse>`
+	writeEnvelope(w, http.StatusOK, actionCommand+"Response", relates, body)
+	return nil
+}
+
+// lookupCommand finds a command of a busy shell.
+func (s *Server) lookupCommand(sh *shell, id string) (*command, *fault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cmd, ok := sh.commands[strings.TrimSpace(id)]
+	if !ok {
+		f := faultInvalidParameter()
+		return nil, &f
+	}
+	return cmd, nil
+}
+
+func (s *Server) send(w http.ResponseWriter, req *request, relates string) *fault {
+	sh, f := s.acquire(req.selector("ShellId"))
+	if f != nil {
+		return f
+	}
+	defer s.release(sh)
+	if req.Body.Send == nil {
+		f := faultInvalidParameter()
+		return &f
+	}
+	for _, st := range req.Body.Send.Streams {
+		if st.Name != "stdin" {
+			f := faultInvalidParameter()
+			return &f
+		}
+		cmd, f := s.lookupCommand(sh, st.CommandID)
+		if f != nil {
+			return f
+		}
+		chunk, err := base64.StdEncoding.DecodeString(strings.TrimSpace(st.Data))
+		if err != nil {
+			f := faultInvalidParameter()
+			return &f
+		}
+		end, _ := strconv.ParseBool(st.End)
+		s.mu.Lock()
+		if cmd.stdinDone {
+			s.mu.Unlock()
+			f := faultInvalidParameter()
+			return &f
+		}
+		cmd.stdin.Write(chunk)
+		var stdin []byte
+		if end {
+			cmd.stdinDone = true
+			stdin = bytes.Clone(cmd.stdin.Bytes())
+			cmd.stdin = bytes.Buffer{}
+		}
+		s.mu.Unlock()
+		if end {
+			s.start(cmd, stdin)
+		}
+	}
+	writeEnvelope(w, http.StatusOK, actionSend+"Response", relates, `<rsp:SendResponse/>`)
+	return nil
+}
+
+// start runs the process once its stdin is complete.
+func (s *Server) start(cmd *command, stdin []byte) {
+	s.running.Add(1)
+	go func() {
+		defer s.running.Done()
+		defer close(cmd.done)
+		if s.opts.Latency > 0 {
+			t := time.NewTimer(s.opts.Latency)
+			select {
+			case <-t.C:
+			case <-cmd.ctx.Done():
+				t.Stop()
+				return
+			}
+		}
+		s.mu.Lock()
+		s.stats.Executions++
+		s.mu.Unlock()
+		stdout, stderr, code := s.exec(cmd.ctx, cmd.commandLine, stdin)
+		s.mu.Lock()
+		cmd.stdout, cmd.stderr, cmd.exitCode = stdout, stderr, code
+		s.mu.Unlock()
+	}()
+}
+
+// exec calls Options.Exec and turns a panic into a failed process.
+func (s *Server) exec(ctx context.Context, line string, stdin []byte) (stdout, stderr []byte, code int) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.logger.Error("wsmansim: exec panicked", "panic", p)
+			stdout, stderr, code = nil, []byte(fmt.Sprintf("process crashed: %v", p)), 1
+		}
+	}()
+	return s.opts.Exec(ctx, line, stdin)
+}
+
+func (s *Server) receive(w http.ResponseWriter, r *http.Request, req *request, relates string) *fault {
+	sh, f := s.acquire(req.selector("ShellId"))
+	if f != nil {
+		return f
+	}
+	defer s.release(sh)
+	if req.Body.Receive == nil {
+		f := faultInvalidParameter()
+		return &f
+	}
+	cmd, f := s.lookupCommand(sh, req.Body.Receive.DesiredStream.CommandID)
+	if f != nil {
+		return f
+	}
+	wait := s.opts.MaxOperationTimeout
+	if d, ok := parseOperationTimeout(req.Header.OperationTimeout); ok && d > 0 && d < wait {
+		wait = d
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case <-cmd.done:
+	case <-cmd.ctx.Done():
+		select {
+		case <-cmd.done:
+		default:
+			f := faultAborted()
+			return &f
+		}
+	case <-timer.C:
+		s.mu.Lock()
+		s.stats.ReceiveTimeouts++
+		s.mu.Unlock()
+		f := faultTimedOut()
+		return &f
+	case <-r.Context().Done():
+		return nil // the client is gone; nobody reads an answer
+	}
+	if cmd.ctx.Err() != nil {
+		select {
+		case <-cmd.done:
+		default:
+			f := faultAborted()
+			return &f
+		}
+	}
+
+	// Send what fits the smaller of the client's and our envelope size; the
+	// client keeps receiving until it sees Done.
+	limit := s.opts.MaxEnvelopeSize
+	if n, err := strconv.Atoi(strings.TrimSpace(req.Header.MaxEnvelopeSize)); err == nil && n > 0 && n < limit {
+		limit = n
+	}
+	budget := max((limit-receiveOverhead)/4*3, 1024)
+
+	var b strings.Builder
+	b.WriteString(`<rsp:ReceiveResponse>`)
+	s.mu.Lock()
+	out := cmd.stdout[cmd.sentOut:]
+	out = out[:min(len(out), budget)]
+	cmd.sentOut += len(out)
+	errOut := cmd.stderr[cmd.sentErr:]
+	errOut = errOut[:min(len(errOut), budget-len(out))]
+	cmd.sentErr += len(errOut)
+	finished := cmd.sentOut == len(cmd.stdout) && cmd.sentErr == len(cmd.stderr)
+	exitCode := cmd.exitCode
+	s.mu.Unlock()
+	if len(out) > 0 {
+		b.WriteString(`<rsp:Stream Name="stdout" CommandId="` + cmd.id + `">` + base64.StdEncoding.EncodeToString(out) + `</rsp:Stream>`)
+	}
+	if len(errOut) > 0 {
+		b.WriteString(`<rsp:Stream Name="stderr" CommandId="` + cmd.id + `">` + base64.StdEncoding.EncodeToString(errOut) + `</rsp:Stream>`)
+	}
+	if finished {
+		b.WriteString(`<rsp:Stream Name="stdout" CommandId="` + cmd.id + `" End="true"></rsp:Stream>`)
+		b.WriteString(`<rsp:Stream Name="stderr" CommandId="` + cmd.id + `" End="true"></rsp:Stream>`)
+		b.WriteString(`<rsp:CommandState CommandId="` + cmd.id + `" State="` + stateDone + `"><rsp:ExitCode>` +
+			strconv.Itoa(exitCode) + `</rsp:ExitCode></rsp:CommandState>`)
+	} else {
+		b.WriteString(`<rsp:CommandState CommandId="` + cmd.id + `" State="` + stateRunning + `"></rsp:CommandState>`)
+	}
+	b.WriteString(`</rsp:ReceiveResponse>`)
+	writeEnvelope(w, http.StatusOK, actionReceive+"Response", relates, b.String())
+	return nil
+}
+
+func (s *Server) signal(w http.ResponseWriter, req *request, relates string) *fault {
+	sh, f := s.acquire(req.selector("ShellId"))
+	if f != nil {
+		return f
+	}
+	defer s.release(sh)
+	if req.Body.Signal == nil {
+		f := faultInvalidParameter()
+		return &f
+	}
+	cmd, f := s.lookupCommand(sh, req.Body.Signal.CommandID)
+	if f != nil {
+		return f
+	}
+	switch strings.TrimSpace(req.Body.Signal.Code) {
+	case signalTerminate, signalCtrlC:
+		// Terminating a finished process is a no-op; either way it is gone.
+		cmd.cancel()
+		s.mu.Lock()
+		delete(sh.commands, cmd.id)
+		s.mu.Unlock()
+	default:
+		f := faultInvalidParameter()
+		return &f
+	}
+	writeEnvelope(w, http.StatusOK, actionSignal+"Response", relates, `<rsp:SignalResponse/>`)
+	return nil
+}
+
+func (s *Server) delete(w http.ResponseWriter, req *request, relates string) *fault {
+	id := req.selector("ShellId")
+	s.mu.Lock()
+	sh, ok := s.shells[id]
+	if ok {
+		delete(s.shells, id)
+	}
+	s.mu.Unlock()
+	if !ok {
+		f := faultShellNotFound(id)
+		return &f
+	}
+	sh.cancel()
+	writeEnvelope(w, http.StatusOK, "http://schemas.xmlsoap.org/ws/2004/09/transfer/DeleteResponse", relates, "")
+	return nil
+}
