@@ -713,4 +713,3 @@ func TestNewValidatesConfig(t *testing.T) {
 		})
 	}
 }
-
