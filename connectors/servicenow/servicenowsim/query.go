@@ -63,6 +63,15 @@ func parseQuery(q string) (encodedQuery, error) {
 	return out, nil
 }
 
+// unsupported lists operators of an instance the simulator does not
+// implement. They are checked first because some start like a supported
+// operator (INSTANCEOF like IN) and would otherwise parse as it.
+var unsupported = []string{
+	"INSTANCEOF", "DYNAMIC", "BETWEEN", "RELATIVE", "DATEPART", "MORETHAN", "LESSTHAN",
+	"SAMEAS", "NSAMEAS", "VALCHANGES", "CHANGESFROM", "CHANGESTO", "EMPTYSTRING", "ANYTHING",
+	"NOTON", "ON", "GT_FIELD", "LT_FIELD", "GT_OR_EQUALS_FIELD", "LT_OR_EQUALS_FIELD",
+}
+
 func parseCondition(term string) (condition, error) {
 	i := 0
 	for i < len(term) && (term[i] >= 'a' && term[i] <= 'z' || term[i] >= '0' && term[i] <= '9' || term[i] == '_' || term[i] == '.') {
@@ -71,6 +80,11 @@ func parseCondition(term string) (condition, error) {
 	field, rest := term[:i], term[i:]
 	if field == "" {
 		return condition{}, fmt.Errorf("no field name in condition %q", term)
+	}
+	for _, op := range unsupported {
+		if strings.HasPrefix(rest, op) {
+			return condition{}, fmt.Errorf("operator %s is not simulated in condition %q", op, term)
+		}
 	}
 	for _, op := range operators {
 		if strings.HasPrefix(rest, op) {
