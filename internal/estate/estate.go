@@ -1,0 +1,445 @@
+// Package estate assembles the simulated estate of `autopatch sim`, the demo
+// and the end-to-end tests (ARCHITECTURE §4.5): one WinRM (WS-Management)
+// listener that stands in for the SCCM site server (and, as their simulators
+// join, the SCOM management server), and a control server whose GET /state
+// shows what the simulators hold. Everything listens on loopback ports chosen
+// by the caller or the kernel, with credentials made up for the run.
+package estate
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/autopatch/autopatch/connectors/sccm/sccmsim"
+	"github.com/autopatch/autopatch/connectors/winrm"
+	"github.com/autopatch/autopatch/connectors/winrm/wsmansim"
+)
+
+// DefaultHost is where the estate listens unless Options.Host says otherwise.
+const DefaultHost = "127.0.0.1"
+
+// Options configure Start. The zero value starts an empty estate over HTTPS on
+// kernel-chosen loopback ports.
+type Options struct {
+	// Seed is the estate's starting content; its Latency delays every WinRM call.
+	Seed Seed
+	// ScheduleCollections are the collections of the schedules file: each is
+	// created if the seed does not have it.
+	ScheduleCollections []string
+
+	// Host is the listen address; default DefaultHost.
+	Host string
+	// WinRMPort and ControlPort are the ports; 0 lets the kernel choose.
+	WinRMPort   int
+	ControlPort int
+	// PlainHTTP serves WinRM over HTTP instead of HTTPS with a generated CA.
+	PlainHTTP bool
+
+	// User and Password are the WinRM (Basic) credentials; random when empty.
+	User, Password string
+	// WebhookSecret and APIToken are handed to serve through the env file;
+	// random when empty.
+	WebhookSecret, APIToken string
+	// Dir receives the CA file; empty means a temporary directory that Close
+	// removes.
+	Dir string
+
+	// Now is the simulators' clock; default time.Now.
+	Now func() time.Time
+	// Logger receives the estate's logs; nil discards.
+	Logger *slog.Logger
+}
+
+// State is GET /state: the shape of ARCHITECTURE §4.5 (contract). The parts
+// not simulated yet are empty arrays.
+type State struct {
+	Collections []sccmsim.CollectionState `json:"collections"`
+	Deployments []sccmsim.DeploymentState `json:"deployments"`
+	// Alerts are SCOM's (filled by the SCOM simulator when it joins).
+	Alerts []any `json:"alerts"`
+	// Incidents and WorkNotes are ServiceNow's (filled by its simulator).
+	Incidents []any `json:"incidents"`
+	WorkNotes []any `json:"work_notes"`
+}
+
+// part is one simulated system behind the shared WinRM listener: a script
+// goes to the first part whose template set holds it.
+type part struct {
+	name    string
+	handles func(script string) bool
+	run     wsmansim.RunFunc
+}
+
+// Estate is a running simulated estate.
+type Estate struct {
+	opts   Options
+	logger *slog.Logger
+
+	sccm  *sccmsim.Site
+	wsman *wsmansim.Server
+	parts []part
+
+	winrmSrv, controlSrv *http.Server
+	winrmURL, controlURL string
+	caPEM                []byte
+	caFile               string
+	dir                  string
+	ownDir               bool
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Start builds the estate from opts and starts its listeners. ctx bounds
+// start-up only: the estate runs until Close.
+func Start(ctx context.Context, opts Options) (*Estate, error) {
+	if err := opts.Seed.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.Host == "" {
+		opts.Host = DefaultHost
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	for _, secret := range []*string{&opts.Password, &opts.WebhookSecret, &opts.APIToken} {
+		if *secret == "" {
+			*secret = randomHex(24)
+		}
+	}
+	if opts.User == "" {
+		opts.User = "autopatch-sim-" + randomHex(3)
+	}
+
+	e := &Estate{opts: opts, logger: opts.Logger}
+	site, err := buildSite(opts)
+	if err != nil {
+		return nil, err
+	}
+	e.sccm = site
+	e.parts = append(e.parts, part{name: "sccm", handles: site.Handles, run: site.Run})
+
+	e.wsman = wsmansim.New(wsmansim.Options{
+		User: opts.User, Password: opts.Password, Latency: opts.Seed.Latency,
+		Exec: wsmansim.PowerShell(e.exec), Logger: opts.Logger,
+	})
+
+	if err := e.start(ctx); err != nil {
+		_ = e.Close()
+		return nil, err
+	}
+	return e, nil
+}
+
+// buildSite makes the SCCM site of the seed and the schedules.
+func buildSite(opts Options) (*sccmsim.Site, error) {
+	site := sccmsim.New(sccmsim.Options{SiteCode: opts.Seed.SiteCode, Now: opts.Now, Logger: opts.Logger})
+	for _, g := range opts.Seed.UpdateGroups {
+		if err := site.AddUpdateGroup(g); err != nil {
+			return nil, fmt.Errorf("estate: %w", err)
+		}
+	}
+	for _, c := range opts.Seed.Collections {
+		if err := site.AddCollection(c.Name, c.MaintenanceWindows); err != nil {
+			return nil, fmt.Errorf("estate: %w", err)
+		}
+	}
+	for _, c := range opts.ScheduleCollections {
+		if err := site.AddCollection(c, 0); err != nil {
+			return nil, fmt.Errorf("estate: schedule collection: %w", err)
+		}
+	}
+	for _, d := range opts.Seed.Devices {
+		outcome, err := sccmsim.ParseOutcome(d.Outcome)
+		if err != nil {
+			return nil, fmt.Errorf("estate: device %q: %w", d.Name, err)
+		}
+		if _, err := site.AddDevice(d.Name, outcome); err != nil {
+			return nil, fmt.Errorf("estate: %w", err)
+		}
+		for _, c := range d.Collections {
+			if err := site.AddCollection(c, 0); err != nil {
+				return nil, fmt.Errorf("estate: %w", err)
+			}
+			if err := site.AddMember(c, d.Name); err != nil {
+				return nil, fmt.Errorf("estate: %w", err)
+			}
+		}
+	}
+	return site, nil
+}
+
+// exec hands a decoded invocation to the part whose template it is.
+func (e *Estate) exec(ctx context.Context, script string, data []byte) ([]byte, string, int) {
+	for _, p := range e.parts {
+		if p.handles(script) {
+			return p.run(ctx, script, data)
+		}
+	}
+	e.logger.WarnContext(ctx, "estate: refused a script that is no simulator's template", "bytes", len(script))
+	return nil, sccmsim.NotATemplateError(), 1
+}
+
+func (e *Estate) start(ctx context.Context) error {
+	var lc net.ListenConfig
+	winrmLn, err := lc.Listen(ctx, "tcp", net.JoinHostPort(e.opts.Host, strconv.Itoa(e.opts.WinRMPort)))
+	if err != nil {
+		return fmt.Errorf("estate: winrm listener: %w", err)
+	}
+	controlLn, err := lc.Listen(ctx, "tcp", net.JoinHostPort(e.opts.Host, strconv.Itoa(e.opts.ControlPort)))
+	if err != nil {
+		_ = winrmLn.Close()
+		return fmt.Errorf("estate: control listener: %w", err)
+	}
+	advertised := advertisedHost(e.opts.Host)
+
+	winrmMux := http.NewServeMux()
+	winrmMux.Handle("/wsman", e.wsman)
+	// Handshake failures (a client without the CA) are the client's news, not ours.
+	errorLog := slog.NewLogLogger(e.logger.Handler(), slog.LevelDebug)
+	e.winrmSrv = &http.Server{Handler: winrmMux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: errorLog}
+	scheme := "http"
+	if !e.opts.PlainHTTP {
+		scheme = "https"
+		certPEM, keyPEM, caPEM, err := wsmansim.NewTLSCert(e.opts.Host, advertised)
+		if err != nil {
+			_ = winrmLn.Close()
+			_ = controlLn.Close()
+			return fmt.Errorf("estate: %w", err)
+		}
+		cert, err := tls.X509KeyPair(certPEM, keyPEM)
+		if err != nil {
+			_ = winrmLn.Close()
+			_ = controlLn.Close()
+			return fmt.Errorf("estate: tls: %w", err)
+		}
+		if err := e.writeCA(caPEM); err != nil {
+			_ = winrmLn.Close()
+			_ = controlLn.Close()
+			return err
+		}
+		e.winrmSrv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		winrmLn = tls.NewListener(winrmLn, e.winrmSrv.TLSConfig)
+	}
+	e.winrmURL = scheme + "://" + net.JoinHostPort(advertised, port(winrmLn)) + "/wsman"
+
+	controlMux := http.NewServeMux()
+	controlMux.HandleFunc("GET /state", e.serveState)
+	controlMux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	e.controlSrv = &http.Server{Handler: controlMux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: errorLog}
+	e.controlURL = "http://" + net.JoinHostPort(advertised, port(controlLn))
+
+	go e.serve("winrm", e.winrmSrv, winrmLn)
+	go e.serve("control", e.controlSrv, controlLn)
+	e.logger.Info("estate: listening", "winrm", e.winrmURL, "control", e.controlURL)
+	return nil
+}
+
+func (e *Estate) serve(name string, srv *http.Server, ln net.Listener) {
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		e.logger.Error("estate: server stopped", "server", name, "error", err)
+	}
+}
+
+// writeCA writes the CA certificate clients must trust.
+func (e *Estate) writeCA(caPEM []byte) error {
+	e.dir = e.opts.Dir
+	if e.dir == "" {
+		dir, err := os.MkdirTemp("", "autopatch-sim-")
+		if err != nil {
+			return fmt.Errorf("estate: %w", err)
+		}
+		e.dir, e.ownDir = dir, true
+	}
+	e.caPEM = caPEM
+	e.caFile = filepath.Join(e.dir, "autopatch-sim-ca.pem")
+	if err := os.WriteFile(e.caFile, caPEM, 0o644); err != nil {
+		return fmt.Errorf("estate: write CA file: %w", err)
+	}
+	return nil
+}
+
+// advertisedHost is the host clients should dial: the listen host, or
+// loopback when listening on every interface.
+func advertisedHost(host string) string {
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		return DefaultHost
+	}
+	return host
+}
+
+func port(ln net.Listener) string {
+	_, p, _ := net.SplitHostPort(ln.Addr().String())
+	return p
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go ≥ 1.24)
+	return hex.EncodeToString(b)
+}
+
+// Close stops the listeners, ends running WinRM commands and removes the
+// temporary directory. It is safe to call more than once.
+func (e *Estate) Close() error {
+	e.closeOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		var errs []error
+		for _, srv := range []*http.Server{e.winrmSrv, e.controlSrv} {
+			if srv == nil {
+				continue
+			}
+			if err := srv.Shutdown(ctx); err != nil {
+				errs = append(errs, err)
+				_ = srv.Close()
+			}
+		}
+		if e.wsman != nil {
+			e.wsman.Close()
+		}
+		if e.ownDir {
+			if err := os.RemoveAll(e.dir); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if err := errors.Join(errs...); err != nil {
+			e.closeErr = fmt.Errorf("estate: close: %w", err)
+		}
+	})
+	return e.closeErr
+}
+
+// State returns what the simulators hold now.
+func (e *Estate) State() State {
+	site := e.sccm.State()
+	return State{
+		Collections: site.Collections,
+		Deployments: site.Deployments,
+		Alerts:      []any{},
+		Incidents:   []any{},
+		WorkNotes:   []any{},
+	}
+}
+
+func (e *Estate) serveState(w http.ResponseWriter, _ *http.Request) {
+	b, err := json.MarshalIndent(e.State(), "", "  ")
+	if err != nil {
+		http.Error(w, "estate: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// SCCM returns the simulated site, for tests that seed or inspect it directly.
+func (e *Estate) SCCM() *sccmsim.Site { return e.sccm }
+
+// WSMan returns the WinRM server, whose Stats count requests and executions.
+func (e *Estate) WSMan() *wsmansim.Server { return e.wsman }
+
+// SCCMEndpoint is the WinRM URL of the simulated site server.
+func (e *Estate) SCCMEndpoint() string { return e.winrmURL }
+
+// ControlURL is the base URL of the control server (GET /state).
+func (e *Estate) ControlURL() string { return e.controlURL }
+
+// CAFile is the path of the PEM CA the WinRM certificate chains to; empty
+// with PlainHTTP.
+func (e *Estate) CAFile() string { return e.caFile }
+
+// CAPEM is the CA certificate itself; nil with PlainHTTP.
+func (e *Estate) CAPEM() []byte { return e.caPEM }
+
+// User and Password are the WinRM credentials (Basic).
+func (e *Estate) User() string { return e.opts.User }
+
+// Password is the WinRM password of User.
+func (e *Estate) Password() string { return e.opts.Password }
+
+// WebhookSecret is the HMAC secret the env file gives serve.
+func (e *Estate) WebhookSecret() string { return e.opts.WebhookSecret }
+
+// APIToken is the read API bearer token the env file gives serve.
+func (e *Estate) APIToken() string { return e.opts.APIToken }
+
+// WinRMConfig returns a winrm.Config that reaches the simulated site server,
+// with certificate checks against the estate's CA.
+func (e *Estate) WinRMConfig() winrm.Config {
+	return winrm.Config{
+		Endpoint: e.winrmURL, User: e.opts.User, Password: e.opts.Password,
+		Auth: winrm.AuthBasic, CAFile: e.caFile,
+	}
+}
+
+// Env returns the AUTOPATCH_* settings that point serve at the estate, as
+// KEY=value lines in a fixed order.
+func (e *Estate) Env() []string {
+	env := []string{
+		"AUTOPATCH_SCCM_ENDPOINT=" + e.winrmURL,
+		"AUTOPATCH_SCCM_USER=" + e.opts.User,
+		"AUTOPATCH_SCCM_PASSWORD=" + e.opts.Password,
+		"AUTOPATCH_SCCM_AUTH=" + winrm.AuthBasic,
+	}
+	if e.caFile != "" {
+		env = append(env, "AUTOPATCH_SCCM_CA_FILE="+e.caFile)
+	}
+	return append(env,
+		"AUTOPATCH_WEBHOOK_SECRET="+e.opts.WebhookSecret,
+		"AUTOPATCH_API_TOKEN="+e.opts.APIToken,
+		"AUTOPATCH_SIM_URL="+e.controlURL,
+	)
+}
+
+// WriteEnvFile writes Env to path (mode 0600: it holds secrets), replacing it
+// atomically. The lines are plain KEY=value, readable by a shell's `.`, by
+// systemd's EnvironmentFile and by docker's --env-file.
+func (e *Estate) WriteEnvFile(path string) error {
+	var b strings.Builder
+	b.WriteString("# Written by autopatch sim: points autopatch serve at the simulated estate.\n")
+	for _, line := range e.Env() {
+		b.WriteString(line)
+		b.WriteByte('\n')
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("estate: env file: %w", err)
+	}
+	defer os.Remove(tmp.Name()) // after a successful rename there is nothing to remove
+	if _, err := tmp.WriteString(b.String()); err != nil {
+		_ = tmp.Close()
+		return fmt.Errorf("estate: env file: %w", err)
+	}
+	if err := tmp.Chmod(0o600); err != nil {
+		_ = tmp.Close()
+		return fmt.Errorf("estate: env file: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("estate: env file: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("estate: env file: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,142 @@
+package estate
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/autopatch/autopatch/connectors/sccm/sccmsim"
+)
+
+// Seed is the simulated estate's starting content (ARCHITECTURE §4.5):
+//
+//	site_code: PS1                      # optional, default PS1
+//	update_groups: ["2026-12 Servers"]
+//	collections:
+//	  - "Patch - Extra"                 # a name, or
+//	  - {name: "Servers with MW", maintenance_windows: 1}
+//	latency: 500ms                      # per WinRM call
+//	devices:
+//	  - {name: SQL01}                                   # installs, succeeds
+//	  - {name: SQL02, outcome: "error 0x80240022"}      # fails with that code
+//	  - {name: WEB01, outcome: silent}                  # never reports
+//	  - {name: APP01, outcome: "error 0x8024402C then success"}
+//	  - {name: APP02, outcome: "in progress"}           # never finishes
+//	  - {name: DB09, collections: ["Patch - Extra"]}    # already a member
+//
+// Unknown keys are an error, so a typo does not silently seed nothing.
+type Seed struct {
+	SiteCode     string           `yaml:"site_code"`
+	UpdateGroups []string         `yaml:"update_groups"`
+	Collections  []SeedCollection `yaml:"collections"`
+	Latency      time.Duration    `yaml:"latency"`
+	Devices      []SeedDevice     `yaml:"devices"`
+}
+
+// SeedCollection is a device collection of the seed. In YAML it is either a
+// plain name or a mapping.
+type SeedCollection struct {
+	Name string `yaml:"name"`
+	// MaintenanceWindows is the number of the collection's own maintenance windows.
+	MaintenanceWindows int `yaml:"maintenance_windows"`
+}
+
+// UnmarshalYAML accepts a scalar name as well as the mapping form.
+func (c *SeedCollection) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		c.Name = n.Value
+		c.MaintenanceWindows = 0
+		return nil
+	}
+	type plain SeedCollection
+	var p plain
+	if err := n.Decode(&p); err != nil {
+		return err
+	}
+	*c = SeedCollection(p)
+	return nil
+}
+
+// SeedDevice is a device of the seed.
+type SeedDevice struct {
+	Name string `yaml:"name"`
+	// Outcome is what the device does with a deployment: "success" (default),
+	// "error 0x…", "silent", "error 0x… then success" or "in progress"
+	// (see sccmsim.ParseOutcome).
+	Outcome string `yaml:"outcome"`
+	// Collections the device is already a direct member of; they are created
+	// if the seed does not list them.
+	Collections []string `yaml:"collections"`
+}
+
+// ParseSeed reads a seed from YAML and checks it.
+func ParseSeed(b []byte) (Seed, error) {
+	var s Seed
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&s); err != nil && !errors.Is(err, io.EOF) {
+		return Seed{}, fmt.Errorf("estate: seed: %w", err)
+	}
+	if err := s.Validate(); err != nil {
+		return Seed{}, err
+	}
+	return s, nil
+}
+
+// LoadSeed reads and checks a seed file.
+func LoadSeed(path string) (Seed, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Seed{}, fmt.Errorf("estate: seed: %w", err)
+	}
+	s, err := ParseSeed(b)
+	if err != nil {
+		return Seed{}, fmt.Errorf("%w (in %s)", err, path)
+	}
+	return s, nil
+}
+
+// Validate reports the first problem of a seed: empty or repeated names,
+// outcomes that do not parse, a negative latency.
+func (s Seed) Validate() error {
+	if s.Latency < 0 {
+		return fmt.Errorf("estate: seed: latency %s is negative", s.Latency)
+	}
+	for i, g := range s.UpdateGroups {
+		if g == "" {
+			return fmt.Errorf("estate: seed: update_groups[%d] is empty", i)
+		}
+	}
+	for i, c := range s.Collections {
+		if c.Name == "" {
+			return fmt.Errorf("estate: seed: collections[%d] has no name", i)
+		}
+		if c.MaintenanceWindows < 0 {
+			return fmt.Errorf("estate: seed: collection %q: maintenance_windows is negative", c.Name)
+		}
+	}
+	seen := map[string]bool{}
+	for i, d := range s.Devices {
+		if d.Name == "" {
+			return fmt.Errorf("estate: seed: devices[%d] has no name", i)
+		}
+		if seen[d.Name] {
+			return fmt.Errorf("estate: seed: device %q appears twice", d.Name)
+		}
+		seen[d.Name] = true
+		if _, err := sccmsim.ParseOutcome(d.Outcome); err != nil {
+			return fmt.Errorf("estate: seed: device %q: %w", d.Name, err)
+		}
+		for _, c := range d.Collections {
+			if c == "" {
+				return fmt.Errorf("estate: seed: device %q: empty collection name", d.Name)
+			}
+		}
+	}
+	return nil
+}

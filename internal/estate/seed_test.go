@@ -1,0 +1,76 @@
+package estate_test
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/autopatch/autopatch/internal/estate"
+)
+
+func TestParseSeed(t *testing.T) {
+	t.Parallel()
+
+	s, err := estate.ParseSeed([]byte(exampleSeed))
+	require.NoError(t, err)
+	require.Equal(t, estate.Seed{
+		UpdateGroups: []string{"2026-12 Servers"},
+		Collections:  []estate.SeedCollection{{Name: "Patch - Extra"}, {Name: "Has MW", MaintenanceWindows: 1}},
+		Devices: []estate.SeedDevice{
+			{Name: "SQL01"},
+			{Name: "SQL02", Outcome: "error 0x80240022"},
+			{Name: "WEB01", Outcome: "silent"},
+			{Name: "APP01", Outcome: "error 0x8024402C then success"},
+			{Name: "OLD01", Collections: []string{"Patch - Old"}},
+		},
+	}, s)
+
+	s, err = estate.ParseSeed([]byte("latency: 500ms\nsite_code: ABC\n"))
+	require.NoError(t, err)
+	require.Equal(t, 500*time.Millisecond, s.Latency)
+	require.Equal(t, "ABC", s.SiteCode)
+
+	s, err = estate.ParseSeed(nil)
+	require.NoError(t, err, "an empty seed is an empty estate")
+	require.Equal(t, estate.Seed{}, s)
+}
+
+func TestParseSeedRejects(t *testing.T) {
+	t.Parallel()
+
+	tests := []struct {
+		name, yaml, want string
+	}{
+		{"UnknownKey", "update_group: [x]\n", "field update_group not found"},
+		{"UnknownDeviceKey", "devices: [{name: A, outcom: silent}]\n", "field outcom not found"},
+		{"BadOutcome", "devices: [{name: A, outcome: explode}]\n", `device "A"`},
+		{"BadErrorCode", "devices: [{name: A, outcome: error 80240022}]\n", "not hexadecimal"},
+		{"DuplicateDevice", "devices: [{name: A}, {name: A}]\n", `device "A" appears twice`},
+		{"NamelessDevice", "devices: [{outcome: silent}]\n", "devices[0] has no name"},
+		{"NamelessCollection", "collections: [{maintenance_windows: 1}]\n", "collections[0] has no name"},
+		{"NegativeLatency", "latency: -1s\n", "negative"},
+		{"BadLatency", "latency: soon\n", "into time.Duration"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := estate.ParseSeed([]byte(tt.yaml))
+			require.ErrorContains(t, err, tt.want)
+			require.ErrorContains(t, err, "estate: seed")
+		})
+	}
+}
+
+func TestLoadSeed(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "seed.yaml")
+	require.NoError(t, os.WriteFile(path, []byte("devices: [{name: A, outcome: nope}]\n"), 0o600))
+	_, err := estate.LoadSeed(path)
+	require.ErrorContains(t, err, path)
+
+	_, err = estate.LoadSeed(filepath.Join(t.TempDir(), "missing.yaml"))
+	require.ErrorIs(t, err, os.ErrNotExist)
+}
