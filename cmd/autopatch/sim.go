@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/autopatch/autopatch/internal/estate"
+)
+
+const simUsage = `Usage: autopatch sim [flags]
+
+Runs the simulated estate on loopback: a WinRM (WS-Management) endpoint that
+plays the SCCM site server, and a control server whose GET /state shows what
+the simulators hold. Point autopatch serve at it with --env-file. Runs until
+interrupted.
+
+Flags:
+`
+
+// runSim is `autopatch sim`. It returns the process exit code: 0 after ctx is
+// done, 1 when the estate cannot start, 2 for bad usage.
+func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("sim", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, simUsage)
+		fs.PrintDefaults()
+	}
+	seedFile := fs.String("seed", "", "seed `FILE` (YAML): update groups, collections, devices and their outcomes, latency")
+	schedulesFile := fs.String("schedules", "", "schedules `FILE` (YAML): every schedule's collection exists in the site")
+	envFile := fs.String("env-file", "", "write the AUTOPATCH_* settings that point serve at the estate to `FILE`")
+	host := fs.String("listen-host", estate.DefaultHost, "`address` to listen on")
+	winrmPort := fs.Int("winrm-port", 0, "WinRM `port` (0: any free port)")
+	controlPort := fs.Int("control-port", 0, "control server `port` (0: any free port)")
+	plainHTTP := fs.Bool("http", false, "serve WinRM over plain HTTP instead of HTTPS with a generated CA")
+	latency := fs.Duration("latency", -1, "simulated `delay` of every WinRM call (overrides the seed's latency)")
+	verbose := fs.Bool("verbose", false, "log every call")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "autopatch sim: unexpected arguments: %v\n", fs.Args())
+		fs.Usage()
+		return 2
+	}
+	latencySet := false
+	fs.Visit(func(f *flag.Flag) { latencySet = latencySet || f.Name == "latency" })
+	if latencySet && *latency < 0 {
+		fmt.Fprintf(stderr, "autopatch sim: --latency %s is negative\n", *latency)
+		return 2
+	}
+
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	opts := estate.Options{
+		Host: *host, WinRMPort: *winrmPort, ControlPort: *controlPort,
+		PlainHTTP: *plainHTTP, Logger: logger,
+	}
+	if *seedFile != "" {
+		seed, err := estate.LoadSeed(*seedFile)
+		if err != nil {
+			fmt.Fprintf(stderr, "autopatch sim: %v\n", err)
+			return 1
+		}
+		opts.Seed = seed
+	}
+	if latencySet {
+		opts.Seed.Latency = *latency
+	}
+	if *schedulesFile != "" {
+		collections, err := scheduleCollections(*schedulesFile)
+		if err != nil {
+			fmt.Fprintf(stderr, "autopatch sim: %v\n", err)
+			return 1
+		}
+		opts.ScheduleCollections = collections
+	}
+
+	e, err := estate.Start(ctx, opts)
+	if err != nil {
+		fmt.Fprintf(stderr, "autopatch sim: %v\n", err)
+		return 1
+	}
+	defer func() {
+		if err := e.Close(); err != nil {
+			logger.Error("autopatch sim: close", "error", err)
+		}
+	}()
+	if *envFile != "" {
+		if err := e.WriteEnvFile(*envFile); err != nil {
+			fmt.Fprintf(stderr, "autopatch sim: %v\n", err)
+			return 1
+		}
+	}
+
+	fmt.Fprintf(stdout, "autopatch sim: SCCM site %s (WinRM) at %s\n", e.SCCM().SiteCode(), e.SCCMEndpoint())
+	fmt.Fprintf(stdout, "autopatch sim: control at %s (GET /state)\n", e.ControlURL())
+	if e.CAFile() != "" {
+		fmt.Fprintf(stdout, "autopatch sim: CA certificate in %s\n", e.CAFile())
+	}
+	fmt.Fprintf(stdout, "autopatch sim: WinRM user %s, latency %s per call\n", e.User(), opts.Seed.Latency)
+	if *envFile != "" {
+		fmt.Fprintf(stdout, "autopatch sim: settings for serve written to %s\n", *envFile)
+	}
+
+	<-ctx.Done()
+	fmt.Fprintln(stdout, "autopatch sim: stopping")
+	return 0
+}
+
+// scheduleCollections reads the collection of every schedule in a schedules
+// file. Only that field is read here; serve validates the whole file.
+func scheduleCollections(path string) ([]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("schedules: %w", err)
+	}
+	var file struct {
+		Schedules []struct {
+			Name       string `yaml:"name"`
+			Collection string `yaml:"collection"`
+		} `yaml:"schedules"`
+	}
+	if err := yaml.Unmarshal(b, &file); err != nil {
+		return nil, fmt.Errorf("schedules %s: %w", path, err)
+	}
+	var out []string
+	for i, s := range file.Schedules {
+		if s.Collection == "" {
+			return nil, fmt.Errorf("schedules %s: schedule %d (%q) has no collection", path, i, s.Name)
+		}
+		out = append(out, s.Collection)
+	}
+	return out, nil
+}
