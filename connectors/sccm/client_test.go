@@ -359,6 +359,38 @@ func TestSetEnabled(t *testing.T) {
 	})
 }
 
+func TestOpenDeployments(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{})
+	b.seed(t, []string{"Patch A", "Patch B"}, []string{"G1"}, map[string]string{"D1": "success"})
+	require.NoError(t, b.site.AddMember("Patch A", "D1"))
+	_, err := b.client.CreateDeployments(t.Context(), []sccm.DeploymentSpec{
+		spec("a", "Patch A", "G1", b.clock.Now()), spec("b", "Patch B", "G1", b.clock.Now()),
+	})
+	require.NoError(t, err)
+	calls := b.site.Calls()
+
+	t.Run("UnknownCollectionChangesNothing", func(t *testing.T) {
+		before := b.site.State()
+		_, err := b.client.OpenDeployments(t.Context(), []string{"a"}, []string{"Patch A", "Patch Q"})
+		requireRefusal(t, err, sccm.SetEnabledTemplate, "No device collection named 'Patch Q' exists on site PS1.")
+		require.Equal(t, before, b.site.State())
+	})
+
+	b.clock.Advance(time.Hour)
+	res, err := b.client.OpenDeployments(t.Context(), []string{"a", "b"}, []string{"Patch A", "Patch B"})
+	require.NoError(t, err)
+	require.Len(t, res, 2)
+	require.Equal(t, calls+2, b.site.Calls(), "the refusal and one call to open")
+	for _, name := range []string{"a", "b"} {
+		require.Equal(t, []sccmsim.Event{{At: b.clock.Now(), Enabled: true}}, b.deployment(t, name).Events)
+	}
+	for _, c := range []string{"Patch A", "Patch B"} {
+		require.Equal(t, []time.Time{b.clock.Now()}, b.collection(t, c).PolicyRefreshes)
+	}
+	require.Len(t, b.deployment(t, "a").Devices, 1, "enabling reached the member")
+}
+
 func TestRefreshPolicy(t *testing.T) {
 	t.Parallel()
 	b := setup(t, setupOpts{})

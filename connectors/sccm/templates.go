@@ -294,11 +294,14 @@ Write-ApAnswer ([ordered]@{ deployments = $results.ToArray() })
 `
 
 const setEnabledScript = `param($Data)` + prelude + `
-# In:  names: [string], enabled: bool
-# Out: {deployments: [{name, id, was_enabled}]}
+# In:  names: [string], enabled: bool, refresh_collections: [string]
+# Out: {deployments: [{name, id, was_enabled}], refreshed: [string]}
+# Opening a window is one call: enable its deployments, then ask the clients of
+# refresh_collections to fetch machine policy now, so they see the deployments
+# in seconds rather than at their next policy poll.
 $enable = [bool]$Data.enabled
 
-# Find every deployment first: an unknown name changes nothing.
+# Find every deployment and collection first: an unknown name changes nothing.
 $found = New-ApList
 foreach ($name in $Data.names) {
     $deployment = Find-ApDeployment -Name ([string]$name)
@@ -307,6 +310,14 @@ foreach ($name in $Data.names) {
     }
     $found.Add($deployment)
 }
+$refresh = New-ApList
+foreach ($name in $Data.refresh_collections) {
+    $collection = Find-ApCollection -Name ([string]$name)
+    if ($null -eq $collection) {
+        throw ("No device collection named '" + [string]$name + "' exists on site " + $SiteCode + ".")
+    }
+    $refresh.Add($collection)
+}
 
 $results = New-ApList
 foreach ($deployment in $found) {
@@ -314,7 +325,12 @@ foreach ($deployment in $found) {
     Set-CMSoftwareUpdateDeployment -InputObject $deployment -Enable $enable
     $results.Add([ordered]@{ name = [string]$deployment.AssignmentName; id = [int]$deployment.AssignmentID; was_enabled = $was })
 }
-Write-ApAnswer ([ordered]@{ deployments = $results.ToArray() })
+$refreshed = New-ApList
+foreach ($collection in $refresh) {
+    $null = Invoke-CMClientAction -CollectionId $collection.CollectionID -ActionType ClientNotificationRequestMachinePolicyNow
+    $refreshed.Add([string]$collection.Name)
+}
+Write-ApAnswer ([ordered]@{ deployments = $results.ToArray(); refreshed = $refreshed.ToArray() })
 `
 
 const refreshPolicyScript = `param($Data)` + prelude + `

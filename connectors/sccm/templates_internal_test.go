@@ -118,7 +118,10 @@ func TestTemplatesUseTheDocumentedCmdlets(t *testing.T) {
 			"UserNotification        = 'DisplaySoftwareCenterOnly'",
 			"Set-CMSoftwareUpdateDeployment -InputObject $deployment -Enable $false",
 		}},
-		{SetEnabledTemplate, []string{"Set-CMSoftwareUpdateDeployment -InputObject $deployment -Enable $enable"}},
+		{SetEnabledTemplate, []string{
+			"Set-CMSoftwareUpdateDeployment -InputObject $deployment -Enable $enable",
+			"Invoke-CMClientAction -CollectionId $collection.CollectionID -ActionType ClientNotificationRequestMachinePolicyNow",
+		}},
 		{RefreshPolicyTemplate, []string{"Invoke-CMClientAction -CollectionId $collection.CollectionID -ActionType ClientNotificationRequestMachinePolicyNow"}},
 		{DeleteDeploymentsTemplate, []string{"Remove-CMSoftwareUpdateDeployment -InputObject $deployment -Force"}},
 		{DeploymentStatusTemplate, []string{
@@ -154,7 +157,7 @@ func TestTemplatesReadOnlyWhatTheClientSends(t *testing.T) {
 			ManagedCollections: []string{"c"}},
 		CreateDeploymentsTemplate: createRequest{Deployments: []deploymentData{{Name: "n", Collection: "c",
 			UpdateGroup: "g", Available: now, Deadline: now}}},
-		SetEnabledTemplate:         enableRequest{Names: []string{"n"}, Enabled: true},
+		SetEnabledTemplate:         enableRequest{Names: []string{"n"}, Enabled: true, RefreshCollections: []string{}},
 		RefreshPolicyTemplate:      refreshRequest{Collections: []string{"c"}},
 		DeleteDeploymentsTemplate:  namesRequest{Names: []string{"n"}},
 		DeploymentStatusTemplate:   namesRequest{Names: []string{"n"}},

@@ -22,6 +22,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/autopatch/autopatch/connectors/sccm/sccmsim"
@@ -99,6 +100,9 @@ type Estate struct {
 	caFile               string
 	dir                  string
 	ownDir               bool
+
+	// down makes the WinRM listener answer 503 (SetWinRMDown).
+	down atomic.Bool
 
 	closeOnce sync.Once
 	closeErr  error
@@ -211,7 +215,14 @@ func (e *Estate) start(ctx context.Context) error {
 	advertised := advertisedHost(e.opts.Host)
 
 	winrmMux := http.NewServeMux()
-	winrmMux.Handle("/wsman", e.wsman)
+	winrmMux.HandleFunc("/wsman", func(w http.ResponseWriter, r *http.Request) {
+		if e.down.Load() {
+			w.Header().Set("Content-Length", "0")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		e.wsman.ServeHTTP(w, r)
+	})
 	// Handshake failures (a client without the CA) are the client's news, not ours.
 	errorLog := slog.NewLogLogger(e.logger.Handler(), slog.LevelDebug)
 	e.winrmSrv = &http.Server{Handler: winrmMux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: errorLog}
@@ -352,6 +363,12 @@ func (e *Estate) serveState(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	_, _ = w.Write(append(b, '\n'))
 }
+
+// SetWinRMDown makes the WinRM listener answer every request with 503 Service
+// Unavailable (down true), like a host whose WinRM service is stopping, until
+// called with false. Clients see winrm.ErrUnreachable; nothing reaches the
+// simulators. For tests of retries and late or missed windows.
+func (e *Estate) SetWinRMDown(down bool) { e.down.Store(down) }
 
 // SCCM returns the simulated site, for tests that seed or inspect it directly.
 func (e *Estate) SCCM() *sccmsim.Site { return e.sccm }

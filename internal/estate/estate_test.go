@@ -226,6 +226,20 @@ func TestEstateRefusesNonTemplates(t *testing.T) {
 	require.Zero(t, b.estate.SCCM().Calls(), "the estate refused it before any simulator saw it")
 }
 
+func TestEstateWinRMDown(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil)
+	b.estate.SetWinRMDown(true)
+	_, err := b.sccm.ResolveDevices(t.Context(), []string{"SQL01"})
+	require.ErrorIs(t, err, winrm.ErrUnreachable)
+	require.Zero(t, b.estate.SCCM().Calls())
+
+	b.estate.SetWinRMDown(false)
+	res, err := b.sccm.ResolveDevices(t.Context(), []string{"SQL01"})
+	require.NoError(t, err)
+	require.Contains(t, res.ResourceIDs, "SQL01")
+}
+
 func TestEstatePlainHTTPAndEnvFile(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()

@@ -533,8 +533,9 @@ func (s *Site) createDeployments(req createReq) (any, *psError) {
 }
 
 type enableReq struct {
-	Names   []string `json:"names"`
-	Enabled bool     `json:"enabled"`
+	Names              []string `json:"names"`
+	Enabled            bool     `json:"enabled"`
+	RefreshCollections []string `json:"refresh_collections"`
 }
 
 type enableResult struct {
@@ -552,6 +553,14 @@ func (s *Site) setEnabled(req enableReq) (any, *psError) {
 		}
 		found = append(found, dep)
 	}
+	refresh := make([]*collection, 0, len(req.RefreshCollections))
+	for _, n := range req.RefreshCollections {
+		c, ok := s.colByName[n]
+		if !ok {
+			return nil, s.noCollection(n)
+		}
+		refresh = append(refresh, c)
+	}
 	now := s.now().UTC()
 	out := []enableResult{}
 	for _, dep := range found {
@@ -567,7 +576,12 @@ func (s *Site) setEnabled(req enableReq) (any, *psError) {
 		}
 		out = append(out, enableResult{Name: dep.name, ID: dep.id, WasEnabled: was})
 	}
-	return map[string]any{"deployments": out}, nil
+	refreshed := []string{}
+	for _, c := range refresh {
+		c.refreshes = append(c.refreshes, now)
+		refreshed = append(refreshed, c.name)
+	}
+	return map[string]any{"deployments": out, "refreshed": refreshed}, nil
 }
 
 type refreshReq struct {
