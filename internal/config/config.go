@@ -1,0 +1,370 @@
+// Package config loads autopatch's settings from AUTOPATCH_* environment
+// variables, their _FILE variants for secrets, and an optional YAML file.
+//
+// Precedence is default < YAML file < environment, so a container can ship a
+// file and still override one setting. Every setting is declared once, on the
+// Config struct, with its name, default and documentation; the README's table
+// is generated from the same declarations (see Settings).
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Prefix starts every environment variable autopatch reads.
+const Prefix = "AUTOPATCH_"
+
+// Config is every setting of autopatch. Field tags:
+//
+//	env:     the name after AUTOPATCH_ (the YAML key is the same in lower case)
+//	default: the value when unset
+//	doc:     one line for the README's configuration table
+//
+// Fields of type Secret also accept AUTOPATCH_<NAME>_FILE.
+type Config struct {
+	DatabaseURL     Secret        `env:"DATABASE_URL" doc:"PostgreSQL URL (pgx syntax). Required by serve and migrate."`
+	Listen          string        `env:"LISTEN" default:":8080" doc:"HTTP listen address."`
+	SchedulesFile   string        `env:"SCHEDULES_FILE" doc:"YAML schedules file (ARCHITECTURE §4.2), loaded at start and on SIGHUP."`
+	MigrateOnStart  bool          `env:"MIGRATE_ON_START" default:"true" doc:"serve applies autopatch's and River's migrations at start."`
+	LogLevel        string        `env:"LOG_LEVEL" default:"info" doc:"debug, info, warn or error."`
+	LogFormat       string        `env:"LOG_FORMAT" default:"json" doc:"json or text."`
+	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" default:"30s" doc:"How long serve waits for requests and jobs to finish on SIGTERM."`
+
+	WebhookSecret   Secret `env:"WEBHOOK_SECRET" doc:"HMAC-SHA256 key for X-Autopatch-Signature. This or Basic is required by serve."`
+	WebhookUser     string `env:"WEBHOOK_USER" doc:"HTTP Basic user for webhooks."`
+	WebhookPassword Secret `env:"WEBHOOK_PASSWORD" doc:"HTTP Basic password for webhooks."`
+	APIToken        Secret `env:"API_TOKEN" doc:"Bearer token for /api/v1."`
+
+	StatusPollInterval time.Duration `env:"STATUS_POLL_INTERVAL" default:"5m" doc:"How often deployment status is read while a window is open."`
+
+	Queues Queues `env:"QUEUE_"`
+
+	SCCM       WinRM      `env:"SCCM_"`
+	SCOM       WinRM      `env:"SCOM_"`
+	ServiceNow ServiceNow `env:"SERVICENOW_"`
+}
+
+// Queues sets how many jobs of each River queue run at once in one replica.
+// The remote-system queues are small on purpose: WinRM has per-user shell
+// limits and ServiceNow rate-limits integration users.
+type Queues struct {
+	Default    int `env:"DEFAULT_WORKERS" default:"10" doc:"Concurrent jobs on the default queue."`
+	SCCM       int `env:"SCCM_WORKERS" default:"2" doc:"Concurrent jobs talking to the SCCM site server."`
+	SCOM       int `env:"SCOM_WORKERS" default:"2" doc:"Concurrent jobs talking to the SCOM management server."`
+	ServiceNow int `env:"SERVICENOW_WORKERS" default:"4" doc:"Concurrent jobs talking to ServiceNow."`
+}
+
+// WinRM is how autopatch reaches a Windows server (SCCM site server, SCOM
+// management server).
+type WinRM struct {
+	Endpoint           string        `env:"ENDPOINT" doc:"WinRM URL, e.g. https://host:5986/wsman."`
+	User               string        `env:"USER" doc:"Account (DOMAIN\\user or user@domain)."`
+	Password           Secret        `env:"PASSWORD" doc:"Account password."`
+	Auth               string        `env:"AUTH" default:"ntlm" doc:"ntlm, basic or kerberos."`
+	CAFile             string        `env:"CA_FILE" doc:"PEM CA bundle for the server certificate (default: system roots)."`
+	InsecureSkipVerify bool          `env:"INSECURE_SKIP_VERIFY" default:"false" doc:"Skip certificate checks. Never in production."`
+	Timeout            time.Duration `env:"TIMEOUT" default:"5m" doc:"Deadline of one remote call."`
+}
+
+// ServiceNow is how autopatch reaches the ServiceNow Table API.
+type ServiceNow struct {
+	URL               string        `env:"URL" doc:"Instance URL, e.g. https://example.service-now.com."`
+	User              string        `env:"USER" doc:"Integration user."`
+	Password          Secret        `env:"PASSWORD" doc:"Integration user's password."`
+	OAuthClientID     string        `env:"OAUTH_CLIENT_ID" doc:"OAuth client id; when set, the password grant is used instead of Basic."`
+	OAuthClientSecret Secret        `env:"OAUTH_CLIENT_SECRET" doc:"OAuth client secret."`
+	Timeout           time.Duration `env:"TIMEOUT" default:"30s" doc:"Deadline of one HTTP request."`
+}
+
+// Setting describes one configuration variable, for documentation and errors.
+type Setting struct {
+	Env     string // full variable name, e.g. AUTOPATCH_LISTEN
+	Default string
+	Secret  bool
+	Doc     string
+	field   reflect.Value
+}
+
+// Load builds the configuration from the environment (getenv, usually
+// os.Getenv) and, when yamlPath is not empty, a YAML file. Errors name the
+// setting and never contain a secret's value.
+func Load(getenv func(string) string, yamlPath string) (*Config, error) {
+	cfg := &Config{}
+	settings := walk(reflect.ValueOf(cfg).Elem(), Prefix)
+
+	fileValues := map[string]string{}
+	if yamlPath != "" {
+		var err error
+		if fileValues, err = readYAML(yamlPath, settings); err != nil {
+			return nil, err
+		}
+	}
+
+	var errs []error
+	for _, s := range settings {
+		raw, ok, err := lookup(s, getenv, fileValues)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if !ok {
+			raw = s.Default
+		}
+		if err := set(s, raw); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return cfg, cfg.validateCommon()
+}
+
+// Settings lists every setting with its default and documentation.
+func Settings() []Setting {
+	return walk(reflect.ValueOf(&Config{}).Elem(), Prefix)
+}
+
+// lookup finds a setting's raw value: environment first, then the file; for a
+// secret, the value itself or the content of the file named by _FILE.
+func lookup(s Setting, getenv func(string) string, file map[string]string) (string, bool, error) {
+	sources := []struct {
+		name string
+		get  func(string) string
+	}{
+		{"environment", getenv},
+		{"config file", func(k string) string { return file[yamlKey(k)] }},
+	}
+	for _, src := range sources {
+		v := src.get(s.Env)
+		if !s.Secret {
+			if v != "" {
+				return v, true, nil
+			}
+			continue
+		}
+		path := src.get(s.Env + "_FILE")
+		switch {
+		case v != "" && path != "":
+			return "", false, fmt.Errorf("%s and %s_FILE are both set in the %s: set only one", s.Env, s.Env, src.name)
+		case path != "":
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return "", false, fmt.Errorf("%s_FILE: %w", s.Env, err)
+			}
+			// Files written by editors and secret stores end in a newline
+			// that is not part of the secret.
+			return strings.TrimRight(string(b), "\r\n"), true, nil
+		case v != "":
+			return v, true, nil
+		}
+	}
+	return "", false, nil
+}
+
+func yamlKey(env string) string { return strings.ToLower(strings.TrimPrefix(env, Prefix)) }
+
+// readYAML reads a flat YAML map whose keys are the setting names in lower
+// case without the prefix (database_url, sccm_endpoint, webhook_secret_file).
+// Unknown keys are errors: a typo must not silently fall back to a default.
+func readYAML(path string, settings []Setting) (map[string]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--config: %w", err)
+	}
+	var raw map[string]any
+	if err := yaml.Unmarshal(b, &raw); err != nil {
+		return nil, fmt.Errorf("--config %s: %w", path, err)
+	}
+	known := map[string]bool{}
+	for _, s := range settings {
+		known[yamlKey(s.Env)] = true
+		if s.Secret {
+			known[yamlKey(s.Env)+"_file"] = true
+		}
+	}
+	out := map[string]string{}
+	var unknown []string
+	for k, v := range raw {
+		if !known[k] {
+			unknown = append(unknown, k)
+			continue
+		}
+		switch v := v.(type) {
+		case nil:
+		case map[string]any, []any:
+			return nil, fmt.Errorf("--config %s: %s: want a single value", path, k)
+		default:
+			out[k] = fmt.Sprint(v)
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return nil, fmt.Errorf("--config %s: unknown settings: %s", path, strings.Join(unknown, ", "))
+	}
+	return out, nil
+}
+
+func walk(v reflect.Value, prefix string) []Setting {
+	var out []Setting
+	t := v.Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name := prefix + f.Tag.Get("env")
+		if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeFor[time.Duration]() {
+			out = append(out, walk(v.Field(i), name)...)
+			continue
+		}
+		out = append(out, Setting{
+			Env:     name,
+			Default: f.Tag.Get("default"),
+			Secret:  f.Type == reflect.TypeFor[Secret](),
+			Doc:     f.Tag.Get("doc"),
+			field:   v.Field(i),
+		})
+	}
+	return out
+}
+
+func set(s Setting, raw string) error {
+	if raw == "" {
+		return nil
+	}
+	f := s.field
+	invalid := func(want string) error {
+		if s.Secret {
+			return fmt.Errorf("%s is invalid: want %s", s.Env, want)
+		}
+		return fmt.Errorf("%s=%q is invalid: want %s", s.Env, raw, want)
+	}
+	switch {
+	case f.Type() == reflect.TypeFor[time.Duration]():
+		d, err := time.ParseDuration(raw)
+		if err != nil || d <= 0 {
+			return invalid("a positive Go duration such as 30s or 5m")
+		}
+		f.SetInt(int64(d))
+	case f.Kind() == reflect.String:
+		f.SetString(raw)
+	case f.Kind() == reflect.Bool:
+		b, err := strconv.ParseBool(raw)
+		if err != nil {
+			return invalid("true or false")
+		}
+		f.SetBool(b)
+	case f.Kind() == reflect.Int:
+		n, err := strconv.Atoi(raw)
+		if err != nil || n < 1 || n > 1000 {
+			return invalid("an integer from 1 to 1000")
+		}
+		f.SetInt(int64(n))
+	default:
+		panic("config: unsupported field type " + f.Type().String())
+	}
+	return nil
+}
+
+// validateCommon checks what must hold whatever the command.
+func (c *Config) validateCommon() error {
+	var errs []error
+	if c.DatabaseURL.IsSet() {
+		if _, err := url.Parse(c.DatabaseURL.Reveal()); err != nil || !strings.HasPrefix(c.DatabaseURL.Reveal(), "postgres") {
+			errs = append(errs, errors.New("AUTOPATCH_DATABASE_URL is invalid: want postgres://user:password@host:port/db"))
+		}
+	}
+	if !oneOf(c.LogLevel, "debug", "info", "warn", "error") {
+		errs = append(errs, fmt.Errorf("AUTOPATCH_LOG_LEVEL=%q is invalid: want debug, info, warn or error", c.LogLevel))
+	}
+	if !oneOf(c.LogFormat, "json", "text") {
+		errs = append(errs, fmt.Errorf("AUTOPATCH_LOG_FORMAT=%q is invalid: want json or text", c.LogFormat))
+	}
+	for _, w := range []struct {
+		name string
+		cfg  WinRM
+	}{{"SCCM", c.SCCM}, {"SCOM", c.SCOM}} {
+		if !oneOf(w.cfg.Auth, "ntlm", "basic", "kerberos") {
+			errs = append(errs, fmt.Errorf("AUTOPATCH_%s_AUTH=%q is invalid: want ntlm, basic or kerberos", w.name, w.cfg.Auth))
+		}
+		if w.cfg.Endpoint != "" {
+			if err := checkURL(w.cfg.Endpoint, "http", "https"); err != nil {
+				errs = append(errs, fmt.Errorf("AUTOPATCH_%s_ENDPOINT=%q is invalid: %w", w.name, w.cfg.Endpoint, err))
+			}
+		}
+	}
+	if c.ServiceNow.URL != "" {
+		if err := checkURL(c.ServiceNow.URL, "https", "http"); err != nil {
+			errs = append(errs, fmt.Errorf("AUTOPATCH_SERVICENOW_URL=%q is invalid: %w", c.ServiceNow.URL, err))
+		}
+	}
+	if c.WebhookUser != "" && !c.WebhookPassword.IsSet() {
+		errs = append(errs, errors.New("AUTOPATCH_WEBHOOK_PASSWORD is required when AUTOPATCH_WEBHOOK_USER is set"))
+	}
+	return errors.Join(errs...)
+}
+
+// ValidateDatabase checks what every command that opens the database needs.
+func (c *Config) ValidateDatabase() error {
+	if !c.DatabaseURL.IsSet() {
+		return errors.New("AUTOPATCH_DATABASE_URL is required (or AUTOPATCH_DATABASE_URL_FILE)")
+	}
+	return nil
+}
+
+// ValidateServe checks what serve needs beyond the database.
+func (c *Config) ValidateServe() error {
+	errs := []error{c.ValidateDatabase()}
+	if !c.WebhookSecret.IsSet() && c.WebhookUser == "" {
+		errs = append(errs, errors.New("AUTOPATCH_WEBHOOK_SECRET or AUTOPATCH_WEBHOOK_USER/AUTOPATCH_WEBHOOK_PASSWORD is required: webhooks must be authenticated"))
+	}
+	if !c.APIToken.IsSet() {
+		errs = append(errs, errors.New("AUTOPATCH_API_TOKEN is required: the read API must be authenticated"))
+	}
+	return errors.Join(errs...)
+}
+
+func checkURL(raw string, schemes ...string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return errors.New("want an absolute URL")
+	}
+	if !oneOf(u.Scheme, schemes...) {
+		return fmt.Errorf("want scheme %s", strings.Join(schemes, " or "))
+	}
+	return nil
+}
+
+func oneOf(v string, options ...string) bool {
+	for _, o := range options {
+		if v == o {
+			return true
+		}
+	}
+	return false
+}
+
+// RedactURL hides the password of a URL such as a database URL, for logs.
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return redacted
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	q := u.Query()
+	if q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
+}

@@ -1,0 +1,158 @@
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestLoad(t *testing.T) {
+	t.Parallel()
+
+	t.Run("Defaults", func(t *testing.T) {
+		t.Parallel()
+		cfg, err := Load(env(nil), "")
+		require.NoError(t, err)
+		require.Equal(t, ":8080", cfg.Listen)
+		require.Equal(t, 5*time.Minute, cfg.StatusPollInterval)
+		require.True(t, cfg.MigrateOnStart)
+		require.Equal(t, 2, cfg.Queues.SCCM)
+		require.Equal(t, "ntlm", cfg.SCCM.Auth)
+		require.False(t, cfg.SCCM.InsecureSkipVerify)
+	})
+
+	t.Run("EnvironmentOverridesFile", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		file := filepath.Join(dir, "autopatch.yaml")
+		require.NoError(t, os.WriteFile(file, []byte("listen: ':9000'\nsccm_endpoint: https://sccm01:5986/wsman\nqueue_sccm_workers: 3\n"), 0o600))
+		cfg, err := Load(env(map[string]string{"AUTOPATCH_LISTEN": ":9100"}), file)
+		require.NoError(t, err)
+		require.Equal(t, ":9100", cfg.Listen)
+		require.Equal(t, "https://sccm01:5986/wsman", cfg.SCCM.Endpoint)
+		require.Equal(t, 3, cfg.Queues.SCCM)
+	})
+
+	t.Run("SecretFromFile", func(t *testing.T) {
+		t.Parallel()
+		file := filepath.Join(t.TempDir(), "secret")
+		require.NoError(t, os.WriteFile(file, []byte("s3cr3t\n"), 0o600))
+		cfg, err := Load(env(map[string]string{"AUTOPATCH_SCCM_PASSWORD_FILE": file}), "")
+		require.NoError(t, err)
+		require.Equal(t, "s3cr3t", cfg.SCCM.Password.Reveal())
+	})
+
+	t.Run("SecretAndFileBothSet", func(t *testing.T) {
+		t.Parallel()
+		_, err := Load(env(map[string]string{
+			"AUTOPATCH_API_TOKEN": "a", "AUTOPATCH_API_TOKEN_FILE": "/x",
+		}), "")
+		require.ErrorContains(t, err, "AUTOPATCH_API_TOKEN and AUTOPATCH_API_TOKEN_FILE are both set")
+	})
+
+	t.Run("UnknownFileKey", func(t *testing.T) {
+		t.Parallel()
+		file := filepath.Join(t.TempDir(), "c.yaml")
+		require.NoError(t, os.WriteFile(file, []byte("lisen: ':1'\n"), 0o600))
+		_, err := Load(env(nil), file)
+		require.ErrorContains(t, err, "unknown settings: lisen")
+	})
+
+	invalid := []struct {
+		name, key, value, want string
+	}{
+		{"Duration", "AUTOPATCH_STATUS_POLL_INTERVAL", "5 minutes", `AUTOPATCH_STATUS_POLL_INTERVAL="5 minutes" is invalid`},
+		{"NegativeDuration", "AUTOPATCH_SHUTDOWN_TIMEOUT", "-1s", "AUTOPATCH_SHUTDOWN_TIMEOUT"},
+		{"Bool", "AUTOPATCH_MIGRATE_ON_START", "maybe", "AUTOPATCH_MIGRATE_ON_START"},
+		{"Int", "AUTOPATCH_QUEUE_SCCM_WORKERS", "0", "AUTOPATCH_QUEUE_SCCM_WORKERS"},
+		{"Auth", "AUTOPATCH_SCOM_AUTH", "digest", "AUTOPATCH_SCOM_AUTH"},
+		{"Endpoint", "AUTOPATCH_SCCM_ENDPOINT", "sccm01:5986", "AUTOPATCH_SCCM_ENDPOINT"},
+		{"LogLevel", "AUTOPATCH_LOG_LEVEL", "loud", "AUTOPATCH_LOG_LEVEL"},
+		{"DatabaseURL", "AUTOPATCH_DATABASE_URL", "mysql://x", "AUTOPATCH_DATABASE_URL is invalid"},
+	}
+	for _, tt := range invalid {
+		t.Run("Invalid"+tt.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := Load(env(map[string]string{tt.key: tt.value}), "")
+			require.ErrorContains(t, err, tt.want)
+		})
+	}
+}
+
+func TestValidate(t *testing.T) {
+	t.Parallel()
+
+	cfg, err := Load(env(nil), "")
+	require.NoError(t, err)
+	require.ErrorContains(t, cfg.ValidateDatabase(), "AUTOPATCH_DATABASE_URL is required")
+	err = cfg.ValidateServe()
+	require.ErrorContains(t, err, "AUTOPATCH_DATABASE_URL is required")
+	require.ErrorContains(t, err, "AUTOPATCH_WEBHOOK_SECRET")
+	require.ErrorContains(t, err, "AUTOPATCH_API_TOKEN is required")
+
+	cfg, err = Load(env(map[string]string{
+		"AUTOPATCH_DATABASE_URL":   "postgres://u:p@localhost/db",
+		"AUTOPATCH_WEBHOOK_SECRET": "k",
+		"AUTOPATCH_API_TOKEN":      "t",
+	}), "")
+	require.NoError(t, err)
+	require.NoError(t, cfg.ValidateServe())
+}
+
+// TestSecretsNeverPrinted checks every way a secret could reach a log line or
+// an error message.
+func TestSecretsNeverPrinted(t *testing.T) {
+	t.Parallel()
+
+	const value = "hunter2-very-secret"
+	vars := map[string]string{}
+	for _, s := range Settings() {
+		if s.Secret {
+			vars[s.Env] = value
+		}
+	}
+	vars["AUTOPATCH_DATABASE_URL"] = "postgres://autopatch:" + value + "@db/autopatch"
+	cfg, err := Load(env(vars), "")
+	require.NoError(t, err)
+
+	var buf bytes.Buffer
+	logger := slog.New(slog.NewJSONHandler(&buf, nil))
+	logger.Info("config", "cfg", cfg, "sccm", cfg.SCCM, "token", cfg.APIToken)
+	js, err := json.Marshal(cfg)
+	require.NoError(t, err)
+	for _, out := range []string{
+		buf.String(), string(js),
+		fmt.Sprintf("%v %+v %#v %s", cfg, cfg, cfg, cfg.WebhookSecret),
+		RedactURL(cfg.DatabaseURL.Reveal()),
+	} {
+		require.NotContains(t, out, value)
+	}
+
+	// An invalid secret's error names the setting but not the value.
+	_, err = Load(env(map[string]string{"AUTOPATCH_DATABASE_URL": "mysql://" + value}), "")
+	require.ErrorContains(t, err, "AUTOPATCH_DATABASE_URL")
+	require.NotContains(t, err.Error(), value)
+}
+
+func TestSettingsDocumented(t *testing.T) {
+	t.Parallel()
+	seen := map[string]bool{}
+	for _, s := range Settings() {
+		require.NotEmpty(t, s.Doc, s.Env)
+		require.False(t, seen[s.Env], "duplicate %s", s.Env)
+		seen[s.Env] = true
+	}
+	require.True(t, seen["AUTOPATCH_SCCM_ENDPOINT"])
+	require.True(t, seen["AUTOPATCH_SERVICENOW_OAUTH_CLIENT_SECRET"])
+}
