@@ -42,6 +42,7 @@ func (c *clock) Advance(d time.Duration) {
 }
 
 type testBundle struct {
+	url    string // the WinRM endpoint
 	site   *sccmsim.Site
 	wsman  *wsmansim.Server
 	winrm  *winrm.Client
@@ -68,13 +69,18 @@ func setup(t testing.TB, opts setupOpts) *testBundle {
 	t.Cleanup(srv.Close)
 	t.Cleanup(wsman.Close)
 
+	wc := newWinRM(t, srv.URL+"/wsman", time.Minute)
+	return &testBundle{url: srv.URL + "/wsman", site: site, wsman: wsman, winrm: wc, client: sccm.New(wc, opts.siteCode, nil), clock: clk}
+}
+
+func newWinRM(t testing.TB, endpoint string, timeout time.Duration) *winrm.Client {
+	t.Helper()
 	wc, err := winrm.New(winrm.Config{
-		Endpoint: srv.URL + "/wsman", User: "sim", Password: "s3cret", Auth: winrm.AuthBasic,
-		Timeout: time.Minute,
+		Endpoint: endpoint, User: "sim", Password: "s3cret", Auth: winrm.AuthBasic, Timeout: timeout,
 	}, nil)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = wc.Close() })
-	return &testBundle{site: site, wsman: wsman, winrm: wc, client: sccm.New(wc, opts.siteCode, nil), clock: clk}
+	return wc
 }
 
 // seed adds collections, update groups and devices (name -> outcome).
@@ -275,6 +281,33 @@ func TestCreateDeployments(t *testing.T) {
 		require.True(t, moved.Deadline.Equal(st.Deadline))
 		require.True(t, st.SuppressRestart)
 	})
+}
+
+// TestCreateDeploymentsTimeoutThenRetry: a call that times out leaves its
+// effect unknown; running the same batch again converges, creating nothing twice.
+func TestCreateDeploymentsTimeoutThenRetry(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{latency: 1500 * time.Millisecond})
+	b.seed(t, []string{"Patch A"}, []string{"G1", "G2"}, nil)
+	specs := []sccm.DeploymentSpec{
+		spec("one", "Patch A", "G1", b.clock.Now()), spec("two", "Patch A", "G2", b.clock.Now()),
+	}
+
+	impatient := sccm.New(newWinRM(t, b.url, 200*time.Millisecond), "", nil)
+	_, err := impatient.CreateDeployments(t.Context(), specs)
+	require.ErrorIs(t, err, winrm.ErrTimeout)
+	require.False(t, sccm.IsRefusal(err))
+	require.True(t, strings.HasPrefix(err.Error(), "sccm: create deployments: "), err.Error())
+
+	got, err := b.client.CreateDeployments(t.Context(), specs)
+	require.NoError(t, err)
+	require.Len(t, got, 2)
+	st := b.site.State().Deployments
+	require.Len(t, st, 2, "each deployment exactly once, whatever the first call did")
+	for i, d := range st {
+		require.Equal(t, specs[i].Name, d.Name)
+		require.False(t, d.Enabled)
+	}
 }
 
 func TestCreateDeploymentsRefusals(t *testing.T) {
