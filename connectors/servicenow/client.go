@@ -235,7 +235,8 @@ func (c *Client) delay(ctx context.Context, n int, err error) (time.Duration, bo
 		}
 		d = c.jitter(d)
 	}
-	if deadline, has := ctx.Deadline(); has && c.now().Add(d).After(deadline) {
+	// Waiting is real time whatever Config.Clock says.
+	if deadline, has := ctx.Deadline(); has && time.Until(deadline) < d {
 		return 0, false
 	}
 	return d, true

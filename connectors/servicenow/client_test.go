@@ -586,6 +586,18 @@ func TestRetries(t *testing.T) {
 		require.Equal(t, "Too many requests", apiErr.Message)
 	})
 
+	t.Run("RetryAfterBeyondDeadlineStopsAtOnce", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, setupOpts{})
+		require.NoError(t, b.sim.AddRecord(TableChangeRequest, sysID, ""))
+		b.sim.FailNext(1, http.StatusTooManyRequests, "20")
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		err := b.client.AddWorkNote(ctx, TableChangeRequest, sysID, "note")
+		require.ErrorIs(t, err, ErrRateLimited)
+		require.Empty(t, b.Sleeps(), "no point waiting past the caller's deadline")
+	})
+
 	t.Run("HTMLErrorBody", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, setupOpts{config: func(c *Config) { c.MaxRetries = -1 }})
@@ -624,13 +636,15 @@ func TestRetries(t *testing.T) {
 		b := setup(t, setupOpts{realSleeps: true, config: func(c *Config) { c.RetryBaseDelay = time.Hour; c.RetryMaxDelay = time.Hour }})
 		require.NoError(t, b.sim.AddRecord(TableChangeRequest, sysID, ""))
 		b.sim.FailNext(1, http.StatusServiceUnavailable, "")
+		waiting := make(chan struct{})
+		b.client.sleep = func(ctx context.Context, d time.Duration) error {
+			close(waiting)
+			return sleepCtx(ctx, d) // an hour, unless canceled
+		}
 		ctx, cancel := context.WithCancel(t.Context())
 		done := make(chan error, 1)
 		go func() { done <- b.client.AddWorkNote(ctx, TableChangeRequest, sysID, "note") }()
-		// Cancel once the first attempt has been answered.
-		for b.countRequests(http.MethodPatch, patchPath) == 0 {
-			time.Sleep(time.Millisecond)
-		}
+		<-waiting
 		cancel()
 		err := <-done
 		require.ErrorIs(t, err, context.Canceled)
