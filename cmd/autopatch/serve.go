@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/riverqueue/river"
+
+	"github.com/autopatch/autopatch/handlers"
+	"github.com/autopatch/autopatch/internal/config"
+	"github.com/autopatch/autopatch/internal/store"
+	"github.com/autopatch/autopatch/jobs"
+	"github.com/autopatch/autopatch/migrations"
+)
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configFile := fs.String("config", "", "optional YAML configuration `file`")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `Usage: autopatch serve [--config FILE]
+
+Runs the webhook and read API server and the job workers until SIGINT or
+SIGTERM, then stops in order: HTTP, jobs, database pool. Settings come from
+AUTOPATCH_* variables (see README.md); a missing or invalid one stops start-up
+with a message that names it.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	if code, done := parseFlags(fs, args, stdout); done {
+		return code
+	}
+	cfg, err := loadConfig(*configFile)
+	if err == nil {
+		err = cfg.ValidateServe()
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "autopatch serve: %v\n", err)
+		return 1
+	}
+	logger := newLogger(cfg, stderr)
+	srv, err := initServer(ctx, cfg, logger)
+	if err != nil {
+		logger.Error("start-up failed", "error", err)
+		return 1
+	}
+	if err := srv.run(ctx); err != nil {
+		logger.Error("serve failed", "error", err)
+		return 1
+	}
+	return 0
+}
+
+// server is a started-up autopatch: everything built, nothing running yet.
+type server struct {
+	cfg          *config.Config
+	logger       *slog.Logger
+	store        *store.Store
+	river        *river.Client[pgx.Tx]
+	riverRunning atomic.Bool
+	http         *http.Server
+	listener     net.Listener
+}
+
+// initServer builds the server: config → database (migrated) → River →
+// HTTP. Tests call it with their own config.
+func initServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*server, error) {
+	st, err := store.Open(ctx, cfg.DatabaseURL.Reveal())
+	if err != nil {
+		return nil, err
+	}
+	if cfg.MigrateOnStart {
+		if err := migrations.Apply(ctx, st.Pool, logger); err != nil {
+			st.Close()
+			return nil, err
+		}
+	}
+	rc, err := jobs.NewClient(jobs.Deps{Pool: st.Pool, Logger: logger}, cfg.Queues)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("river client: %w", err)
+	}
+	s := &server{cfg: cfg, logger: logger, store: st, river: rc}
+
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	e := handlers.New(handlers.Options{Logger: logger, Ready: s.ready, Registry: registry})
+	s.http = handlers.Server(cfg.Listen, e)
+	if s.listener, err = net.Listen("tcp", cfg.Listen); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("listen on %s (AUTOPATCH_LISTEN): %w", cfg.Listen, err)
+	}
+	return s, nil
+}
+
+// ready is /readyz: the database answers and the job client runs.
+func (s *server) ready(ctx context.Context) error {
+	if !s.riverRunning.Load() {
+		return errors.New("job client is not running")
+	}
+	if err := s.store.Ping(ctx); err != nil {
+		return errors.New("database unreachable")
+	}
+	return nil
+}
+
+// run starts River and HTTP, waits for ctx, then stops in order: HTTP first
+// (no new webhooks), then River (running jobs finish or are cancelled at the
+// deadline and retried later), then the pool.
+func (s *server) run(ctx context.Context) error {
+	defer s.store.Close()
+	if err := s.river.Start(ctx); err != nil {
+		return fmt.Errorf("start river: %w", err)
+	}
+	s.riverRunning.Store(true)
+	go func() {
+		<-s.river.Stopped()
+		s.riverRunning.Store(false)
+	}()
+
+	httpErr := make(chan error, 1)
+	go func() { httpErr <- s.http.Serve(s.listener) }()
+	s.logger.Info("autopatch serving", "listen", s.listener.Addr().String(),
+		"database", config.RedactURL(s.cfg.DatabaseURL.Reveal()))
+
+	var err error
+	select {
+	case <-ctx.Done():
+		s.logger.Info("shutting down")
+	case err = <-httpErr:
+		err = fmt.Errorf("http server: %w", err)
+	}
+
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
+	defer cancel()
+	if herr := s.http.Shutdown(stopCtx); herr != nil {
+		s.logger.Warn("http shutdown", "error", herr)
+	}
+	if rerr := s.river.Stop(stopCtx); rerr != nil {
+		s.logger.Warn("jobs did not finish in time; cancelling them (they will be retried)", "error", rerr)
+		hardCtx, hardCancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer hardCancel()
+		_ = s.river.StopAndCancel(hardCtx)
+	}
+	s.logger.Info("stopped")
+	return err
+}
+
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}

@@ -1,0 +1,102 @@
+// Package handlers is autopatch's HTTP surface: ServiceNow's webhooks, the
+// read API, health and metrics. Handlers are thin: authenticate, bind,
+// validate, call the store or enqueue, answer.
+package handlers
+
+import (
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// MaxBody is the largest request body accepted (ARCHITECTURE §4.3).
+const MaxBody = 1 << 20
+
+// Options are the dependencies of the HTTP server.
+type Options struct {
+	Logger   *slog.Logger
+	Ready    ReadyFunc
+	Registry *prometheus.Registry // metrics served at /metrics
+}
+
+// New builds the Echo server with its middleware and route table.
+func New(opts Options) *echo.Echo {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = ErrorHandler(opts.Logger)
+
+	requests := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "autopatch_http_request_duration_seconds",
+		Help:    "HTTP requests by route, method and status code.",
+		Buckets: prometheus.DefBuckets,
+	}, []string{"route", "method", "code"})
+	opts.Registry.MustRegister(requests)
+
+	e.Use(middleware.RequestID())
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true}))
+	e.Use(accessLog(opts.Logger, requests))
+	e.Use(middleware.BodyLimit(strconv.Itoa(MaxBody) + "B"))
+
+	// Route table.
+	e.GET("/healthz", healthz)
+	e.GET("/readyz", readyz(opts.Ready))
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{Registry: opts.Registry})))
+	return e
+}
+
+// Server wraps e in an http.Server with timeouts, so a slow or stuck client
+// cannot hold connections forever.
+func Server(addr string, e *echo.Echo) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           e,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+	}
+}
+
+// accessLog logs one structured line per request, carrying its request id,
+// and observes its duration.
+func accessLog(logger *slog.Logger, hist *prometheus.HistogramVec) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			start := time.Now()
+			err := next(c)
+			if err != nil {
+				// Let the error handler write the response now so the
+				// logged status is the one the client got.
+				c.Error(err)
+			}
+			status := c.Response().Status
+			route := c.Path()
+			if route == "" {
+				route = "unmatched"
+			}
+			elapsed := time.Since(start)
+			hist.WithLabelValues(route, c.Request().Method, strconv.Itoa(status)).Observe(elapsed.Seconds())
+			level := slog.LevelInfo
+			if route == "/healthz" || route == "/readyz" || route == "/metrics" {
+				level = slog.LevelDebug
+			}
+			logger.Log(c.Request().Context(), level, "http request",
+				"request_id", requestID(c),
+				"method", c.Request().Method,
+				"route", route,
+				"status", status,
+				"duration_ms", elapsed.Milliseconds(),
+				"remote", c.RealIP(),
+				"bytes_in", c.Request().ContentLength,
+			)
+			return nil
+		}
+	}
+}
