@@ -13,6 +13,9 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/autopatch/autopatch/internal/config"
+	"github.com/autopatch/autopatch/internal/schedules"
 )
 
 // MaxBody is the largest request body accepted (ARCHITECTURE §4.3).
@@ -23,6 +26,11 @@ type Options struct {
 	Logger   *slog.Logger
 	Ready    ReadyFunc
 	Registry *prometheus.Registry // metrics served at /metrics
+
+	APIToken  config.Secret      // bearer token of /api/v1
+	Store     ScheduleLister     // stored schedules
+	Schedules *schedules.Current // schedules in force
+	Now       func() time.Time   // clock; nil means time.Now
 }
 
 // New builds the Echo server with its middleware and route table.
@@ -47,6 +55,14 @@ func New(opts Options) *echo.Echo {
 	e.GET("/healthz", healthz)
 	e.GET("/readyz", readyz(opts.Ready))
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{Registry: opts.Registry})))
+
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	api := e.Group("/api/v1", bearerAuth(opts.APIToken))
+	api.GET("/schedules", listSchedules(opts.Store))
+	api.GET("/schedules/:name/windows", scheduleWindows(opts.Schedules, now))
 	return e
 }
 

@@ -9,7 +9,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -19,6 +22,7 @@ import (
 
 	"github.com/autopatch/autopatch/handlers"
 	"github.com/autopatch/autopatch/internal/config"
+	"github.com/autopatch/autopatch/internal/schedules"
 	"github.com/autopatch/autopatch/internal/store"
 	"github.com/autopatch/autopatch/jobs"
 	"github.com/autopatch/autopatch/migrations"
@@ -71,6 +75,7 @@ type server struct {
 	store        *store.Store
 	river        *river.Client[pgx.Tx]
 	riverRunning atomic.Bool
+	schedules    schedules.Current
 	http         *http.Server
 	listener     net.Listener
 }
@@ -94,10 +99,17 @@ func initServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*
 		return nil, fmt.Errorf("river client: %w", err)
 	}
 	s := &server{cfg: cfg, logger: logger, store: st, river: rc}
+	if err := s.schedules.Load(ctx, cfg.SchedulesFile, st, logger); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("AUTOPATCH_SCHEDULES_FILE: %w", err)
+	}
 
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	e := handlers.New(handlers.Options{Logger: logger, Ready: s.ready, Registry: registry})
+	e := handlers.New(handlers.Options{
+		Logger: logger, Ready: s.ready, Registry: registry,
+		APIToken: cfg.APIToken, Store: st, Schedules: &s.schedules,
+	})
 	s.http = handlers.Server(cfg.Listen, e)
 	if s.listener, err = net.Listen("tcp", cfg.Listen); err != nil {
 		st.Close()
@@ -131,6 +143,8 @@ func (s *server) run(ctx context.Context) error {
 		s.riverRunning.Store(false)
 	}()
 
+	go s.reloadOnHangup(ctx)
+
 	httpErr := make(chan error, 1)
 	go func() { httpErr <- s.http.Serve(s.listener) }()
 	s.logger.Info("autopatch serving", "listen", s.listener.Addr().String(),
@@ -157,6 +171,24 @@ func (s *server) run(ctx context.Context) error {
 	}
 	s.logger.Info("stopped")
 	return err
+}
+
+// reloadOnHangup re-reads the schedules file on SIGHUP. A file that does not
+// validate is logged and ignored: the schedules in force stay.
+func (s *server) reloadOnHangup(ctx context.Context) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			if err := s.schedules.Load(ctx, s.cfg.SchedulesFile, s.store, s.logger); err != nil {
+				s.logger.Error("schedules reload failed; the schedules in force are kept", "error", err)
+			}
+		}
+	}
 }
 
 func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {

@@ -29,6 +29,7 @@ func testConfig(t *testing.T, dbURL string) *config.Config {
 			"AUTOPATCH_WEBHOOK_SECRET":   "test-secret",
 			"AUTOPATCH_API_TOKEN":        "test-token",
 			"AUTOPATCH_SHUTDOWN_TIMEOUT": "5s",
+			"AUTOPATCH_SCHEDULES_FILE":   "../../integrations/sccm/schedules.example.yaml",
 		}[k]
 	}, "")
 	require.NoError(t, err)
@@ -158,4 +159,62 @@ func TestHelp(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	require.Equal(t, 2, run(context.Background(), []string{"bogus"}, &stdout, &stderr))
 	require.Contains(t, stderr.String(), `unknown command "bogus"`)
+}
+
+func apiGet(t *testing.T, url, token string) (int, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	require.NoError(t, err)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var body map[string]any
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&body))
+	return resp.StatusCode, body
+}
+
+func TestScheduleAPI(t *testing.T) {
+	t.Parallel()
+	base := startServer(t, testConfig(t, testdb.URL(t)))
+
+	code, body := apiGet(t, base+"/api/v1/schedules", "")
+	require.Equal(t, http.StatusUnauthorized, code)
+	require.Equal(t, "unauthorized", body["error"])
+	code, _ = apiGet(t, base+"/api/v1/schedules", "wrong-token")
+	require.Equal(t, http.StatusUnauthorized, code)
+
+	code, body = apiGet(t, base+"/api/v1/schedules", "test-token")
+	require.Equal(t, http.StatusOK, code)
+	names := []string{}
+	for _, s := range body["schedules"].([]any) {
+		names = append(names, s.(map[string]any)["name"].(string))
+	}
+	require.Contains(t, names, "DB-SAT-0200")
+	require.Contains(t, names, "WEB-3RD-SUN")
+
+	// December 2026: Patch Tuesday is the 8th (the 1st is a Tuesday), so
+	// PT+4 at 02:00 Europe/London (GMT in winter) is Saturday the 12th.
+	code, body = apiGet(t, base+"/api/v1/schedules/DB-SAT-0200/windows?from=2026-12-01T00:00:00Z&to=2027-01-01T00:00:00Z", "test-token")
+	require.Equal(t, http.StatusOK, code)
+	windows := body["windows"].([]any)
+	require.Len(t, windows, 1)
+	w := windows[0].(map[string]any)
+	require.Equal(t, "2026-12-12T02:00:00Z", w["start"])
+	require.Equal(t, "2026-12-12T06:00:00Z", w["end_utc"])
+
+	for _, tt := range []struct{ query, field string }{
+		{"from=yesterday", "from"},
+		{"from=2026-12-01T00:00:00Z&to=2026-11-01T00:00:00Z", "to"},
+		{"from=2026-01-01T00:00:00Z&to=2028-01-01T00:00:00Z", "to"},
+	} {
+		code, body = apiGet(t, base+"/api/v1/schedules/DB-SAT-0200/windows?"+tt.query, "test-token")
+		require.Equal(t, http.StatusBadRequest, code, tt.query)
+		require.Equal(t, "validation_failed", body["error"])
+		require.Equal(t, tt.field, body["details"].([]any)[0].(map[string]any)["field"], tt.query)
+	}
+	code, _ = apiGet(t, base+"/api/v1/schedules/NOPE/windows", "test-token")
+	require.Equal(t, http.StatusNotFound, code)
 }

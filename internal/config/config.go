@@ -329,6 +329,9 @@ func (c *Config) ValidateServe() error {
 	if !c.APIToken.IsSet() {
 		errs = append(errs, errors.New("AUTOPATCH_API_TOKEN is required: the read API must be authenticated"))
 	}
+	if c.SchedulesFile == "" {
+		errs = append(errs, errors.New("AUTOPATCH_SCHEDULES_FILE is required: the schedules autopatch patches by"))
+	}
 	return errors.Join(errs...)
 }
 

@@ -100,11 +100,13 @@ func TestValidate(t *testing.T) {
 	require.ErrorContains(t, err, "AUTOPATCH_DATABASE_URL is required")
 	require.ErrorContains(t, err, "AUTOPATCH_WEBHOOK_SECRET")
 	require.ErrorContains(t, err, "AUTOPATCH_API_TOKEN is required")
+	require.ErrorContains(t, err, "AUTOPATCH_SCHEDULES_FILE is required")
 
 	cfg, err = Load(env(map[string]string{
 		"AUTOPATCH_DATABASE_URL":   "postgres://u:p@localhost/db",
 		"AUTOPATCH_WEBHOOK_SECRET": "k",
 		"AUTOPATCH_API_TOKEN":      "t",
+		"AUTOPATCH_SCHEDULES_FILE": "schedules.yaml",
 	}), "")
 	require.NoError(t, err)
 	require.NoError(t, cfg.ValidateServe())

@@ -1,0 +1,30 @@
+package handlers
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/autopatch/autopatch/internal/config"
+)
+
+// bearerAuth guards the read API. Both sides are hashed before the
+// constant-time comparison so the token's length does not leak either.
+func bearerAuth(token config.Secret) echo.MiddlewareFunc {
+	want := sha256.Sum256([]byte(token.Reveal()))
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			h := c.Request().Header.Get(echo.HeaderAuthorization)
+			got, ok := strings.CutPrefix(h, "Bearer ")
+			sum := sha256.Sum256([]byte(got))
+			if !ok || !token.IsSet() || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
+				c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="autopatch"`)
+				return NewError(http.StatusUnauthorized, "unauthorized", "a valid bearer token (AUTOPATCH_API_TOKEN) is required")
+			}
+			return next(c)
+		}
+	}
+}
