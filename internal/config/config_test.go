@@ -158,3 +158,18 @@ func TestSettingsDocumented(t *testing.T) {
 	require.True(t, seen["AUTOPATCH_SCCM_ENDPOINT"])
 	require.True(t, seen["AUTOPATCH_SERVICENOW_OAUTH_CLIENT_SECRET"])
 }
+
+// TestREADMEDocumentsEverySetting keeps the README's configuration table in
+// step with the settings autopatch reads.
+func TestREADMEDocumentsEverySetting(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	readme := string(b)
+	for _, s := range Settings() {
+		require.Contains(t, readme, "| `"+s.Env+"` |", "README.md does not document %s", s.Env)
+		if s.Default != "" {
+			require.Contains(t, readme, "| `"+s.Env+"` | `"+s.Default+"` |", "README.md has the wrong default for %s", s.Env)
+		}
+	}
+}
