@@ -1,0 +1,333 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/autopatch/autopatch/internal/calendar"
+)
+
+const planUsage = `Usage: autopatch plan --schedules FILE (--month YYYY-MM | --from T --to T) [flags]
+       autopatch plan --schedules FILE --change-start T --change-end T [flags]
+
+Shows the windows of a schedules file, or the plan of a change window, offline:
+no database, no network.
+
+Flags:
+  --schedules FILE     the schedules file (YAML, ARCHITECTURE §4.2); required
+  --month YYYY-MM      the windows of that patch cycle: the cycle a window belongs to
+                       is the month of its Patch Tuesday (patch_tuesday schedules,
+                       so PT+25 of December falls in January but shows under
+                       2026-12), the calendar month (nth_weekday), or the UTC month
+                       of its start (one-off windows)
+  --from T, --to T     the windows whose start lies in [from, to); RFC 3339,
+                       e.g. 2026-12-01T00:00:00Z
+  --change-start T,    a change's planned start and end: shows, for each schedule,
+  --change-end T       its earliest window with start >= change start and end <=
+                       change end, or why it has none. RFC 3339, or ServiceNow's
+                       "YYYY-MM-DD HH:MM:SS" in UTC. --month or --from/--to may be
+                       given too, to list those windows as well.
+  --format table|json  table (default) is for people; json is the contract:
+                       {"windows":[{"schedule","start","end","start_utc","end_utc"}]}
+                       and with a change {"plan":[...],"unplaceable":[{"schedule","reason"}]}
+                       (start/end carry the schedule's UTC offset, *_utc end in Z;
+                       sorted by start, then schedule)
+  -h, --help           this text
+
+Exit status: 0 done, 1 unreadable or invalid schedules file, 2 bad flags.
+`
+
+// planOptions are runPlan's flags, parsed and checked.
+type planOptions struct {
+	schedulesFile string
+	format        string
+	month         *calendar.Month
+	hasRange      bool // --from/--to given
+	from, to      time.Time
+	hasChange     bool // --change-start/--change-end given
+	changeStart   time.Time
+	changeEnd     time.Time
+}
+
+// runPlan implements `autopatch plan` (ARCHITECTURE §4.1).
+func runPlan(_ context.Context, args []string, stdout, stderr io.Writer) int {
+	opts, err := parsePlanFlags(args)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(stdout, planUsage)
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "autopatch plan: %v\nRun 'autopatch plan --help' for usage.\n", err)
+		return 2
+	}
+	data, err := os.ReadFile(opts.schedulesFile)
+	if err != nil {
+		fmt.Fprintf(stderr, "autopatch plan: --schedules: %v\n", err)
+		return 1
+	}
+	schedules, err := calendar.Parse(data)
+	if err != nil {
+		fmt.Fprintf(stderr, "autopatch plan: %s: %v\n", opts.schedulesFile, err)
+		return 1
+	}
+
+	var out planOutput
+	if opts.month != nil || opts.hasRange {
+		ws := []calendar.Window{}
+		for _, s := range schedules {
+			if opts.month != nil {
+				ws = append(ws, s.CycleWindows(*opts.month)...)
+			} else {
+				ws = append(ws, s.Windows(opts.from, opts.to)...)
+			}
+		}
+		slices.SortFunc(ws, planCompareWindows)
+		out.windows = ws
+	}
+	if opts.hasChange {
+		res := calendar.Plan(schedules, opts.changeStart, opts.changeEnd)
+		out.plan = &res
+	}
+
+	if opts.format == "json" {
+		err = writePlanJSON(stdout, out)
+	} else {
+		err = writePlanTable(stdout, opts, out)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "autopatch plan: write output: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func parsePlanFlags(args []string) (planOptions, error) {
+	fs := flag.NewFlagSet("plan", flag.ContinueOnError)
+	// The flag package's own messages and usage are replaced by planUsage and
+	// errors that name the flag.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	var (
+		opts                                    planOptions
+		month, from, to, changeStart, changeEnd string
+	)
+	fs.StringVar(&opts.schedulesFile, "schedules", "", "")
+	fs.StringVar(&opts.format, "format", "table", "")
+	fs.StringVar(&month, "month", "", "")
+	fs.StringVar(&from, "from", "", "")
+	fs.StringVar(&to, "to", "", "")
+	fs.StringVar(&changeStart, "change-start", "", "")
+	fs.StringVar(&changeEnd, "change-end", "", "")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return opts, err
+		}
+		return opts, err
+	}
+	if fs.NArg() > 0 {
+		return opts, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+
+	if opts.schedulesFile == "" {
+		return opts, fmt.Errorf("--schedules: required")
+	}
+	if opts.format != "table" && opts.format != "json" {
+		return opts, fmt.Errorf("--format: want table or json, got %q", opts.format)
+	}
+	if month != "" {
+		m, err := calendar.ParseMonth(month)
+		if err != nil {
+			return opts, fmt.Errorf("--month: want YYYY-MM, got %q", month)
+		}
+		opts.month = &m
+	}
+	if (from == "") != (to == "") {
+		return opts, fmt.Errorf("--from and --to go together")
+	}
+	if from != "" {
+		opts.hasRange = true
+		if opts.month != nil {
+			return opts, fmt.Errorf("--month and --from/--to exclude each other")
+		}
+		var err error
+		if opts.from, err = planParseTime("--from", from, false); err != nil {
+			return opts, err
+		}
+		if opts.to, err = planParseTime("--to", to, false); err != nil {
+			return opts, err
+		}
+		if !opts.to.After(opts.from) {
+			return opts, fmt.Errorf("--to: %s is not after --from %s", to, from)
+		}
+	}
+	if (changeStart == "") != (changeEnd == "") {
+		return opts, fmt.Errorf("--change-start and --change-end go together")
+	}
+	if changeStart != "" {
+		opts.hasChange = true
+		var err error
+		if opts.changeStart, err = planParseTime("--change-start", changeStart, true); err != nil {
+			return opts, err
+		}
+		if opts.changeEnd, err = planParseTime("--change-end", changeEnd, true); err != nil {
+			return opts, err
+		}
+		if !opts.changeEnd.After(opts.changeStart) {
+			return opts, fmt.Errorf("--change-end: %s is not after --change-start %s", changeEnd, changeStart)
+		}
+	}
+	if opts.month == nil && !opts.hasRange && !opts.hasChange {
+		return opts, fmt.Errorf("want --month, --from/--to or --change-start/--change-end")
+	}
+	return opts, nil
+}
+
+// planServiceNowLayout is how ServiceNow's Table API writes glide_date_time values (UTC).
+const planServiceNowLayout = "2006-01-02 15:04:05"
+
+func planParseTime(name, value string, serviceNow bool) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, value); err == nil {
+		return t, nil
+	}
+	if serviceNow {
+		if t, err := time.Parse(planServiceNowLayout, value); err == nil {
+			return t, nil
+		}
+		return time.Time{}, fmt.Errorf("%s: want RFC 3339 (2026-12-12T00:00:00Z) or YYYY-MM-DD HH:MM:SS in UTC, got %q", name, value)
+	}
+	return time.Time{}, fmt.Errorf("%s: want RFC 3339 such as 2026-12-01T00:00:00Z, got %q", name, value)
+}
+
+// planOutput is what runPlan shows: the listed windows (nil unless --month or
+// --from/--to) and the plan (nil unless a change window).
+type planOutput struct {
+	windows []calendar.Window
+	plan    *calendar.PlanResult
+}
+
+func planCompareWindows(a, b calendar.Window) int {
+	if c := a.Start.Compare(b.Start); c != 0 {
+		return c
+	}
+	return strings.Compare(a.Schedule, b.Schedule)
+}
+
+// planWindowJSON is one window in the JSON contract (ARCHITECTURE §4.1).
+type planWindowJSON struct {
+	Schedule string `json:"schedule"`
+	Start    string `json:"start"`
+	End      string `json:"end"`
+	StartUTC string `json:"start_utc"`
+	EndUTC   string `json:"end_utc"`
+}
+
+type planUnplaceableJSON struct {
+	Schedule string `json:"schedule"`
+	Reason   string `json:"reason"`
+}
+
+// planJSON holds pointers so that a section is left out when not asked for, and
+// shown as [] (never null) when asked for and empty.
+type planJSON struct {
+	Windows     *[]planWindowJSON      `json:"windows,omitempty"`
+	Plan        *[]planWindowJSON      `json:"plan,omitempty"`
+	Unplaceable *[]planUnplaceableJSON `json:"unplaceable,omitempty"`
+}
+
+// planLocalLayout is RFC 3339 that always writes the offset, so a schedule in
+// Europe/London shows +00:00 in winter: its own offset, distinct from the Z of
+// the *_utc fields.
+const planLocalLayout = "2006-01-02T15:04:05-07:00"
+
+func planWindowsJSON(ws []calendar.Window) *[]planWindowJSON {
+	out := make([]planWindowJSON, 0, len(ws))
+	for _, w := range ws {
+		out = append(out, planWindowJSON{
+			Schedule: w.Schedule,
+			Start:    w.Start.Format(planLocalLayout),
+			End:      w.End.Format(planLocalLayout),
+			StartUTC: w.Start.UTC().Format(time.RFC3339),
+			EndUTC:   w.End.UTC().Format(time.RFC3339),
+		})
+	}
+	return &out
+}
+
+func writePlanJSON(w io.Writer, out planOutput) error {
+	var doc planJSON
+	if out.windows != nil {
+		doc.Windows = planWindowsJSON(out.windows)
+	}
+	if out.plan != nil {
+		doc.Plan = planWindowsJSON(out.plan.Windows)
+		u := make([]planUnplaceableJSON, 0, len(out.plan.Unplaceable))
+		for _, x := range out.plan.Unplaceable {
+			u = append(u, planUnplaceableJSON{Schedule: x.Schedule, Reason: x.Reason})
+		}
+		doc.Unplaceable = &u
+	}
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	return enc.Encode(doc)
+}
+
+func writePlanTable(w io.Writer, opts planOptions, out planOutput) error {
+	var b strings.Builder
+	if out.windows != nil {
+		if opts.month != nil {
+			fmt.Fprintf(&b, "Windows of cycle %s\n\n", opts.month)
+		} else {
+			fmt.Fprintf(&b, "Windows starting in [%s, %s)\n\n", opts.from.Format(time.RFC3339), opts.to.Format(time.RFC3339))
+		}
+		writePlanWindows(&b, out.windows, "No windows.")
+	}
+	if out.plan != nil {
+		if out.windows != nil {
+			b.WriteString("\n")
+		}
+		fmt.Fprintf(&b, "Plan for the change %s – %s\n\n", planFormatUTC(opts.changeStart), planFormatUTC(opts.changeEnd))
+		writePlanWindows(&b, out.plan.Windows, "No schedule has a window inside the change.")
+		if len(out.plan.Unplaceable) > 0 {
+			b.WriteString("\nUnplaceable\n\n")
+			tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "SCHEDULE\tREASON")
+			for _, u := range out.plan.Unplaceable {
+				fmt.Fprintf(tw, "%s\t%s\n", u.Schedule, u.Reason)
+			}
+			_ = tw.Flush() // writes to a strings.Builder cannot fail
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func writePlanWindows(b *strings.Builder, ws []calendar.Window, none string) {
+	if len(ws) == 0 {
+		b.WriteString(none + "\n")
+		return
+	}
+	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SCHEDULE\tCYCLE\tLOCAL\tUTC\tWEEKDAY")
+	for _, w := range ws {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", w.Schedule, w.Cycle, w.LocalString(), w.UTCString(), w.Start.Weekday())
+	}
+	_ = tw.Flush() // writes to a strings.Builder cannot fail
+}
+
+func planFormatUTC(t time.Time) string {
+	t = t.UTC()
+	if t.Second() != 0 {
+		return t.Format("Mon 2006-01-02 15:04:05 MST")
+	}
+	return t.Format("Mon 2006-01-02 15:04 MST")
+}
