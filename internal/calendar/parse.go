@@ -65,8 +65,9 @@ func (e *FieldError) Error() string {
 }
 
 // Parse reads and validates a schedules file (ARCHITECTURE §4.2). It reports every
-// problem, not just the first: the error joins one *FieldError per problem (find them
-// with errors.As, or read the message, one problem per line).
+// problem, not just the first: the error wraps an errors.Join of one *FieldError per
+// problem, in file order, so the message reads one problem per line; errors.As finds
+// the first, and errors.Unwrap then Unwrap() []error yields them all.
 func Parse(data []byte) ([]Schedule, error) {
 	var doc yaml.Node
 	// Strict: a misspelt key must be an error, never a silently ignored setting. The
