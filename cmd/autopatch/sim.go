@@ -17,9 +17,10 @@ import (
 const simUsage = `Usage: autopatch sim [flags]
 
 Runs the simulated estate on loopback: a WinRM (WS-Management) endpoint that
-plays the SCCM site server, and a control server whose GET /state shows what
-the simulators hold. Point autopatch serve at it with --env-file. Runs until
-interrupted.
+plays the SCCM site server and the SCOM management server, a ServiceNow
+instance (Table API, plain HTTP), and a control server whose GET /state shows
+what the simulators hold. Point autopatch serve at it with --env-file. Runs
+until interrupted.
 
 Flags:
 `
@@ -38,6 +39,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	envFile := fs.String("env-file", "", "write the AUTOPATCH_* settings that point serve at the estate to `FILE`")
 	host := fs.String("listen-host", estate.DefaultHost, "`address` to listen on")
 	winrmPort := fs.Int("winrm-port", 0, "WinRM `port` (0: any free port)")
+	snowPort := fs.Int("servicenow-port", 0, "ServiceNow (Table API) `port` (0: any free port)")
 	controlPort := fs.Int("control-port", 0, "control server `port` (0: any free port)")
 	plainHTTP := fs.Bool("http", false, "serve WinRM over plain HTTP instead of HTTPS with a generated CA")
 	latency := fs.Duration("latency", -1, "simulated `delay` of every WinRM call (overrides the seed's latency)")
@@ -67,7 +69,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
 	opts := estate.Options{
-		Host: *host, WinRMPort: *winrmPort, ControlPort: *controlPort,
+		Host: *host, WinRMPort: *winrmPort, ServiceNowPort: *snowPort, ControlPort: *controlPort,
 		PlainHTTP: *plainHTTP, Logger: logger,
 	}
 	if *seedFile != "" {
@@ -108,6 +110,9 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 
 	fmt.Fprintf(stdout, "autopatch sim: SCCM site %s (WinRM) at %s\n", e.SCCM().SiteCode(), e.SCCMEndpoint())
+	fmt.Fprintf(stdout, "autopatch sim: SCOM management server %s (WinRM) at %s, %d computers\n",
+		e.SCOM().ManagementServer(), e.SCOMEndpoint(), len(e.SCOM().State().Computers))
+	fmt.Fprintf(stdout, "autopatch sim: ServiceNow (Table API) at %s\n", e.ServiceNowURL())
 	fmt.Fprintf(stdout, "autopatch sim: control at %s (GET /state)\n", e.ControlURL())
 	if e.CAFile() != "" {
 		fmt.Fprintf(stdout, "autopatch sim: CA certificate in %s\n", e.CAFile())

@@ -16,7 +16,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/autopatch/autopatch/connectors/sccm"
+	"github.com/autopatch/autopatch/connectors/scom"
+	"github.com/autopatch/autopatch/connectors/servicenow"
 	"github.com/autopatch/autopatch/connectors/winrm"
+	"github.com/autopatch/autopatch/internal/config"
 )
 
 const simSeed = `
@@ -78,11 +81,37 @@ func TestRunSim(t *testing.T) {
 	}, 30*time.Second, 20*time.Millisecond)
 
 	for _, k := range []string{"AUTOPATCH_SCCM_ENDPOINT", "AUTOPATCH_SCCM_USER", "AUTOPATCH_SCCM_PASSWORD",
-		"AUTOPATCH_SCCM_AUTH", "AUTOPATCH_SCCM_CA_FILE", "AUTOPATCH_WEBHOOK_SECRET", "AUTOPATCH_API_TOKEN",
-		"AUTOPATCH_SIM_URL"} {
+		"AUTOPATCH_SCCM_AUTH", "AUTOPATCH_SCCM_CA_FILE", "AUTOPATCH_SCOM_ENDPOINT", "AUTOPATCH_SCOM_USER",
+		"AUTOPATCH_SCOM_PASSWORD", "AUTOPATCH_SCOM_AUTH", "AUTOPATCH_SCOM_CA_FILE", "AUTOPATCH_SERVICENOW_URL",
+		"AUTOPATCH_SERVICENOW_USER", "AUTOPATCH_SERVICENOW_PASSWORD", "AUTOPATCH_WEBHOOK_SECRET",
+		"AUTOPATCH_API_TOKEN", "AUTOPATCH_SIM_URL"} {
 		require.NotEmpty(t, env[k], k)
 	}
 	require.True(t, strings.HasPrefix(env["AUTOPATCH_SCCM_ENDPOINT"], "https://127.0.0.1:"))
+	_, err := config.Load(func(k string) string { return env[k] }, "")
+	require.NoError(t, err, "serve's configuration accepts the env file")
+
+	// The SCOM management server knows the seed's devices, and ServiceNow answers.
+	swc, err := winrm.New(winrm.Config{
+		Endpoint: env["AUTOPATCH_SCOM_ENDPOINT"], User: env["AUTOPATCH_SCOM_USER"],
+		Password: env["AUTOPATCH_SCOM_PASSWORD"], Auth: env["AUTOPATCH_SCOM_AUTH"],
+		CAFile: env["AUTOPATCH_SCOM_CA_FILE"],
+	}, nil)
+	require.NoError(t, err)
+	defer swc.Close()
+	raised, err := scom.New(swc, scom.Options{}, nil).RaiseAlerts(t.Context(), []scom.Alert{
+		{Key: "autopatch:CHG1:WEB01", Device: "WEB01", Summary: "WEB01 did not report"},
+	})
+	require.NoError(t, err)
+	require.Equal(t, scom.Raised, raised[0].Outcome)
+	snow, err := servicenow.New(servicenow.Config{
+		URL: env["AUTOPATCH_SERVICENOW_URL"], User: env["AUTOPATCH_SERVICENOW_USER"],
+		Password: env["AUTOPATCH_SERVICENOW_PASSWORD"],
+	}, nil, nil)
+	require.NoError(t, err)
+	inc, err := snow.CreateIncident(t.Context(), servicenow.Incident{ShortDescription: "WEB01 did not report",
+		CorrelationID: "autopatch:CHG1:WEB01"})
+	require.NoError(t, err)
 
 	// serve's settings reach the site, and the schedules' collections exist.
 	wc, err := winrm.New(winrm.Config{
@@ -108,8 +137,20 @@ func TestRunSim(t *testing.T) {
 			Name    string   `json:"name"`
 			Members []string `json:"members"`
 		} `json:"collections"`
+		Alerts []struct {
+			ID     string `json:"id"`
+			Device string `json:"device"`
+		} `json:"alerts"`
+		Incidents []struct {
+			Number string `json:"number"`
+		} `json:"incidents"`
 	}
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&st))
+	require.Len(t, st.Alerts, 1)
+	require.Equal(t, raised[0].AlertID, st.Alerts[0].ID)
+	require.Equal(t, "WEB01", st.Alerts[0].Device)
+	require.Len(t, st.Incidents, 1)
+	require.Equal(t, inc.Number, st.Incidents[0].Number)
 	require.Len(t, st.Collections, 2)
 	require.Equal(t, "Patch - DB - Sat 02:00", st.Collections[0].Name)
 	require.Equal(t, []string{"SQL01"}, st.Collections[0].Members)
@@ -125,9 +166,13 @@ func TestRunSim(t *testing.T) {
 	out := stdout.String()
 	require.Contains(t, out, env["AUTOPATCH_SCCM_ENDPOINT"])
 	require.Contains(t, out, env["AUTOPATCH_SIM_URL"])
+	require.Contains(t, out, env["AUTOPATCH_SERVICENOW_URL"])
+	require.Contains(t, out, "SCOM management server")
 	require.Contains(t, out, "latency 0s per call", "--latency overrides the seed")
 	require.NotContains(t, out, env["AUTOPATCH_SCCM_PASSWORD"], "secrets stay in the env file")
 	require.NotContains(t, stderr.String(), env["AUTOPATCH_SCCM_PASSWORD"])
+	require.NotContains(t, out, env["AUTOPATCH_SERVICENOW_PASSWORD"])
+	require.NotContains(t, stderr.String(), env["AUTOPATCH_SERVICENOW_PASSWORD"])
 	require.NoFileExists(t, env["AUTOPATCH_SCCM_CA_FILE"], "removed on stop")
 }
 

@@ -1,9 +1,15 @@
 // Package estate assembles the simulated estate of `autopatch sim`, the demo
 // and the end-to-end tests (ARCHITECTURE §4.5): one WinRM (WS-Management)
-// listener that stands in for the SCCM site server (and, as their simulators
-// join, the SCOM management server), and a control server whose GET /state
-// shows what the simulators hold. Everything listens on loopback ports chosen
-// by the caller or the kernel, with credentials made up for the run.
+// listener that stands in for both the SCCM site server and the SCOM
+// management server (a script goes to the simulator whose template it is), a
+// ServiceNow instance (Table API) on its own listener, and a control server
+// whose GET /state shows what the simulators hold. Everything listens on
+// loopback ports chosen by the caller or the kernel, with credentials made up
+// for the run.
+//
+// The ServiceNow listener is plain HTTP even when WinRM is HTTPS: autopatch's
+// configuration has no CA setting for ServiceNow (a real instance has a
+// public certificate), and the simulator only ever listens on loopback.
 package estate
 
 import (
@@ -26,6 +32,9 @@ import (
 	"time"
 
 	"github.com/autopatch/autopatch/connectors/sccm/sccmsim"
+	"github.com/autopatch/autopatch/connectors/scom/scomsim"
+	"github.com/autopatch/autopatch/connectors/servicenow"
+	"github.com/autopatch/autopatch/connectors/servicenow/servicenowsim"
 	"github.com/autopatch/autopatch/connectors/winrm"
 	"github.com/autopatch/autopatch/connectors/winrm/wsmansim"
 )
@@ -44,14 +53,20 @@ type Options struct {
 
 	// Host is the listen address; default DefaultHost.
 	Host string
-	// WinRMPort and ControlPort are the ports; 0 lets the kernel choose.
-	WinRMPort   int
-	ControlPort int
+	// WinRMPort, ServiceNowPort and ControlPort are the ports; 0 lets the
+	// kernel choose.
+	WinRMPort      int
+	ServiceNowPort int
+	ControlPort    int
 	// PlainHTTP serves WinRM over HTTP instead of HTTPS with a generated CA.
 	PlainHTTP bool
 
-	// User and Password are the WinRM (Basic) credentials; random when empty.
+	// User and Password are the WinRM (Basic) credentials, for SCCM and SCOM
+	// alike; random when empty.
 	User, Password string
+	// ServiceNowUser and ServiceNowPassword are the ServiceNow integration
+	// user's (Basic); random when empty.
+	ServiceNowUser, ServiceNowPassword string
 	// WebhookSecret and APIToken are handed to serve through the env file;
 	// random when empty.
 	WebhookSecret, APIToken string
@@ -65,16 +80,18 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// State is GET /state: the shape of ARCHITECTURE §4.5 (contract). The parts
-// not simulated yet are empty arrays.
+// State is GET /state: the shape of ARCHITECTURE §4.5 (contract); each
+// object may carry more fields than the contract names. Empty parts are
+// empty arrays, never null.
 type State struct {
 	Collections []sccmsim.CollectionState `json:"collections"`
 	Deployments []sccmsim.DeploymentState `json:"deployments"`
-	// Alerts are SCOM's (filled by the SCOM simulator when it joins).
-	Alerts []any `json:"alerts"`
-	// Incidents and WorkNotes are ServiceNow's (filled by its simulator).
-	Incidents []any `json:"incidents"`
-	WorkNotes []any `json:"work_notes"`
+	// Alerts are SCOM's, in the order they were raised.
+	Alerts []scomsim.AlertState `json:"alerts"`
+	// Incidents (by number) and WorkNotes (oldest first, on every table)
+	// are ServiceNow's.
+	Incidents []servicenowsim.Incident `json:"incidents"`
+	WorkNotes []servicenowsim.WorkNote `json:"work_notes"`
 }
 
 // part is one simulated system behind the shared WinRM listener: a script
@@ -91,15 +108,17 @@ type Estate struct {
 	logger *slog.Logger
 
 	sccm  *sccmsim.Site
+	scom  *scomsim.Group
+	snow  *servicenowsim.Server
 	wsman *wsmansim.Server
 	parts []part
 
-	winrmSrv, controlSrv *http.Server
-	winrmURL, controlURL string
-	caPEM                []byte
-	caFile               string
-	dir                  string
-	ownDir               bool
+	winrmSrv, snowSrv, controlSrv *http.Server
+	winrmURL, snowURL, controlURL string
+	caPEM                         []byte
+	caFile                        string
+	dir                           string
+	ownDir                        bool
 
 	// down makes the WinRM listener answer 503 (SetWinRMDown).
 	down atomic.Bool
@@ -123,13 +142,16 @@ func Start(ctx context.Context, opts Options) (*Estate, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	for _, secret := range []*string{&opts.Password, &opts.WebhookSecret, &opts.APIToken} {
+	for _, secret := range []*string{&opts.Password, &opts.ServiceNowPassword, &opts.WebhookSecret, &opts.APIToken} {
 		if *secret == "" {
 			*secret = randomHex(24)
 		}
 	}
 	if opts.User == "" {
 		opts.User = "autopatch-sim-" + randomHex(3)
+	}
+	if opts.ServiceNowUser == "" {
+		opts.ServiceNowUser = "autopatch.integration." + randomHex(3)
 	}
 
 	e := &Estate{opts: opts, logger: opts.Logger}
@@ -139,6 +161,15 @@ func Start(ctx context.Context, opts Options) (*Estate, error) {
 	}
 	e.sccm = site
 	e.parts = append(e.parts, part{name: "sccm", handles: site.Handles, run: site.Run})
+	group, err := buildGroup(opts)
+	if err != nil {
+		return nil, err
+	}
+	e.scom = group
+	e.parts = append(e.parts, part{name: "scom", handles: group.Handles, run: group.Run})
+	e.snow = servicenowsim.New(servicenowsim.Options{
+		User: opts.ServiceNowUser, Password: opts.ServiceNowPassword, Clock: opts.Now, Logger: opts.Logger,
+	})
 
 	e.wsman = wsmansim.New(wsmansim.Options{
 		User: opts.User, Password: opts.Password, Latency: opts.Seed.Latency,
@@ -190,6 +221,22 @@ func buildSite(opts Options) (*sccmsim.Site, error) {
 	return site, nil
 }
 
+// buildGroup makes the SCOM management group: every seed device is a
+// Windows Computer unless it says scom: false.
+func buildGroup(opts Options) (*scomsim.Group, error) {
+	group := scomsim.New(scomsim.Options{Now: opts.Now, Logger: opts.Logger})
+	for _, d := range opts.Seed.Devices {
+		if !d.InSCOM() {
+			continue
+		}
+		principal, netbios := d.SCOMNames(opts.Seed.SCOMDomain)
+		if err := group.AddComputer(principal, netbios); err != nil {
+			return nil, fmt.Errorf("estate: device %q: %w", d.Name, err)
+		}
+	}
+	return group, nil
+}
+
 // exec hands a decoded invocation to the part whose template it is.
 func (e *Estate) exec(ctx context.Context, script string, data []byte) ([]byte, string, int) {
 	for _, p := range e.parts {
@@ -207,9 +254,15 @@ func (e *Estate) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("estate: winrm listener: %w", err)
 	}
+	snowLn, err := lc.Listen(ctx, "tcp", net.JoinHostPort(e.opts.Host, strconv.Itoa(e.opts.ServiceNowPort)))
+	if err != nil {
+		_ = winrmLn.Close()
+		return fmt.Errorf("estate: servicenow listener: %w", err)
+	}
 	controlLn, err := lc.Listen(ctx, "tcp", net.JoinHostPort(e.opts.Host, strconv.Itoa(e.opts.ControlPort)))
 	if err != nil {
 		_ = winrmLn.Close()
+		_ = snowLn.Close()
 		return fmt.Errorf("estate: control listener: %w", err)
 	}
 	advertised := advertisedHost(e.opts.Host)
@@ -232,17 +285,20 @@ func (e *Estate) start(ctx context.Context) error {
 		certPEM, keyPEM, caPEM, err := wsmansim.NewTLSCert(e.opts.Host, advertised)
 		if err != nil {
 			_ = winrmLn.Close()
+			_ = snowLn.Close()
 			_ = controlLn.Close()
 			return fmt.Errorf("estate: %w", err)
 		}
 		cert, err := tls.X509KeyPair(certPEM, keyPEM)
 		if err != nil {
 			_ = winrmLn.Close()
+			_ = snowLn.Close()
 			_ = controlLn.Close()
 			return fmt.Errorf("estate: tls: %w", err)
 		}
 		if err := e.writeCA(caPEM); err != nil {
 			_ = winrmLn.Close()
+			_ = snowLn.Close()
 			_ = controlLn.Close()
 			return err
 		}
@@ -250,6 +306,9 @@ func (e *Estate) start(ctx context.Context) error {
 		winrmLn = tls.NewListener(winrmLn, e.winrmSrv.TLSConfig)
 	}
 	e.winrmURL = scheme + "://" + net.JoinHostPort(advertised, port(winrmLn)) + "/wsman"
+
+	e.snowSrv = &http.Server{Handler: e.snow, ReadHeaderTimeout: 10 * time.Second, ErrorLog: errorLog}
+	e.snowURL = "http://" + net.JoinHostPort(advertised, port(snowLn))
 
 	controlMux := http.NewServeMux()
 	controlMux.HandleFunc("GET /state", e.serveState)
@@ -261,8 +320,9 @@ func (e *Estate) start(ctx context.Context) error {
 	e.controlURL = "http://" + net.JoinHostPort(advertised, port(controlLn))
 
 	go e.serve("winrm", e.winrmSrv, winrmLn)
+	go e.serve("servicenow", e.snowSrv, snowLn)
 	go e.serve("control", e.controlSrv, controlLn)
-	e.logger.Info("estate: listening", "winrm", e.winrmURL, "control", e.controlURL)
+	e.logger.Info("estate: listening", "winrm", e.winrmURL, "servicenow", e.snowURL, "control", e.controlURL)
 	return nil
 }
 
@@ -317,7 +377,7 @@ func (e *Estate) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		var errs []error
-		for _, srv := range []*http.Server{e.winrmSrv, e.controlSrv} {
+		for _, srv := range []*http.Server{e.winrmSrv, e.snowSrv, e.controlSrv} {
 			if srv == nil {
 				continue
 			}
@@ -347,9 +407,9 @@ func (e *Estate) State() State {
 	return State{
 		Collections: site.Collections,
 		Deployments: site.Deployments,
-		Alerts:      []any{},
-		Incidents:   []any{},
-		WorkNotes:   []any{},
+		Alerts:      e.scom.Alerts(),
+		Incidents:   e.snow.Incidents(),
+		WorkNotes:   e.snow.WorkNotes(),
 	}
 }
 
@@ -367,17 +427,45 @@ func (e *Estate) serveState(w http.ResponseWriter, _ *http.Request) {
 // SetWinRMDown makes the WinRM listener answer every request with 503 Service
 // Unavailable (down true), like a host whose WinRM service is stopping, until
 // called with false. Clients see winrm.ErrUnreachable; nothing reaches the
-// simulators. For tests of retries and late or missed windows.
+// SCCM or SCOM simulator. For tests of retries and late or missed windows.
+// (ServiceNow outages: ServiceNow().FailNext.)
 func (e *Estate) SetWinRMDown(down bool) { e.down.Store(down) }
 
 // SCCM returns the simulated site, for tests that seed or inspect it directly.
 func (e *Estate) SCCM() *sccmsim.Site { return e.sccm }
+
+// SCOM returns the simulated management group, for tests that inspect its
+// alerts, hold its rule (HoldAlerts) or close alerts as an operator would.
+func (e *Estate) SCOM() *scomsim.Group { return e.scom }
+
+// ServiceNow returns the simulated instance, for tests and the demo that seed
+// the change requests and request items their webhooks name (AddRecord) or
+// inject faults.
+func (e *Estate) ServiceNow() *servicenowsim.Server { return e.snow }
 
 // WSMan returns the WinRM server, whose Stats count requests and executions.
 func (e *Estate) WSMan() *wsmansim.Server { return e.wsman }
 
 // SCCMEndpoint is the WinRM URL of the simulated site server.
 func (e *Estate) SCCMEndpoint() string { return e.winrmURL }
+
+// SCOMEndpoint is the WinRM URL of the simulated management server: the same
+// listener and credentials as SCCMEndpoint.
+func (e *Estate) SCOMEndpoint() string { return e.winrmURL }
+
+// ServiceNowURL is the base URL of the simulated instance (plain HTTP, loopback).
+func (e *Estate) ServiceNowURL() string { return e.snowURL }
+
+// ServiceNowUser is the instance's integration user (Basic).
+func (e *Estate) ServiceNowUser() string { return e.opts.ServiceNowUser }
+
+// ServiceNowPassword is the password of ServiceNowUser.
+func (e *Estate) ServiceNowPassword() string { return e.opts.ServiceNowPassword }
+
+// ServiceNowConfig returns a servicenow.Config that reaches the simulated instance.
+func (e *Estate) ServiceNowConfig() servicenow.Config {
+	return servicenow.Config{URL: e.snowURL, User: e.opts.ServiceNowUser, Password: e.opts.ServiceNowPassword}
+}
 
 // ControlURL is the base URL of the control server (GET /state).
 func (e *Estate) ControlURL() string { return e.controlURL }
@@ -401,8 +489,8 @@ func (e *Estate) WebhookSecret() string { return e.opts.WebhookSecret }
 // APIToken is the read API bearer token the env file gives serve.
 func (e *Estate) APIToken() string { return e.opts.APIToken }
 
-// WinRMConfig returns a winrm.Config that reaches the simulated site server,
-// with certificate checks against the estate's CA.
+// WinRMConfig returns a winrm.Config that reaches the simulated site server
+// and management server, with certificate checks against the estate's CA.
 func (e *Estate) WinRMConfig() winrm.Config {
 	return winrm.Config{
 		Endpoint: e.winrmURL, User: e.opts.User, Password: e.opts.Password,
@@ -413,16 +501,23 @@ func (e *Estate) WinRMConfig() winrm.Config {
 // Env returns the AUTOPATCH_* settings that point serve at the estate, as
 // KEY=value lines in a fixed order.
 func (e *Estate) Env() []string {
-	env := []string{
-		"AUTOPATCH_SCCM_ENDPOINT=" + e.winrmURL,
-		"AUTOPATCH_SCCM_USER=" + e.opts.User,
-		"AUTOPATCH_SCCM_PASSWORD=" + e.opts.Password,
-		"AUTOPATCH_SCCM_AUTH=" + winrm.AuthBasic,
-	}
-	if e.caFile != "" {
-		env = append(env, "AUTOPATCH_SCCM_CA_FILE="+e.caFile)
+	var env []string
+	for _, system := range []string{"SCCM", "SCOM"} {
+		prefix := "AUTOPATCH_" + system + "_"
+		env = append(env,
+			prefix+"ENDPOINT="+e.winrmURL,
+			prefix+"USER="+e.opts.User,
+			prefix+"PASSWORD="+e.opts.Password,
+			prefix+"AUTH="+winrm.AuthBasic,
+		)
+		if e.caFile != "" {
+			env = append(env, prefix+"CA_FILE="+e.caFile)
+		}
 	}
 	return append(env,
+		"AUTOPATCH_SERVICENOW_URL="+e.snowURL,
+		"AUTOPATCH_SERVICENOW_USER="+e.opts.ServiceNowUser,
+		"AUTOPATCH_SERVICENOW_PASSWORD="+e.opts.ServiceNowPassword,
 		"AUTOPATCH_WEBHOOK_SECRET="+e.opts.WebhookSecret,
 		"AUTOPATCH_API_TOKEN="+e.opts.APIToken,
 		"AUTOPATCH_SIM_URL="+e.controlURL,

@@ -224,6 +224,7 @@ func TestEstateRefusesNonTemplates(t *testing.T) {
 	require.Contains(t, se.Stderr, "approved script templates")
 	require.Equal(t, 1, b.estate.WSMan().Stats().Executions)
 	require.Zero(t, b.estate.SCCM().Calls(), "the estate refused it before any simulator saw it")
+	require.Zero(t, b.estate.SCOM().Calls())
 }
 
 func TestEstateWinRMDown(t *testing.T) {
@@ -259,14 +260,22 @@ func TestEstatePlainHTTPAndEnvFile(t *testing.T) {
 
 	env := readEnv(t, path)
 	require.Equal(t, map[string]string{
-		"AUTOPATCH_SCCM_ENDPOINT":  e.SCCMEndpoint(),
-		"AUTOPATCH_SCCM_USER":      e.User(),
-		"AUTOPATCH_SCCM_PASSWORD":  e.Password(),
-		"AUTOPATCH_SCCM_AUTH":      "basic",
-		"AUTOPATCH_WEBHOOK_SECRET": e.WebhookSecret(),
-		"AUTOPATCH_API_TOKEN":      e.APIToken(),
-		"AUTOPATCH_SIM_URL":        e.ControlURL(),
+		"AUTOPATCH_SCCM_ENDPOINT":       e.SCCMEndpoint(),
+		"AUTOPATCH_SCCM_USER":           e.User(),
+		"AUTOPATCH_SCCM_PASSWORD":       e.Password(),
+		"AUTOPATCH_SCCM_AUTH":           "basic",
+		"AUTOPATCH_SCOM_ENDPOINT":       e.SCOMEndpoint(),
+		"AUTOPATCH_SCOM_USER":           e.User(),
+		"AUTOPATCH_SCOM_PASSWORD":       e.Password(),
+		"AUTOPATCH_SCOM_AUTH":           "basic",
+		"AUTOPATCH_SERVICENOW_URL":      e.ServiceNowURL(),
+		"AUTOPATCH_SERVICENOW_USER":     e.ServiceNowUser(),
+		"AUTOPATCH_SERVICENOW_PASSWORD": e.ServiceNowPassword(),
+		"AUTOPATCH_WEBHOOK_SECRET":      e.WebhookSecret(),
+		"AUTOPATCH_API_TOKEN":           e.APIToken(),
+		"AUTOPATCH_SIM_URL":             e.ControlURL(),
 	}, env)
+	require.Equal(t, e.SCCMEndpoint(), e.SCOMEndpoint(), "one WinRM listener plays both servers")
 }
 
 func TestEstateEnvFileOverHTTPS(t *testing.T) {
@@ -278,6 +287,9 @@ func TestEstateEnvFileOverHTTPS(t *testing.T) {
 	env := readEnv(t, path)
 
 	require.Equal(t, b1.estate.CAFile(), env["AUTOPATCH_SCCM_CA_FILE"])
+	require.Equal(t, b1.estate.CAFile(), env["AUTOPATCH_SCOM_CA_FILE"])
+	require.True(t, strings.HasPrefix(env["AUTOPATCH_SERVICENOW_URL"], "http://127.0.0.1:"),
+		"ServiceNow is plain HTTP on loopback: the configuration has no CA for it")
 	pem, err := os.ReadFile(env["AUTOPATCH_SCCM_CA_FILE"])
 	require.NoError(t, err)
 	require.Equal(t, b1.estate.CAPEM(), pem)
@@ -296,6 +308,7 @@ func TestEstateEnvFileOverHTTPS(t *testing.T) {
 	// Secrets are made up per run.
 	for _, pair := range [][2]string{
 		{b1.estate.Password(), b2.estate.Password()},
+		{b1.estate.ServiceNowPassword(), b2.estate.ServiceNowPassword()},
 		{b1.estate.WebhookSecret(), b2.estate.WebhookSecret()},
 		{b1.estate.APIToken(), b2.estate.APIToken()},
 	} {

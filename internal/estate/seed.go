@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -28,6 +29,12 @@ import (
 //	  - {name: APP01, outcome: "error 0x8024402C then success"}
 //	  - {name: APP02, outcome: "in progress"}           # never finishes
 //	  - {name: DB09, collections: ["Patch - Extra"]}    # already a member
+//	  - {name: LAB01, scom: false}                      # not monitored by SCOM
+//	scom_domain: corp.example           # optional, default corp.example
+//
+// Every device is also a Windows Computer of the simulated SCOM management
+// group, as "<name>.<scom_domain>" with NetBIOS name <name> (a name that has a
+// dot already is taken as the FQDN), unless it says scom: false.
 //
 // Unknown keys are an error, so a typo does not silently seed nothing.
 type Seed struct {
@@ -36,7 +43,14 @@ type Seed struct {
 	Collections  []SeedCollection `yaml:"collections"`
 	Latency      time.Duration    `yaml:"latency"`
 	Devices      []SeedDevice     `yaml:"devices"`
+	// SCOMDomain is the DNS domain of the devices' SCOM principal names;
+	// empty means DefaultSCOMDomain.
+	SCOMDomain string `yaml:"scom_domain"`
 }
+
+// DefaultSCOMDomain is the domain of the devices' SCOM principal names when
+// the seed names none.
+const DefaultSCOMDomain = "corp.example"
 
 // SeedCollection is a device collection of the seed. In YAML it is either a
 // plain name or a mapping.
@@ -72,6 +86,24 @@ type SeedDevice struct {
 	// Collections the device is already a direct member of; they are created
 	// if the seed does not list them.
 	Collections []string `yaml:"collections"`
+	// SCOM false leaves the device out of the SCOM management group, so an
+	// alert for it is answered "unknown device". Nil means true.
+	SCOM *bool `yaml:"scom"`
+}
+
+// InSCOM reports whether the device is a Windows Computer in SCOM.
+func (d SeedDevice) InSCOM() bool { return d.SCOM == nil || *d.SCOM }
+
+// SCOMNames returns the device's SCOM principal name (FQDN) and NetBIOS name
+// in domain: a name with a dot is the FQDN already.
+func (d SeedDevice) SCOMNames(domain string) (principal, netbios string) {
+	if domain == "" {
+		domain = DefaultSCOMDomain
+	}
+	if host, _, ok := strings.Cut(d.Name, "."); ok {
+		return d.Name, host
+	}
+	return d.Name + "." + domain, d.Name
 }
 
 // ParseSeed reads a seed from YAML and checks it.
@@ -119,6 +151,9 @@ func (s Seed) Validate() error {
 		if c.MaintenanceWindows < 0 {
 			return fmt.Errorf("estate: seed: collection %q: maintenance_windows is negative", c.Name)
 		}
+	}
+	if strings.ContainsAny(s.SCOMDomain, " \t\r\n") || strings.HasPrefix(s.SCOMDomain, ".") {
+		return fmt.Errorf("estate: seed: scom_domain %q is not a DNS domain", s.SCOMDomain)
 	}
 	seen := map[string]bool{}
 	for i, d := range s.Devices {

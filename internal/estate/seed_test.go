@@ -74,3 +74,25 @@ func TestLoadSeed(t *testing.T) {
 	_, err = estate.LoadSeed(filepath.Join(t.TempDir(), "missing.yaml"))
 	require.ErrorIs(t, err, os.ErrNotExist)
 }
+
+func TestParseSeedSCOM(t *testing.T) {
+	t.Parallel()
+	s, err := estate.ParseSeed([]byte("scom_domain: lab.example\ndevices: [{name: A}, {name: B, scom: false}, {name: C, scom: true}]\n"))
+	require.NoError(t, err)
+	require.Equal(t, "lab.example", s.SCOMDomain)
+	require.True(t, s.Devices[0].InSCOM(), "in SCOM unless it says otherwise")
+	require.False(t, s.Devices[1].InSCOM())
+	require.True(t, s.Devices[2].InSCOM())
+
+	p, n := s.Devices[0].SCOMNames(s.SCOMDomain)
+	require.Equal(t, [2]string{"A.lab.example", "A"}, [2]string{p, n})
+	p, n = estate.SeedDevice{Name: "web01.dmz.example"}.SCOMNames("")
+	require.Equal(t, [2]string{"web01.dmz.example", "web01"}, [2]string{p, n})
+	p, _ = estate.SeedDevice{Name: "A"}.SCOMNames("")
+	require.Equal(t, "A."+estate.DefaultSCOMDomain, p)
+
+	_, err = estate.ParseSeed([]byte("scom_domain: \"bad domain\"\n"))
+	require.ErrorContains(t, err, "is not a DNS domain")
+	_, err = estate.ParseSeed([]byte("devices: [{name: A, scom: maybe}]\n"))
+	require.ErrorContains(t, err, "estate: seed")
+}
