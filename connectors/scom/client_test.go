@@ -644,3 +644,36 @@ func TestEmptyBatchesMakeNoCall(t *testing.T) {
 	require.NoError(t, err)
 	require.Zero(t, b.group.Calls())
 }
+
+// TestKeysAreExact: the database would match keys case-insensitively and
+// without trailing blanks; the templates keep only exact matches, so these
+// are four alerts.
+func TestKeysAreExact(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{})
+	b.computers(t, "SQL01")
+	keys := []string{"autopatch:CHG1:SQL01", "AUTOPATCH:chg1:sql01", "autopatch:CHG1:SQL01  ", "autopatch:CHG1:SQL01%"}
+	var alerts []scom.Alert
+	for _, k := range keys {
+		alerts = append(alerts, scom.Alert{Key: k, Device: "SQL01", Summary: "s"})
+	}
+	res, err := b.client.RaiseAlerts(t.Context(), alerts)
+	require.NoError(t, err)
+	ids := map[string]bool{}
+	for i, r := range res {
+		require.Equal(t, scom.Raised, r.Outcome, keys[i])
+		ids[r.AlertID] = true
+	}
+	require.Len(t, ids, len(keys))
+
+	closed, err := b.client.ResolveAlerts(t.Context(), []scom.AlertRef{{Key: keys[1]}}, "")
+	require.NoError(t, err)
+	require.Equal(t, []string{res[1].AlertID}, closed[0].AlertIDs, "only the exact key")
+	for i, r := range res {
+		want := 0
+		if i == 1 {
+			want = scom.ResolutionClosed
+		}
+		require.Equal(t, want, b.alert(t, r.AlertID).ResolutionState, keys[i])
+	}
+}
