@@ -110,7 +110,7 @@ type setupOpts struct {
 	noCACfg bool                // do not give the client the CA file
 }
 
-func setup(t *testing.T, o setupOpts) *testBundle {
+func setup(t testing.TB, o setupOpts) *testBundle {
 	t.Helper()
 	host := newTestHost()
 	o.sim.User, o.sim.Password = testUser, testPassword
@@ -712,4 +712,22 @@ func TestNewValidatesConfig(t *testing.T) {
 			require.NotContains(t, err.Error(), "p@h")
 		})
 	}
+}
+
+// BenchmarkRunRoundTrip measures one echo call (shell, command, stdin, output,
+// signal, delete: six HTTP requests) against the simulator with no latency.
+func BenchmarkRunRoundTrip(b *testing.B) {
+	tb := setup(b, setupOpts{})
+	data := map[string]any{"deployments": []map[string]string{
+		{"name": "AP-CHG0031234-sql-prod-2026-12 Servers", "collection": "Patch - SQL", "update_group": "2026-12 Servers"},
+	}}
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if err := tb.client.Run(ctx, echoTemplate, data, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "calls/s")
 }

@@ -26,11 +26,16 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/autopatch/autopatch/connectors/winrm"
 )
 
 // ExecFunc plays the process started by a Command: it gets the command line and
-// the complete stdin and returns what the process wrote and its exit code. It
-// runs once stdin is complete (the Send with End="true"), after Options.Latency.
+// the complete stdin and returns what the process wrote and its exit code. For
+// the autopatch bootstrap (winrm.CommandLine()) it runs once stdin is complete
+// (the Send with End="true"), after Options.Latency. Any other command line is
+// treated as a program that does not read stdin: it runs right away (after
+// Latency) with empty stdin, and later stdin is discarded.
 // ctx is cancelled when the client signals terminate, deletes the shell, the shell
 // idles out or the Server is closed.
 type ExecFunc func(ctx context.Context, commandLine string, stdin []byte) (stdout, stderr []byte, exitCode int)
@@ -384,9 +389,17 @@ func (s *Server) command(w http.ResponseWriter, req *request, relates string) *f
 		cancel:      cancel,
 		done:        make(chan struct{}),
 	}
+	// Only the bootstrap reads stdin. Any other program is one that, like
+	// whoami on Windows, runs and exits whether or not stdin is ever closed;
+	// waiting for End="true" would hang a client that never sends it.
+	readsStdin := line == winrm.CommandLine()
 	s.mu.Lock()
 	sh.commands[cmd.id] = cmd
+	cmd.stdinDone = !readsStdin
 	s.mu.Unlock()
+	if !readsStdin {
+		s.start(cmd, nil)
+	}
 	body := `<rsp:CommandResponse><rsp:CommandId>` + cmd.id + `</rsp:CommandId></rsp:CommandResponse>`
 	writeEnvelope(w, http.StatusOK, actionCommand+"Response", relates, body)
 	return nil
@@ -431,9 +444,10 @@ func (s *Server) send(w http.ResponseWriter, req *request, relates string) *faul
 		end, _ := strconv.ParseBool(st.End)
 		s.mu.Lock()
 		if cmd.stdinDone {
+			// A process that does not read stdin (or has it all): the
+			// bytes go into a pipe nobody reads, as on Windows.
 			s.mu.Unlock()
-			f := faultInvalidParameter()
-			return &f
+			continue
 		}
 		cmd.stdin.Write(chunk)
 		var stdin []byte
