@@ -1,9 +1,10 @@
 // Package jobs holds autopatch's River jobs, one file per kind: the args
 // (what was asked, stored durably with the job) and the worker (which re-reads
-// the rows it acts on, so running twice is safe).
+// and locks the rows it acts on, so running twice is safe).
 package jobs
 
 import (
+	"context"
 	"log/slog"
 	"time"
 
@@ -12,29 +13,75 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
+	"github.com/autopatch/autopatch/connectors/sccm"
 	"github.com/autopatch/autopatch/internal/config"
+	"github.com/autopatch/autopatch/internal/schedules"
 )
 
 // Queues, one per remote system so a slow or failing system cannot hold up
 // the others, and small so WinRM's per-user shell limits are respected.
+// Window jobs have their own queue: they wait for their instant, and must
+// never queue behind a slow batch of creations.
 const (
 	QueueDefault    = river.QueueDefault
 	QueueSCCM       = "sccm"
 	QueueSCOM       = "scom"
 	QueueServiceNow = "servicenow"
+	QueueWindows    = "windows"
 )
+
+// SCCM is what the workers ask of the site server (connectors/sccm).
+type SCCM interface {
+	SetMembership(ctx context.Context, moves []sccm.Move, managed []string) ([]sccm.MoveResult, error)
+	CreateDeployments(ctx context.Context, specs []sccm.DeploymentSpec) ([]sccm.Deployment, error)
+	OpenDeployments(ctx context.Context, names, collections []string) ([]sccm.EnableResult, error)
+	SetEnabled(ctx context.Context, names []string, enabled bool) ([]sccm.EnableResult, error)
+	DeleteDeployments(ctx context.Context, names []string) ([]sccm.DeleteResult, error)
+}
+
+// ServiceNow is what the workers ask of ServiceNow (connectors/servicenow).
+type ServiceNow interface {
+	AddWorkNote(ctx context.Context, table, sysID, text string) error
+}
 
 // Deps are what the workers need.
 type Deps struct {
-	Pool   *pgxpool.Pool
-	Logger *slog.Logger
+	Pool       *pgxpool.Pool
+	Logger     *slog.Logger
+	Schedules  *schedules.Current
+	SCCM       SCCM
+	ServiceNow ServiceNow
+	Metrics    *Metrics
+	// MinRemaining is the least of a window that must be left to open it
+	// late (windows shorter than twice this: half the window).
+	MinRemaining time.Duration
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+func (d *Deps) now() time.Time {
+	if d.Now != nil {
+		return d.Now()
+	}
+	return time.Now()
 }
 
 // NewClient builds the River client with every worker registered and the
 // queues sized from configuration.
-func NewClient(deps Deps, q config.Queues) (*river.Client[pgx.Tx], error) {
+func NewClient(deps *Deps, q config.Queues) (*river.Client[pgx.Tx], error) {
+	if deps.Metrics == nil {
+		deps.Metrics = NewMetrics(nil)
+	}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &PruneEventsWorker{Pool: deps.Pool})
+	river.AddWorker(workers, &AssignDevicesWorker{deps: deps})
+	river.AddWorker(workers, &PlanChangeWorker{deps: deps})
+	river.AddWorker(workers, &UnwindChangeWorker{deps: deps})
+	river.AddWorker(workers, &CreateDeploymentsWorker{deps: deps})
+	river.AddWorker(workers, &OpenWindowWorker{deps: deps})
+	river.AddWorker(workers, &CloseWindowWorker{deps: deps})
+	river.AddWorker(workers, &SweepWindowsWorker{deps: deps})
+	river.AddWorker(workers, &WorkNoteWorker{deps: deps})
 
 	return river.NewClient(riverpgxv5.New(deps.Pool), &river.Config{
 		Logger: deps.Logger,
@@ -43,12 +90,41 @@ func NewClient(deps Deps, q config.Queues) (*river.Client[pgx.Tx], error) {
 			QueueSCCM:       {MaxWorkers: q.SCCM},
 			QueueSCOM:       {MaxWorkers: q.SCOM},
 			QueueServiceNow: {MaxWorkers: q.ServiceNow},
+			QueueWindows:    {MaxWorkers: q.Windows},
 		},
 		Workers: workers,
+		// A job whose client died mid-run is retried after this; window
+		// jobs also have the sweep below, so a crash never keeps a window
+		// open for long.
+		RescueStuckJobsAfter: 10 * time.Minute,
 		PeriodicJobs: []*river.PeriodicJob{
 			river.NewPeriodicJob(river.PeriodicInterval(24*time.Hour), func() (river.JobArgs, *river.InsertOpts) {
 				return PruneEventsArgs{Retention: 180 * 24 * time.Hour}, nil
 			}, &river.PeriodicJobOpts{RunOnStart: true}),
+			river.NewPeriodicJob(river.PeriodicInterval(sweepInterval), func() (river.JobArgs, *river.InsertOpts) {
+				return SweepWindowsArgs{}, nil
+			}, &river.PeriodicJobOpts{RunOnStart: true}),
 		},
 	})
+}
+
+// insertTx enqueues a follow-up job in the worker's own transaction, so the
+// decision and its consequences commit together.
+func insertTx(ctx context.Context, tx pgx.Tx, args river.JobArgs, opts *river.InsertOpts) error {
+	client, err := river.ClientFromContextSafely[pgx.Tx](ctx)
+	if err != nil {
+		return err
+	}
+	_, err = client.InsertTx(ctx, tx, args, opts)
+	return err
+}
+
+// insert enqueues a job outside any transaction.
+func insert(ctx context.Context, args river.JobArgs) error {
+	client, err := river.ClientFromContextSafely[pgx.Tx](ctx)
+	if err != nil {
+		return err
+	}
+	_, err = client.Insert(ctx, args, nil)
+	return err
 }

@@ -1,6 +1,14 @@
 package jobs
 
-import "github.com/riverqueue/river"
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+
+	"github.com/autopatch/autopatch/internal/store"
+)
 
 // UnwindChangeArgs asks for a change's deployments to be taken back because
 // the change was canceled or its approval withdrawn: deployments whose
@@ -11,13 +19,73 @@ import "github.com/riverqueue/river"
 // revision check.
 type UnwindChangeArgs struct {
 	ChangeNumber string `json:"change_number"`
+	// Revision: see PlanChangeArgs.
+	Revision int64 `json:"revision"`
 }
 
 // Kind implements river.JobArgs.
 func (UnwindChangeArgs) Kind() string { return "unwind_change" }
 
-// InsertOpts runs unwinds on the SCCM queue (they delete and disable
-// deployments there), one pending per change.
+// InsertOpts: one pending unwind per change version. The unwind itself only
+// decides; the deletes and disables it asks for run on their own queues.
 func (UnwindChangeArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: QueueSCCM, UniqueOpts: changeUniqueOpts()}
+	return river.InsertOpts{Queue: QueueDefault, UniqueOpts: changeUniqueOpts()}
+}
+
+// UnwindChangeWorker works UnwindChangeArgs.
+type UnwindChangeWorker struct {
+	river.WorkerDefaults[UnwindChangeArgs]
+	deps *Deps
+}
+
+// Work implements river.Worker: deployments not yet open become obsolete
+// (create_deployments deletes them from SCCM), open ones close now.
+func (w *UnwindChangeWorker) Work(ctx context.Context, job *river.Job[UnwindChangeArgs]) error {
+	return pgx.BeginFunc(ctx, w.deps.Pool, func(tx pgx.Tx) error {
+		c, err := store.LockChange(ctx, tx, job.Args.ChangeNumber)
+		if err != nil {
+			return err
+		}
+		if job.Args.Revision < c.Revision || c.Approved() {
+			// A newer version asked for something else (a re-approval
+			// plans again).
+			return nil
+		}
+		rows, err := store.LockChangeDeployments(ctx, tx, c.Number, store.DeploymentPlanned, store.DeploymentCreated, store.DeploymentOpen)
+		if err != nil {
+			return err
+		}
+		now := w.deps.now()
+		var removed, closing int
+		for _, d := range rows {
+			t := store.Transition{ID: d.ID, From: d.State, To: store.DeploymentObsolete, At: now,
+				Reason: fmt.Sprintf("change %s (approval %s): unwound", c.State, c.Approval)}
+			if d.State == store.DeploymentOpen {
+				t.To, t.CloseAt = d.State, &now
+				t.Reason = "change canceled or approval withdrawn: closing now"
+				closing++
+			} else {
+				removed++
+			}
+			if err := store.Move(ctx, tx, t); err != nil {
+				return err
+			}
+		}
+		if err := store.SetChangeStatus(ctx, tx, c.Number, store.ChangeCanceled); err != nil {
+			return err
+		}
+		if removed > 0 {
+			if err := insertTx(ctx, tx, CreateDeploymentsArgs{ChangeNumber: c.Number}, nil); err != nil {
+				return err
+			}
+		}
+		if closing > 0 {
+			if err := insertTx(ctx, tx, CloseWindowArgs{At: now.UTC()}, nil); err != nil {
+				return err
+			}
+		}
+		text := fmt.Sprintf("autopatch: %s is %s (approval: %s). Unwound: %d deployment(s) not yet open will be deleted from SCCM; %d open deployment(s) are being disabled now.",
+			c.Number, c.State, c.Approval, removed, closing)
+		return note(ctx, tx, tableChangeRequest, c.SysID, text)
+	})
 }

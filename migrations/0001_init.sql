@@ -105,29 +105,42 @@ CREATE TABLE plan_entries (
 );
 
 -- One SCCM deployment: (change, schedule, update group) in one window. The
--- state column is the guard every job checks and moves with a conditional
--- UPDATE, so two replicas or a retried job cannot act twice.
+-- state column is the guard every job checks and moves under a row lock, so
+-- two replicas or a retried job cannot act twice:
+--   planned  → created (disabled in SCCM) → open (enabled) → closed (disabled)
+--   created  → missed (too little of the window left to open)
+--   planned/created → obsolete (dropped by a re-plan or an unwind) → deleted
+--   planned  → failed (SCCM refused to create it)
+-- close_at is when an open deployment must be disabled: the window's end, or
+-- earlier when a cancellation or re-plan asks for it.
 CREATE TABLE deployments (
     id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     change_number    text NOT NULL REFERENCES changes (number),
     schedule_name    text NOT NULL REFERENCES schedules (name),
     update_group     text NOT NULL,
-    name             text NOT NULL UNIQUE,
+    name             text NOT NULL,
     collection       text NOT NULL,
     window_start     timestamptz NOT NULL,
     window_end       timestamptz NOT NULL,
+    close_at         timestamptz NOT NULL,
     suppress_restart boolean NOT NULL DEFAULT false,
     state            text NOT NULL DEFAULT 'planned'
-                     CHECK (state IN ('planned', 'created', 'open', 'closed', 'missed', 'deleted')),
+                     CHECK (state IN ('planned', 'created', 'open', 'closed', 'missed', 'obsolete', 'deleted', 'failed')),
+    detail           text NOT NULL DEFAULT '',
     sccm_id          text,
     opened_at        timestamptz,
     closed_at        timestamptz,
     created_at       timestamptz NOT NULL DEFAULT now(),
     updated_at       timestamptz NOT NULL DEFAULT now(),
-    UNIQUE (change_number, schedule_name, update_group),
     CHECK (window_end > window_start)
 );
-CREATE INDEX deployments_window ON deployments (state, window_start);
+-- A deterministic SCCM name belongs to at most one deployment waiting to be
+-- created or opened. (A window moved while open leaves the open row to close
+-- while its successor waits under the same name.)
+CREATE UNIQUE INDEX deployments_pending_name ON deployments (name) WHERE state IN ('planned', 'created');
+CREATE INDEX deployments_change ON deployments (change_number);
+CREATE INDEX deployments_due_open ON deployments (window_start) WHERE state = 'created';
+CREATE INDEX deployments_due_close ON deployments (close_at) WHERE state = 'open';
 
 CREATE TABLE deployment_transitions (
     id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

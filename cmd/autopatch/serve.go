@@ -20,6 +20,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/riverqueue/river"
 
+	"github.com/autopatch/autopatch/connectors/sccm"
+	"github.com/autopatch/autopatch/connectors/servicenow"
+	"github.com/autopatch/autopatch/connectors/winrm"
 	"github.com/autopatch/autopatch/handlers"
 	"github.com/autopatch/autopatch/internal/config"
 	"github.com/autopatch/autopatch/internal/schedules"
@@ -93,19 +96,40 @@ func initServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*
 			return nil, err
 		}
 	}
-	rc, err := jobs.NewClient(jobs.Deps{Pool: st.Pool, Logger: logger}, cfg.Queues)
-	if err != nil {
-		st.Close()
-		return nil, fmt.Errorf("river client: %w", err)
-	}
-	s := &server{cfg: cfg, logger: logger, store: st, river: rc}
+	s := &server{cfg: cfg, logger: logger, store: st}
 	if err := s.schedules.Load(ctx, cfg.SchedulesFile, st, logger); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("AUTOPATCH_SCHEDULES_FILE: %w", err)
 	}
-
 	registry := prometheus.NewRegistry()
-	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		jobs.NewDeploymentStates(st.Pool))
+
+	sccmRunner, err := winrm.New(winrmConfig(cfg.SCCM), logger.With("system", "sccm"))
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("AUTOPATCH_SCCM_*: %w", err)
+	}
+	snow, err := servicenow.New(servicenow.Config{
+		URL: cfg.ServiceNow.URL, User: cfg.ServiceNow.User, Password: cfg.ServiceNow.Password.Reveal(),
+		OAuthClientID: cfg.ServiceNow.OAuthClientID, OAuthClientSecret: cfg.ServiceNow.OAuthClientSecret.Reveal(),
+		Timeout: cfg.ServiceNow.Timeout,
+	}, nil, logger.With("system", "servicenow"))
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("AUTOPATCH_SERVICENOW_*: %w", err)
+	}
+	s.river, err = jobs.NewClient(&jobs.Deps{
+		Pool: st.Pool, Logger: logger, Schedules: &s.schedules,
+		SCCM:         sccm.New(sccmRunner, "", logger.With("system", "sccm")),
+		ServiceNow:   snow,
+		Metrics:      jobs.NewMetrics(registry),
+		MinRemaining: cfg.MinWindowRemaining,
+	}, cfg.Queues)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("river client: %w", err)
+	}
 	e := handlers.New(handlers.Options{
 		Logger: logger, Ready: s.ready, Registry: registry,
 		APIToken: cfg.APIToken, Store: st, Schedules: &s.schedules,
@@ -188,6 +212,13 @@ func (s *server) reloadOnHangup(ctx context.Context) {
 				s.logger.Error("schedules reload failed; the schedules in force are kept", "error", err)
 			}
 		}
+	}
+}
+
+func winrmConfig(w config.WinRM) winrm.Config {
+	return winrm.Config{
+		Endpoint: w.Endpoint, User: w.User, Password: w.Password.Reveal(), Auth: w.Auth,
+		CAFile: w.CAFile, InsecureSkipVerify: w.InsecureSkipVerify, Timeout: w.Timeout,
 	}
 }
 

@@ -30,6 +30,13 @@ func testConfig(t *testing.T, dbURL string) *config.Config {
 			"AUTOPATCH_API_TOKEN":        "test-token",
 			"AUTOPATCH_SHUTDOWN_TIMEOUT": "5s",
 			"AUTOPATCH_SCHEDULES_FILE":   "../../integrations/sccm/schedules.example.yaml",
+			// Never contacted by these tests.
+			"AUTOPATCH_SCCM_ENDPOINT":       "https://127.0.0.1:1/wsman",
+			"AUTOPATCH_SCCM_USER":           "autopatch",
+			"AUTOPATCH_SCCM_PASSWORD":       "pw",
+			"AUTOPATCH_SERVICENOW_URL":      "http://127.0.0.1:1",
+			"AUTOPATCH_SERVICENOW_USER":     "autopatch",
+			"AUTOPATCH_SERVICENOW_PASSWORD": "pw",
 		}[k]
 	}, "")
 	require.NoError(t, err)

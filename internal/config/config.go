@@ -46,6 +46,7 @@ type Config struct {
 	APIToken        Secret `env:"API_TOKEN" doc:"Bearer token for /api/v1."`
 
 	StatusPollInterval time.Duration `env:"STATUS_POLL_INTERVAL" default:"5m" doc:"How often deployment status is read while a window is open."`
+	MinWindowRemaining time.Duration `env:"MIN_WINDOW_REMAINING" default:"30m" doc:"A window opened late must have at least this much left (windows shorter than twice this: half of it); otherwise it is missed."`
 
 	Queues Queues `env:"QUEUE_"`
 
@@ -62,6 +63,7 @@ type Queues struct {
 	SCCM       int `env:"SCCM_WORKERS" default:"2" doc:"Concurrent jobs talking to the SCCM site server."`
 	SCOM       int `env:"SCOM_WORKERS" default:"2" doc:"Concurrent jobs talking to the SCOM management server."`
 	ServiceNow int `env:"SERVICENOW_WORKERS" default:"4" doc:"Concurrent jobs talking to ServiceNow."`
+	Windows    int `env:"WINDOWS_WORKERS" default:"4" doc:"Concurrent window open/close jobs (they wait for their instant, then call SCCM)."`
 }
 
 // WinRM is how autopatch reaches a Windows server (SCCM site server, SCOM
@@ -328,6 +330,18 @@ func (c *Config) ValidateServe() error {
 	}
 	if !c.APIToken.IsSet() {
 		errs = append(errs, errors.New("AUTOPATCH_API_TOKEN is required: the read API must be authenticated"))
+	}
+	if c.SCCM.Endpoint == "" {
+		errs = append(errs, errors.New("AUTOPATCH_SCCM_ENDPOINT is required: the SCCM site server's WinRM URL"))
+	}
+	if c.SCCM.User == "" || !c.SCCM.Password.IsSet() {
+		errs = append(errs, errors.New("AUTOPATCH_SCCM_USER and AUTOPATCH_SCCM_PASSWORD are required: the account autopatch runs ConfigMgr cmdlets as"))
+	}
+	if c.ServiceNow.URL == "" {
+		errs = append(errs, errors.New("AUTOPATCH_SERVICENOW_URL is required: where plans, notes and incidents go"))
+	}
+	if c.ServiceNow.User == "" || !c.ServiceNow.Password.IsSet() {
+		errs = append(errs, errors.New("AUTOPATCH_SERVICENOW_USER and AUTOPATCH_SERVICENOW_PASSWORD are required: the integration user"))
 	}
 	if c.SchedulesFile == "" {
 		errs = append(errs, errors.New("AUTOPATCH_SCHEDULES_FILE is required: the schedules autopatch patches by"))

@@ -3,10 +3,12 @@ package config
 import (
 	"bytes"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -101,12 +103,21 @@ func TestValidate(t *testing.T) {
 	require.ErrorContains(t, err, "AUTOPATCH_WEBHOOK_SECRET")
 	require.ErrorContains(t, err, "AUTOPATCH_API_TOKEN is required")
 	require.ErrorContains(t, err, "AUTOPATCH_SCHEDULES_FILE is required")
+	require.ErrorContains(t, err, "AUTOPATCH_SCCM_ENDPOINT is required")
+	require.ErrorContains(t, err, "AUTOPATCH_SCCM_USER and AUTOPATCH_SCCM_PASSWORD are required")
+	require.ErrorContains(t, err, "AUTOPATCH_SERVICENOW_URL is required")
 
 	cfg, err = Load(env(map[string]string{
-		"AUTOPATCH_DATABASE_URL":   "postgres://u:p@localhost/db",
-		"AUTOPATCH_WEBHOOK_SECRET": "k",
-		"AUTOPATCH_API_TOKEN":      "t",
-		"AUTOPATCH_SCHEDULES_FILE": "schedules.yaml",
+		"AUTOPATCH_DATABASE_URL":        "postgres://u:p@localhost/db",
+		"AUTOPATCH_WEBHOOK_SECRET":      "k",
+		"AUTOPATCH_API_TOKEN":           "t",
+		"AUTOPATCH_SCHEDULES_FILE":      "schedules.yaml",
+		"AUTOPATCH_SCCM_ENDPOINT":       "https://sccm01:5986/wsman",
+		"AUTOPATCH_SCCM_USER":           "CORP\\svc-autopatch",
+		"AUTOPATCH_SCCM_PASSWORD":       "p",
+		"AUTOPATCH_SERVICENOW_URL":      "https://example.service-now.com",
+		"AUTOPATCH_SERVICENOW_USER":     "svc.autopatch",
+		"AUTOPATCH_SERVICENOW_PASSWORD": "p",
 	}), "")
 	require.NoError(t, err)
 	require.NoError(t, cfg.ValidateServe())
@@ -159,17 +170,38 @@ func TestSettingsDocumented(t *testing.T) {
 	require.True(t, seen["AUTOPATCH_SERVICENOW_OAUTH_CLIENT_SECRET"])
 }
 
+var update = flag.Bool("update", false, "rewrite the README's configuration table")
+
 // TestREADMEDocumentsEverySetting keeps the README's configuration table in
-// step with the settings autopatch reads.
+// step with the settings autopatch reads. Regenerate it with
+// go test ./internal/config -run README -update.
 func TestREADMEDocumentsEverySetting(t *testing.T) {
-	t.Parallel()
-	b, err := os.ReadFile("../../README.md")
+	const path = "../../README.md"
+	const begin, end = "<!-- config-table -->\n", "<!-- /config-table -->\n"
+	b, err := os.ReadFile(path)
 	require.NoError(t, err)
 	readme := string(b)
+	i, j := strings.Index(readme, begin), strings.Index(readme, end)
+	require.True(t, i >= 0 && j > i, "README.md lacks the config-table markers")
+
+	var table strings.Builder
+	table.WriteString("| variable | default | secret (`_FILE` too) | meaning |\n| --- | --- | --- | --- |\n")
 	for _, s := range Settings() {
-		require.Contains(t, readme, "| `"+s.Env+"` |", "README.md does not document %s", s.Env)
+		def, secret := "—", ""
 		if s.Default != "" {
-			require.Contains(t, readme, "| `"+s.Env+"` | `"+s.Default+"` |", "README.md has the wrong default for %s", s.Env)
+			def = "`" + s.Default + "`"
 		}
+		if s.Secret {
+			secret = "yes"
+		}
+		fmt.Fprintf(&table, "| `%s` | %s | %s | %s |\n", s.Env, def, secret, s.Doc)
+	}
+	want := readme[:i+len(begin)] + table.String() + readme[j:]
+	if *update {
+		require.NoError(t, os.WriteFile(path, []byte(want), 0o644))
+		return
+	}
+	if want != readme {
+		t.Fatal("README.md's configuration table is out of date: go test ./internal/config -run README -update")
 	}
 }

@@ -1,0 +1,79 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// Assignment is what one schedule request did to one device.
+type Assignment struct {
+	Device      string    `json:"device"`
+	ResourceID  int       `json:"resource_id,omitempty"`
+	Schedule    string    `json:"schedule"`
+	Service     string    `json:"service"`
+	Tier        string    `json:"tier"`
+	RequestItem string    `json:"request_item"`
+	EventID     uuid.UUID `json:"-"`
+	Outcome     string    `json:"outcome"` // moved, already_there, unknown_device, refused
+	Detail      string    `json:"detail,omitempty"`
+	At          time.Time `json:"at"`
+}
+
+// RecordAssignment records a. A device that SCCM knows (moved or already
+// there) is upserted with its schedule, service and tier; an unknown one is
+// recorded in the history only, so a typo never becomes a managed device.
+func RecordAssignment(ctx context.Context, tx pgx.Tx, a Assignment) error {
+	var id int64
+	managed := a.Outcome == "moved" || a.Outcome == "already_there"
+	var resourceID *int
+	if a.ResourceID != 0 {
+		resourceID = &a.ResourceID
+	}
+	err := tx.QueryRow(ctx, `INSERT INTO devices (name, resource_id, schedule_name, service, tier)
+		VALUES ($1, $2, CASE WHEN $6 THEN $3 END, CASE WHEN $6 THEN $4 END, CASE WHEN $6 THEN $5 END)
+		ON CONFLICT ((lower(name))) DO UPDATE SET
+			resource_id = coalesce(EXCLUDED.resource_id, devices.resource_id),
+			schedule_name = CASE WHEN $6 THEN EXCLUDED.schedule_name ELSE devices.schedule_name END,
+			service = CASE WHEN $6 THEN EXCLUDED.service ELSE devices.service END,
+			tier = CASE WHEN $6 THEN EXCLUDED.tier ELSE devices.tier END,
+			updated_at = now()
+		RETURNING id`, a.Device, resourceID, a.Schedule, a.Service, a.Tier, managed).Scan(&id)
+	if err != nil {
+		return fmt.Errorf("store: device %s: %w", a.Device, err)
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO device_assignments (device_id, schedule_name, service, tier, request_item, webhook_event, outcome, detail)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, id, a.Schedule, a.Service, a.Tier, a.RequestItem, a.EventID, a.Outcome, a.Detail)
+	if err != nil {
+		return fmt.Errorf("store: assignment of %s: %w", a.Device, err)
+	}
+	return nil
+}
+
+// AssignmentsRecorded reports whether the schedule request event has been
+// carried out already.
+func AssignmentsRecorded(ctx context.Context, db DBTX, event uuid.UUID) (bool, error) {
+	var done bool
+	err := db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM device_assignments WHERE webhook_event = $1)`, event).Scan(&done)
+	if err != nil {
+		return false, fmt.Errorf("store: assignments of %s: %w", event, err)
+	}
+	return done, nil
+}
+
+// ManagedCollections returns the collections of every schedule autopatch has
+// known, retired ones included: a device leaves them all when it moves.
+func ManagedCollections(ctx context.Context, db DBTX) ([]string, error) {
+	rows, err := db.Query(ctx, `SELECT DISTINCT collection FROM schedules ORDER BY 1`)
+	if err != nil {
+		return nil, fmt.Errorf("store: managed collections: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("store: managed collections: %w", err)
+	}
+	return out, nil
+}

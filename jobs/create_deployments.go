@@ -1,0 +1,216 @@
+package jobs
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+
+	"github.com/autopatch/autopatch/connectors/sccm"
+	"github.com/autopatch/autopatch/internal/store"
+)
+
+// CreateDeploymentsArgs brings SCCM in line with a change's plan: it deletes
+// the deployments the plan dropped and creates (disabled) the ones it added
+// or moved, one WinRM call each, then schedules their windows.
+//
+// It is not unique: a plan that changes while this runs inserts another, and
+// the second run finds only what is left to do.
+type CreateDeploymentsArgs struct {
+	ChangeNumber string `json:"change_number"`
+}
+
+// Kind implements river.JobArgs.
+func (CreateDeploymentsArgs) Kind() string { return "create_deployments" }
+
+// InsertOpts implements river.JobArgsWithInsertOpts.
+func (CreateDeploymentsArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueSCCM}
+}
+
+// CreateDeploymentsWorker works CreateDeploymentsArgs.
+type CreateDeploymentsWorker struct {
+	river.WorkerDefaults[CreateDeploymentsArgs]
+	deps *Deps
+}
+
+// waitForOpenPredecessor is how long a deployment waits for the open
+// deployment that holds its SCCM name to close (a window moved while open).
+const waitForOpenPredecessor = 5 * time.Second
+
+// Work implements river.Worker. Each remote call runs inside a transaction
+// that holds the rows it acts on, so an unwind or a re-plan of the same
+// change waits for it and then sees its result; a crash before the commit
+// leaves the rows as they were and the retry repeats the call, which SCCM
+// answers idempotently (deterministic names; delete of a missing name is
+// fine).
+func (w *CreateDeploymentsWorker) Work(ctx context.Context, job *river.Job[CreateDeploymentsArgs]) error {
+	number := job.Args.ChangeNumber
+	if err := w.deleteObsolete(ctx, number); err != nil {
+		return err
+	}
+	waiting := false
+	err := pgx.BeginFunc(ctx, w.deps.Pool, func(tx pgx.Tx) error {
+		rows, err := store.LockChangeDeployments(ctx, tx, number, store.DeploymentPlanned)
+		if err != nil || len(rows) == 0 {
+			return err
+		}
+		var ready []store.Deployment
+		for _, d := range rows {
+			open, err := store.NameOpen(ctx, tx, d.Name)
+			if err != nil {
+				return err
+			}
+			if open {
+				waiting = true
+				continue
+			}
+			ready = append(ready, d)
+		}
+		if len(ready) == 0 {
+			return nil
+		}
+		specs := make([]sccm.DeploymentSpec, len(ready))
+		for i, d := range ready {
+			specs[i] = sccm.DeploymentSpec{
+				Name: d.Name, Collection: d.Collection, UpdateGroup: d.UpdateGroup,
+				// Available and due at the window's start: once enabled,
+				// clients install at once (no maintenance window needed).
+				Available: d.WindowStart, Deadline: d.WindowStart,
+				SuppressRestart: d.SuppressRestart,
+			}
+		}
+		created, err := w.deps.SCCM.CreateDeployments(ctx, specs)
+		now := w.deps.now()
+		if sccm.IsRefusal(err) {
+			return w.refused(ctx, tx, ready, err, now)
+		}
+		if err != nil {
+			return fmt.Errorf("create deployments of %s: %w", number, err)
+		}
+		ids := map[string]string{}
+		for _, c := range created {
+			ids[c.Name] = strconv.Itoa(c.ID)
+		}
+		for _, d := range ready {
+			if err := store.Move(ctx, tx, store.Transition{ID: d.ID, From: store.DeploymentPlanned, To: store.DeploymentCreated,
+				At: now, SCCMID: ids[d.Name], Reason: "created disabled in SCCM"}); err != nil {
+				return err
+			}
+		}
+		if err := scheduleWindows(ctx, tx, ready, now); err != nil {
+			return err
+		}
+		return note(ctx, tx, tableChangeRequest, ready[0].ChangeSysID, createdNote(ready))
+	})
+	if err != nil {
+		return err
+	}
+	if waiting {
+		return river.JobSnooze(waitForOpenPredecessor)
+	}
+	return nil
+}
+
+// deleteObsolete deletes the deployments the plan dropped, in one call.
+func (w *CreateDeploymentsWorker) deleteObsolete(ctx context.Context, number string) error {
+	return pgx.BeginFunc(ctx, w.deps.Pool, func(tx pgx.Tx) error {
+		rows, err := store.LockChangeDeployments(ctx, tx, number, store.DeploymentObsolete)
+		if err != nil || len(rows) == 0 {
+			return err
+		}
+		var names []string
+		seen := map[string]bool{}
+		for _, d := range rows {
+			// Several obsolete rows may share a name (a window moved
+			// twice); SCCM has one object.
+			if !seen[d.Name] {
+				seen[d.Name] = true
+				names = append(names, d.Name)
+			}
+		}
+		if _, err := w.deps.SCCM.DeleteDeployments(ctx, names); err != nil {
+			return fmt.Errorf("delete deployments of %s: %w", number, err)
+		}
+		now := w.deps.now()
+		for _, d := range rows {
+			if err := store.Move(ctx, tx, store.Transition{ID: d.ID, From: store.DeploymentObsolete, To: store.DeploymentDeleted,
+				At: now, Reason: "deleted from SCCM"}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// refused records SCCM's refusal (an unknown collection or update group, a
+// name clash): retrying cannot help, a person must fix the cause and re-plan.
+func (w *CreateDeploymentsWorker) refused(ctx context.Context, tx pgx.Tx, rows []store.Deployment, cause error, now time.Time) error {
+	for _, d := range rows {
+		if err := store.Move(ctx, tx, store.Transition{ID: d.ID, From: store.DeploymentPlanned, To: store.DeploymentFailed,
+			At: now, Reason: cause.Error()}); err != nil {
+			return err
+		}
+	}
+	w.deps.Logger.ErrorContext(ctx, "SCCM refused the deployments of a change", "change", rows[0].ChangeNumber, "error", cause)
+	text := fmt.Sprintf("autopatch could NOT create the deployments of %s: SCCM refused them.\n%s\n\nNothing was deployed. Fix the cause (collection or software update group names) and update the change to re-plan it.",
+		rows[0].ChangeNumber, cause)
+	return note(ctx, tx, tableChangeRequest, rows[0].ChangeSysID, text)
+}
+
+// scheduleWindows enqueues the open and close jobs of the deployments'
+// windows. Jobs are keyed by instant, so deployments of every change that
+// open at the same moment are enabled in one call.
+func scheduleWindows(ctx context.Context, tx pgx.Tx, rows []store.Deployment, now time.Time) error {
+	opens, closes := map[time.Time]bool{}, map[time.Time]bool{}
+	for _, d := range rows {
+		opens[d.WindowStart.UTC()] = true
+		closes[d.CloseAt.UTC()] = true
+	}
+	for at := range opens {
+		if err := insertTx(ctx, tx, OpenWindowArgs{At: dueAt(at, now)}, windowInsertOpts(dueAt(at, now), now)); err != nil {
+			return err
+		}
+	}
+	for at := range closes {
+		if err := insertTx(ctx, tx, CloseWindowArgs{At: dueAt(at, now)}, windowInsertOpts(dueAt(at, now), now)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// dueAt is when a window job must act: its instant, or now when that has
+// passed (a job for a past instant may have run already, and its args would
+// make the new one a duplicate).
+func dueAt(at, now time.Time) time.Time {
+	if at.Before(now) {
+		return now.UTC()
+	}
+	return at
+}
+
+func createdNote(rows []store.Deployment) string {
+	sort.Slice(rows, func(i, j int) bool {
+		if !rows[i].WindowStart.Equal(rows[j].WindowStart) {
+			return rows[i].WindowStart.Before(rows[j].WindowStart)
+		}
+		return rows[i].Name < rows[j].Name
+	})
+	var b strings.Builder
+	fmt.Fprintf(&b, "autopatch created %d SCCM deployment(s) for %s, DISABLED until their window opens:\n", len(rows), rows[0].ChangeNumber)
+	for _, d := range rows {
+		restart := ""
+		if d.SuppressRestart {
+			restart = ", restart suppressed"
+		}
+		fmt.Fprintf(&b, "- %s → %q, update group %q: opens %s, closes %s UTC%s\n", d.Name, d.Collection, d.UpdateGroup,
+			d.WindowStart.UTC().Format("2006-01-02 15:04:05"), d.CloseAt.UTC().Format("2006-01-02 15:04:05"), restart)
+	}
+	return strings.TrimRight(b.String(), "\n")
+}

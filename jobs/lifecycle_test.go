@@ -1,0 +1,429 @@
+package jobs
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/autopatch/autopatch/connectors/sccm"
+	"github.com/autopatch/autopatch/connectors/sccm/sccmsim"
+	"github.com/autopatch/autopatch/connectors/servicenow"
+	"github.com/autopatch/autopatch/connectors/servicenow/servicenowsim"
+	"github.com/autopatch/autopatch/connectors/winrm"
+	"github.com/autopatch/autopatch/internal/calendar"
+	"github.com/autopatch/autopatch/internal/config"
+	"github.com/autopatch/autopatch/internal/estate"
+	"github.com/autopatch/autopatch/internal/schedules"
+	"github.com/autopatch/autopatch/internal/store"
+	"github.com/autopatch/autopatch/internal/testdb"
+)
+
+func TestMain(m *testing.M) { testdb.Run(m) }
+
+// onTime is how close to its instant a window must open or close: the
+// promise of issue #6 (River alone would be up to 5 s late).
+const onTime = 2 * time.Second
+
+type harness struct {
+	t       *testing.T
+	pool    *pgxpool.Pool
+	est     *estate.Estate
+	sn      *servicenowsim.Server
+	deps    *Deps
+	changes atomic.Int64
+}
+
+type window struct{ start, end time.Time }
+
+// schedule builds a one-off schedule entry of the schedules file.
+func schedule(name, kind string, ws ...window) string {
+	var parts []string
+	for _, w := range ws {
+		parts = append(parts, fmt.Sprintf("{start: %q, end: %q}", w.start.UTC().Format(time.RFC3339), w.end.UTC().Format(time.RFC3339)))
+	}
+	return fmt.Sprintf("  - {name: %s, collection: \"Patch - %s\", kind: %s, windows: [%s]}\n", name, name, kind, strings.Join(parts, ", "))
+}
+
+func newHarness(t *testing.T, scheduleEntries ...string) *harness {
+	t.Helper()
+	ctx := context.Background()
+	var logOut io.Writer = io.Discard
+	if os.Getenv("AUTOPATCH_TEST_LOG") != "" {
+		logOut = os.Stderr
+	}
+	logger := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	h := &harness{t: t, pool: testdb.Pool(t)}
+
+	list, err := calendar.Parse([]byte("schedules:\n" + strings.Join(scheduleEntries, "")))
+	require.NoError(t, err)
+	st := &store.Store{Pool: h.pool}
+	_, err = st.SyncSchedules(ctx, list)
+	require.NoError(t, err)
+	var current schedules.Current
+	path := t.TempDir() + "/schedules.yaml"
+	require.NoError(t, writeFile(path, "schedules:\n"+strings.Join(scheduleEntries, "")))
+	require.NoError(t, current.Load(ctx, path, st, logger))
+
+	var collections []string
+	for _, s := range list {
+		collections = append(collections, s.Collection)
+	}
+	h.est, err = estate.Start(ctx, estate.Options{
+		Seed:                estate.Seed{UpdateGroups: []string{"2026-12 Servers", "2026-12 Office"}},
+		ScheduleCollections: collections,
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = h.est.Close() })
+
+	cfg := h.est.WinRMConfig()
+	cfg.Timeout = 10 * time.Second
+	runner, err := winrm.New(cfg, logger)
+	require.NoError(t, err)
+
+	h.sn = servicenowsim.New(servicenowsim.Options{User: "autopatch", Password: "pw"})
+	srv := httptest.NewServer(h.sn)
+	t.Cleanup(srv.Close)
+	snClient, err := servicenow.New(servicenow.Config{URL: srv.URL, User: "autopatch", Password: "pw"}, nil, logger)
+	require.NoError(t, err)
+
+	h.deps = &Deps{
+		Pool: h.pool, Logger: logger, Schedules: &current,
+		SCCM:         sccm.New(runner, "", logger),
+		ServiceNow:   snClient,
+		MinRemaining: 30 * time.Minute,
+	}
+	return h
+}
+
+// startClient starts a River client working every queue; stop it with the
+// returned function (also called at cleanup).
+func (h *harness) startClient() (stop func(abrupt bool)) {
+	h.t.Helper()
+	client, err := NewClient(h.deps, config.Queues{Default: 4, SCCM: 2, SCOM: 1, ServiceNow: 2, Windows: 4})
+	require.NoError(h.t, err)
+	require.NoError(h.t, client.Start(context.Background()))
+	var stopped atomic.Bool
+	stop = func(abrupt bool) {
+		if !stopped.CompareAndSwap(false, true) {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if abrupt {
+			_ = client.StopAndCancel(ctx)
+			return
+		}
+		_ = client.Stop(ctx)
+	}
+	h.t.Cleanup(func() { stop(false) })
+	return stop
+}
+
+// approve stores an approved change and asks for its plan, as the webhook
+// does.
+func (h *harness) approve(start, end time.Time, scheduleNames ...string) (number, sysID string) {
+	h.t.Helper()
+	n := h.changes.Add(1)
+	number = fmt.Sprintf("CHG%07d", 31000+n)
+	sysID = fmt.Sprintf("%032x", 0xc0ffee00+n)
+	require.NoError(h.t, h.sn.AddRecord("change_request", sysID, number))
+	var names []string
+	if len(scheduleNames) > 0 {
+		names = scheduleNames
+	}
+	_, err := h.pool.Exec(context.Background(), `INSERT INTO changes (number, sys_id, state, approval, start_at, end_at, update_groups, schedules, revision)
+		VALUES ($1, $2, 'scheduled', 'approved', $3, $4, $5, $6, 1)`,
+		number, sysID, start, end, []string{"2026-12 Servers", "2026-12 Office"}, names)
+	require.NoError(h.t, err)
+	h.insert(PlanChangeArgs{ChangeNumber: number, Revision: 1})
+	return number, sysID
+}
+
+// update changes a stored change as a new webhook version would and asks
+// for the job the webhook would ask for.
+func (h *harness) update(number string, set string, args func(rev int64) river.JobArgs) {
+	h.t.Helper()
+	var rev int64
+	require.NoError(h.t, h.pool.QueryRow(context.Background(),
+		`UPDATE changes SET `+set+`, revision = revision + 1 WHERE number = $1 RETURNING revision`, number).Scan(&rev))
+	h.insert(args(rev))
+}
+
+func (h *harness) insert(args river.JobArgs) {
+	h.t.Helper()
+	client, err := river.NewClient[pgx.Tx](riverDriver(h.pool), &river.Config{SkipUnknownJobCheck: true})
+	require.NoError(h.t, err)
+	_, err = client.Insert(context.Background(), args, nil)
+	require.NoError(h.t, err)
+}
+
+// deployments returns the simulator's deployments of a change.
+func (h *harness) deployments(number string) []sccmsim.DeploymentState {
+	var out []sccmsim.DeploymentState
+	for _, d := range h.est.State().Deployments {
+		if strings.HasPrefix(d.Name, "AP-"+number+"-") {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+func (h *harness) states(number string) map[string]int {
+	h.t.Helper()
+	rows, err := h.pool.Query(context.Background(), `SELECT state, count(*) FROM deployments WHERE change_number = $1 GROUP BY state`, number)
+	require.NoError(h.t, err)
+	out := map[string]int{}
+	for rows.Next() {
+		var s string
+		var n int
+		require.NoError(h.t, rows.Scan(&s, &n))
+		out[s] = n
+	}
+	return out
+}
+
+// waitFor polls cond until it holds; the bound only stops a broken test.
+func (h *harness) waitFor(what string, cond func() bool) {
+	h.t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			h.t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (h *harness) notes(sysID string) string {
+	var b strings.Builder
+	for _, n := range h.sn.WorkNotes() {
+		if n.SysID == sysID {
+			b.WriteString(n.Text + "\n---\n")
+		}
+	}
+	return b.String()
+}
+
+// requireOpenedAndClosedOnTime checks a deployment was enabled exactly once
+// and disabled exactly once, within onTime after its window's start and end.
+func requireOpenedAndClosedOnTime(t *testing.T, d sccmsim.DeploymentState, w window) {
+	t.Helper()
+	require.Len(t, d.Events, 2, "%s: one enable and one disable: %+v", d.Name, d.Events)
+	on, off := d.Events[0], d.Events[1]
+	require.True(t, on.Enabled, d.Name)
+	require.False(t, off.Enabled, d.Name)
+	require.False(t, on.At.Before(w.start), "%s enabled at %s, before its window starts at %s", d.Name, on.At, w.start)
+	require.Less(t, on.At.Sub(w.start), onTime, "%s enabled %s after its start", d.Name, on.At.Sub(w.start))
+	require.False(t, off.At.Before(w.end), "%s disabled at %s, before its window ends at %s", d.Name, off.At, w.end)
+	require.Less(t, off.At.Sub(w.end), onTime, "%s disabled %s after its end", d.Name, off.At.Sub(w.end))
+}
+
+func TestWindowsOpenAndCloseOnTime(t *testing.T) {
+	t.Parallel()
+	now := time.Now().Truncate(time.Second)
+	auto := window{now.Add(8 * time.Second), now.Add(14 * time.Second)}
+	reboot := window{now.Add(10 * time.Second), now.Add(16 * time.Second)}
+	h := newHarness(t,
+		schedule("AUTO", "automatic", auto),
+		schedule("REBOOT", "manual_reboot", reboot),
+		schedule("BYHAND", "manual_patch", auto),
+	)
+	h.startClient()
+	number, sysID := h.approve(now, now.Add(time.Hour), "AUTO", "REBOOT", "BYHAND")
+
+	h.waitFor("every deployment closed", func() bool { return h.states(number)["closed"] == 4 })
+	deps := h.deployments(number)
+	require.Len(t, deps, 4, "2 schedules × 2 update groups; none for manual_patch")
+	for _, d := range deps {
+		require.False(t, d.Deleted)
+		w := auto
+		if d.Collection == "Patch - REBOOT" {
+			w = reboot
+			require.True(t, d.SuppressRestart, "manual_reboot suppresses the restart")
+		} else {
+			require.Equal(t, "Patch - AUTO", d.Collection)
+			require.False(t, d.SuppressRestart)
+		}
+		require.True(t, d.Deadline.Equal(w.start), "due at the window's start")
+		requireOpenedAndClosedOnTime(t, d, w)
+	}
+
+	h.waitFor("the notes on the change", func() bool { return strings.Count(h.notes(sysID), "window CLOSED") == 2 })
+	notes := h.notes(sysID)
+	require.Contains(t, notes, "autopatch plan v1 for "+number)
+	require.Contains(t, notes, "BYHAND")
+	require.Contains(t, notes, "manual_patch: tracked only")
+	require.Contains(t, notes, "restart suppressed")
+	require.Contains(t, notes, "DISABLED until their window opens")
+	require.Equal(t, 2, strings.Count(notes, "window OPENED"))
+}
+
+func TestCancelBeforeWindow(t *testing.T) {
+	t.Parallel()
+	now := time.Now().Truncate(time.Second)
+	w := window{now.Add(25 * time.Second), now.Add(35 * time.Second)}
+	h := newHarness(t, schedule("AUTO", "automatic", w))
+	h.startClient()
+	number, sysID := h.approve(now, now.Add(time.Hour))
+	h.waitFor("deployments created", func() bool { return h.states(number)["created"] == 2 })
+
+	h.update(number, "state = 'canceled', status = 'canceled'", func(rev int64) river.JobArgs {
+		return UnwindChangeArgs{ChangeNumber: number, Revision: rev}
+	})
+	h.waitFor("deployments deleted", func() bool { return h.states(number)["deleted"] == 2 })
+	for _, d := range h.deployments(number) {
+		require.True(t, d.Deleted, d.Name)
+		require.Empty(t, d.Events, "%s was never enabled", d.Name)
+	}
+	require.Contains(t, h.notes(sysID), "Unwound: 2 deployment(s) not yet open will be deleted")
+}
+
+func TestCancelInsideWindowClosesNow(t *testing.T) {
+	t.Parallel()
+	now := time.Now().Truncate(time.Second)
+	w := window{now.Add(6 * time.Second), now.Add(10 * time.Minute)}
+	h := newHarness(t, schedule("AUTO", "automatic", w))
+	h.startClient()
+	number, _ := h.approve(now, now.Add(time.Hour))
+	h.waitFor("window open", func() bool { return h.states(number)["open"] == 2 })
+
+	canceled := time.Now()
+	h.update(number, "state = 'canceled', status = 'canceled'", func(rev int64) river.JobArgs {
+		return UnwindChangeArgs{ChangeNumber: number, Revision: rev}
+	})
+	h.waitFor("deployments closed", func() bool { return h.states(number)["closed"] == 2 })
+	for _, d := range h.deployments(number) {
+		require.Len(t, d.Events, 2, d.Name)
+		require.False(t, d.Events[1].Enabled)
+		require.Less(t, d.Events[1].At.Sub(canceled), 10*time.Second, "closed promptly after the cancellation")
+		require.False(t, d.Deleted, "open deployments are disabled, not deleted")
+	}
+}
+
+func TestReplanMovesWindow(t *testing.T) {
+	t.Parallel()
+	now := time.Now().Truncate(time.Second)
+	first := window{now.Add(30 * time.Second), now.Add(36 * time.Second)}
+	second := window{now.Add(40 * time.Second), now.Add(46 * time.Second)}
+	h := newHarness(t, schedule("AUTO", "automatic", first, second))
+	h.startClient()
+	number, sysID := h.approve(now, now.Add(time.Hour))
+	h.waitFor("deployments created", func() bool { return h.states(number)["created"] == 2 })
+
+	// New dates that exclude the first window: re-plan to the second.
+	h.update(number, fmt.Sprintf("start_at = '%s'", now.Add(37*time.Second).Format(time.RFC3339)), func(rev int64) river.JobArgs {
+		return PlanChangeArgs{ChangeNumber: number, Revision: rev}
+	})
+	h.waitFor("deployments closed", func() bool { return h.states(number)["closed"] == 2 })
+	deps := h.deployments(number)
+	require.Len(t, deps, 2, "moved, not duplicated")
+	for _, d := range deps {
+		require.True(t, d.Available.Equal(second.start), "%s re-created with the new times", d.Name)
+		requireOpenedAndClosedOnTime(t, d, second)
+	}
+	require.Contains(t, h.notes(sysID), "autopatch plan v2")
+}
+
+// TestClientStoppedInsideWindow stops the only River client abruptly while a
+// window is open and starts a new one: the window still closes on time and
+// nothing happens twice.
+func TestClientStoppedInsideWindow(t *testing.T) {
+	t.Parallel()
+	now := time.Now().Truncate(time.Second)
+	w := window{now.Add(6 * time.Second), now.Add(16 * time.Second)}
+	h := newHarness(t, schedule("AUTO", "automatic", w))
+	stop := h.startClient()
+	number, _ := h.approve(now, now.Add(time.Hour))
+	h.waitFor("window open", func() bool { return h.states(number)["open"] == 2 })
+	stop(true)
+	h.startClient()
+
+	h.waitFor("deployments closed", func() bool { return h.states(number)["closed"] == 2 })
+	for _, d := range h.deployments(number) {
+		requireOpenedAndClosedOnTime(t, d, w)
+	}
+}
+
+// TestTwoClients runs two replicas on one database: each deployment is
+// created once, enabled once and disabled once.
+func TestTwoClients(t *testing.T) {
+	t.Parallel()
+	now := time.Now().Truncate(time.Second)
+	w := window{now.Add(8 * time.Second), now.Add(14 * time.Second)}
+	h := newHarness(t, schedule("AUTO", "automatic", w), schedule("MORE", "automatic", w))
+	h.startClient()
+	h.startClient()
+	number, _ := h.approve(now, now.Add(time.Hour))
+
+	h.waitFor("deployments closed", func() bool { return h.states(number)["closed"] == 4 })
+	deps := h.deployments(number)
+	require.Len(t, deps, 4)
+	for _, d := range deps {
+		requireOpenedAndClosedOnTime(t, d, w)
+	}
+	calls := h.est.SCCM().CallsByTemplate()
+	require.Equal(t, 1, calls[sccm.CreateDeploymentsTemplate], "one creation batch for the change")
+}
+
+// TestSCCMUnreachableAtStart: the site server is down when the window
+// starts. Back soon enough: the window opens late. Back too late: the window
+// is missed, never enabled, and noted on the change.
+func TestSCCMUnreachableAtStart(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name     string
+		length   time.Duration // the window; half of it must be left to open
+		downFor  time.Duration // after the start
+		wantOpen bool
+	}{
+		{"OpensLate", 24 * time.Second, 3 * time.Second, true},
+		{"Missed", 8 * time.Second, 6 * time.Second, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			now := time.Now().Truncate(time.Second)
+			w := window{now.Add(10 * time.Second), now.Add(10*time.Second + tt.length)}
+			h := newHarness(t, schedule("AUTO", "automatic", w))
+			h.startClient()
+			number, sysID := h.approve(now, now.Add(time.Hour))
+			h.waitFor("deployments created", func() bool { return h.states(number)["created"] == 2 })
+
+			h.est.SetWinRMDown(true)
+			time.Sleep(time.Until(w.start.Add(tt.downFor)))
+			h.est.SetWinRMDown(false)
+
+			if tt.wantOpen {
+				h.waitFor("deployments closed", func() bool { return h.states(number)["closed"] == 2 })
+				for _, d := range h.deployments(number) {
+					require.Len(t, d.Events, 2, d.Name)
+					require.False(t, d.Events[0].At.Before(w.start.Add(tt.downFor)), "opened once SCCM was back")
+					require.False(t, d.Events[1].At.Before(w.end))
+				}
+				return
+			}
+			h.waitFor("window missed", func() bool { return h.states(number)["missed"] == 2 })
+			time.Sleep(time.Until(w.end.Add(time.Second)))
+			for _, d := range h.deployments(number) {
+				require.Empty(t, d.Events, "%s never enabled", d.Name)
+			}
+			h.waitFor("the missed note", func() bool { return strings.Contains(h.notes(sysID), "window MISSED") })
+		})
+	}
+}
+
+func riverDriver(pool *pgxpool.Pool) *riverpgxv5.Driver { return riverpgxv5.New(pool) }
+
+func writeFile(path, text string) error { return os.WriteFile(path, []byte(text), 0o600) }

@@ -1,0 +1,84 @@
+package jobs
+
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the workers' Prometheus metrics.
+type Metrics struct {
+	OpenLag  prometheus.Histogram
+	CloseLag prometheus.Histogram
+	Missed   prometheus.Counter
+}
+
+var lagBuckets = []float64{0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 1800}
+
+// NewMetrics creates the metrics and registers them on reg (nil: not
+// registered, for tests).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		OpenLag: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "autopatch_window_open_lag_seconds",
+			Help:    "Time from a window's start to its deployments being enabled in SCCM.",
+			Buckets: lagBuckets,
+		}),
+		CloseLag: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "autopatch_window_close_lag_seconds",
+			Help:    "Time from when a deployment had to close to its being disabled in SCCM.",
+			Buckets: lagBuckets,
+		}),
+		Missed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "autopatch_windows_missed_total",
+			Help: "Deployments whose window was missed: never enabled because too little of it was left.",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.OpenLag, m.CloseLag, m.Missed)
+	}
+	return m
+}
+
+// DeploymentStates exports the number of deployments in each state, read
+// from the database at scrape time (every replica reports the same truth).
+type DeploymentStates struct {
+	Pool *pgxpool.Pool
+	desc *prometheus.Desc
+}
+
+// NewDeploymentStates returns the collector.
+func NewDeploymentStates(pool *pgxpool.Pool) *DeploymentStates {
+	return &DeploymentStates{Pool: pool, desc: prometheus.NewDesc("autopatch_deployments",
+		"Deployments by state.", []string{"state"}, nil)}
+}
+
+// Describe implements prometheus.Collector.
+func (c *DeploymentStates) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+// Collect implements prometheus.Collector.
+func (c *DeploymentStates) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	counts := map[string]float64{"planned": 0, "created": 0, "open": 0, "closed": 0, "missed": 0, "obsolete": 0, "deleted": 0, "failed": 0}
+	rows, err := c.Pool.Query(ctx, "SELECT state, count(*) FROM deployments GROUP BY state")
+	if err == nil {
+		for rows.Next() {
+			var s string
+			var n int64
+			if rows.Scan(&s, &n) == nil {
+				counts[s] = float64(n)
+			}
+		}
+		rows.Close()
+	}
+	if err != nil || rows.Err() != nil {
+		ch <- prometheus.NewInvalidMetric(c.desc, err)
+		return
+	}
+	for s, n := range counts {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, n, s)
+	}
+}

@@ -1,0 +1,166 @@
+package jobs
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+
+	"github.com/autopatch/autopatch/internal/store"
+)
+
+// OpenWindowArgs enables, at instant At, every created deployment whose
+// window has started, in one SCCM call with a policy refresh of their
+// collections. It acts on what the database says is due, not on a list
+// fixed when it was scheduled, so a re-plan or a cancellation in between is
+// respected, and a late run (autopatch was down) catches up.
+type OpenWindowArgs struct {
+	At time.Time `json:"at"`
+}
+
+// Kind implements river.JobArgs.
+func (OpenWindowArgs) Kind() string { return "open_window" }
+
+// InsertOpts: one job per instant, whatever the number of deployments.
+func (OpenWindowArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: QueueWindows, MaxAttempts: windowMaxAttempts, UniqueOpts: river.UniqueOpts{ByArgs: true}}
+}
+
+// OpenWindowWorker works OpenWindowArgs.
+type OpenWindowWorker struct {
+	river.WorkerDefaults[OpenWindowArgs]
+	deps *Deps
+}
+
+// Timeout implements river.Worker.
+func (w *OpenWindowWorker) Timeout(*river.Job[OpenWindowArgs]) time.Duration { return windowTimeout }
+
+// NextRetry implements river.Worker.
+func (w *OpenWindowWorker) NextRetry(job *river.Job[OpenWindowArgs]) time.Time {
+	return time.Now().Add(windowRetry(job.Attempt))
+}
+
+// Work implements river.Worker. The due rows stay locked during the SCCM
+// call: a second replica's job for the same instant waits, then finds them
+// open and does nothing; a crash rolls back and the retry enables again,
+// which SCCM takes as a no-op.
+func (w *OpenWindowWorker) Work(ctx context.Context, job *river.Job[OpenWindowArgs]) error {
+	if err := waitUntil(ctx, job.Args.At, w.deps.now()); err != nil {
+		return err
+	}
+	return pgx.BeginFunc(ctx, w.deps.Pool, func(tx pgx.Tx) error {
+		now := w.deps.now()
+		due, err := store.LockDueToOpen(ctx, tx, now)
+		w.deps.Logger.DebugContext(ctx, "open_window", "at", job.Args.At, "now", now, "due", len(due), "error", err)
+		if err != nil || len(due) == 0 {
+			return err
+		}
+		var open, missed []store.Deployment
+		for _, d := range due {
+			if d.CloseAt.Sub(now) < w.minRemaining(d) {
+				missed = append(missed, d)
+			} else {
+				open = append(open, d)
+			}
+		}
+		if len(open) > 0 {
+			names, collections := namesAndCollections(open)
+			if _, err := w.deps.SCCM.OpenDeployments(ctx, names, collections); err != nil {
+				w.deps.Logger.WarnContext(ctx, "opening windows failed; retrying", "deployments", len(names), "attempt", job.Attempt, "error", err)
+				return fmt.Errorf("open %d deployment(s): %w", len(names), err)
+			}
+		}
+		opened := w.deps.now()
+		for _, d := range open {
+			if err := store.Move(ctx, tx, store.Transition{ID: d.ID, From: store.DeploymentCreated, To: store.DeploymentOpen,
+				At: opened, Reason: "enabled, client policy refreshed"}); err != nil {
+				return err
+			}
+			w.deps.Metrics.OpenLag.Observe(opened.Sub(d.WindowStart).Seconds())
+		}
+		for _, d := range missed {
+			reason := fmt.Sprintf("missed: at %s only %s of the window was left (at least %s needed)",
+				now.UTC().Format(time.RFC3339), d.CloseAt.Sub(now).Round(time.Second), w.minRemaining(d))
+			if d.CloseAt.Before(now) {
+				reason = fmt.Sprintf("missed: the window ended at %s before autopatch could open it", d.CloseAt.UTC().Format(time.RFC3339))
+			}
+			if err := store.Move(ctx, tx, store.Transition{ID: d.ID, From: store.DeploymentCreated, To: store.DeploymentMissed,
+				At: now, Reason: reason}); err != nil {
+				return err
+			}
+			w.deps.Metrics.Missed.Inc()
+		}
+		for _, group := range byChange(open) {
+			if err := note(ctx, tx, tableChangeRequest, group[0].ChangeSysID, windowNote("OPENED", "enabled", group, opened)); err != nil {
+				return err
+			}
+		}
+		for _, group := range byChange(missed) {
+			if err := note(ctx, tx, tableChangeRequest, group[0].ChangeSysID, missedNote(group, now)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// minRemaining is the least of d's window that must be left to open it.
+func (w *OpenWindowWorker) minRemaining(d store.Deployment) time.Duration {
+	return min(w.deps.MinRemaining, d.WindowEnd.Sub(d.WindowStart)/2)
+}
+
+func namesAndCollections(rows []store.Deployment) (names, collections []string) {
+	seen := map[string]bool{}
+	for _, d := range rows {
+		names = append(names, d.Name)
+		if !seen[d.Collection] {
+			seen[d.Collection] = true
+			collections = append(collections, d.Collection)
+		}
+	}
+	sort.Strings(collections)
+	return names, collections
+}
+
+// byChange groups deployments by change, in change order.
+func byChange(rows []store.Deployment) [][]store.Deployment {
+	idx := map[string]int{}
+	var out [][]store.Deployment
+	for _, d := range rows {
+		i, ok := idx[d.ChangeNumber]
+		if !ok {
+			i = len(out)
+			idx[d.ChangeNumber] = i
+			out = append(out, nil)
+		}
+		out[i] = append(out[i], d)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i][0].ChangeNumber < out[j][0].ChangeNumber })
+	return out
+}
+
+func windowNote(what, verb string, rows []store.Deployment, at time.Time) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "autopatch: window %s for %s at %s UTC; %s:\n", what, rows[0].ChangeNumber, at.UTC().Format("2006-01-02 15:04:05"), verb)
+	for _, d := range rows {
+		fmt.Fprintf(&b, "- %s (%q, %q), window %s – %s UTC\n", d.Name, d.Collection, d.UpdateGroup,
+			d.WindowStart.UTC().Format("2006-01-02 15:04"), d.WindowEnd.UTC().Format("2006-01-02 15:04"))
+	}
+	return strings.TrimRight(b.String(), "\n")
+}
+
+func missedNote(rows []store.Deployment, at time.Time) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "autopatch: window MISSED for %s (checked %s UTC). These deployments were never enabled, so nothing installed or rebooted:\n",
+		rows[0].ChangeNumber, at.UTC().Format("2006-01-02 15:04:05"))
+	for _, d := range rows {
+		fmt.Fprintf(&b, "- %s (%q, %q), window %s – %s UTC\n", d.Name, d.Collection, d.UpdateGroup,
+			d.WindowStart.UTC().Format("2006-01-02 15:04"), d.WindowEnd.UTC().Format("2006-01-02 15:04"))
+	}
+	b.WriteString("Patch these devices in a later change.")
+	return b.String()
+}
