@@ -18,8 +18,12 @@ build: ## build bin/autopatch
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/autopatch
 
 .PHONY: test
-test: ## run every test against a real PostgreSQL (throwaway unless TEST_DATABASE_URL is set)
+test: check/integrations ## run every test against a real PostgreSQL (throwaway unless TEST_DATABASE_URL is set)
 	$(WITHPG) -env TEST_DATABASE_URL -- $(GO) test -count=1 -timeout 30m $(PKGS)
+
+.PHONY: check/integrations
+check/integrations: ## check the shipped SCOM management pack (xmllint, structure)
+	bash integrations/scom/check.sh
 
 .PHONY: test/race
 test/race: ## run every test with the race detector
