@@ -93,10 +93,16 @@ func (e *FaultError) accessDenied() bool {
 
 // statusError is an HTTP answer other than 200 that is not a SOAP fault.
 type statusError struct {
-	Status int
+	Status      int
+	ContentType string
 }
 
-func (e *statusError) Error() string { return fmt.Sprintf("http status %d", e.Status) }
+func (e *statusError) Error() string {
+	if e.Status == 200 || e.ContentType != "" && !strings.Contains(e.ContentType, "application/soap+xml") {
+		return fmt.Sprintf("http status %d with content type %q: not a WS-Management answer", e.Status, e.ContentType)
+	}
+	return fmt.Sprintf("http status %d", e.Status)
+}
 
 // errBasicDowngrade refuses to send a password with Basic when NTLM was asked for:
 // the NTLM negotiator falls back to Basic when the server does not offer

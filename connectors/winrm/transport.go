@@ -180,7 +180,7 @@ func (c *Client) post(ctx context.Context, body string) (string, error) {
 			return "", f
 		}
 	}
-	return "", &statusError{Status: resp.StatusCode}
+	return "", &statusError{Status: resp.StatusCode, ContentType: resp.Header.Get("Content-Type")}
 }
 
 // parseFault reads a SOAP 1.2 fault; unqualified tags match any namespace.

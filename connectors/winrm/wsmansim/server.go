@@ -126,6 +126,7 @@ type command struct {
 	// Set before done is closed.
 	stdout, stderr []byte
 	exitCode       int
+	aborted        bool // terminated before Exec ran
 	// Receive progress.
 	sentOut, sentErr int
 }
@@ -477,6 +478,9 @@ func (s *Server) start(cmd *command, stdin []byte) {
 			case <-t.C:
 			case <-cmd.ctx.Done():
 				t.Stop()
+				s.mu.Lock()
+				cmd.aborted = true
+				s.mu.Unlock()
 				return
 			}
 		}
@@ -524,12 +528,6 @@ func (s *Server) receive(w http.ResponseWriter, r *http.Request, req *request, r
 	select {
 	case <-cmd.done:
 	case <-cmd.ctx.Done():
-		select {
-		case <-cmd.done:
-		default:
-			f := faultAborted()
-			return &f
-		}
 	case <-timer.C:
 		s.mu.Lock()
 		s.stats.ReceiveTimeouts++
@@ -539,13 +537,18 @@ func (s *Server) receive(w http.ResponseWriter, r *http.Request, req *request, r
 	case <-r.Context().Done():
 		return nil // the client is gone; nobody reads an answer
 	}
-	if cmd.ctx.Err() != nil {
-		select {
-		case <-cmd.done:
-		default:
-			f := faultAborted()
-			return &f
-		}
+	// Terminated before it produced anything (signal, delete, idle, Close).
+	s.mu.Lock()
+	aborted := cmd.aborted
+	s.mu.Unlock()
+	select {
+	case <-cmd.done:
+	default:
+		aborted = true
+	}
+	if aborted {
+		f := faultAborted()
+		return &f
 	}
 
 	// Send what fits the smaller of the client's and our envelope size; the

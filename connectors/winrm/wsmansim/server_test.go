@@ -65,18 +65,28 @@ func (b *testBundle) client(t *testing.T, envelopeSize int) *mz.Client {
 // post sends a raw SOAP body.
 func (b *testBundle) post(t *testing.T, body, contentType string, auth bool) (*http.Response, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, b.url, strings.NewReader(body))
+	resp, answer, err := b.postRaw(body, contentType, auth)
 	require.NoError(t, err)
+	return resp, answer
+}
+
+// postRaw is post for goroutines other than the test's.
+func (b *testBundle) postRaw(body, contentType string, auth bool) (*http.Response, string, error) {
+	req, err := http.NewRequest(http.MethodPost, b.url, strings.NewReader(body))
+	if err != nil {
+		return nil, "", err
+	}
 	req.Header.Set("Content-Type", contentType)
 	if auth {
 		req.SetBasicAuth(user, password)
 	}
 	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
+	if err != nil {
+		return nil, "", err
+	}
 	defer resp.Body.Close()
 	answer, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	return resp, string(answer)
+	return resp, string(answer), err
 }
 
 const soapType = "application/soap+xml;charset=UTF-8"
@@ -410,9 +420,24 @@ func TestLatencyDelaysExec(t *testing.T) {
 		ran <- string(stdin)
 		return nil, nil, 0
 	}})
-	shellID, _ := startCommand(t, b, "never")
+	shellID, commandID := startCommand(t, b, "never")
+	// A Receive waiting for the output learns that the process is gone rather
+	// than getting an empty "Done, exit 0" (or, if it comes late, that the
+	// shell is gone).
+	received := make(chan string, 1)
+	go func() {
+		resp, body, err := b.postRaw(mz.NewGetOutputRequest(b.url, shellID, commandID, "stdout stderr", params()).String(), soapType, true)
+		if err != nil {
+			received <- err.Error()
+			return
+		}
+		received <- strconv.Itoa(resp.StatusCode) + " " + body
+	}()
 	resp, body := b.post(t, mz.NewDeleteShellRequest(b.url, shellID, params()).String(), soapType, true)
 	require.Equal(t, http.StatusOK, resp.StatusCode, body)
+	answer := waitFor(t, received)
+	require.True(t, strings.HasPrefix(answer, "500 "), answer)
+	require.NotContains(t, answer, "CommandState/Done")
 	b.srv.Close()
 	require.Empty(t, ran)
 	require.Zero(t, b.srv.Stats().Executions)
