@@ -18,13 +18,16 @@ import (
 // template's output objects are written to stdout with [Console]::Out, not through
 // PowerShell's formatter, so a JSON string comes out byte for byte, unwrapped. A
 // terminating error (ErrorActionPreference is Stop, which the template inherits)
-// writes the error message and its position to stderr and exits 1.
+// writes the error message and its position to stderr and exits 1. Progress and
+// warning records are silenced because powershell.exe would print them into the
+// answer (progress as CLIXML, warnings on stdout).
 //
 // Because both the template and the data travel over stdin, nothing from outside is
 // ever parsed as PowerShell except constant template text, and the command line has
 // the same length whatever the data size.
 const Bootstrap = `$ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue'
+$WarningPreference = 'SilentlyContinue'
 try {
     $envelope = [Console]::In.ReadToEnd() | ConvertFrom-Json
     $utf8 = New-Object System.Text.UTF8Encoding $false

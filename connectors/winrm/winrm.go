@@ -109,8 +109,9 @@ type Config struct {
 
 // Template is one remote action: a constant PowerShell script whose first line is
 // `param($Data)` and that writes exactly one JSON document to stdout, e.g. with
-// `ConvertTo-Json -Depth 10 -Compress`. Scripts must be idempotent: a call whose
-// outcome is unknown (timeout, lost connection) is simply run again.
+// `ConvertTo-Json -Depth 10 -Compress` (never Write-Host, which powershell.exe
+// prints on stdout too). Scripts must be idempotent: a call whose outcome is
+// unknown (timeout, lost connection) is simply run again.
 type Template struct {
 	// Name identifies the template in logs and errors.
 	Name string
