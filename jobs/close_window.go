@@ -48,12 +48,19 @@ func (w *CloseWindowWorker) Work(ctx context.Context, job *river.Job[CloseWindow
 	if err := waitUntil(ctx, job.Args.At, w.deps.now()); err != nil {
 		return err
 	}
-	return pgx.BeginFunc(ctx, w.deps.Pool, func(tx pgx.Tx) error {
+	return drain(ctx, w.deps, true, func() (int, error) { return w.closeDue(ctx, job) })
+}
+
+// closeDue closes, in one SCCM call, what is due and not taken by another job.
+func (w *CloseWindowWorker) closeDue(ctx context.Context, job *river.Job[CloseWindowArgs]) (int, error) {
+	var n int
+	err := pgx.BeginFunc(ctx, w.deps.Pool, func(tx pgx.Tx) error {
 		now := w.deps.now()
 		due, err := store.LockDueToClose(ctx, tx, now)
 		if err != nil || len(due) == 0 {
 			return err
 		}
+		n = len(due)
 		names, _ := namesAndCollections(due)
 		gone := map[string]string{}
 		_, err = w.deps.SCCM.SetEnabled(ctx, names, false)
@@ -86,8 +93,12 @@ func (w *CloseWindowWorker) Work(ctx context.Context, job *river.Job[CloseWindow
 				return err
 			}
 		}
+		if err := pollAfterClose(ctx, tx, closed); err != nil {
+			return err
+		}
 		return nil
 	})
+	return n, err
 }
 
 // closeOneByOne disables deployments one call each and returns those SCCM

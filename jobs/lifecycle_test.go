@@ -23,7 +23,6 @@ import (
 	"github.com/autopatch/autopatch/connectors/servicenow"
 	"github.com/autopatch/autopatch/connectors/servicenow/servicenowsim"
 	"github.com/autopatch/autopatch/connectors/winrm"
-	"github.com/autopatch/autopatch/internal/calendar"
 	"github.com/autopatch/autopatch/internal/config"
 	"github.com/autopatch/autopatch/internal/estate"
 	"github.com/autopatch/autopatch/internal/schedules"
@@ -57,7 +56,10 @@ func schedule(name, kind string, ws ...window) string {
 	return fmt.Sprintf("  - {name: %s, collection: \"Patch - %s\", kind: %s, windows: [%s]}\n", name, name, kind, strings.Join(parts, ", "))
 }
 
-func newHarness(t *testing.T, scheduleEntries ...string) *harness {
+// newHarness starts the estate and the clients; load adds schedules. Tests
+// take "now" after both, so windows seconds ahead are still ahead when the
+// plan runs on a loaded machine.
+func newHarness(t *testing.T) *harness {
 	t.Helper()
 	ctx := context.Background()
 	var logOut io.Writer = io.Discard
@@ -67,23 +69,9 @@ func newHarness(t *testing.T, scheduleEntries ...string) *harness {
 	logger := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	h := &harness{t: t, pool: testdb.Pool(t)}
 
-	list, err := calendar.Parse([]byte("schedules:\n" + strings.Join(scheduleEntries, "")))
-	require.NoError(t, err)
-	st := &store.Store{Pool: h.pool}
-	_, err = st.SyncSchedules(ctx, list)
-	require.NoError(t, err)
-	var current schedules.Current
-	path := t.TempDir() + "/schedules.yaml"
-	require.NoError(t, writeFile(path, "schedules:\n"+strings.Join(scheduleEntries, "")))
-	require.NoError(t, current.Load(ctx, path, st, logger))
-
-	var collections []string
-	for _, s := range list {
-		collections = append(collections, s.Collection)
-	}
+	var err error
 	h.est, err = estate.Start(ctx, estate.Options{
-		Seed:                estate.Seed{UpdateGroups: []string{"2026-12 Servers", "2026-12 Office"}},
-		ScheduleCollections: collections,
+		Seed: estate.Seed{UpdateGroups: []string{"2026-12 Servers", "2026-12 Office"}},
 	})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = h.est.Close() })
@@ -100,12 +88,26 @@ func newHarness(t *testing.T, scheduleEntries ...string) *harness {
 	require.NoError(t, err)
 
 	h.deps = &Deps{
-		Pool: h.pool, Logger: logger, Schedules: &current,
+		Pool: h.pool, Logger: logger, Schedules: &schedules.Current{},
 		SCCM:         sccm.New(runner, "", logger),
 		ServiceNow:   snClient,
 		MinRemaining: 30 * time.Minute,
 	}
 	return h
+}
+
+// load puts schedules in force (database and set) and creates their
+// collections in the simulated site.
+func (h *harness) load(scheduleEntries ...string) {
+	h.t.Helper()
+	ctx := context.Background()
+	text := "schedules:\n" + strings.Join(scheduleEntries, "")
+	path := h.t.TempDir() + "/schedules.yaml"
+	require.NoError(h.t, writeFile(path, text))
+	require.NoError(h.t, h.deps.Schedules.Load(ctx, path, &store.Store{Pool: h.pool}, h.deps.Logger))
+	for _, s := range h.deps.Schedules.Get().All() {
+		h.est.SCCM().AddCollection(s.Collection, 0)
+	}
 }
 
 // startClient starts a River client working every queue; stop it with the
@@ -233,15 +235,14 @@ func requireOpenedAndClosedOnTime(t *testing.T, d sccmsim.DeploymentState, w win
 
 func TestWindowsOpenAndCloseOnTime(t *testing.T) {
 	t.Parallel()
+	h := newHarness(t)
+	h.startClient()
 	now := time.Now().Truncate(time.Second)
 	auto := window{now.Add(8 * time.Second), now.Add(14 * time.Second)}
 	reboot := window{now.Add(10 * time.Second), now.Add(16 * time.Second)}
-	h := newHarness(t,
-		schedule("AUTO", "automatic", auto),
+	h.load(schedule("AUTO", "automatic", auto),
 		schedule("REBOOT", "manual_reboot", reboot),
-		schedule("BYHAND", "manual_patch", auto),
-	)
-	h.startClient()
+		schedule("BYHAND", "manual_patch", auto))
 	number, sysID := h.approve(now, now.Add(time.Hour), "AUTO", "REBOOT", "BYHAND")
 
 	h.waitFor("every deployment closed", func() bool { return h.states(number)["closed"] == 4 })
@@ -273,10 +274,11 @@ func TestWindowsOpenAndCloseOnTime(t *testing.T) {
 
 func TestCancelBeforeWindow(t *testing.T) {
 	t.Parallel()
+	h := newHarness(t)
+	h.startClient()
 	now := time.Now().Truncate(time.Second)
 	w := window{now.Add(25 * time.Second), now.Add(35 * time.Second)}
-	h := newHarness(t, schedule("AUTO", "automatic", w))
-	h.startClient()
+	h.load(schedule("AUTO", "automatic", w))
 	number, sysID := h.approve(now, now.Add(time.Hour))
 	h.waitFor("deployments created", func() bool { return h.states(number)["created"] == 2 })
 
@@ -293,10 +295,11 @@ func TestCancelBeforeWindow(t *testing.T) {
 
 func TestCancelInsideWindowClosesNow(t *testing.T) {
 	t.Parallel()
-	now := time.Now().Truncate(time.Second)
-	w := window{now.Add(6 * time.Second), now.Add(10 * time.Minute)}
-	h := newHarness(t, schedule("AUTO", "automatic", w))
+	h := newHarness(t)
 	h.startClient()
+	now := time.Now().Truncate(time.Second)
+	w := window{now.Add(8 * time.Second), now.Add(10 * time.Minute)}
+	h.load(schedule("AUTO", "automatic", w))
 	number, _ := h.approve(now, now.Add(time.Hour))
 	h.waitFor("window open", func() bool { return h.states(number)["open"] == 2 })
 
@@ -315,11 +318,12 @@ func TestCancelInsideWindowClosesNow(t *testing.T) {
 
 func TestReplanMovesWindow(t *testing.T) {
 	t.Parallel()
+	h := newHarness(t)
+	h.startClient()
 	now := time.Now().Truncate(time.Second)
 	first := window{now.Add(30 * time.Second), now.Add(36 * time.Second)}
 	second := window{now.Add(40 * time.Second), now.Add(46 * time.Second)}
-	h := newHarness(t, schedule("AUTO", "automatic", first, second))
-	h.startClient()
+	h.load(schedule("AUTO", "automatic", first, second))
 	number, sysID := h.approve(now, now.Add(time.Hour))
 	h.waitFor("deployments created", func() bool { return h.states(number)["created"] == 2 })
 
@@ -342,10 +346,11 @@ func TestReplanMovesWindow(t *testing.T) {
 // nothing happens twice.
 func TestClientStoppedInsideWindow(t *testing.T) {
 	t.Parallel()
-	now := time.Now().Truncate(time.Second)
-	w := window{now.Add(6 * time.Second), now.Add(16 * time.Second)}
-	h := newHarness(t, schedule("AUTO", "automatic", w))
+	h := newHarness(t)
 	stop := h.startClient()
+	now := time.Now().Truncate(time.Second)
+	w := window{now.Add(8 * time.Second), now.Add(18 * time.Second)}
+	h.load(schedule("AUTO", "automatic", w))
 	number, _ := h.approve(now, now.Add(time.Hour))
 	h.waitFor("window open", func() bool { return h.states(number)["open"] == 2 })
 	stop(true)
@@ -361,11 +366,12 @@ func TestClientStoppedInsideWindow(t *testing.T) {
 // created once, enabled once and disabled once.
 func TestTwoClients(t *testing.T) {
 	t.Parallel()
+	h := newHarness(t)
+	h.startClient()
+	h.startClient()
 	now := time.Now().Truncate(time.Second)
 	w := window{now.Add(8 * time.Second), now.Add(14 * time.Second)}
-	h := newHarness(t, schedule("AUTO", "automatic", w), schedule("MORE", "automatic", w))
-	h.startClient()
-	h.startClient()
+	h.load(schedule("AUTO", "automatic", w), schedule("MORE", "automatic", w))
 	number, _ := h.approve(now, now.Add(time.Hour))
 
 	h.waitFor("deployments closed", func() bool { return h.states(number)["closed"] == 4 })
@@ -394,10 +400,11 @@ func TestSCCMUnreachableAtStart(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
+			h := newHarness(t)
+			h.startClient()
 			now := time.Now().Truncate(time.Second)
 			w := window{now.Add(10 * time.Second), now.Add(10*time.Second + tt.length)}
-			h := newHarness(t, schedule("AUTO", "automatic", w))
-			h.startClient()
+			h.load(schedule("AUTO", "automatic", w))
 			number, sysID := h.approve(now, now.Add(time.Hour))
 			h.waitFor("deployments created", func() bool { return h.states(number)["created"] == 2 })
 

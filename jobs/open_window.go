@@ -45,20 +45,26 @@ func (w *OpenWindowWorker) NextRetry(job *river.Job[OpenWindowArgs]) time.Time {
 }
 
 // Work implements river.Worker. The due rows stay locked during the SCCM
-// call: a second replica's job for the same instant waits, then finds them
-// open and does nothing; a crash rolls back and the retry enables again,
-// which SCCM takes as a no-op.
+// call: a job of another replica or instant skips them, so nothing is
+// enabled twice; a crash rolls back and the retry enables again, which SCCM
+// takes as a no-op.
 func (w *OpenWindowWorker) Work(ctx context.Context, job *river.Job[OpenWindowArgs]) error {
 	if err := waitUntil(ctx, job.Args.At, w.deps.now()); err != nil {
 		return err
 	}
-	return pgx.BeginFunc(ctx, w.deps.Pool, func(tx pgx.Tx) error {
+	return drain(ctx, w.deps, false, func() (int, error) { return w.openDue(ctx, job) })
+}
+
+// openDue opens, in one SCCM call, what is due and not taken by another job.
+func (w *OpenWindowWorker) openDue(ctx context.Context, job *river.Job[OpenWindowArgs]) (int, error) {
+	var n int
+	err := pgx.BeginFunc(ctx, w.deps.Pool, func(tx pgx.Tx) error {
 		now := w.deps.now()
 		due, err := store.LockDueToOpen(ctx, tx, now)
-		w.deps.Logger.DebugContext(ctx, "open_window", "at", job.Args.At, "now", now, "due", len(due), "error", err)
 		if err != nil || len(due) == 0 {
 			return err
 		}
+		n = len(due)
 		var open, missed []store.Deployment
 		for _, d := range due {
 			if d.CloseAt.Sub(now) < w.minRemaining(d) {
@@ -104,8 +110,17 @@ func (w *OpenWindowWorker) Work(ctx context.Context, job *river.Job[OpenWindowAr
 				return err
 			}
 		}
+		if len(open) > 0 {
+			if err := pollAfterOpen(ctx, tx, w.deps, opened); err != nil {
+				return err
+			}
+		}
+		if err := reportMissed(ctx, tx, w.deps, missed, now); err != nil {
+			return err
+		}
 		return nil
 	})
+	return n, err
 }
 
 // minRemaining is the least of d's window that must be left to open it.

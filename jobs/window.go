@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
+
+	"github.com/autopatch/autopatch/internal/store"
 )
 
 // windowLead is how long before its instant a window job is scheduled.
@@ -57,3 +59,31 @@ func windowRetry(attempt int) time.Duration {
 // windowMaxAttempts keeps retrying for hours at 30 s intervals; the window
 // decides when it is too late (missed), not the attempt count.
 const windowMaxAttempts = 1000
+
+// drainFor bounds how long a window job keeps taking newly due work.
+const drainFor = 30 * time.Second
+
+// drain runs batch until nothing due is left. Rows that another job holds
+// are waited for briefly: if that job fails, this one takes them over
+// instead of leaving them to the sweep.
+func drain(ctx context.Context, deps *Deps, closing bool, batch func() (int, error)) error {
+	deadline := deps.now().Add(drainFor)
+	for {
+		n, err := batch()
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			continue
+		}
+		left, err := store.DueRemaining(ctx, deps.Pool, deps.now(), closing)
+		if err != nil || left == 0 || deps.now().After(deadline) {
+			return err
+		}
+		select {
+		case <-time.After(200 * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}

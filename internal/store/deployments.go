@@ -96,16 +96,34 @@ func LockChangeDeployments(ctx context.Context, tx pgx.Tx, number string, states
 		ORDER BY d.id FOR UPDATE OF d`, number, states)
 }
 
-// LockDueToOpen locks the created deployments whose window has started by now.
+// LockDueToOpen locks the created deployments whose window has started by
+// now, skipping rows another transaction holds: window jobs of nearby
+// instants then run side by side, each taking what is due and not taken,
+// instead of queueing behind each other's SCCM calls.
 func LockDueToOpen(ctx context.Context, tx pgx.Tx, now time.Time) ([]Deployment, error) {
 	return queryDeployments(ctx, tx, `WHERE d.state = 'created' AND d.window_start <= $1
-		ORDER BY d.id FOR UPDATE OF d`, now)
+		ORDER BY d.id FOR UPDATE OF d SKIP LOCKED`, now)
 }
 
-// LockDueToClose locks the open deployments that must be closed by now.
+// LockDueToClose locks the open deployments that must be closed by now,
+// skipping rows another transaction holds (see LockDueToOpen).
 func LockDueToClose(ctx context.Context, tx pgx.Tx, now time.Time) ([]Deployment, error) {
 	return queryDeployments(ctx, tx, `WHERE d.state = 'open' AND d.close_at <= $1
-		ORDER BY d.id FOR UPDATE OF d`, now)
+		ORDER BY d.id FOR UPDATE OF d SKIP LOCKED`, now)
+}
+
+// DueRemaining counts deployments due to open (or close) by now that are
+// still waiting, locked ones included.
+func DueRemaining(ctx context.Context, db DBTX, now time.Time, closing bool) (int, error) {
+	q := `SELECT count(*) FROM deployments WHERE state = 'created' AND window_start <= $1`
+	if closing {
+		q = `SELECT count(*) FROM deployments WHERE state = 'open' AND close_at <= $1`
+	}
+	var n int
+	if err := db.QueryRow(ctx, q, now).Scan(&n); err != nil {
+		return 0, fmt.Errorf("store: due deployments: %w", err)
+	}
+	return n, nil
 }
 
 // NameOpen reports whether a deployment called name is open (a window moved
