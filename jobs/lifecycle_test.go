@@ -37,7 +37,7 @@ func TestMain(m *testing.M) { testdb.Run(m) }
 const onTime = 2 * time.Second
 
 type harness struct {
-	t       *testing.T
+	t       testing.TB
 	pool    *pgxpool.Pool
 	est     *estate.Estate
 	sn      *servicenowsim.Server
@@ -59,7 +59,7 @@ func schedule(name, kind string, ws ...window) string {
 // newHarness starts the estate and the clients; load adds schedules. Tests
 // take "now" after both, so windows seconds ahead are still ahead when the
 // plan runs on a loaded machine.
-func newHarness(t *testing.T) *harness {
+func newHarness(t testing.TB, opts ...func(*estate.Options)) *harness {
 	t.Helper()
 	ctx := context.Background()
 	var logOut io.Writer = io.Discard
@@ -69,10 +69,14 @@ func newHarness(t *testing.T) *harness {
 	logger := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	h := &harness{t: t, pool: testdb.Pool(t)}
 
-	var err error
-	h.est, err = estate.Start(ctx, estate.Options{
+	estateOpts := estate.Options{
 		Seed: estate.Seed{UpdateGroups: []string{"2026-12 Servers", "2026-12 Office"}},
-	})
+	}
+	for _, o := range opts {
+		o(&estateOpts)
+	}
+	var err error
+	h.est, err = estate.Start(ctx, estateOpts)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = h.est.Close() })
 
