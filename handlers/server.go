@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 	"github.com/prometheus/client_golang/prometheus"
@@ -31,6 +32,10 @@ type Options struct {
 	Store     ScheduleLister     // stored schedules
 	Schedules *schedules.Current // schedules in force
 	Now       func() time.Time   // clock; nil means time.Now
+	Pool      *pgxpool.Pool      // changes, deployments, devices
+
+	// Webhooks configures POST /webhooks/servicenow/*; nil leaves them out.
+	Webhooks *WebhookOptions
 }
 
 // New builds the Echo server with its middleware and route table.
@@ -55,6 +60,10 @@ func New(opts Options) *echo.Echo {
 	e.GET("/healthz", healthz)
 	e.GET("/readyz", readyz(opts.Ready))
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{Registry: opts.Registry})))
+	e.GET("/openapi.yaml", openAPIDocument)
+	if opts.Webhooks != nil {
+		registerWebhooks(e, *opts.Webhooks, opts.Logger, opts.Registry)
+	}
 
 	now := opts.Now
 	if now == nil {
@@ -63,6 +72,8 @@ func New(opts Options) *echo.Echo {
 	api := e.Group("/api/v1", bearerAuth(opts.APIToken))
 	api.GET("/schedules", listSchedules(opts.Store))
 	api.GET("/schedules/:name/windows", scheduleWindows(opts.Schedules, now))
+	api.GET("/changes/:number", getChange(opts.Pool))
+	api.GET("/devices/:name", getDevice(opts.Pool, opts.Schedules, now))
 	return e
 }
 

@@ -132,7 +132,7 @@ func initServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*
 	}
 	e := handlers.New(handlers.Options{
 		Logger: logger, Ready: s.ready, Registry: registry,
-		APIToken: cfg.APIToken, Store: st, Schedules: &s.schedules,
+		APIToken: cfg.APIToken, Store: st, Schedules: &s.schedules, Pool: st.Pool,
 	})
 	s.http = handlers.Server(cfg.Listen, e)
 	if s.listener, err = net.Listen("tcp", cfg.Listen); err != nil {

@@ -278,3 +278,28 @@ func SetChangeStatus(ctx context.Context, tx pgx.Tx, number, status string) erro
 	}
 	return nil
 }
+
+// TransitionRow is one recorded state change of a deployment.
+type TransitionRow struct {
+	DeploymentID int64     `json:"-"`
+	From         string    `json:"from"`
+	To           string    `json:"to"`
+	Reason       string    `json:"reason"`
+	At           time.Time `json:"at"`
+}
+
+// ChangeTransitions returns the state history of a change's deployments,
+// oldest first.
+func ChangeTransitions(ctx context.Context, db DBTX, number string) ([]TransitionRow, error) {
+	rows, err := db.Query(ctx, `SELECT t.deployment_id, t.from_state, t.to_state, t.reason, t.at
+		FROM deployment_transitions t JOIN deployments d ON d.id = t.deployment_id
+		WHERE d.change_number = $1 ORDER BY t.at, t.id`, number)
+	if err != nil {
+		return nil, fmt.Errorf("store: transitions of %s: %w", number, err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[TransitionRow])
+	if err != nil {
+		return nil, fmt.Errorf("store: transitions of %s: %w", number, err)
+	}
+	return out, nil
+}

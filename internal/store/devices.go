@@ -77,3 +77,68 @@ func ManagedCollections(ctx context.Context, db DBTX) ([]string, error) {
 	}
 	return out, nil
 }
+
+// Device is a managed device as autopatch knows it.
+type Device struct {
+	ID         int64     `json:"-"`
+	Name       string    `json:"name"`
+	ResourceID *int64    `json:"resource_id,omitempty"`
+	Schedule   *string   `json:"schedule"`
+	Service    *string   `json:"service"`
+	Tier       *string   `json:"tier"`
+	UpdatedAt  time.Time `json:"updated_at"`
+}
+
+// GetDevice reads a device by name (case-insensitive, as SCCM compares).
+func GetDevice(ctx context.Context, db DBTX, name string) (Device, error) {
+	var d Device
+	err := db.QueryRow(ctx, `SELECT id, name, resource_id, schedule_name, service, tier, updated_at
+		FROM devices WHERE lower(name) = lower($1)`, name).
+		Scan(&d.ID, &d.Name, &d.ResourceID, &d.Schedule, &d.Service, &d.Tier, &d.UpdatedAt)
+	if err != nil {
+		return Device{}, fmt.Errorf("store: device %s: %w", name, mapErr(err))
+	}
+	return d, nil
+}
+
+// DeviceHistory returns what schedule requests did to a device, newest first.
+func DeviceHistory(ctx context.Context, db DBTX, deviceID int64) ([]Assignment, error) {
+	rows, err := db.Query(ctx, `SELECT d.name, coalesce(d.resource_id, 0), a.schedule_name, coalesce(a.service, ''), coalesce(a.tier, ''),
+			a.request_item, coalesce(a.webhook_event, '00000000-0000-0000-0000-000000000000'), a.outcome, a.detail, a.created_at
+		FROM device_assignments a JOIN devices d ON d.id = a.device_id
+		WHERE a.device_id = $1 ORDER BY a.created_at DESC, a.id DESC LIMIT 100`, deviceID)
+	if err != nil {
+		return nil, fmt.Errorf("store: device history: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[Assignment])
+	if err != nil {
+		return nil, fmt.Errorf("store: device history: %w", err)
+	}
+	return out, nil
+}
+
+// LatestResult is a device's latest status in one deployment.
+type LatestResult struct {
+	Deployment string    `json:"deployment"`
+	Change     string    `json:"change"`
+	StatusType int       `json:"status_type"`
+	ErrorCode  *int64    `json:"error_code,omitempty"`
+	Message    string    `json:"message,omitempty"`
+	ObservedAt time.Time `json:"observed_at"`
+}
+
+// DeviceLatestResults returns a device's latest status per deployment,
+// newest first.
+func DeviceLatestResults(ctx context.Context, db DBTX, name string) ([]LatestResult, error) {
+	rows, err := db.Query(ctx, `SELECT dp.name, dp.change_number, r.status_type, r.error_code, r.message, r.observed_at
+		FROM device_results r JOIN deployments dp ON dp.id = r.deployment_id
+		WHERE lower(r.device_name) = lower($1) ORDER BY r.observed_at DESC LIMIT 50`, name)
+	if err != nil {
+		return nil, fmt.Errorf("store: device results: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[LatestResult])
+	if err != nil {
+		return nil, fmt.Errorf("store: device results: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,90 @@
+package handlers
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/labstack/echo/v4"
+
+	"github.com/autopatch/autopatch/internal/store"
+)
+
+type changeJSON struct {
+	Number           string    `json:"number"`
+	SysID            string    `json:"sys_id"`
+	State            string    `json:"state"`
+	Approval         string    `json:"approval"`
+	Start            time.Time `json:"start"`
+	End              time.Time `json:"end"`
+	UpdateGroups     []string  `json:"update_groups"`
+	Schedules        []string  `json:"schedules"` // null: every automatic and manual_reboot schedule
+	ShortDescription string    `json:"short_description"`
+	Status           string    `json:"status"`
+	Revision         int64     `json:"revision"`
+	UpdatedAt        time.Time `json:"updated_at"`
+}
+
+type deploymentJSON struct {
+	store.Deployment
+	Transitions []store.TransitionRow `json:"transitions"`
+}
+
+type changeResponse struct {
+	Change      changeJSON       `json:"change"`
+	Plan        *store.Plan      `json:"plan"`
+	Deployments []deploymentJSON `json:"deployments"`
+}
+
+// getChange is GET /api/v1/changes/{number}: the change as last received,
+// its current plan, and every deployment with its state history.
+func getChange(pool *pgxpool.Pool) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		ctx := c.Request().Context()
+		number := c.Param("number")
+		ch, err := store.GetChange(ctx, pool, number)
+		if errors.Is(err, store.ErrNotFound) {
+			return NewError(http.StatusNotFound, "not_found", fmt.Sprintf("autopatch has received no change %q", number))
+		}
+		if err != nil {
+			return err
+		}
+		resp := changeResponse{
+			Change: changeJSON{
+				Number: ch.Number, SysID: ch.SysID, State: ch.State, Approval: ch.Approval,
+				Start: ch.Start.UTC(), End: ch.End.UTC(), UpdateGroups: ch.UpdateGroups, Schedules: ch.Schedules,
+				ShortDescription: ch.ShortDescription, Status: ch.Status, Revision: ch.Revision, UpdatedAt: ch.UpdatedAt.UTC(),
+			},
+			Deployments: []deploymentJSON{},
+		}
+		plan, err := store.LatestPlan(ctx, pool, number)
+		switch {
+		case err == nil:
+			resp.Plan = &plan
+		case !errors.Is(err, store.ErrNotFound):
+			return err
+		}
+		deps, err := store.ChangeDeployments(ctx, pool, number)
+		if err != nil {
+			return err
+		}
+		transitions, err := store.ChangeTransitions(ctx, pool, number)
+		if err != nil {
+			return err
+		}
+		byID := map[int64][]store.TransitionRow{}
+		for _, t := range transitions {
+			byID[t.DeploymentID] = append(byID[t.DeploymentID], t)
+		}
+		for _, d := range deps {
+			ts := byID[d.ID]
+			if ts == nil {
+				ts = []store.TransitionRow{}
+			}
+			resp.Deployments = append(resp.Deployments, deploymentJSON{Deployment: d, Transitions: ts})
+		}
+		return c.JSON(http.StatusOK, resp)
+	}
+}
