@@ -48,11 +48,21 @@ type Config struct {
 	StatusPollInterval time.Duration `env:"STATUS_POLL_INTERVAL" default:"5m" doc:"How often deployment status is read while a window is open."`
 	MinWindowRemaining time.Duration `env:"MIN_WINDOW_REMAINING" default:"30m" doc:"A window opened late must have at least this much left (windows shorter than twice this: half of it); otherwise it is missed."`
 
+	ServicesFile string `env:"SERVICES_FILE" doc:"Optional YAML of per-service safety limits (services: [{name, max_unavailable}]), loaded at start and on SIGHUP; see Service safety."`
+	Safety       Safety `env:"SAFETY_"`
+
 	Queues Queues `env:"QUEUE_"`
 
 	SCCM       WinRM      `env:"SCCM_"`
 	SCOM       WinRM      `env:"SCOM_"`
 	ServiceNow ServiceNow `env:"SERVICENOW_"`
+}
+
+// Safety sets what autopatch does when patching would take a service down
+// (issue #8): redundant members in windows at once, or tiers out of order.
+type Safety struct {
+	RequestPolicy string `env:"REQUEST_POLICY" default:"reject" doc:"A schedule request that would break a service-safety rule: reject (no device moves; the RITM note says why and suggests schedules) or warn (carried out, the note warns)."`
+	PlanPolicy    string `env:"PLAN_POLICY" default:"warn" doc:"A change plan that would break a service-safety rule: warn (the plan note lists the violations) or hold (the schedules whose windows would break it are left out of the change, and listed)."`
 }
 
 // Queues sets how many jobs of each River queue run at once in one replica.
@@ -307,6 +317,12 @@ func (c *Config) validateCommon() error {
 		if err := checkURL(c.ServiceNow.URL, "https", "http"); err != nil {
 			errs = append(errs, fmt.Errorf("AUTOPATCH_SERVICENOW_URL=%q is invalid: %w", c.ServiceNow.URL, err))
 		}
+	}
+	if !oneOf(c.Safety.RequestPolicy, "reject", "warn") {
+		errs = append(errs, fmt.Errorf("AUTOPATCH_SAFETY_REQUEST_POLICY=%q is invalid: want reject or warn", c.Safety.RequestPolicy))
+	}
+	if !oneOf(c.Safety.PlanPolicy, "warn", "hold") {
+		errs = append(errs, fmt.Errorf("AUTOPATCH_SAFETY_PLAN_POLICY=%q is invalid: want warn or hold", c.Safety.PlanPolicy))
 	}
 	if c.WebhookUser != "" && !c.WebhookPassword.IsSet() {
 		errs = append(errs, errors.New("AUTOPATCH_WEBHOOK_PASSWORD is required when AUTOPATCH_WEBHOOK_USER is set"))
