@@ -14,6 +14,8 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"github.com/autopatch/autopatch/connectors/sccm"
+	"github.com/autopatch/autopatch/connectors/scom"
+	"github.com/autopatch/autopatch/connectors/servicenow"
 	"github.com/autopatch/autopatch/internal/config"
 	"github.com/autopatch/autopatch/internal/schedules"
 )
@@ -37,11 +39,21 @@ type SCCM interface {
 	OpenDeployments(ctx context.Context, names, collections []string) ([]sccm.EnableResult, error)
 	SetEnabled(ctx context.Context, names []string, enabled bool) ([]sccm.EnableResult, error)
 	DeleteDeployments(ctx context.Context, names []string) ([]sccm.DeleteResult, error)
+	DeploymentStatus(ctx context.Context, names []string) (sccm.StatusReport, error)
+}
+
+// SCOM is what the workers ask of the SCOM management server (connectors/scom).
+type SCOM interface {
+	RaiseAlerts(ctx context.Context, alerts []scom.Alert) ([]scom.RaiseResult, error)
+	SetTicket(ctx context.Context, links []scom.TicketLink) ([]scom.UpdateResult, error)
+	ResolveAlerts(ctx context.Context, refs []scom.AlertRef, comment string) ([]scom.UpdateResult, error)
 }
 
 // ServiceNow is what the workers ask of ServiceNow (connectors/servicenow).
 type ServiceNow interface {
 	AddWorkNote(ctx context.Context, table, sysID, text string) error
+	CreateIncident(ctx context.Context, inc servicenow.Incident) (servicenow.Ref, error)
+	ResolveIncident(ctx context.Context, sysID, closeNotes string) error
 }
 
 // Deps are what the workers need.
@@ -57,6 +69,20 @@ type Deps struct {
 	MinRemaining time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+
+	// SCOM raises, links and closes the failures' alerts.
+	SCOM SCOM
+	// PollInterval is how often status is read while a window is open;
+	// zero means DefaultPollInterval.
+	PollInterval time.Duration
+	// Incidents are the configured fields of failure incidents.
+	Incidents IncidentSettings
+	// StormThreshold: above this many failures in one window, the others
+	// are reported as one storm; zero means DefaultStormThreshold.
+	StormThreshold int
+	// WindowComputer is the Windows Computer that carries the alerts of a
+	// whole window (missed windows, storms); empty means none is raised.
+	WindowComputer string
 }
 
 func (d *Deps) now() time.Time {
@@ -82,6 +108,10 @@ func NewClient(deps *Deps, q config.Queues) (*river.Client[pgx.Tx], error) {
 	river.AddWorker(workers, &CloseWindowWorker{deps: deps})
 	river.AddWorker(workers, &SweepWindowsWorker{deps: deps})
 	river.AddWorker(workers, &WorkNoteWorker{deps: deps})
+	river.AddWorker(workers, &PollStatusWorker{deps: deps})
+	river.AddWorker(workers, &FailureAlertsWorker{deps: deps})
+	river.AddWorker(workers, &FailureIncidentsWorker{deps: deps})
+	river.AddWorker(workers, &SweepFailuresWorker{deps: deps})
 
 	return river.NewClient(riverpgxv5.New(deps.Pool), &river.Config{
 		Logger: deps.Logger,
@@ -103,6 +133,9 @@ func NewClient(deps *Deps, q config.Queues) (*river.Client[pgx.Tx], error) {
 			}, &river.PeriodicJobOpts{RunOnStart: true}),
 			river.NewPeriodicJob(river.PeriodicInterval(sweepInterval), func() (river.JobArgs, *river.InsertOpts) {
 				return SweepWindowsArgs{}, nil
+			}, &river.PeriodicJobOpts{RunOnStart: true}),
+			river.NewPeriodicJob(river.PeriodicInterval(failureSweepInterval), func() (river.JobArgs, *river.InsertOpts) {
+				return SweepFailuresArgs{}, nil
 			}, &river.PeriodicJobOpts{RunOnStart: true}),
 		},
 	})

@@ -13,6 +13,15 @@ type Metrics struct {
 	OpenLag  prometheus.Histogram
 	CloseLag prometheus.Histogram
 	Missed   prometheus.Counter
+
+	// Status polling and failure reporting.
+	Polls             prometheus.Counter
+	PollDuration      prometheus.Histogram
+	Failures          *prometheus.CounterVec // by kind
+	AlertsRaised      prometheus.Counter
+	AlertsClosed      prometheus.Counter
+	IncidentsCreated  prometheus.Counter
+	IncidentsResolved prometheus.Counter
 }
 
 var lagBuckets = []float64{0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 1800}
@@ -36,8 +45,41 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Deployments whose window was missed: never enabled because too little of it was left.",
 		}),
 	}
+	m.Polls = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "autopatch_status_polls_total",
+		Help: "Deployment status reads (one SCCM call each, for every deployment polled).",
+	})
+	m.PollDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "autopatch_status_poll_duration_seconds",
+		Help:    "Duration of the SCCM call of one status poll.",
+		Buckets: lagBuckets,
+	})
+	m.Failures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "autopatch_failures_total",
+		Help: "Failures found, by kind: error, no_status, missed_window, storm (a storm's devices count under their own kind too).",
+	}, []string{"kind"})
+	m.AlertsRaised = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "autopatch_scom_alerts_raised_total",
+		Help: "SCOM alerts raised for failures.",
+	})
+	m.AlertsClosed = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "autopatch_scom_alerts_closed_total",
+		Help: "SCOM alerts closed because their device recovered.",
+	})
+	m.IncidentsCreated = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "autopatch_incidents_created_total",
+		Help: "ServiceNow incidents opened for failures.",
+	})
+	m.IncidentsResolved = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "autopatch_incidents_resolved_total",
+		Help: "ServiceNow incidents resolved because their device recovered.",
+	})
+	for _, kind := range []string{"error", "no_status", "missed_window", "storm"} {
+		m.Failures.WithLabelValues(kind)
+	}
 	if reg != nil {
 		reg.MustRegister(m.OpenLag, m.CloseLag, m.Missed)
+		reg.MustRegister(m.Polls, m.PollDuration, m.Failures, m.AlertsRaised, m.AlertsClosed, m.IncidentsCreated, m.IncidentsResolved)
 	}
 	return m
 }
