@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"sync/atomic"
@@ -21,6 +22,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/autopatch/autopatch/connectors/sccm"
+	"github.com/autopatch/autopatch/connectors/scom"
 	"github.com/autopatch/autopatch/connectors/servicenow"
 	"github.com/autopatch/autopatch/connectors/winrm"
 	"github.com/autopatch/autopatch/handlers"
@@ -110,6 +112,11 @@ func initServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*
 		st.Close()
 		return nil, fmt.Errorf("AUTOPATCH_SCCM_*: %w", err)
 	}
+	scomRunner, err := winrm.New(winrmConfig(cfg.SCOM), logger.With("system", "scom"))
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("AUTOPATCH_SCOM_*: %w", err)
+	}
 	snow, err := servicenow.New(servicenow.Config{
 		URL: cfg.ServiceNow.URL, User: cfg.ServiceNow.User, Password: cfg.ServiceNow.Password.Reveal(),
 		OAuthClientID: cfg.ServiceNow.OAuthClientID, OAuthClientSecret: cfg.ServiceNow.OAuthClientSecret.Reveal(),
@@ -125,6 +132,13 @@ func initServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*
 		ServiceNow:   snow,
 		Metrics:      jobs.NewMetrics(registry),
 		MinRemaining: cfg.MinWindowRemaining,
+		SCOM:         scom.New(scomRunner, scom.Options{}, logger.With("system", "scom")),
+		PollInterval: cfg.StatusPollInterval,
+		Incidents: jobs.IncidentSettings{
+			AssignmentGroup: cfg.Incident.AssignmentGroup, Urgency: cfg.Incident.Urgency, Impact: cfg.Incident.Impact,
+		},
+		StormThreshold: cfg.StormThreshold,
+		WindowComputer: windowComputer(cfg),
 	}, cfg.Queues)
 	if err != nil {
 		st.Close()
@@ -133,6 +147,9 @@ func initServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*
 	e := handlers.New(handlers.Options{
 		Logger: logger, Ready: s.ready, Registry: registry,
 		APIToken: cfg.APIToken, Store: st, Schedules: &s.schedules, Pool: st.Pool,
+		Webhooks: &handlers.WebhookOptions{Store: st, Jobs: s.river, Auth: handlers.WebhookAuth{
+			Secret: cfg.WebhookSecret, User: cfg.WebhookUser, Password: cfg.WebhookPassword,
+		}},
 	})
 	s.http = handlers.Server(cfg.Listen, e)
 	if s.listener, err = net.Listen("tcp", cfg.Listen); err != nil {
@@ -213,6 +230,19 @@ func (s *server) reloadOnHangup(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// windowComputer is the Windows Computer that carries window alerts: the
+// configured one, else the SCCM site server (a missed window is a site-level
+// problem, and every SCOM-monitored estate monitors its site server).
+func windowComputer(cfg *config.Config) string {
+	if cfg.SCOMWindowComputer != "" {
+		return cfg.SCOMWindowComputer
+	}
+	if u, err := url.Parse(cfg.SCCM.Endpoint); err == nil {
+		return u.Hostname()
+	}
+	return ""
 }
 
 func winrmConfig(w config.WinRM) winrm.Config {

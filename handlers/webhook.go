@@ -1,0 +1,469 @@
+package handlers
+
+import (
+	"context"
+	"crypto/sha256"
+	_ "embed" // the OpenAPI document
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/autopatch/autopatch/internal/store"
+	"github.com/autopatch/autopatch/jobs"
+)
+
+// Webhook routes (ARCHITECTURE §4.3).
+const (
+	PathChangeWebhook          = "/webhooks/servicenow/change"
+	PathScheduleRequestWebhook = "/webhooks/servicenow/schedule-request"
+)
+
+// JobInserter enqueues River jobs inside a caller's transaction; a
+// *river.Client[pgx.Tx] is one.
+type JobInserter interface {
+	InsertTx(ctx context.Context, tx pgx.Tx, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error)
+}
+
+// WebhookOptions are the dependencies of the ServiceNow webhooks.
+type WebhookOptions struct {
+	Store *store.Store
+	Jobs  JobInserter
+	Auth  WebhookAuth
+	// Now is the clock the signature timestamp is checked against; nil is
+	// time.Now.
+	Now func() time.Time
+}
+
+// WebhookResponse is the answer to an authenticated, valid delivery.
+type WebhookResponse struct {
+	// ID identifies the recorded delivery; for a duplicate, the first one.
+	ID uuid.UUID `json:"id"`
+	// Status is accepted (202), duplicate (200) or stale (200).
+	Status string `json:"status"`
+}
+
+// webhooks serves the two ServiceNow webhooks.
+type webhooks struct {
+	store   *store.Store
+	jobs    JobInserter
+	auth    WebhookAuth
+	now     func() time.Time
+	logger  *slog.Logger
+	metrics webhookMetrics
+}
+
+// registerWebhooks adds the webhook routes to e and their metrics to reg.
+func registerWebhooks(e *echo.Echo, opts WebhookOptions, logger *slog.Logger, reg prometheus.Registerer) {
+	w := &webhooks{store: opts.Store, jobs: opts.Jobs, auth: opts.Auth, now: opts.Now, logger: logger, metrics: newWebhookMetrics(reg)}
+	if w.now == nil {
+		w.now = time.Now
+	}
+	e.POST(PathChangeWebhook, w.change, w.verifyWebhook(store.EventChange))
+	e.POST(PathScheduleRequestWebhook, w.scheduleRequest, w.verifyWebhook(store.EventScheduleRequest))
+}
+
+// webhookMetrics counts deliveries by kind and outcome: accepted,
+// duplicate, stale, or the reason of a refusal (unauthorized,
+// body_too_large, unsupported_media_type, bad_json, validation_failed,
+// error). A body refused for its declared Content-Length never reaches the
+// webhook middleware: it shows in autopatch_http_request_duration_seconds
+// with code 413.
+type webhookMetrics struct {
+	deliveries *prometheus.CounterVec
+}
+
+func newWebhookMetrics(reg prometheus.Registerer) webhookMetrics {
+	m := webhookMetrics{deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "autopatch_webhook_deliveries_total",
+		Help: "ServiceNow webhook deliveries by kind (change, schedule_request) and outcome (accepted, duplicate, stale, or why refused).",
+	}, []string{"kind", "outcome"})}
+	reg.MustRegister(m.deliveries)
+	return m
+}
+
+func (m webhookMetrics) observe(kind, outcome string) {
+	m.deliveries.WithLabelValues(kind, outcome).Inc()
+}
+
+// --- change -----------------------------------------------------------------
+
+// changeWebhook is the change body (ARCHITECTURE §4.3).
+type changeWebhook struct {
+	EventID  string         `json:"event_id,omitempty" validate:"max=255,graphic"`
+	Change   *changeRecord  `json:"change" validate:"required"`
+	Patching *patchingInput `json:"patching" validate:"required"`
+}
+
+type changeRecord struct {
+	Number           string `json:"number" validate:"required,max=40,change_number"`
+	SysID            string `json:"sys_id" validate:"required,sys_id"`
+	Type             string `json:"type,omitempty" validate:"max=64,graphic"`
+	State            string `json:"state" validate:"required,max=64,graphic"`
+	Approval         string `json:"approval" validate:"required,max=64,graphic"`
+	StartDate        string `json:"start_date" validate:"required,max=64,snow_time"`
+	EndDate          string `json:"end_date" validate:"required,max=64,snow_time"`
+	ShortDescription string `json:"short_description,omitempty" validate:"max=4000,multiline"`
+	SysUpdatedOn     string `json:"sys_updated_on" validate:"required,max=64,snow_time"`
+}
+
+type patchingInput struct {
+	SoftwareUpdateGroups []string `json:"software_update_groups" validate:"required,min=1,max=100,dive,update_group"`
+	// Schedules nil (omitted or null) means every automatic and
+	// manual_reboot schedule; an empty list is refused as ambiguous.
+	Schedules []string `json:"schedules,omitempty" validate:"omitnil,min=1,max=1000,dive,required,max=255,graphic"`
+}
+
+// scheduleLookup returns those of names that are not active schedules.
+type scheduleLookup func(ctx context.Context, names []string) ([]string, error)
+
+// parseChange decodes and validates a change body. A refusal is an
+// *APIError (400); err is for failures to look schedules up.
+func parseChange(ctx context.Context, raw []byte, known scheduleLookup) (*changeWebhook, store.Change, *APIError, error) {
+	var req changeWebhook
+	if apiErr := decodeJSON(raw, &req); apiErr != nil {
+		return nil, store.Change{}, apiErr, nil
+	}
+	var p problems
+	p.check(&req)
+	var c store.Change
+	if req.Change != nil {
+		start, errStart := parseTime(req.Change.StartDate)
+		end, errEnd := parseTime(req.Change.EndDate)
+		if errStart == nil && errEnd == nil && !end.After(start) {
+			p.add("change.end_date", "must be after change.start_date")
+		}
+		updated, _ := parseTime(req.Change.SysUpdatedOn)
+		c = store.Change{
+			Number: req.Change.Number, SysID: req.Change.SysID,
+			State: req.Change.State, Approval: req.Change.Approval,
+			Start: start, End: end,
+			ShortDescription: req.Change.ShortDescription,
+			SysUpdatedOn:     updated,
+		}
+	}
+	if req.Patching != nil {
+		p.duplicates("patching.software_update_groups", req.Patching.SoftwareUpdateGroups, strings.ToLower)
+		p.duplicates("patching.schedules", req.Patching.Schedules, nil)
+		if err := p.knownSchedules(ctx, "patching.schedules", req.Patching.Schedules, known); err != nil {
+			return nil, store.Change{}, nil, err
+		}
+		c.UpdateGroups, c.Schedules = req.Patching.SoftwareUpdateGroups, req.Patching.Schedules
+	}
+	if apiErr := p.err(); apiErr != nil {
+		return nil, store.Change{}, apiErr, nil
+	}
+	return &req, c, nil, nil
+}
+
+func (w *webhooks) change(c echo.Context) error {
+	ctx := c.Request().Context()
+	raw, _ := c.Get(rawBodyKey).([]byte)
+	req, ch, apiErr, err := parseChange(ctx, raw, w.unknownSchedules)
+	if err := w.refused(store.EventChange, apiErr, err); err != nil {
+		return err
+	}
+	payload, err := json.Marshal(req)
+	if err != nil {
+		return fmt.Errorf("handlers: encode change payload: %w", err)
+	}
+	ev := store.Event{
+		ID: uuid.New(), Kind: store.EventChange, EventID: req.EventID,
+		RecordNumber: ch.Number, RecordSysID: ch.SysID, SysUpdatedOn: ch.SysUpdatedOn,
+		Payload: payload,
+	}
+	return w.ingest(c, ev, func(ctx context.Context, tx pgx.Tx) ([]river.JobArgs, bool, error) {
+		d, err := store.ApplyChange(ctx, tx, ch)
+		var mismatch *store.MismatchError
+		if errors.As(err, &mismatch) {
+			var p problems
+			p.add("change."+mismatch.Field, "does not match the change autopatch knows (%s %s has %s %s)",
+				ch.Number, ch.SysID, mismatch.Field, mismatch.Known)
+			return nil, false, p.err()
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		// The revision in the args makes each version its own job: one
+		// that arrives while an older one runs is not swallowed by River's
+		// uniqueness, and the older job, finding a newer revision on the
+		// row, leaves the work to it.
+		switch d.Action {
+		case store.ActionPlan:
+			return []river.JobArgs{jobs.PlanChangeArgs{ChangeNumber: ch.Number, Revision: d.Revision}}, false, nil
+		case store.ActionUnwind:
+			return []river.JobArgs{jobs.UnwindChangeArgs{ChangeNumber: ch.Number, Revision: d.Revision}}, false, nil
+		}
+		return nil, d.Stale, nil
+	})
+}
+
+// --- schedule request -------------------------------------------------------
+
+// scheduleRequestWebhook is the schedule-request body (ARCHITECTURE §4.3),
+// with ServiceNow's request_item.sys_updated_on as an optional extra.
+type scheduleRequestWebhook struct {
+	EventID      string              `json:"event_id,omitempty" validate:"max=255,graphic"`
+	RequestItem  *requestItemInput   `json:"request_item" validate:"required"`
+	RequestedFor string              `json:"requested_for" validate:"required,max=255,graphic"`
+	Schedule     string              `json:"schedule" validate:"required,max=255,graphic"`
+	Devices      []requestedDeviceIn `json:"devices" validate:"required,min=1,max=5000,dive"`
+}
+
+type requestItemInput struct {
+	Number       string `json:"number" validate:"required,max=40,ritm_number"`
+	SysID        string `json:"sys_id" validate:"required,sys_id"`
+	SysUpdatedOn string `json:"sys_updated_on,omitempty" validate:"omitempty,max=64,snow_time"`
+}
+
+type requestedDeviceIn struct {
+	Name    string `json:"name" validate:"required,device_name"`
+	Service string `json:"service" validate:"required,max=255,graphic"`
+	Tier    string `json:"tier" validate:"required,oneof=backend middle frontend"`
+}
+
+// parseScheduleRequest decodes and validates a schedule-request body.
+func parseScheduleRequest(ctx context.Context, raw []byte, known scheduleLookup) (store.ScheduleRequest, *APIError, error) {
+	var req scheduleRequestWebhook
+	if apiErr := decodeJSON(raw, &req); apiErr != nil {
+		return store.ScheduleRequest{}, apiErr, nil
+	}
+	var p problems
+	p.check(&req)
+	names := make([]string, len(req.Devices))
+	for i, d := range req.Devices {
+		names[i] = d.Name
+	}
+	p.duplicates("devices", names, strings.ToLower)
+	if req.Schedule != "" {
+		unknown, err := known(ctx, []string{req.Schedule})
+		if err != nil {
+			return store.ScheduleRequest{}, nil, err
+		}
+		if len(unknown) > 0 {
+			p.add("schedule", "must name an active schedule; %q is not one (GET /api/v1/schedules lists them)", req.Schedule)
+		}
+	}
+	if apiErr := p.err(); apiErr != nil {
+		return store.ScheduleRequest{}, apiErr, nil
+	}
+	out := store.ScheduleRequest{
+		EventID: req.EventID,
+		RequestItem: store.RequestItem{
+			Number: req.RequestItem.Number,
+			SysID:  req.RequestItem.SysID,
+		},
+		RequestedFor: req.RequestedFor,
+		Schedule:     req.Schedule,
+		Devices:      make([]store.RequestedDevice, len(req.Devices)),
+	}
+	if req.RequestItem.SysUpdatedOn != "" {
+		t, _ := parseTime(req.RequestItem.SysUpdatedOn)
+		out.RequestItem.SysUpdatedOn = &t
+	}
+	for i, d := range req.Devices {
+		out.Devices[i] = store.RequestedDevice(d)
+	}
+	return out, nil, nil
+}
+
+func (w *webhooks) scheduleRequest(c echo.Context) error {
+	ctx := c.Request().Context()
+	raw, _ := c.Get(rawBodyKey).([]byte)
+	req, apiErr, err := parseScheduleRequest(ctx, raw, w.unknownSchedules)
+	if err := w.refused(store.EventScheduleRequest, apiErr, err); err != nil {
+		return err
+	}
+	payload, err := json.Marshal(req)
+	if err != nil {
+		return fmt.Errorf("handlers: encode schedule request payload: %w", err)
+	}
+	ev := store.Event{
+		ID: uuid.New(), Kind: store.EventScheduleRequest, EventID: req.EventID,
+		RecordNumber: req.RequestItem.Number, RecordSysID: req.RequestItem.SysID,
+		Payload: payload,
+	}
+	if req.RequestItem.SysUpdatedOn != nil {
+		ev.SysUpdatedOn = *req.RequestItem.SysUpdatedOn
+	}
+	if ev.EventID == "" {
+		// Without a delivery id, the same request is the same content:
+		// the hash of the validated request (unknown fields and
+		// formatting left out) is the deduplication key.
+		sum := sha256.Sum256(payload)
+		ev.EventID = "sha256:" + hex.EncodeToString(sum[:])
+	}
+	return w.ingest(c, ev, func(ctx context.Context, tx pgx.Tx) ([]river.JobArgs, bool, error) {
+		return []river.JobArgs{jobs.AssignDevicesArgs{EventID: ev.ID}}, false, nil
+	})
+}
+
+// --- shared -----------------------------------------------------------------
+
+// refused counts and returns a refusal from parsing, or nil.
+func (w *webhooks) refused(kind string, apiErr *APIError, err error) error {
+	switch {
+	case err != nil:
+		w.metrics.observe(kind, "error")
+		return err
+	case apiErr != nil:
+		w.metrics.observe(kind, apiErr.Code)
+		return apiErr
+	}
+	return nil
+}
+
+// errRaced rolls a delivery back when a concurrent one with the same event
+// id, about another record, was committed first.
+var errRaced = errors.New("handlers: a delivery with the same event id was recorded meanwhile")
+
+// ingest records a delivery and enqueues its jobs in one transaction:
+// either both happen or neither. Deliveries about one record are
+// serialised (store.LockRecord), so duplicates, staleness and the change
+// decision are judged against everything committed before. apply, run only
+// for a new and current delivery, returns the jobs to enqueue, or stale
+// when the record itself knows a newer version.
+func (w *webhooks) ingest(c echo.Context, ev store.Event, apply func(context.Context, pgx.Tx) ([]river.JobArgs, bool, error)) error {
+	ctx := c.Request().Context()
+	res := WebhookResponse{ID: ev.ID, Status: store.OutcomeAccepted}
+	var enqueued []string
+	err := w.store.InTx(ctx, func(tx pgx.Tx) error {
+		enqueued = enqueued[:0]
+		if err := store.LockRecord(ctx, tx, ev.Kind, ev.RecordSysID); err != nil {
+			return err
+		}
+		prior, err := store.FindPrior(ctx, tx, ev)
+		if err != nil {
+			return err
+		}
+		if prior.DuplicateOf != uuid.Nil {
+			res = WebhookResponse{ID: prior.DuplicateOf, Status: store.OutcomeDuplicate}
+			return nil
+		}
+		ev.Outcome = store.OutcomeAccepted
+		var todo []river.JobArgs
+		if !ev.SysUpdatedOn.IsZero() && ev.SysUpdatedOn.Before(prior.LatestApplied) {
+			ev.Outcome = store.OutcomeStale
+		} else {
+			var stale bool
+			if todo, stale, err = apply(ctx, tx); err != nil {
+				return err
+			}
+			if stale {
+				ev.Outcome = store.OutcomeStale
+			}
+		}
+		inserted, err := store.InsertEvent(ctx, tx, ev)
+		if err != nil {
+			return err
+		}
+		if !inserted {
+			return errRaced
+		}
+		for _, args := range todo {
+			if _, err := w.jobs.InsertTx(ctx, tx, args, nil); err != nil {
+				return fmt.Errorf("handlers: enqueue %s for %s: %w", args.Kind(), ev.RecordNumber, err)
+			}
+			enqueued = append(enqueued, args.Kind())
+		}
+		res.Status = ev.Outcome
+		return nil
+	})
+	if errors.Is(err, errRaced) {
+		prior, ferr := store.FindPrior(ctx, w.store.Pool, ev)
+		if ferr != nil {
+			err = ferr
+		} else if prior.DuplicateOf != uuid.Nil {
+			res, err = WebhookResponse{ID: prior.DuplicateOf, Status: store.OutcomeDuplicate}, nil
+		}
+	}
+	var apiErr *APIError
+	if errors.As(err, &apiErr) {
+		w.metrics.observe(ev.Kind, apiErr.Code)
+		return apiErr
+	}
+	if err != nil {
+		w.metrics.observe(ev.Kind, "error")
+		return err
+	}
+	w.metrics.observe(ev.Kind, res.Status)
+	w.logger.InfoContext(ctx, "webhook "+res.Status,
+		"request_id", requestID(c), "kind", ev.Kind, "record", ev.RecordNumber,
+		"id", res.ID, "event_id", ev.EventID, "jobs", enqueued)
+	if res.Status == store.OutcomeAccepted {
+		return c.JSON(http.StatusAccepted, res)
+	}
+	return c.JSON(http.StatusOK, res)
+}
+
+func (w *webhooks) unknownSchedules(ctx context.Context, names []string) ([]string, error) {
+	return store.UnknownSchedules(ctx, w.store.Pool, names)
+}
+
+// duplicates reports every element of values that repeats an earlier one
+// (compared after norm, when given).
+func (p *problems) duplicates(field string, values []string, norm func(string) string) {
+	first := make(map[string]int, len(values))
+	suffix := ""
+	if field == "devices" {
+		suffix = ".name"
+	}
+	for i, v := range values {
+		if v == "" {
+			continue
+		}
+		if norm != nil {
+			v = norm(v)
+		}
+		if j, ok := first[v]; ok {
+			note := ""
+			if norm != nil {
+				note = " (SCCM names are not case-sensitive)"
+			}
+			p.add(fmt.Sprintf("%s[%d]%s", field, i, suffix), "repeats %s[%d]%s%s", field, j, suffix, note)
+			continue
+		}
+		first[v] = i
+	}
+}
+
+// knownSchedules reports the names that are not active schedules.
+func (p *problems) knownSchedules(ctx context.Context, field string, names []string, known scheduleLookup) error {
+	if len(names) == 0 {
+		return nil
+	}
+	unknown, err := known(ctx, names)
+	if err != nil {
+		return err
+	}
+	bad := make(map[string]bool, len(unknown))
+	for _, n := range unknown {
+		bad[n] = true
+	}
+	for i, n := range names {
+		if n != "" && bad[n] {
+			p.add(fmt.Sprintf("%s[%d]", field, i), "must name an active schedule; %q is not one (GET /api/v1/schedules lists them)", n)
+		}
+	}
+	return nil
+}
+
+//go:embed openapi.yaml
+var openAPIYAML []byte
+
+// openAPIDocument serves the OpenAPI 3 description of the webhooks and the
+// read API.
+func openAPIDocument(c echo.Context) error {
+	return c.Blob(http.StatusOK, "application/yaml", openAPIYAML)
+}

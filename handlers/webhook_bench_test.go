@@ -1,0 +1,108 @@
+package handlers
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"runtime"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/autopatch/autopatch/internal/testdb"
+)
+
+// benchClients is how many clients post at once, as ServiceNow's workers
+// and a burst of approvals would.
+const benchClients = 16
+
+// BenchmarkWebhookIngest posts signed change webhooks, each a new approved
+// change, through the real HTTP stack into a real PostgreSQL: verify,
+// validate, record, enqueue plan_change, answer 202. It reports accepted
+// requests per second and the latency percentiles seen by the clients.
+func BenchmarkWebhookIngest(b *testing.B) {
+	ctx := context.Background()
+	cfg, err := pgxpool.ParseConfig(testdb.URL(b))
+	require.NoError(b, err)
+	cfg.MaxConns = int32(benchClients)
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	require.NoError(b, err)
+	b.Cleanup(pool.Close)
+	bundle := setupPool(b, pool, &WebhookAuth{Secret: testSecret})
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: benchClients, MaxConnsPerHost: benchClients}}
+	b.Cleanup(client.CloseIdleConnections)
+
+	var (
+		seq       atomic.Int64
+		mu        sync.Mutex
+		latencies []time.Duration
+	)
+	post := func(n int64) (time.Duration, error) {
+		body := fmt.Appendf(nil, `{"event_id":"change_request:%032x:1","change":{"number":"CHG%07d","sys_id":"%032x","type":"normal","state":"scheduled","approval":"approved","start_date":"2026-12-12 20:00:00","end_date":"2026-12-14 06:00:00","short_description":"December patching","sys_updated_on":"2026-12-01 10:02:03"},"patching":{"software_update_groups":["2026-12 Servers","2026-12 Office"]}}`, n, n, n)
+		ts := bundle.now.Unix()
+		req, err := http.NewRequest(http.MethodPost, bundle.server.URL+PathChangeWebhook, bytes.NewReader(body))
+		if err != nil {
+			return 0, err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set(HeaderTimestamp, strconv.FormatInt(ts, 10))
+		req.Header.Set(HeaderSignature, sign(testSecret, ts, body))
+		start := time.Now()
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		respBody, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		elapsed := time.Since(start)
+		if err != nil {
+			return 0, err
+		}
+		if resp.StatusCode != http.StatusAccepted {
+			return 0, fmt.Errorf("status %d: %s", resp.StatusCode, respBody)
+		}
+		return elapsed, nil
+	}
+
+	b.SetParallelism(max(1, benchClients/runtime.GOMAXPROCS(0)))
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		local := make([]time.Duration, 0, 1024)
+		for pb.Next() {
+			d, err := post(seq.Add(1))
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			local = append(local, d)
+		}
+		mu.Lock()
+		latencies = append(latencies, local...)
+		mu.Unlock()
+	})
+	elapsed := time.Since(start)
+	b.StopTimer()
+
+	require.Len(b, latencies, b.N)
+	slices.Sort(latencies)
+	pct := func(p float64) float64 {
+		return float64(latencies[min(len(latencies)-1, int(p*float64(len(latencies))))].Microseconds()) / 1000
+	}
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "accepted/s")
+	b.ReportMetric(pct(0.50), "p50_ms")
+	b.ReportMetric(pct(0.99), "p99_ms")
+	b.ReportMetric(0, "ns/op")
+
+	// Every request was recorded once, with its job.
+	require.Equal(b, b.N, bundle.events(b))
+	require.Equal(b, b.N, bundle.jobs(b, "plan_change"))
+}
