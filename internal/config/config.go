@@ -53,6 +53,10 @@ type Config struct {
 
 	Queues Queues `env:"QUEUE_"`
 
+	Incident           Incident `env:"INCIDENT_"`
+	StormThreshold     int      `env:"STORM_THRESHOLD" default:"50" doc:"Above this many failures in one window, the window gets one incident and one SCOM alert listing its devices instead of one each."`
+	SCOMWindowComputer string   `env:"SCOM_WINDOW_COMPUTER" doc:"Windows Computer (FQDN or NetBIOS name, as SCOM monitors it) that carries the alerts of a whole window: missed windows, storms. Default: the host of AUTOPATCH_SCCM_ENDPOINT."`
+
 	SCCM       WinRM      `env:"SCCM_"`
 	SCOM       WinRM      `env:"SCOM_"`
 	ServiceNow ServiceNow `env:"SERVICENOW_"`
@@ -63,6 +67,13 @@ type Config struct {
 type Safety struct {
 	RequestPolicy string `env:"REQUEST_POLICY" default:"reject" doc:"A schedule request that would break a service-safety rule: reject (no device moves; the RITM note says why and suggests schedules) or warn (carried out, the note warns)."`
 	PlanPolicy    string `env:"PLAN_POLICY" default:"warn" doc:"A change plan that would break a service-safety rule: warn (the plan note lists the violations) or hold (the schedules whose windows would break it are left out of the change, and listed)."`
+}
+
+// Incident sets the fields of the incidents autopatch opens for failures.
+type Incident struct {
+	AssignmentGroup string `env:"ASSIGNMENT_GROUP" doc:"sys_id (or name) of the assignment group of failure incidents; empty leaves it to the instance's assignment rules."`
+	Urgency         int    `env:"URGENCY" default:"2" doc:"Urgency of failure incidents: 1 high, 2 medium, 3 low."`
+	Impact          int    `env:"IMPACT" default:"2" doc:"Impact of failure incidents: 1 high, 2 medium, 3 low."`
 }
 
 // Queues sets how many jobs of each River queue run at once in one replica.
@@ -324,6 +335,14 @@ func (c *Config) validateCommon() error {
 	if !oneOf(c.Safety.PlanPolicy, "warn", "hold") {
 		errs = append(errs, fmt.Errorf("AUTOPATCH_SAFETY_PLAN_POLICY=%q is invalid: want warn or hold", c.Safety.PlanPolicy))
 	}
+	for _, f := range []struct {
+		name  string
+		value int
+	}{{"URGENCY", c.Incident.Urgency}, {"IMPACT", c.Incident.Impact}} {
+		if f.value < 1 || f.value > 3 {
+			errs = append(errs, fmt.Errorf("AUTOPATCH_INCIDENT_%s=%d is invalid: want 1 (high), 2 (medium) or 3 (low)", f.name, f.value))
+		}
+	}
 	if c.WebhookUser != "" && !c.WebhookPassword.IsSet() {
 		errs = append(errs, errors.New("AUTOPATCH_WEBHOOK_PASSWORD is required when AUTOPATCH_WEBHOOK_USER is set"))
 	}
@@ -352,6 +371,12 @@ func (c *Config) ValidateServe() error {
 	}
 	if c.SCCM.User == "" || !c.SCCM.Password.IsSet() {
 		errs = append(errs, errors.New("AUTOPATCH_SCCM_USER and AUTOPATCH_SCCM_PASSWORD are required: the account autopatch runs ConfigMgr cmdlets as"))
+	}
+	if c.SCOM.Endpoint == "" {
+		errs = append(errs, errors.New("AUTOPATCH_SCOM_ENDPOINT is required: the SCOM management server's WinRM URL, where failure alerts are raised"))
+	}
+	if c.SCOM.User == "" || !c.SCOM.Password.IsSet() {
+		errs = append(errs, errors.New("AUTOPATCH_SCOM_USER and AUTOPATCH_SCOM_PASSWORD are required: the account autopatch runs OperationsManager cmdlets as"))
 	}
 	if c.ServiceNow.URL == "" {
 		errs = append(errs, errors.New("AUTOPATCH_SERVICENOW_URL is required: where plans, notes and incidents go"))

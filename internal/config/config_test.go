@@ -32,6 +32,9 @@ func TestLoad(t *testing.T) {
 		require.Equal(t, 2, cfg.Queues.SCCM)
 		require.Equal(t, "ntlm", cfg.SCCM.Auth)
 		require.False(t, cfg.SCCM.InsecureSkipVerify)
+		require.Equal(t, Incident{Urgency: 2, Impact: 2}, cfg.Incident)
+		require.Equal(t, 50, cfg.StormThreshold)
+		require.Empty(t, cfg.SCOMWindowComputer)
 	})
 
 	t.Run("EnvironmentOverridesFile", func(t *testing.T) {
@@ -81,6 +84,9 @@ func TestLoad(t *testing.T) {
 		{"Auth", "AUTOPATCH_SCOM_AUTH", "digest", "AUTOPATCH_SCOM_AUTH"},
 		{"Endpoint", "AUTOPATCH_SCCM_ENDPOINT", "sccm01:5986", "AUTOPATCH_SCCM_ENDPOINT"},
 		{"LogLevel", "AUTOPATCH_LOG_LEVEL", "loud", "AUTOPATCH_LOG_LEVEL"},
+		{"Urgency", "AUTOPATCH_INCIDENT_URGENCY", "4", "AUTOPATCH_INCIDENT_URGENCY=4 is invalid"},
+		{"Impact", "AUTOPATCH_INCIDENT_IMPACT", "high", `AUTOPATCH_INCIDENT_IMPACT="high" is invalid`},
+		{"StormThreshold", "AUTOPATCH_STORM_THRESHOLD", "0", "AUTOPATCH_STORM_THRESHOLD"},
 		{"DatabaseURL", "AUTOPATCH_DATABASE_URL", "mysql://x", "AUTOPATCH_DATABASE_URL is invalid"},
 	}
 	for _, tt := range invalid {
@@ -105,6 +111,8 @@ func TestValidate(t *testing.T) {
 	require.ErrorContains(t, err, "AUTOPATCH_SCHEDULES_FILE is required")
 	require.ErrorContains(t, err, "AUTOPATCH_SCCM_ENDPOINT is required")
 	require.ErrorContains(t, err, "AUTOPATCH_SCCM_USER and AUTOPATCH_SCCM_PASSWORD are required")
+	require.ErrorContains(t, err, "AUTOPATCH_SCOM_ENDPOINT is required")
+	require.ErrorContains(t, err, "AUTOPATCH_SCOM_USER and AUTOPATCH_SCOM_PASSWORD are required")
 	require.ErrorContains(t, err, "AUTOPATCH_SERVICENOW_URL is required")
 
 	cfg, err = Load(env(map[string]string{
@@ -115,6 +123,9 @@ func TestValidate(t *testing.T) {
 		"AUTOPATCH_SCCM_ENDPOINT":       "https://sccm01:5986/wsman",
 		"AUTOPATCH_SCCM_USER":           "CORP\\svc-autopatch",
 		"AUTOPATCH_SCCM_PASSWORD":       "p",
+		"AUTOPATCH_SCOM_ENDPOINT":       "https://scom01:5986/wsman",
+		"AUTOPATCH_SCOM_USER":           "CORP\\svc-autopatch",
+		"AUTOPATCH_SCOM_PASSWORD":       "p",
 		"AUTOPATCH_SERVICENOW_URL":      "https://example.service-now.com",
 		"AUTOPATCH_SERVICENOW_USER":     "svc.autopatch",
 		"AUTOPATCH_SERVICENOW_PASSWORD": "p",
