@@ -2,12 +2,67 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"os"
+
+	"github.com/autopatch/autopatch/internal/demo"
+	"github.com/autopatch/autopatch/internal/pgtemp"
 )
 
-// runDemo is a placeholder until the demo issue lands.
-func runDemo(_ context.Context, _ []string, _, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "autopatch demo: not built yet; it arrives with the demo issue (#9). Try `autopatch sim --help` and `autopatch plan --help`.")
-	return 1
+func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	summary := fs.String("summary-json", "", "write the simulator's final /state to `FILE`")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `Usage: autopatch demo [--summary-json FILE]
+
+Plays the whole mission in about a minute and a half: a throwaway PostgreSQL
+(unless AUTOPATCH_DATABASE_URL is set), the simulated SCCM, SCOM and ServiceNow,
+autopatch serve, and ServiceNow's side played by signed webhooks. Prints a
+timeline of what autopatch does and why, then a summary. Exits 0 only when
+everything expected happened, otherwise non-zero naming what did not.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	if code, done := parseFlags(fs, args, stdout); done {
+		return code
+	}
+	self, err := os.Executable()
+	if err != nil {
+		fmt.Fprintf(stderr, "autopatch demo: %v\n", err)
+		return 1
+	}
+	if os.Getenv("AUTOPATCH_DATABASE_URL") == "" {
+		if _, err := pgtemp.FindBin(); err != nil {
+			fmt.Fprintf(stderr, "autopatch demo: the PostgreSQL server binaries (initdb, pg_ctl) are missing.\nInstall them (Debian/Ubuntu: sudo apt-get install postgresql) or set AUTOPATCH_DATABASE_URL.\n")
+			return 1
+		}
+	}
+	err = demo.Run(ctx, demo.Options{
+		Binary: self, DatabaseURL: os.Getenv("AUTOPATCH_DATABASE_URL"),
+		SummaryJSON: *summary, Out: stdout, TTY: isTerminal(stdout),
+	})
+	if err != nil {
+		if !errors.Is(err, context.Canceled) {
+			fmt.Fprintf(stderr, "\nautopatch demo FAILED: %v\n", err)
+		}
+		return 1
+	}
+	return 0
+}
+
+// isTerminal reports whether w is a character device (a terminal), where
+// the demo redraws its progress line in place.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }

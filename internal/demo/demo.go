@@ -1,0 +1,312 @@
+// Package demo plays the whole autopatch mission in about a minute and a
+// half: a throwaway PostgreSQL, the simulated estate (SCCM and SCOM over
+// WinRM, ServiceNow's Table API), `autopatch serve` as a child process, and
+// ServiceNow's side played by signed webhooks. It prints a timeline of what
+// autopatch does and why, checks that everything expected happened, and
+// exits non-zero naming what did not.
+package demo
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/autopatch/autopatch/internal/estate"
+	"github.com/autopatch/autopatch/internal/pgtemp"
+)
+
+// Options configure Run.
+type Options struct {
+	// Binary is the autopatch executable started as `serve`.
+	Binary string
+	// DatabaseURL is an existing database; empty starts a throwaway one.
+	DatabaseURL string
+	// SummaryJSON, when set, receives the simulator's final /state.
+	SummaryJSON string
+	Out         io.Writer
+	// TTY draws a progress line while waiting.
+	TTY bool
+}
+
+// Run plays the scenario. The error names every expectation that failed.
+func Run(ctx context.Context, opts Options) error {
+	d := &run{opts: opts, tl: newTimeline(opts.Out, opts.TTY)}
+	defer d.cleanup()
+	if err := d.setUp(ctx); err != nil {
+		return err
+	}
+	scenarioErr := d.play(ctx)
+	d.printSummary()
+	if opts.SummaryJSON != "" {
+		b, err := json.MarshalIndent(d.est.State(), "", "  ")
+		if err == nil {
+			err = os.WriteFile(opts.SummaryJSON, append(b, '\n'), 0o644)
+		}
+		if err != nil {
+			return fmt.Errorf("demo: --summary-json: %w", err)
+		}
+		fmt.Fprintf(opts.Out, "\nThe simulator's final state is in %s.\n", opts.SummaryJSON)
+	}
+	if scenarioErr != nil {
+		return scenarioErr
+	}
+	return d.check()
+}
+
+type run struct {
+	opts    Options
+	tl      *timeline
+	dir     string
+	pg      *pgtemp.Cluster
+	dbURL   string
+	est     *estate.Estate
+	serve   *exec.Cmd
+	served  chan error
+	apiURL  string
+	logPath string
+	env     []string
+	t0      time.Time // the scenario's time origin
+	plan    scenario
+	closers []func()
+}
+
+func (d *run) cleanup() {
+	d.stopServe()
+	for i := len(d.closers) - 1; i >= 0; i-- {
+		d.closers[i]()
+	}
+}
+
+func (d *run) setUp(ctx context.Context) error {
+	var err error
+	if d.dir, err = os.MkdirTemp("", "autopatch-demo-"); err != nil {
+		return err
+	}
+	d.closers = append(d.closers, func() { os.RemoveAll(d.dir) })
+	d.logPath = filepath.Join(d.dir, "serve.log")
+
+	d.dbURL = d.opts.DatabaseURL
+	if d.dbURL == "" {
+		d.tl.line("DEMO", "starting a throwaway PostgreSQL (initdb, pg_ctl)")
+		if d.pg, err = pgtemp.Start(ctx); err != nil {
+			return fmt.Errorf("demo: %w", err)
+		}
+		d.closers = append(d.closers, func() { d.pg.Close() })
+		d.dbURL = d.pg.URL("postgres")
+	} else {
+		d.tl.line("DEMO", "using the database of AUTOPATCH_DATABASE_URL")
+	}
+
+	d.plan = newScenario()
+	seed, err := estate.ParseSeed([]byte(d.plan.seed))
+	if err != nil {
+		return fmt.Errorf("demo: seed: %w", err)
+	}
+	d.est, err = estate.Start(ctx, estate.Options{Seed: seed, ScheduleCollections: d.plan.collections()})
+	if err != nil {
+		return fmt.Errorf("demo: simulated estate: %w", err)
+	}
+	d.closers = append(d.closers, func() { d.est.Close() })
+	d.tl.line("DEMO", "simulated estate up: SCCM site and SCOM management group over WinRM/HTTPS at %s, ServiceNow at %s",
+		d.est.SCCMEndpoint(), d.est.ServiceNowURL())
+
+	// serve starts with every window parked far ahead; the real windows,
+	// seconds apart, are written once it is ready (see play).
+	schedules := filepath.Join(d.dir, "schedules.yaml")
+	if err := os.WriteFile(schedules, []byte(d.plan.schedules(time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC))), 0o644); err != nil {
+		return err
+	}
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	d.apiURL = fmt.Sprintf("http://127.0.0.1:%d", port)
+	d.env = append(d.est.Env(),
+		"AUTOPATCH_DATABASE_URL="+d.dbURL,
+		"AUTOPATCH_LISTEN="+fmt.Sprintf("127.0.0.1:%d", port),
+		"AUTOPATCH_SCHEDULES_FILE="+schedules,
+		"AUTOPATCH_STATUS_POLL_INTERVAL=2s",
+		"AUTOPATCH_LOG_FORMAT=text",
+		"AUTOPATCH_SHUTDOWN_TIMEOUT=10s",
+		"AUTOPATCH_INCIDENT_ASSIGNMENT_GROUP=Server Operations",
+	)
+	return d.startServe(ctx)
+}
+
+// startServe runs `autopatch serve` and waits until it is ready.
+func (d *run) startServe(ctx context.Context) error {
+	log, err := os.OpenFile(d.logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(d.opts.Binary, "serve")
+	cmd.Env = append(withoutAutopatch(os.Environ()), d.env...)
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		log.Close()
+		return fmt.Errorf("demo: start serve: %w", err)
+	}
+	d.serve = cmd
+	d.served = make(chan error, 1)
+	go func() { d.served <- cmd.Wait(); log.Close() }()
+	d.tl.line("DEMO", "started `autopatch serve` (pid %d, log %s)", cmd.Process.Pid, d.logPath)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get(d.apiURL + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				d.tl.line("DEMO", "autopatch is ready (%s/readyz answers 200)", d.apiURL)
+				return nil
+			}
+		}
+		select {
+		case err := <-d.served:
+			d.serve = nil
+			return fmt.Errorf("demo: serve exited during start-up (%v); see %s", err, d.logPath)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("demo: serve not ready after 60s; see %s", d.logPath)
+		}
+	}
+}
+
+// stopServe stops serve gracefully (SIGTERM), as an operator would.
+func (d *run) stopServe() {
+	if d.serve == nil {
+		return
+	}
+	_ = d.serve.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.served:
+	case <-time.After(20 * time.Second):
+		_ = d.serve.Process.Kill()
+		<-d.served
+	}
+	d.serve = nil
+}
+
+func withoutAutopatch(env []string) []string {
+	var out []string
+	for _, e := range env {
+		if !strings.HasPrefix(e, "AUTOPATCH_") {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// send posts a webhook signed as ServiceNow's Script Include signs it.
+func (d *run) send(path string, body any) (int, string, error) {
+	raw, err := json.Marshal(body)
+	if err != nil {
+		return 0, "", err
+	}
+	ts := strconv.FormatInt(time.Now().Unix(), 10)
+	mac := hmac.New(sha256.New, []byte(d.est.WebhookSecret()))
+	mac.Write([]byte(ts + "." + string(raw)))
+	req, err := http.NewRequest(http.MethodPost, d.apiURL+path, bytes.NewReader(raw))
+	if err != nil {
+		return 0, "", err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Autopatch-Timestamp", ts)
+	req.Header.Set("X-Autopatch-Signature", "sha256="+base64.StdEncoding.EncodeToString(mac.Sum(nil)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), nil
+}
+
+// api reads autopatch's read API.
+func (d *run) api(path string, out any) error {
+	req, err := http.NewRequest(http.MethodGet, d.apiURL+path, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+d.est.APIToken())
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		return fmt.Errorf("GET %s: %d %s", path, resp.StatusCode, b)
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// waitUntil waits for t, showing what it waits for and printing what the
+// estate does meanwhile.
+func (d *run) waitUntil(ctx context.Context, t time.Time, what string) error {
+	for {
+		d.tl.observe(d.est.State())
+		left := time.Until(t)
+		if left <= 0 {
+			d.tl.setProgress("")
+			return nil
+		}
+		d.tl.setProgress(fmt.Sprintf("%s in %.0fs", what, left.Seconds()))
+		select {
+		case <-ctx.Done():
+			d.tl.setProgress("")
+			return ctx.Err()
+		case <-time.After(min(left, 200*time.Millisecond)):
+		}
+	}
+}
+
+// waitFor waits until cond holds or the deadline passes.
+func (d *run) waitFor(ctx context.Context, deadline time.Time, what string, cond func(estate.State) bool) error {
+	for {
+		s := d.est.State()
+		d.tl.observe(s)
+		if cond(s) {
+			d.tl.setProgress("")
+			return nil
+		}
+		if time.Now().After(deadline) {
+			d.tl.setProgress("")
+			return fmt.Errorf("%s: did not happen by %s", what, deadline.Format("15:04:05"))
+		}
+		d.tl.setProgress("waiting: " + what)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+var errExpectations = errors.New("demo: expectations not met")
