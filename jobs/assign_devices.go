@@ -61,6 +61,22 @@ func (w *AssignDevicesWorker) Work(ctx context.Context, job *river.Job[AssignDev
 			return note(ctx, tx, tableRequestItem, req.RequestItem.SysID, text)
 		})
 	}
+	// Service safety is checked before any SCCM call: a refused request
+	// changes no collection. The services' locks are held until the
+	// assignments are recorded, so a concurrent request for the same
+	// services is checked against them.
+	unlock, rs, err := w.checkRequestSafety(ctx, req, sched)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if len(rs.verdict.Violations) > 0 && w.deps.Safety.rejectRequests() {
+		return w.refuseRequest(ctx, req, sched, job.Args.EventID, rs)
+	}
+	warning := ""
+	if len(rs.verdict.Violations) > 0 {
+		warning = "service safety warning: " + rs.verdict.Violations[0].String()
+	}
 	managed, err := store.ManagedCollections(ctx, w.deps.Pool)
 	if err != nil {
 		return err
@@ -105,12 +121,13 @@ func (w *AssignDevicesWorker) Work(ctx context.Context, job *river.Job[AssignDev
 			}
 			if err := store.RecordAssignment(ctx, tx, store.Assignment{
 				Device: d.Name, ResourceID: r.ResourceID, Schedule: sched.Name, Service: d.Service, Tier: d.Tier,
-				RequestItem: req.RequestItem.Number, EventID: job.Args.EventID, Outcome: outcome,
+				RequestItem: req.RequestItem.Number, EventID: job.Args.EventID, Outcome: outcome, Detail: warning,
 			}); err != nil {
 				return err
 			}
 			fmt.Fprintf(&b, "- %s (%s, %s): %s\n", d.Name, d.Service, d.Tier, line)
 		}
+		b.WriteString(rs.warningText())
 		return note(ctx, tx, tableRequestItem, req.RequestItem.SysID, strings.TrimRight(b.String(), "\n"))
 	})
 }

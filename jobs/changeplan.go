@@ -22,6 +22,19 @@ type changePlan struct {
 	scope      map[string]calendar.Schedule
 	result     calendar.PlanResult
 	notInForce []string // named by the change but not in the schedules file
+	// safety is the service-safety check of the plan; under the hold
+	// policy its held schedules keep their window in the plan's entries
+	// but get no deployment.
+	safety *planSafety
+}
+
+// held returns why service safety holds schedule out of the change; empty
+// when it does not.
+func (p *changePlan) held(schedule string) string {
+	if p.safety == nil {
+		return ""
+	}
+	return p.safety.held[schedule]
 }
 
 func newChangePlan(c store.ChangeRow, set *schedules.Set) *changePlan {
@@ -55,7 +68,7 @@ func (p *changePlan) entries() []store.PlanEntry {
 	var out []store.PlanEntry
 	for _, w := range p.result.Windows {
 		start, end := w.Start, w.End
-		out = append(out, store.PlanEntry{Schedule: w.Schedule, WindowStart: &start, WindowEnd: &end})
+		out = append(out, store.PlanEntry{Schedule: w.Schedule, WindowStart: &start, WindowEnd: &end, Held: p.held(w.Schedule)})
 	}
 	for _, u := range p.result.Unplaceable {
 		out = append(out, store.PlanEntry{Schedule: u.Schedule, Unplaceable: u.Reason})
@@ -71,7 +84,7 @@ func (p *changePlan) desired() map[string]store.Deployment {
 	out := map[string]store.Deployment{}
 	for _, w := range p.result.Windows {
 		s := p.scope[w.Schedule]
-		if s.Kind == calendar.KindManualPatch {
+		if s.Kind == calendar.KindManualPatch || p.held(s.Name) != "" {
 			continue
 		}
 		for _, g := range p.change.UpdateGroups {
@@ -169,6 +182,9 @@ func (p *changePlan) note(version int, r reconciled) string {
 		case calendar.KindManualReboot:
 			b.WriteString(" — manual_reboot: updates install, restart suppressed; the owner reboots")
 		}
+		if p.held(s.Name) != "" {
+			b.WriteString(" — HELD by service safety: no deployment in this change")
+		}
 		b.WriteString("\n")
 	}
 	if len(p.result.Unplaceable) > 0 || len(p.notInForce) > 0 {
@@ -179,6 +195,9 @@ func (p *changePlan) note(version int, r reconciled) string {
 	}
 	for _, name := range p.notInForce {
 		fmt.Fprintf(&b, "- %s: not in the schedules file in force\n", name)
+	}
+	if text := p.safety.noteText(); text != "" {
+		b.WriteString(text + "\n")
 	}
 	fmt.Fprintf(&b, "\nDeployments: %d to create or update (disabled until their window opens), %d unchanged, %d to delete, %d open to close now.",
 		r.toCreate, r.kept, r.obsoleted, r.closeNow)

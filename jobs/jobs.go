@@ -70,6 +70,9 @@ type Deps struct {
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 
+	// Safety is the service-safety policy (service_safety.go).
+	Safety SafetyOptions
+
 	// SCOM raises, links and closes the failures' alerts.
 	SCOM SCOM
 	// PollInterval is how often status is read while a window is open;

@@ -81,6 +81,9 @@ func (w *PlanChangeWorker) Work(ctx context.Context, job *river.Job[PlanChangeAr
 		}
 		now := w.deps.now()
 		p := newChangePlan(c, w.deps.Schedules.Get())
+		if p.safety, err = w.deps.checkPlanSafety(ctx, tx, p); err != nil {
+			return err
+		}
 
 		version, err := store.InsertPlan(ctx, tx, c, p.entries())
 		if err != nil {
