@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/autopatch/autopatch/internal/config"
+	"github.com/autopatch/autopatch/internal/safety"
 	"github.com/autopatch/autopatch/internal/schedules"
 )
 
@@ -36,6 +37,10 @@ type Options struct {
 
 	// Webhooks configures POST /webhooks/servicenow/*; nil leaves them out.
 	Webhooks *WebhookOptions
+
+	// ServiceRules are the service-safety limits in force (services
+	// file); nil leaves GET /api/v1/services/{name} out.
+	ServiceRules *safety.CurrentServices
 }
 
 // New builds the Echo server with its middleware and route table.
@@ -74,6 +79,9 @@ func New(opts Options) *echo.Echo {
 	api.GET("/schedules/:name/windows", scheduleWindows(opts.Schedules, now))
 	api.GET("/changes/:number", getChange(opts.Pool))
 	api.GET("/devices/:name", getDevice(opts.Pool, opts.Schedules, now))
+	if opts.ServiceRules != nil {
+		api.GET("/services/:name", getService(opts.Pool, opts.Schedules, opts.ServiceRules, now))
+	}
 	return e
 }
 
