@@ -531,3 +531,112 @@ func TestPollStopsWhenNothingIsOpen(t *testing.T) {
 	require.Equal(t, 1, n, "no next poll")
 	require.Zero(t, h.est.SCCM().CallsByTemplate()[sccm.DeploymentStatusTemplate])
 }
+
+func TestVerdict(t *testing.T) {
+	t.Parallel()
+	start := time.Date(2026, 12, 12, 2, 0, 0, 0, time.UTC)
+	open := store.Deployment{ID: 1, State: store.DeploymentOpen, WindowStart: start, WindowEnd: start.Add(4 * time.Hour), CloseAt: start.Add(4 * time.Hour)}
+	closed := open
+	closed.ID, closed.State = 2, store.DeploymentClosed
+	canceled := closed
+	canceled.ID, canceled.CloseAt = 3, start.Add(time.Hour) // closed early
+	row := func(d store.Deployment, st sccm.StatusType) seenRow {
+		return seenRow{dep: d, status: sccm.DeviceStatus{Type: st}}
+	}
+	for _, tt := range []struct {
+		name string
+		rows []seenRow
+		want verdict
+	}{
+		{"ErrorWhileOpen", []seenRow{row(open, sccm.StatusError)}, failing},
+		{"ErrorInOneDeployment", []seenRow{row(open, sccm.StatusSuccess), row(open, sccm.StatusError)}, failing},
+		{"UnknownWhileOpen", []seenRow{row(open, sccm.StatusUnknown)}, undecided},
+		{"InProgressWhileOpen", []seenRow{row(open, sccm.StatusInProgress)}, undecided},
+		{"UnknownAtTheEnd", []seenRow{row(closed, sccm.StatusUnknown)}, silent},
+		{"InProgressAtTheEnd", []seenRow{row(closed, sccm.StatusSuccess), row(closed, sccm.StatusInProgress)}, silent},
+		{"UnknownWhenClosedEarly", []seenRow{row(canceled, sccm.StatusUnknown)}, undecided},
+		{"ErrorAtTheEnd", []seenRow{row(closed, sccm.StatusUnknown), row(closed, sccm.StatusError)}, failing},
+		{"SuccessEverywhere", []seenRow{row(open, sccm.StatusSuccess), row(closed, sccm.StatusSuccess)}, succeeded},
+		{"SuccessAndPending", []seenRow{row(open, sccm.StatusSuccess), row(open, sccm.StatusUnknown)}, undecided},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, _ := (&seen{rows: tt.rows}).verdict()
+			require.Equal(t, tt.want, got)
+		})
+	}
+}
+
+func TestNextPollIsOneGridForEveryone(t *testing.T) {
+	t.Parallel()
+	base := time.Date(2026, 12, 12, 2, 3, 17, 0, time.UTC)
+	for _, every := range []time.Duration{time.Second, 5 * time.Minute, 7 * time.Minute} {
+		first := nextPoll(base, every)
+		require.True(t, first.After(base), every)
+		require.LessOrEqual(t, first.Sub(base), every, every)
+		// Any moment before that instant asks for the same one, whatever
+		// its zone: replicas and windows share one poll.
+		for _, d := range []time.Duration{0, every / 3, first.Sub(base) - time.Nanosecond} {
+			at := base.Add(d).In(time.FixedZone("X", 5*3600+1800))
+			require.True(t, nextPoll(at, every).Equal(first), "%s +%s", every, d)
+		}
+		require.True(t, nextPoll(first, every).Equal(first.Add(every)), "the instant itself asks for the next")
+	}
+}
+
+func TestErrorTexts(t *testing.T) {
+	t.Parallel()
+	// The codes issue #7 names, with their Windows SDK names.
+	for c, name := range map[int64]string{
+		0x80240022: "WU_E_ALL_UPDATES_FAILED",
+		0x8024402C: "WU_E_PT_WINHTTP_NAME_NOT_RESOLVED",
+		0x80070005: "E_ACCESSDENIED",
+		0x80240017: "WU_E_NOT_APPLICABLE",
+		0x8024001E: "WU_E_SERVICE_STOP",
+		0x80244022: "WU_E_PT_HTTP_STATUS_SERVICE_UNAVAIL",
+		0x80070643: "ERROR_INSTALL_FAILURE",
+		0x800F0922: "CBS_E_INSTALLERS_FAILED",
+	} {
+		hex := fmt.Sprintf("0x%08X", uint32(c))
+		require.Equal(t, hex+" "+name, errorName(c))
+		require.True(t, strings.HasPrefix(errorText(c), hex+" "+name+": "), errorText(c))
+		// SCCM may hand the HRESULT out signed.
+		require.Equal(t, errorName(c), errorName(int64(int32(uint32(c)))))
+	}
+	require.Contains(t, errorText(0x80001234), "0x80001234 (not a common Windows Update code")
+	require.Equal(t, "0x80001234", errorName(0x80001234))
+}
+
+func TestTruncate(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("é", maxShortDescription+5)
+	got := truncate(long, maxShortDescription)
+	require.Len(t, []rune(got), maxShortDescription)
+	require.True(t, strings.HasSuffix(got, "…"))
+	require.Equal(t, "short", truncate("short", maxShortDescription))
+}
+
+// TestSweepFinishesStalledFailures: a failure whose jobs were lost (here:
+// never inserted) is reported by the sweep.
+func TestSweepFinishesStalledFailures(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	h := newFailureHarness(t, failureOptions{devices: []estate.SeedDevice{{Name: "SQL02", Outcome: "error 0x80240022"}}})
+	number, sysID := "CHG0039999", fmt.Sprintf("%032x", 0xbadc0de)
+	require.NoError(t, h.sn.AddRecord("change_request", sysID, number))
+	_, err := h.pool.Exec(ctx, `INSERT INTO changes (number, sys_id, state, approval, start_at, end_at, update_groups)
+		VALUES ($1, $2, 'scheduled', 'approved', now(), now() + interval '1 hour', '{"2026-12 Servers"}')`, number, sysID)
+	require.NoError(t, err)
+	key := servicenow.CorrelationID(number, "SQL02")
+	_, err = h.pool.Exec(ctx, `INSERT INTO failures (change_number, subject, kind, error_code, correlation_id, alert_computer, updated_at)
+		VALUES ($1, 'SQL02', 'error', $2, $3, 'SQL02', now() - interval '10 minutes')`, number, int64(0x80240022), key)
+	require.NoError(t, err)
+
+	h.startClient() // the sweep runs on start
+	h.waitFor("the stalled failure reported", func() bool { return settled(h.failures(number)) })
+	s := h.wireState()
+	require.Len(t, incidentByCorrelation(s, key), 1)
+	alerts := alertByKey(s, key)
+	require.Len(t, alerts, 1)
+	require.Equal(t, incidentByCorrelation(s, key)[0].Number, alerts[0].TicketID)
+}
