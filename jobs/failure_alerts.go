@@ -52,7 +52,9 @@ type FailureAlertsWorker struct {
 }
 
 // Timeout implements river.Worker.
-func (w *FailureAlertsWorker) Timeout(*river.Job[FailureAlertsArgs]) time.Duration { return alertTimeout }
+func (w *FailureAlertsWorker) Timeout(*river.Job[FailureAlertsArgs]) time.Duration {
+	return alertTimeout
+}
 
 // Work implements river.Worker.
 func (w *FailureAlertsWorker) Work(ctx context.Context, job *river.Job[FailureAlertsArgs]) error {
