@@ -14,10 +14,12 @@ import (
 	"time"
 
 	"github.com/autopatch/autopatch/internal/calendar"
+	"github.com/autopatch/autopatch/internal/safety"
 )
 
 const planUsage = `Usage: autopatch plan --schedules FILE (--month YYYY-MM | --from T --to T) [flags]
        autopatch plan --schedules FILE --change-start T --change-end T [flags]
+       autopatch plan --schedules FILE --check --assignments FILE [--month YYYY-MM] [flags]
 
 Shows the windows of a schedules file, or the plan of a change window, offline:
 no database, no network.
@@ -41,9 +43,22 @@ Flags:
                        and with a change {"plan":[...],"unplaceable":[{"schedule","reason"}]}
                        (start/end carry the schedule's UTC offset, *_utc end in Z;
                        sorted by start, then schedule)
+  --check              check service safety (README, "Service safety") instead of
+                       listing windows: no more than max_unavailable devices of a
+                       service and tier in windows at once (default: all but one),
+                       tiers in order (backend, middle, frontend) in every cycle;
+                       with --change-start/--change-end, the change's plan too,
+                       and what the hold policy would leave out of it
+  --assignments FILE   with --check: the devices, YAML:
+                       devices: [{name, service, tier, schedule}]
+  --services FILE      with --check: optional per-service limits, YAML:
+                       services: [{name, max_unavailable}]
+  --cycles N           with --check: how many cycles, from --month (default: the
+                       current one, windows already over left out); default 12
   -h, --help           this text
 
-Exit status: 0 done, 1 unreadable or invalid schedules file, 2 bad flags.
+Exit status: 0 done (with --check: no violation), 1 unreadable or invalid file,
+2 bad flags, 3 (--check) violations found.
 `
 
 // planOptions are runPlan's flags, parsed and checked.
@@ -56,6 +71,11 @@ type planOptions struct {
 	hasChange     bool // --change-start/--change-end given
 	changeStart   time.Time
 	changeEnd     time.Time
+	// --check and its files.
+	check           bool
+	assignmentsFile string
+	servicesFile    string
+	cycles          int
 }
 
 // runPlan implements `autopatch plan` (ARCHITECTURE §4.1).
@@ -78,6 +98,10 @@ func runPlan(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "autopatch plan: %s: %v\n", opts.schedulesFile, err)
 		return 1
+	}
+
+	if opts.check {
+		return runPlanCheck(opts, schedules, stdout, stderr)
 	}
 
 	var out planOutput
@@ -127,6 +151,10 @@ func parsePlanFlags(args []string) (planOptions, error) {
 	fs.StringVar(&to, "to", "", "")
 	fs.StringVar(&changeStart, "change-start", "", "")
 	fs.StringVar(&changeEnd, "change-end", "", "")
+	fs.BoolVar(&opts.check, "check", false, "")
+	fs.StringVar(&opts.assignmentsFile, "assignments", "", "")
+	fs.StringVar(&opts.servicesFile, "services", "", "")
+	fs.IntVar(&opts.cycles, "cycles", safety.DefaultCycles, "")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return opts, err
@@ -183,6 +211,25 @@ func parsePlanFlags(args []string) (planOptions, error) {
 		}
 		if !opts.changeEnd.After(opts.changeStart) {
 			return opts, fmt.Errorf("--change-end: %s is not after --change-start %s", changeEnd, changeStart)
+		}
+	}
+	if opts.check {
+		switch {
+		case opts.assignmentsFile == "":
+			return opts, fmt.Errorf("--check: --assignments FILE is required")
+		case opts.hasRange:
+			return opts, fmt.Errorf("--check covers whole cycles: give --month (the first) and --cycles, not --from/--to")
+		case opts.cycles < 1 || opts.cycles > 120:
+			return opts, fmt.Errorf("--cycles: want 1 to 120, got %d", opts.cycles)
+		}
+		return opts, nil
+	}
+	for _, f := range []struct {
+		name string
+		set  bool
+	}{{"--assignments", opts.assignmentsFile != ""}, {"--services", opts.servicesFile != ""}, {"--cycles", opts.cycles != safety.DefaultCycles}} {
+		if f.set {
+			return opts, fmt.Errorf("%s goes with --check", f.name)
 		}
 	}
 	if opts.month == nil && !opts.hasRange && !opts.hasChange {
@@ -330,4 +377,236 @@ func planFormatUTC(t time.Time) string {
 		return t.Format("Mon 2006-01-02 15:04:05 MST")
 	}
 	return t.Format("Mon 2006-01-02 15:04 MST")
+}
+
+// planCheckExit is the exit status of --check when it finds violations.
+const planCheckExit = 3
+
+// runPlanCheck implements --check: the service-safety checker offline, on
+// the schedules file and an assignments file.
+func runPlanCheck(opts planOptions, schedules []calendar.Schedule, stdout, stderr io.Writer) int {
+	known := map[string]bool{}
+	for _, s := range schedules {
+		known[s.Name] = true
+	}
+	data, err := os.ReadFile(opts.assignmentsFile)
+	if err != nil {
+		fmt.Fprintf(stderr, "autopatch plan: --assignments: %v\n", err)
+		return 1
+	}
+	as, err := safety.ParseAssignments(data, func(s string) bool { return known[s] })
+	if err != nil {
+		fmt.Fprintf(stderr, "autopatch plan: %s: %v\n", opts.assignmentsFile, err)
+		return 1
+	}
+	var rules *safety.Services
+	if opts.servicesFile != "" {
+		if data, err = os.ReadFile(opts.servicesFile); err != nil {
+			fmt.Fprintf(stderr, "autopatch plan: --services: %v\n", err)
+			return 1
+		}
+		if rules, err = safety.ParseServices(data); err != nil {
+			fmt.Fprintf(stderr, "autopatch plan: %s: %v\n", opts.servicesFile, err)
+			return 1
+		}
+	}
+	h := safety.Horizon{Cycles: opts.cycles}
+	if opts.month != nil {
+		h.First = *opts.month
+	} else {
+		// As the service checks: the cycle in progress and the ones after
+		// it, plus the previous cycle's windows still ahead.
+		h = safety.NextCycles(time.Now())
+		h.Cycles = opts.cycles + 1
+	}
+	inv, err := safety.InventoryOf(safety.NewTimeline(schedules, h), rules, as)
+	if err != nil {
+		fmt.Fprintf(stderr, "autopatch plan: %s: %v\n", opts.assignmentsFile, err)
+		return 1
+	}
+	out := planCheck{horizon: h, devices: len(as), services: inv.Services(), assignments: as, violations: inv.Check()}
+	if opts.hasChange {
+		out.plan = planCheckOfChange(inv, schedules, opts.changeStart, opts.changeEnd)
+	}
+	if opts.format == "json" {
+		err = writePlanCheckJSON(stdout, out)
+	} else {
+		err = writePlanCheckTable(stdout, opts, out)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "autopatch plan: write output: %v\n", err)
+		return 1
+	}
+	if len(out.violations) > 0 || (out.plan != nil && len(out.plan.Violations) > 0) {
+		return planCheckExit
+	}
+	return 0
+}
+
+// planCheckOfChange checks the plan of a change over every automatic and
+// manual_reboot schedule (a change that names none), with the manual_patch
+// windows inside it, as the plan job does; under the hold policy.
+func planCheckOfChange(inv *safety.Inventory, schedules []calendar.Schedule, start, end time.Time) *safety.PlanVerdict {
+	var scope, byHand []calendar.Schedule
+	for _, s := range schedules {
+		if s.Kind == calendar.KindManualPatch {
+			byHand = append(byHand, s)
+		} else {
+			scope = append(scope, s)
+		}
+	}
+	res := calendar.Plan(scope, start, end)
+	var entries []safety.PlanEntry
+	for _, w := range res.Windows {
+		entries = append(entries, safety.PlanEntry{Schedule: w.Schedule, Window: &w})
+	}
+	for _, u := range res.Unplaceable {
+		entries = append(entries, safety.PlanEntry{Schedule: u.Schedule, Reason: u.Reason})
+	}
+	for _, w := range calendar.Plan(byHand, start, end).Windows {
+		entries = append(entries, safety.PlanEntry{Schedule: w.Schedule, Window: &w, Fixed: true})
+	}
+	v := inv.CheckPlan(entries, true)
+	return &v
+}
+
+// planCheck is what --check shows.
+type planCheck struct {
+	horizon           safety.Horizon
+	devices, services int
+	assignments       []safety.Assignment
+	violations        []safety.Violation
+	plan              *safety.PlanVerdict // with a change window
+}
+
+type planCheckJSON struct {
+	Check struct {
+		FirstCycle string              `json:"first_cycle"`
+		LastCycle  string              `json:"last_cycle"`
+		Devices    int                 `json:"devices"`
+		Services   int                 `json:"services"`
+		Violations []planViolationJSON `json:"violations"`
+	} `json:"check"`
+	Plan *planPlanCheckJSON `json:"plan_check,omitempty"`
+}
+
+type planPlanCheckJSON struct {
+	Violations []planViolationJSON `json:"violations"`
+	// Held is what the hold policy would leave out of the change.
+	Held []planHeldJSON `json:"held"`
+}
+
+type planHeldJSON struct {
+	Schedule string `json:"schedule"`
+	Reason   string `json:"reason"`
+}
+
+type planViolationJSON struct {
+	Kind       string                    `json:"kind"`
+	Service    string                    `json:"service"`
+	Tier       string                    `json:"tier"`
+	BeforeTier string                    `json:"before_tier,omitempty"`
+	Cycle      string                    `json:"cycle"`
+	From       string                    `json:"from,omitempty"`
+	To         string                    `json:"to,omitempty"`
+	Down       int                       `json:"down,omitempty"`
+	Limit      int                       `json:"limit,omitempty"`
+	Members    int                       `json:"members,omitempty"`
+	Message    string                    `json:"message"`
+	Devices    []string                  `json:"devices"`
+	Windows    []planViolationWindowJSON `json:"windows"`
+}
+
+type planViolationWindowJSON struct {
+	Schedule  string `json:"schedule"`
+	Tier      string `json:"tier"`
+	Devices   int    `json:"devices"`
+	Start     string `json:"start,omitempty"`
+	End       string `json:"end,omitempty"`
+	StartUTC  string `json:"start_utc,omitempty"`
+	EndUTC    string `json:"end_utc,omitempty"`
+	NotPlaced string `json:"not_placed,omitempty"`
+}
+
+func planViolationsJSON(vs []safety.Violation, as []safety.Assignment) []planViolationJSON {
+	out := make([]planViolationJSON, 0, len(vs))
+	for _, v := range vs {
+		j := planViolationJSON{
+			Kind: string(v.Kind), Service: v.Service, Tier: string(v.Tier), BeforeTier: string(v.Before),
+			Cycle: v.Cycle.String(), Down: v.Down, Limit: v.Limit, Members: v.Members,
+			Message: v.String(), Devices: safety.Devices(v, as), Windows: []planViolationWindowJSON{},
+		}
+		if !v.From.IsZero() {
+			j.From, j.To = v.From.UTC().Format(time.RFC3339), v.To.UTC().Format(time.RFC3339)
+		}
+		if j.Devices == nil {
+			j.Devices = []string{}
+		}
+		for _, w := range v.Windows {
+			wj := planViolationWindowJSON{Schedule: w.Window.Schedule, Tier: string(w.Tier), Devices: w.Devices, NotPlaced: w.NotPlaced}
+			if w.NotPlaced == "" {
+				wj.Start, wj.End = w.Window.Start.Format(planLocalLayout), w.Window.End.Format(planLocalLayout)
+				wj.StartUTC, wj.EndUTC = w.Window.Start.UTC().Format(time.RFC3339), w.Window.End.UTC().Format(time.RFC3339)
+			}
+			j.Windows = append(j.Windows, wj)
+		}
+		out = append(out, j)
+	}
+	return out
+}
+
+func writePlanCheckJSON(w io.Writer, out planCheck) error {
+	var doc planCheckJSON
+	doc.Check.FirstCycle, doc.Check.LastCycle = out.horizon.First.String(), out.horizon.Last().String()
+	doc.Check.Devices, doc.Check.Services = out.devices, out.services
+	doc.Check.Violations = planViolationsJSON(out.violations, out.assignments)
+	if out.plan != nil {
+		doc.Plan = &planPlanCheckJSON{Violations: planViolationsJSON(out.plan.Violations, out.assignments), Held: []planHeldJSON{}}
+		for _, h := range out.plan.Held {
+			doc.Plan.Held = append(doc.Plan.Held, planHeldJSON{Schedule: h.Schedule, Reason: h.Reason})
+		}
+	}
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	return enc.Encode(doc)
+}
+
+func writePlanCheckTable(w io.Writer, opts planOptions, out planCheck) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Service safety: %d devices in %d services, cycles %s to %s\n\n",
+		out.devices, out.services, out.horizon.First, out.horizon.Last())
+	writePlanSummaries(&b, out.violations, out.assignments, "No violations.")
+	if out.plan != nil {
+		fmt.Fprintf(&b, "\nPlan for the change %s – %s\n\n", planFormatUTC(opts.changeStart), planFormatUTC(opts.changeEnd))
+		writePlanSummaries(&b, out.plan.Violations, out.assignments, "No violations.")
+		if len(out.plan.Held) > 0 {
+			b.WriteString("\nThe hold policy would leave out of the change:\n")
+			for _, h := range out.plan.Held {
+				fmt.Fprintf(&b, "- %s\n", h.Schedule)
+			}
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func writePlanSummaries(b *strings.Builder, vs []safety.Violation, as []safety.Assignment, none string) {
+	if len(vs) == 0 {
+		b.WriteString(none + "\n")
+		return
+	}
+	sums := safety.Summarize(vs)
+	fmt.Fprintf(b, "%d violation(s)", len(vs))
+	if len(sums) < len(vs) {
+		fmt.Fprintf(b, ", %d distinct", len(sums))
+	}
+	b.WriteString(":\n")
+	for _, s := range sums {
+		fmt.Fprintf(b, "- %s", s)
+		if devices := safety.Devices(s.First, as); len(devices) > 0 {
+			fmt.Fprintf(b, " — devices: %s", strings.Join(devices, ", "))
+		}
+		b.WriteString("\n")
+	}
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/autopatch/autopatch/connectors/winrm"
 	"github.com/autopatch/autopatch/handlers"
 	"github.com/autopatch/autopatch/internal/config"
+	"github.com/autopatch/autopatch/internal/safety"
 	"github.com/autopatch/autopatch/internal/schedules"
 	"github.com/autopatch/autopatch/internal/store"
 	"github.com/autopatch/autopatch/jobs"
@@ -81,6 +82,7 @@ type server struct {
 	river        *river.Client[pgx.Tx]
 	riverRunning atomic.Bool
 	schedules    schedules.Current
+	services     safety.CurrentServices // the services file in force
 	http         *http.Server
 	listener     net.Listener
 }
@@ -102,6 +104,10 @@ func initServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*
 	if err := s.schedules.Load(ctx, cfg.SchedulesFile, st, logger); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("AUTOPATCH_SCHEDULES_FILE: %w", err)
+	}
+	if err := s.loadServices(); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("AUTOPATCH_SERVICES_FILE: %w", err)
 	}
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -139,6 +145,9 @@ func initServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*
 		},
 		StormThreshold: cfg.StormThreshold,
 		WindowComputer: windowComputer(cfg),
+		Safety: jobs.SafetyOptions{
+			Services: &s.services, RequestPolicy: cfg.Safety.RequestPolicy, PlanPolicy: cfg.Safety.PlanPolicy,
+		},
 	}, cfg.Queues)
 	if err != nil {
 		st.Close()
@@ -147,6 +156,7 @@ func initServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*
 	e := handlers.New(handlers.Options{
 		Logger: logger, Ready: s.ready, Registry: registry,
 		APIToken: cfg.APIToken, Store: st, Schedules: &s.schedules, Pool: st.Pool,
+		ServiceRules: &s.services,
 		Webhooks: &handlers.WebhookOptions{Store: st, Jobs: s.river, Auth: handlers.WebhookAuth{
 			Secret: cfg.WebhookSecret, User: cfg.WebhookUser, Password: cfg.WebhookPassword,
 		}},
@@ -228,6 +238,9 @@ func (s *server) reloadOnHangup(ctx context.Context) {
 			if err := s.schedules.Load(ctx, s.cfg.SchedulesFile, s.store, s.logger); err != nil {
 				s.logger.Error("schedules reload failed; the schedules in force are kept", "error", err)
 			}
+			if err := s.loadServices(); err != nil {
+				s.logger.Error("services file reload failed; the service limits in force are kept", "error", err)
+			}
 		}
 	}
 }
@@ -243,6 +256,27 @@ func windowComputer(cfg *config.Config) string {
 		return u.Hostname()
 	}
 	return ""
+}
+
+// loadServices reads the optional services file (AUTOPATCH_SERVICES_FILE)
+// and puts its limits in force. On error the limits in force are kept, as
+// with the schedules file.
+func (s *server) loadServices() error {
+	path := s.cfg.ServicesFile
+	if path == "" {
+		return nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("services file: %w", err)
+	}
+	rules, err := safety.ParseServices(b)
+	if err != nil {
+		return fmt.Errorf("services file %s: %w", path, err)
+	}
+	s.services.Set(rules)
+	s.logger.Info("services file loaded", "file", path, "services", len(rules.Rules()))
+	return nil
 }
 
 func winrmConfig(w config.WinRM) winrm.Config {
