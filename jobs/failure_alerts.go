@@ -130,7 +130,7 @@ func (w *FailureAlertsWorker) raise(ctx context.Context, conn *pgxpool.Conn, fs 
 		i := todo[k]
 		f := &fs[i]
 		if err := store.RecordAlert(ctx, conn, f.ID, store.AlertResult{
-			Outcome: string(res.Outcome), AlertID: res.AlertID, Computer: res.Computer, Detail: res.Message,
+			Outcome: string(res.Outcome), AlertID: res.AlertID, Detail: res.Message,
 		}); err != nil {
 			return false, err
 		}

@@ -189,10 +189,9 @@ func OpenMembers(ctx context.Context, db DBTX, stormID int64) (int, error) {
 
 // AlertResult is what a raise did.
 type AlertResult struct {
-	Outcome  string
-	AlertID  string
-	Computer string // the PrincipalName SCOM matched, when known
-	Detail   string
+	Outcome string
+	AlertID string
+	Detail  string
 }
 
 // RecordAlert stores the result of raising a failure's alert.
