@@ -75,9 +75,10 @@ func benchEstate(b *testing.B, stress bool) ([]calendar.Schedule, []Assignment) 
 
 func benchFullCheck(b *testing.B, stress bool) {
 	schedules, as := benchEstate(b, stress)
-	runtime.GC()
+	runtime.GC() // the set-up's garbage is not the benchmark's
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu := processCPU()
 	var n, services int
 	for b.Loop() {
 		inv, err := InventoryOf(NewTimeline(schedules, benchHorizon), nil, as)
@@ -87,6 +88,7 @@ func benchFullCheck(b *testing.B, stress bool) {
 		n, services = 0, inv.Services()
 		inv.Walk(func(Violation) { n++ })
 	}
+	reportCPU(b, cpu)
 	b.ReportMetric(float64(n), "violations")
 	b.ReportMetric(float64(services), "services")
 }
@@ -104,8 +106,10 @@ func BenchmarkFullCheckStress(b *testing.B) { benchFullCheck(b, true) }
 // JSON output does.
 func BenchmarkFullCheckCollect(b *testing.B) {
 	schedules, as := benchEstate(b, false)
+	runtime.GC() // the set-up's garbage is not the benchmark's
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu := processCPU()
 	var n int
 	for b.Loop() {
 		inv, err := InventoryOf(NewTimeline(schedules, benchHorizon), nil, as)
@@ -114,6 +118,7 @@ func BenchmarkFullCheckCollect(b *testing.B) {
 		}
 		n = len(inv.Check())
 	}
+	reportCPU(b, cpu)
 	b.ReportMetric(float64(n), "violations")
 }
 
@@ -140,13 +145,16 @@ func BenchmarkRequest(b *testing.B) {
 		b.Fatal(err)
 	}
 	moves := benchRequest(as)
+	runtime.GC() // the set-up's garbage is not the benchmark's
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu := processCPU()
 	for b.Loop() {
 		if _, err := inv.CheckRequest(moves); err != nil {
 			b.Fatal(err)
 		}
 	}
+	reportCPU(b, cpu)
 }
 
 // BenchmarkRequestWithTimeline adds what the job does per request on top of
@@ -162,8 +170,11 @@ func BenchmarkRequestWithTimeline(b *testing.B) {
 			mine = append(mine, a)
 		}
 	}
+	as = nil     // the job holds only the touched services' devices
+	runtime.GC() // the set-up's garbage is not the benchmark's
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu := processCPU()
 	for b.Loop() {
 		inv, err := InventoryOf(NewTimeline(schedules, NextCycles(time.Date(2026, 1, 3, 0, 0, 0, 0, time.UTC))), nil, mine)
 		if err != nil {
@@ -176,6 +187,7 @@ func BenchmarkRequestWithTimeline(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	reportCPU(b, cpu)
 }
 
 // BenchmarkPlanHold: the plan check of a change placing every schedule of a
@@ -191,12 +203,15 @@ func BenchmarkPlanHold(b *testing.B) {
 	for _, w := range res.Windows {
 		entries = append(entries, PlanEntry{Schedule: w.Schedule, Window: &w})
 	}
+	runtime.GC() // the set-up's garbage is not the benchmark's
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu := processCPU()
 	var v PlanVerdict
 	for b.Loop() {
 		v = inv.CheckPlan(entries, true)
 	}
+	reportCPU(b, cpu)
 	b.ReportMetric(float64(len(v.Violations)), "violations")
 	b.ReportMetric(float64(len(v.Held)), "held")
 }

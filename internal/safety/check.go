@@ -25,13 +25,6 @@ func (tl *Timeline) source() source {
 	return source{wins: tl.wins, full: tl.full, cycles: tl.h.Cycles}
 }
 
-// event is a window's start (delta > 0) or end (delta < 0) in the sweep.
-type event struct {
-	at    int64
-	delta int32
-	ref   ref
-}
-
 // ref is one window of one schedule, with the group's devices on it.
 type ref struct {
 	sched, w, n int32
@@ -48,11 +41,24 @@ type span struct {
 type checker struct {
 	inv      *Inventory
 	src      source
-	ev       []event
-	active   []ref
+	streams  []stream
+	started  []ref
 	involved []ref
 	spans    []span
 	out      []Violation
+	// halt, when set, is asked about every violation found; once it says
+	// yes the check stops (halted): a caller that only needs to know
+	// whether there is one is spared the rest.
+	halt   func(Violation) bool
+	halted bool
+}
+
+// emit records v.
+func (c *checker) emit(v Violation) {
+	c.out = append(c.out, v)
+	if c.halt != nil && c.halt(v) {
+		c.halted = true
+	}
 }
 
 func (inv *Inventory) newChecker(src source) *checker {
@@ -104,82 +110,106 @@ func (inv *Inventory) CheckService(name string) []Violation {
 func (c *checker) service(s *service) {
 	for t := range s.tiers {
 		g := &s.tiers[t]
-		if limit, ok := c.inv.limit(s, g); ok {
+		if limit, ok := c.inv.limit(s, g); ok && !c.halted {
 			c.redundancy(s, t, g, limit)
 		}
 	}
-	c.tierOrder(s)
+	if !c.halted {
+		c.tierOrder(s)
+	}
 }
 
 // redundancy sweeps the windows of a group's schedules in time order,
 // keeping the number of its devices inside a window; every stretch where it
-// exceeds limit is one violation.
+// exceeds limit is one violation. Each schedule's windows are sorted and do
+// not overlap, so its starts and ends already alternate in time order: the
+// sweep merges these streams, one per schedule, instead of sorting events.
 func (c *checker) redundancy(s *service, t int, g *group, limit int32) {
 	var total int32
+	c.streams = c.streams[:0]
 	for _, ct := range g.counts {
-		if len(c.src.wins[ct.sched]) > 0 {
+		if ws := c.src.wins[ct.sched]; len(ws) > 0 {
 			total += ct.n
+			c.streams = append(c.streams, stream{sched: ct.sched, n: ct.n, wins: ws})
 		}
 	}
 	if total <= limit {
 		return // even every windowed device at once is allowed
 	}
-	c.ev = c.ev[:0]
-	for _, ct := range g.counts {
-		for k, w := range c.src.wins[ct.sched] {
-			r := ref{sched: ct.sched, w: int32(k), n: ct.n}
-			c.ev = append(c.ev, event{at: w.start, delta: ct.n, ref: r}, event{at: w.end, delta: -ct.n, ref: r})
-		}
-	}
-	// Ends before starts at the same instant: windows are half-open, so
-	// one that starts as another ends does not overlap it.
-	slices.SortFunc(c.ev, func(a, b event) int {
-		if a.at != b.at {
-			return cmp.Compare(a.at, b.at)
-		}
-		return cmp.Compare(a.delta, b.delta)
-	})
-	c.active = c.active[:0]
 	var (
 		cur, peak int32
 		over      bool
 		from      int64
 	)
-	for i := 0; i < len(c.ev); {
-		at, j := c.ev[i].at, i
-		for ; j < len(c.ev) && c.ev[j].at == at; j++ {
-			e := c.ev[j]
-			cur += e.delta
-			if e.delta > 0 {
-				c.active = append(c.active, e.ref)
-				continue
-			}
-			for k, r := range c.active {
-				if r == e.ref {
-					c.active = slices.Delete(c.active, k, k+1)
-					break
+	for {
+		// The next instant: the earliest next start or end of any stream.
+		at, found := int64(0), false
+		for k := range c.streams {
+			if st := &c.streams[k]; st.i < len(st.wins) {
+				if t := st.next(); !found || t < at {
+					at, found = t, true
 				}
 			}
 		}
+		if !found {
+			break
+		}
+		// Ends before starts: windows are half-open, so one that starts as
+		// another ends does not overlap it.
+		for k := range c.streams {
+			if st := &c.streams[k]; st.inside && st.next() == at {
+				cur -= st.n
+				st.inside = false
+				st.i++
+			}
+		}
+		started := c.started[:0]
+		for k := range c.streams {
+			if st := &c.streams[k]; st.i < len(st.wins) && !st.inside && st.next() == at {
+				cur += st.n
+				st.inside = true
+				started = append(started, ref{sched: st.sched, w: int32(st.i), n: st.n})
+			}
+		}
+		c.started = started
 		// The state is judged once all events of an instant are applied,
 		// so back-to-back stretches are one violation.
 		switch {
 		case cur > limit && !over:
 			over, from, peak = true, at, cur
-			c.involved = append(c.involved[:0], c.active...)
-		case cur > limit:
-			peak = max(peak, cur)
-			for _, e := range c.ev[i:j] {
-				if e.delta > 0 {
-					c.involved = append(c.involved, e.ref)
+			c.involved = c.involved[:0]
+			for k := range c.streams {
+				if st := &c.streams[k]; st.inside {
+					c.involved = append(c.involved, ref{sched: st.sched, w: int32(st.i), n: st.n})
 				}
 			}
+		case cur > limit:
+			peak = max(peak, cur)
+			c.involved = append(c.involved, started...)
 		case over:
 			over = false
 			c.emitRedundancy(s, t, g, limit, from, at, peak)
+			if c.halted {
+				return
+			}
 		}
-		i = j
 	}
+}
+
+// stream walks one schedule's windows for the sweep: inside says whether
+// the next event is the end of window i (or else its start).
+type stream struct {
+	sched, n int32
+	wins     []win
+	i        int
+	inside   bool
+}
+
+func (st *stream) next() int64 {
+	if st.inside {
+		return st.wins[st.i].end
+	}
+	return st.wins[st.i].start
 }
 
 func (c *checker) emitRedundancy(s *service, t int, g *group, limit int32, from, to int64, peak int32) {
@@ -194,7 +224,7 @@ func (c *checker) emitRedundancy(s *service, t int, g *group, limit int32, from,
 	}
 	sortInvolved(v.Windows)
 	v.Cycle = v.Windows[0].Window.Cycle
-	c.out = append(c.out, v)
+	c.emit(v)
 }
 
 // tierOrder checks, cycle by cycle, that each tier's windows all end before
@@ -229,6 +259,9 @@ func (c *checker) tierOrder(s *service) {
 				early, late := c.spans[a*n+cyc], c.spans[b*n+cyc]
 				if early.ok && late.ok && early.max > late.min {
 					c.emitTierOrder(s, a, b, int32(cyc), late.min, early.max)
+					if c.halted {
+						return
+					}
 				}
 			}
 		}
@@ -283,7 +316,7 @@ func (c *checker) emitTierOrder(s *service, a, b int, cyc int32, firstStart, las
 			break
 		}
 	}
-	c.out = append(c.out, v)
+	c.emit(v)
 }
 
 func sortInvolved(ws []Involved) {

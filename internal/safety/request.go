@@ -3,7 +3,6 @@ package safety
 import (
 	"fmt"
 	"slices"
-	"strings"
 )
 
 // Placement is where a device is: its service, tier and schedule.
@@ -35,26 +34,40 @@ type Verdict struct {
 // its devices leave and join): the inventory, which must count the devices
 // at their From placements, is not modified.
 func (inv *Inventory) CheckRequest(moves []Move) (Verdict, error) {
+	rc, err := inv.prepareRequest(moves)
+	if err != nil {
+		return Verdict{}, err
+	}
+	return inv.checkAfter(rc, moves, false), nil
+}
+
+// requestCheck is the part of a request's check that does not depend on the
+// schedule asked for: the touched services as they are, and their
+// violations.
+type requestCheck struct {
+	keys   []string // touched services, in the order first met
+	before map[string]*service
+	known  map[vkey]bool
+}
+
+func (inv *Inventory) prepareRequest(moves []Move) (*requestCheck, error) {
 	for _, m := range moves {
 		if m.To.Tier.rank() < 0 || (m.From != nil && m.From.Tier.rank() < 0) {
-			return Verdict{}, fmt.Errorf("safety: device %s: tier: want backend, middle or frontend", m.Device)
+			return nil, fmt.Errorf("safety: device %s: tier: want backend, middle or frontend", m.Device)
 		}
 	}
-	// Before and after copies of the touched services, in the order first
-	// met, so results do not depend on map order.
-	var keys []string
-	before := map[string]*service{}
+	rc := &requestCheck{before: map[string]*service{}, known: map[vkey]bool{}}
 	touch := func(name string) {
 		key := ServiceKey(name)
-		if _, ok := before[key]; ok {
+		if _, ok := rc.before[key]; ok {
 			return
 		}
-		keys = append(keys, key)
+		rc.keys = append(rc.keys, key)
 		if s := inv.service(name, false); s != nil {
 			cp := s.clone()
-			before[key] = &cp
+			rc.before[key] = &cp
 		} else {
-			before[key] = &service{name: name, key: key}
+			rc.before[key] = &service{name: name, key: key}
 		}
 	}
 	for _, m := range moves {
@@ -63,14 +76,28 @@ func (inv *Inventory) CheckRequest(moves []Move) (Verdict, error) {
 		}
 		touch(m.To.Service)
 	}
-	after := make(map[string]*service, len(before))
-	for k, s := range before {
+	c := inv.newChecker(inv.tl.source())
+	for _, k := range rc.keys {
+		c.service(rc.before[k])
+	}
+	for _, v := range c.out {
+		rc.known[violationKey(v)] = true
+	}
+	return rc, nil
+}
+
+// checkAfter applies the moves to copies of the touched services and sorts
+// the violations found into the request's and the existing ones; with
+// first set it stops at the request's first violation.
+func (inv *Inventory) checkAfter(rc *requestCheck, moves []Move, first bool) Verdict {
+	after := make(map[string]*service, len(rc.before))
+	for k, s := range rc.before {
 		cp := s.clone()
 		after[k] = &cp
 	}
-	// added marks (service, tier, schedule) that gain devices: a violation
-	// involving one of them is the request's doing even if it was there
-	// before.
+	// net counts the devices each (service, tier, schedule) gains: a
+	// violation involving one that gains is the request's doing even if it
+	// was there before.
 	type gst struct {
 		key   string
 		tier  Tier
@@ -87,27 +114,26 @@ func (inv *Inventory) CheckRequest(moves []Move) (Verdict, error) {
 		s.tiers[m.To.Tier.rank()].adjust(inv.schedIndex(m.To.Schedule), 1)
 		net[gst{s.key, m.To.Tier, m.To.Schedule}]++
 	}
-
-	src := inv.tl.source()
-	cb, ca := inv.newChecker(src), inv.newChecker(src)
-	for _, k := range keys {
-		cb.service(before[k])
-		ca.service(after[k])
-	}
-	known := map[string]bool{}
-	for _, v := range cb.out {
-		known[violationKey(v)] = true
-	}
-	var out Verdict
-	for _, v := range ca.out {
-		joined := false
+	blocking := func(v Violation) bool {
 		for _, w := range v.Windows {
 			if net[gst{ServiceKey(v.Service), w.Tier, w.Window.Schedule}] > 0 {
-				joined = true
-				break
+				return true
 			}
 		}
-		if joined || !known[violationKey(v)] {
+		return !rc.known[violationKey(v)]
+	}
+	c := inv.newChecker(inv.tl.source())
+	if first {
+		c.halt = blocking
+	}
+	for _, k := range rc.keys {
+		if c.service(after[k]); c.halted {
+			break
+		}
+	}
+	var out Verdict
+	for _, v := range c.out {
+		if blocking(v) {
 			out.Violations = append(out.Violations, v)
 		} else {
 			out.Existing = append(out.Existing, v)
@@ -115,13 +141,25 @@ func (inv *Inventory) CheckRequest(moves []Move) (Verdict, error) {
 	}
 	sortViolations(out.Violations)
 	sortViolations(out.Existing)
-	return out, nil
+	return out
 }
 
-// violationKey identifies a violation across a before and an after check.
-func violationKey(v Violation) string {
-	return strings.Join([]string{string(v.Kind), ServiceKey(v.Service), string(v.Tier), string(v.Before),
-		v.From.String(), v.To.String(), strings.Join(v.Schedules(), "\x00")}, "\x01")
+// vkey identifies a violation across a before and an after check.
+type vkey struct {
+	kind         Kind
+	service      string
+	tier, before Tier
+	from, to     int64
+	schedules    string
+}
+
+func violationKey(v Violation) vkey {
+	k := vkey{kind: v.Kind, service: ServiceKey(v.Service), tier: v.Tier, before: v.Before,
+		from: v.From.UnixNano(), to: v.To.UnixNano()}
+	for _, w := range v.Windows {
+		k.schedules += w.Window.Schedule + "\x00"
+	}
+	return k
 }
 
 // Suggest returns up to max schedules that the request could have asked for
@@ -137,6 +175,10 @@ func (inv *Inventory) Suggest(moves []Move, max int) ([]string, error) {
 	if !ok {
 		return nil, fmt.Errorf("safety: suggest: schedule %q is not in the timeline", requested)
 	}
+	rc, err := inv.prepareRequest(moves)
+	if err != nil {
+		return nil, err
+	}
 	candidates := slices.Clone(inv.tl.names)
 	slices.Sort(candidates)
 	try := slices.Clone(moves)
@@ -149,11 +191,7 @@ func (inv *Inventory) Suggest(moves []Move, max int) ([]string, error) {
 		for k := range try {
 			try[k].To.Schedule = name
 		}
-		v, err := inv.CheckRequest(try)
-		if err != nil {
-			return nil, err
-		}
-		if len(v.Violations) == 0 {
+		if v := inv.checkAfter(rc, try, true); len(v.Violations) == 0 {
 			out = append(out, name)
 			if len(out) == max {
 				break
