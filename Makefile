@@ -47,5 +47,5 @@ run: build ## migrate and serve on :8080 with a throwaway PostgreSQL (unless AUT
 	$(WITHPG) -env AUTOPATCH_DATABASE_URL -- ./$(BIN) serve
 
 .PHONY: demo
-demo: ## the whole mission in one command (arrives with issue #9)
-	@echo "make demo: the demo arrives with issue #9. Meanwhile: make run, bin/autopatch sim --help, bin/autopatch plan --help"; exit 1
+demo: build ## the whole mission in one command: throwaway PostgreSQL, simulated estate, serve, webhooks (about 90 s)
+	./$(BIN) demo --summary-json demo-state.json

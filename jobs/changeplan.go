@@ -175,7 +175,10 @@ func (p *changePlan) note(version int, r reconciled) string {
 	}
 	for _, w := range p.result.Windows {
 		s := p.scope[w.Schedule]
-		fmt.Fprintf(&b, "- %s (collection %q): %s = %s UTC", s.Name, s.Collection, w.LocalString(), w.UTCString())
+		fmt.Fprintf(&b, "- %s (collection %q): %s", s.Name, s.Collection, w.LocalString())
+		if s.Location != time.UTC {
+			fmt.Fprintf(&b, " = %s", w.UTCString())
+		}
 		switch s.Kind {
 		case calendar.KindManualPatch:
 			b.WriteString(" — manual_patch: tracked only, the owner patches by hand; no deployment")

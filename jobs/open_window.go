@@ -163,7 +163,7 @@ func windowNote(what, verb string, rows []store.Deployment, at time.Time) string
 	fmt.Fprintf(&b, "autopatch: window %s for %s at %s UTC; %s:\n", what, rows[0].ChangeNumber, at.UTC().Format("2006-01-02 15:04:05"), verb)
 	for _, d := range rows {
 		fmt.Fprintf(&b, "- %s (%q, %q), window %s – %s UTC\n", d.Name, d.Collection, d.UpdateGroup,
-			d.WindowStart.UTC().Format("2006-01-02 15:04"), d.WindowEnd.UTC().Format("2006-01-02 15:04"))
+			clock(d.WindowStart), clock(d.WindowEnd))
 	}
 	return strings.TrimRight(b.String(), "\n")
 }
@@ -174,8 +174,17 @@ func missedNote(rows []store.Deployment, at time.Time) string {
 		rows[0].ChangeNumber, at.UTC().Format("2006-01-02 15:04:05"))
 	for _, d := range rows {
 		fmt.Fprintf(&b, "- %s (%q, %q), window %s – %s UTC\n", d.Name, d.Collection, d.UpdateGroup,
-			d.WindowStart.UTC().Format("2006-01-02 15:04"), d.WindowEnd.UTC().Format("2006-01-02 15:04"))
+			clock(d.WindowStart), clock(d.WindowEnd))
 	}
 	b.WriteString("Patch these devices in a later change.")
 	return b.String()
+}
+
+// clock formats an instant for a work note, in UTC, to the minute unless it
+// has seconds (the demo's windows are seconds apart).
+func clock(t time.Time) string {
+	if t.Second() != 0 {
+		return t.UTC().Format("2006-01-02 15:04:05")
+	}
+	return t.UTC().Format("2006-01-02 15:04")
 }

@@ -144,6 +144,7 @@ func (d *run) setUp(ctx context.Context) error {
 		"AUTOPATCH_LOG_FORMAT=text",
 		"AUTOPATCH_SHUTDOWN_TIMEOUT=10s",
 		"AUTOPATCH_INCIDENT_ASSIGNMENT_GROUP=Server Operations",
+		"AUTOPATCH_SCOM_WINDOW_COMPUTER=SCCM01",
 	)
 	return d.startServe(ctx)
 }

@@ -145,13 +145,17 @@ func (t *timeline) observe(s estate.State) {
 		}
 		t.incident[in.Number] = in.State
 	}
+	for _, in := range s.Incidents {
+		t.records[in.SysID] = in.Number
+	}
 	for _, n := range s.WorkNotes[min(t.notes, len(s.WorkNotes)):] {
 		rec := t.records[n.SysID]
 		if rec == "" {
 			rec = n.Table + "/" + n.SysID
 		}
-		at, _ := time.Parse(time.RFC3339, n.At)
-		t.printLocked(at, "SNOW", fmt.Sprintf("work note on %s: %s", rec, indentNote(n.Text)))
+		// ServiceNow keeps notes to the second: show when the demo saw
+		// them, so the timeline stays in order.
+		t.printLocked(time.Now(), "SNOW", fmt.Sprintf("work note on %s: %s", rec, indentNote(n.Text)))
 	}
 	t.notes = len(s.WorkNotes)
 }
