@@ -266,14 +266,17 @@ func TestWindowsOpenAndCloseOnTime(t *testing.T) {
 		requireOpenedAndClosedOnTime(t, d, w)
 	}
 
-	h.waitFor("the notes on the change", func() bool { return strings.Count(h.notes(sysID), "window CLOSED") == 2 })
-	notes := h.notes(sysID)
-	require.Contains(t, notes, "autopatch plan v1 for "+number)
-	require.Contains(t, notes, "BYHAND")
-	require.Contains(t, notes, "manual_patch: tracked only")
-	require.Contains(t, notes, "restart suppressed")
-	require.Contains(t, notes, "DISABLED until their window opens")
-	require.Equal(t, 2, strings.Count(notes, "window OPENED"))
+	// Notes are jobs of their own and may land in any order: wait for all.
+	want := []string{"autopatch plan v1 for " + number, "BYHAND", "manual_patch: tracked only", "restart suppressed", "DISABLED until their window opens"}
+	h.waitFor("the notes on the change", func() bool {
+		notes := h.notes(sysID)
+		for _, w := range want {
+			if !strings.Contains(notes, w) {
+				return false
+			}
+		}
+		return strings.Count(notes, "window CLOSED") == 2 && strings.Count(notes, "window OPENED") == 2
+	})
 }
 
 func TestCancelBeforeWindow(t *testing.T) {
@@ -294,7 +297,10 @@ func TestCancelBeforeWindow(t *testing.T) {
 		require.True(t, d.Deleted, d.Name)
 		require.Empty(t, d.Events, "%s was never enabled", d.Name)
 	}
-	require.Contains(t, h.notes(sysID), "Unwound: 2 deployment(s) not yet open will be deleted")
+	// Notes are jobs of their own: wait for it rather than assume it.
+	h.waitFor("the unwind note", func() bool {
+		return strings.Contains(h.notes(sysID), "Unwound: 2 deployment(s) not yet open will be deleted")
+	})
 }
 
 func TestCancelInsideWindowClosesNow(t *testing.T) {
@@ -342,7 +348,7 @@ func TestReplanMovesWindow(t *testing.T) {
 		require.True(t, d.Available.Equal(second.start), "%s re-created with the new times", d.Name)
 		requireOpenedAndClosedOnTime(t, d, second)
 	}
-	require.Contains(t, h.notes(sysID), "autopatch plan v2")
+	h.waitFor("the second plan's note", func() bool { return strings.Contains(h.notes(sysID), "autopatch plan v2") })
 }
 
 // TestClientStoppedInsideWindow stops the only River client abruptly while a
