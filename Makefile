@@ -6,6 +6,7 @@ PKGS  := ./...
 # Tests and `make run` use TEST_DATABASE_URL / AUTOPATCH_DATABASE_URL when set,
 # otherwise a throwaway PostgreSQL from the machine's initdb/pg_ctl.
 WITHPG := $(GO) run ./internal/pgtemp/withpg
+SCHEDULES := integrations/sccm/schedules.example.yaml
 
 .DEFAULT_GOAL := help
 
@@ -39,11 +40,16 @@ bench: ## run the benchmarks and print their figures
 	$(WITHPG) -env TEST_DATABASE_URL -- $(GO) test -run '^$$' -bench . -benchmem -count=1 -timeout 30m $(PKGS)
 
 .PHONY: run
-run: build ## migrate and serve on :8080 with a throwaway PostgreSQL (unless AUTOPATCH_DATABASE_URL is set)
-	AUTOPATCH_WEBHOOK_SECRET=$${AUTOPATCH_WEBHOOK_SECRET:-dev-webhook-secret} \
-	AUTOPATCH_API_TOKEN=$${AUTOPATCH_API_TOKEN:-dev-api-token} \
-	AUTOPATCH_SCHEDULES_FILE=$${AUTOPATCH_SCHEDULES_FILE:-integrations/sccm/schedules.example.yaml} \
-	AUTOPATCH_LOG_FORMAT=$${AUTOPATCH_LOG_FORMAT:-text} \
+run: build ## serve on :8080 against the simulated estate, with a throwaway PostgreSQL unless AUTOPATCH_DATABASE_URL is set
+	@mkdir -p .run; rm -f .run/sim.env; \
+	./$(BIN) sim --schedules $(SCHEDULES) --env-file .run/sim.env > .run/sim.log 2>&1 & sim=$$!; \
+	trap 'kill $$sim 2>/dev/null' EXIT INT TERM; \
+	for i in $$(seq 200); do [ -s .run/sim.env ] && break; sleep 0.1; done; \
+	[ -s .run/sim.env ] || { echo "make run: the simulated estate did not start; see .run/sim.log"; exit 1; }; \
+	set -a; . ./.run/sim.env; set +a; \
+	export AUTOPATCH_API_TOKEN=dev-api-token AUTOPATCH_WEBHOOK_SECRET=dev-webhook-secret \
+	       AUTOPATCH_SCHEDULES_FILE=$(SCHEDULES) AUTOPATCH_LOG_FORMAT=$${AUTOPATCH_LOG_FORMAT:-text}; \
+	echo "make run: simulated estate up (.run/sim.env); API token dev-api-token, webhook secret dev-webhook-secret"; \
 	$(WITHPG) -env AUTOPATCH_DATABASE_URL -- ./$(BIN) serve
 
 .PHONY: demo

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -28,9 +29,14 @@ type SyncResult struct {
 	Added, Updated, Retired, Unchanged []string
 }
 
-// definition is the stored, human-readable form of a schedule's rule.
+// definition is the stored form of a schedule's rule: the schedules file's
+// fields, so the API shows what the administrator wrote.
 type definition struct {
-	Recurrence string   `json:"recurrence,omitempty"`
+	Anchor     string   `json:"anchor,omitempty"`
+	OffsetDays *int     `json:"offset_days,omitempty"`
+	Nth        int      `json:"nth,omitempty"`
+	Weekday    string   `json:"weekday,omitempty"`
+	Summary    string   `json:"summary,omitempty"` // e.g. PT+4
 	Start      string   `json:"start,omitempty"`
 	Duration   string   `json:"duration,omitempty"`
 	Windows    []window `json:"windows,omitempty"`
@@ -43,8 +49,13 @@ type window struct {
 
 func definitionOf(s calendar.Schedule) ([]byte, error) {
 	d := definition{}
-	if s.Recurrence != nil {
-		d.Recurrence = s.Recurrence.String()
+	if r := s.Recurrence; r != nil {
+		d.Anchor, d.Summary = string(r.Anchor), r.String()
+		if r.Anchor == calendar.AnchorPatchTuesday {
+			d.OffsetDays = &r.OffsetDays
+		} else {
+			d.Nth, d.Weekday = r.Nth, strings.ToLower(r.Weekday.String())
+		}
 		d.Start = s.Start.String()
 		d.Duration = s.Duration.String()
 	}
