@@ -324,52 +324,46 @@ func (w *webhooks) refused(kind string, apiErr *APIError, err error) error {
 	return nil
 }
 
-// errRaced rolls a delivery back when a concurrent one with the same event
-// id, about another record, was committed first.
-var errRaced = errors.New("handlers: a delivery with the same event id was recorded meanwhile")
-
 // ingest records a delivery and enqueues its jobs in one transaction:
 // either both happen or neither. Deliveries about one record are
-// serialised (store.LockRecord), so duplicates, staleness and the change
-// decision are judged against everything committed before. apply, run only
-// for a new and current delivery, returns the jobs to enqueue, or stale
-// when the record itself knows a newer version.
+// serialised (store.RecordDelivery), so duplicates, staleness and the
+// change decision are judged against everything committed before. apply,
+// run only for a new and current delivery, returns the jobs to enqueue, or
+// stale when the record itself knows a newer version.
 func (w *webhooks) ingest(c echo.Context, ev store.Event, apply func(context.Context, pgx.Tx) ([]river.JobArgs, bool, error)) error {
 	ctx := c.Request().Context()
-	res := WebhookResponse{ID: ev.ID, Status: store.OutcomeAccepted}
-	var enqueued []string
+	var (
+		res      WebhookResponse
+		enqueued []string
+	)
 	err := w.store.InTx(ctx, func(tx pgx.Tx) error {
-		enqueued = enqueued[:0]
-		if err := store.LockRecord(ctx, tx, ev.Kind, ev.RecordSysID); err != nil {
-			return err
-		}
-		prior, err := store.FindPrior(ctx, tx, ev)
+		res, enqueued = WebhookResponse{ID: ev.ID}, nil
+		outcome, recorded, err := store.RecordDelivery(ctx, tx, ev)
 		if err != nil {
 			return err
 		}
-		if prior.DuplicateOf != uuid.Nil {
-			res = WebhookResponse{ID: prior.DuplicateOf, Status: store.OutcomeDuplicate}
-			return nil
-		}
-		ev.Outcome = store.OutcomeAccepted
-		var todo []river.JobArgs
-		if !ev.SysUpdatedOn.IsZero() && ev.SysUpdatedOn.Before(prior.LatestApplied) {
-			ev.Outcome = store.OutcomeStale
-		} else {
-			var stale bool
-			if todo, stale, err = apply(ctx, tx); err != nil {
+		if !recorded {
+			first, err := store.FindDuplicate(ctx, tx, ev)
+			if err != nil {
 				return err
 			}
-			if stale {
-				ev.Outcome = store.OutcomeStale
+			if first == uuid.Nil {
+				return fmt.Errorf("handlers: %s delivery for %s: neither recorded nor a duplicate", ev.Kind, ev.RecordNumber)
 			}
+			res = WebhookResponse{ID: first, Status: store.OutcomeDuplicate}
+			return nil
 		}
-		inserted, err := store.InsertEvent(ctx, tx, ev)
+		res.Status = outcome
+		if outcome == store.OutcomeStale {
+			return nil
+		}
+		todo, stale, err := apply(ctx, tx)
 		if err != nil {
 			return err
 		}
-		if !inserted {
-			return errRaced
+		if stale {
+			res.Status = store.OutcomeStale
+			return store.MarkStale(ctx, tx, ev.ID)
 		}
 		for _, args := range todo {
 			if _, err := w.jobs.InsertTx(ctx, tx, args, nil); err != nil {
@@ -377,17 +371,8 @@ func (w *webhooks) ingest(c echo.Context, ev store.Event, apply func(context.Con
 			}
 			enqueued = append(enqueued, args.Kind())
 		}
-		res.Status = ev.Outcome
 		return nil
 	})
-	if errors.Is(err, errRaced) {
-		prior, ferr := store.FindPrior(ctx, w.store.Pool, ev)
-		if ferr != nil {
-			err = ferr
-		} else if prior.DuplicateOf != uuid.Nil {
-			res, err = WebhookResponse{ID: prior.DuplicateOf, Status: store.OutcomeDuplicate}, nil
-		}
-	}
 	var apiErr *APIError
 	if errors.As(err, &apiErr) {
 		w.metrics.observe(ev.Kind, apiErr.Code)

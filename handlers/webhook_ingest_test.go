@@ -445,3 +445,47 @@ func TestWebhookAuthMethods(t *testing.T) {
 		}
 	}
 }
+
+// TestChangeConcurrentVersions: versions of one change arriving at once in
+// any order leave the newest one applied; each older one is either applied
+// before it or recorded as stale, never applied after it.
+func TestChangeConcurrentVersions(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil)
+	const n = 8
+	results := make([]WebhookResponse, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			body := changeBody(func(body, c, _ jsonObject) {
+				body["event_id"] = "v" + strconv.Itoa(i)
+				c["end_date"] = time.Date(2026, 12, 14, 6+i, 0, 0, 0, time.UTC).Format(time.DateTime)
+				c["sys_updated_on"] = time.Date(2026, 12, 1, 10, 0, i, 0, time.UTC).Format(time.DateTime)
+			})
+			<-start
+			results[i] = b.post(t, PathChangeWebhook, body, true, nil).webhook(t)
+		})
+	}
+	close(start)
+	wg.Wait()
+
+	require.Equal(t, "accepted", results[n-1].Status, "the newest version is applied")
+	for _, r := range results {
+		require.Contains(t, []string{"accepted", "stale"}, r.Status)
+		require.Equal(t, r.Status, outcomeOf(t, b, r.ID))
+	}
+	c := b.change(t, "CHG0031234")
+	require.True(t, c.SysUpdatedOn.Equal(time.Date(2026, 12, 1, 10, 0, n-1, 0, time.UTC)), "%v", c.SysUpdatedOn)
+	require.True(t, c.End.Equal(time.Date(2026, 12, 14, 6+n-1, 0, 0, 0, time.UTC)), "%v", c.End)
+	require.Equal(t, n, b.events(t))
+	// One plan per applied version.
+	accepted := 0
+	for _, r := range results {
+		if r.Status == "accepted" {
+			accepted++
+		}
+	}
+	require.Equal(t, accepted, b.jobs(t, "plan_change"))
+	require.Equal(t, int64(accepted), c.Revision)
+}

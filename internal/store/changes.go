@@ -143,7 +143,7 @@ func (e *MismatchError) Error() string {
 
 // ApplyChange stores a version of a change and decides what it asks for
 // (DecideChange). A stale version changes nothing. Call it in the
-// transaction that records the delivery, after LockRecord.
+// transaction that records the delivery, after RecordDelivery.
 func ApplyChange(ctx context.Context, tx pgx.Tx, c Change) (Decision, error) {
 	rows, err := tx.Query(ctx, `SELECT `+changeColumns+` FROM changes
 		WHERE number = $1 OR sys_id = $2 FOR UPDATE`, c.Number, c.SysID)

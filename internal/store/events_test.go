@@ -17,68 +17,67 @@ func TestEvents(t *testing.T) {
 	ctx := context.Background()
 	s := &Store{Pool: testdb.Pool(t)}
 	v1 := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
-	event := func(eventID string, updated time.Time, outcome string) Event {
+	event := func(eventID string, updated time.Time) Event {
 		return Event{
 			ID: uuid.New(), Kind: EventChange, EventID: eventID,
 			RecordNumber: "CHG0031234", RecordSysID: "0123456789abcdef0123456789abcdef",
-			SysUpdatedOn: updated, Payload: []byte(`{"x":1}`), Outcome: outcome,
+			SysUpdatedOn: updated, Payload: []byte(`{"x":1}`),
 		}
 	}
-	record := func(ev Event) (Prior, bool) {
-		var (
-			p        Prior
-			inserted bool
-		)
+	// record returns the outcome, or "duplicate of <id>".
+	record := func(ev Event) string {
+		var out string
 		require.NoError(t, s.InTx(ctx, func(tx pgx.Tx) error {
-			require.NoError(t, LockRecord(ctx, tx, ev.Kind, ev.RecordSysID))
-			var err error
-			if p, err = FindPrior(ctx, tx, ev); err != nil || p.DuplicateOf != uuid.Nil {
+			outcome, ok, err := RecordDelivery(ctx, tx, ev)
+			if err != nil || ok {
+				out = outcome
 				return err
 			}
-			inserted, err = InsertEvent(ctx, tx, ev)
+			first, err := FindDuplicate(ctx, tx, ev)
+			out = "duplicate of " + first.String()
 			return err
 		}))
-		return p, inserted
+		return out
 	}
 
-	first := event("e1", v1, OutcomeAccepted)
-	p, ok := record(first)
-	require.True(t, ok)
-	require.Equal(t, Prior{}, p)
+	first := event("e1", v1)
+	require.Equal(t, OutcomeAccepted, record(first))
+	dupOfFirst := "duplicate of " + first.ID.String()
 
 	// Same event id, or same version: the first one.
-	p, _ = record(event("e1", v1.Add(time.Hour), OutcomeAccepted))
-	require.Equal(t, first.ID, p.DuplicateOf)
-	p, _ = record(event("e2", v1, OutcomeAccepted))
-	require.Equal(t, first.ID, p.DuplicateOf)
-	p, _ = record(event("", v1, OutcomeAccepted))
-	require.Equal(t, first.ID, p.DuplicateOf)
+	require.Equal(t, dupOfFirst, record(event("e1", v1.Add(time.Hour))))
+	require.Equal(t, dupOfFirst, record(event("e2", v1)))
+	require.Equal(t, dupOfFirst, record(event("", v1)))
 
 	// Another kind is another namespace.
-	other := event("e1", v1, OutcomeAccepted)
+	other := event("e1", v1)
 	other.Kind = EventScheduleRequest
-	p, ok = record(other)
-	require.True(t, ok)
-	require.Equal(t, uuid.Nil, p.DuplicateOf)
+	require.Equal(t, OutcomeAccepted, record(other))
 
-	// The latest applied version ignores stale deliveries.
-	p, ok = record(event("e3", v1.Add(2*time.Hour), OutcomeAccepted))
-	require.True(t, ok)
-	require.True(t, p.LatestApplied.Equal(v1), "%v", p.LatestApplied)
-	p, ok = record(event("e4", v1.Add(5*time.Hour), OutcomeStale))
-	require.True(t, ok)
-	require.True(t, p.LatestApplied.Equal(v1.Add(2*time.Hour)))
-	p, _ = record(event("e5", time.Time{}, OutcomeAccepted))
-	require.True(t, p.LatestApplied.Equal(v1.Add(2*time.Hour)), "stale e4 is not applied")
+	// Older than an accepted version: stale; newer: accepted. A stale
+	// delivery is not a version that was applied.
+	require.Equal(t, OutcomeAccepted, record(event("e3", v1.Add(2*time.Hour))))
+	stale := event("e4", v1.Add(time.Hour))
+	require.Equal(t, OutcomeStale, record(stale))
+	require.Equal(t, "duplicate of "+stale.ID.String(), record(event("e4b", v1.Add(time.Hour))))
+	require.Equal(t, OutcomeAccepted, record(event("e5", time.Time{})), "no version: never stale")
+	require.Equal(t, OutcomeAccepted, record(event("e6", v1.Add(3*time.Hour))))
 
-	// A concurrent winner with the same event id: InsertEvent says so.
-	inserted, err := InsertEvent(ctx, s.Pool, event("e1", time.Time{}, OutcomeAccepted))
+	// MarkStale.
+	marked := event("e7", v1.Add(4*time.Hour))
+	require.Equal(t, OutcomeAccepted, record(marked))
+	require.NoError(t, MarkStale(ctx, s.Pool, marked.ID))
+	var outcome string
+	require.NoError(t, s.Pool.QueryRow(ctx, "SELECT outcome FROM webhook_events WHERE id = $1", marked.ID).Scan(&outcome))
+	require.Equal(t, OutcomeStale, outcome)
+
+	first2, err := FindDuplicate(ctx, s.Pool, event("nothing", v1.Add(-time.Hour)))
 	require.NoError(t, err)
-	require.False(t, inserted)
+	require.Equal(t, uuid.Nil, first2)
 
 	var n int
 	require.NoError(t, s.Pool.QueryRow(ctx, "SELECT count(*) FROM webhook_events").Scan(&n))
-	require.Equal(t, 5, n)
+	require.Equal(t, 7, n)
 }
 
 func TestScheduleRequestRoundTrip(t *testing.T) {
@@ -95,10 +94,13 @@ func TestScheduleRequestRoundTrip(t *testing.T) {
 	}
 	payload := []byte(`{"event_id":"sc_req_item:0123456789abcdef0123456789abcdef:3","request_item":{"number":"RITM0010001","sys_id":"0123456789abcdef0123456789abcdef","sys_updated_on":"2026-12-01T10:00:00Z"},"requested_for":"jane.doe","schedule":"DB-SAT-0200","devices":[{"name":"SQL01","service":"Payroll","tier":"backend"}]}`)
 	ev := Event{ID: uuid.New(), Kind: EventScheduleRequest, EventID: want.EventID, RecordNumber: "RITM0010001",
-		RecordSysID: want.RequestItem.SysID, SysUpdatedOn: updated, Payload: payload, Outcome: OutcomeAccepted}
-	ok, err := InsertEvent(ctx, s.Pool, ev)
-	require.NoError(t, err)
-	require.True(t, ok)
+		RecordSysID: want.RequestItem.SysID, SysUpdatedOn: updated, Payload: payload}
+	require.NoError(t, s.InTx(ctx, func(tx pgx.Tx) error {
+		outcome, ok, err := RecordDelivery(ctx, tx, ev)
+		require.True(t, ok)
+		require.Equal(t, OutcomeAccepted, outcome)
+		return err
+	}))
 	got, err := GetScheduleRequest(ctx, s.Pool, ev.ID)
 	require.NoError(t, err)
 	require.Equal(t, want.Devices, got.Devices)
