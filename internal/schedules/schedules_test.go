@@ -59,8 +59,8 @@ func TestLoadSyncsAndRetires(t *testing.T) {
 	}
 	require.NotNil(t, byName["WEB"].RetiredAt)
 	require.Nil(t, byName["DB"].RetiredAt)
-	require.Contains(t, string(byName["DB"].Definition), `"offset_days":5`)
-	require.Contains(t, string(byName["WEB"].Definition), `"weekday":"sunday"`)
+	require.Contains(t, string(byName["DB"].Definition), `"offset_days": 5`)
+	require.Contains(t, string(byName["WEB"].Definition), `"weekday": "sunday"`)
 	require.Nil(t, byName["NEW"].RetiredAt)
 
 	// A bad file keeps the set in force and the table as it was.
