@@ -115,6 +115,9 @@ func ParseAssignments(data []byte, known func(schedule string) bool) ([]Assignme
 // InventoryOf counts assignments into an inventory over tl.
 func InventoryOf(tl *Timeline, rules *Services, assignments []Assignment) (*Inventory, error) {
 	inv := NewInventory(tl, rules)
+	// Services have a few devices each; a guess that is too high costs a
+	// little memory, one too low some growth.
+	inv.Reserve(len(assignments) / 4)
 	for _, a := range assignments {
 		if err := inv.Add(a.Service, a.Tier, a.Schedule, 1); err != nil {
 			return nil, err

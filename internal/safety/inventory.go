@@ -19,6 +19,8 @@ type Inventory struct {
 	last     string
 	lastIdx  int32
 	haveLast bool
+	// arena is where new groups' counts are cut from (carve).
+	arena []count
 }
 
 // service is one service's three redundancy groups.
@@ -45,6 +47,16 @@ func NewInventory(tl *Timeline, rules *Services) *Inventory {
 	return &Inventory{tl: tl, rules: rules, byKey: map[string]int32{}}
 }
 
+// Reserve makes room for about n services in an empty inventory, sparing a
+// large build the growth of its index; a no-op once services are added.
+func (inv *Inventory) Reserve(n int) {
+	if len(inv.svcs) > 0 || n <= 0 {
+		return
+	}
+	inv.byKey = make(map[string]int32, n)
+	inv.svcs = make([]service, 0, n)
+}
+
 // Timeline returns the timeline the inventory was built over.
 func (inv *Inventory) Timeline() *Timeline { return inv.tl }
 
@@ -55,29 +67,55 @@ func (inv *Inventory) Add(service string, tier Tier, schedule string, n int) err
 		return fmt.Errorf("safety: %s: tier %q: want backend, middle or frontend", service, tier)
 	}
 	if !inv.haveLast || service != inv.last {
-		inv.service(service, true)
-		inv.last, inv.lastIdx, inv.haveLast = service, inv.byKey[ServiceKey(service)], true
+		inv.last, inv.lastIdx, inv.haveLast = service, inv.serviceIndex(service), true
 	}
-	inv.svcs[inv.lastIdx].tiers[r].adjust(inv.schedIndex(schedule), int32(n))
+	g := &inv.svcs[inv.lastIdx].tiers[r]
+	if g.counts == nil {
+		g.counts = inv.carve()
+	}
+	g.adjust(inv.schedIndex(schedule), int32(n))
 	return nil
+}
+
+// carve returns an empty slice with room for two counts, cut from a shared
+// block: most groups use one or two schedules, and a build of hundreds of
+// thousands of groups then makes a few hundred allocations, not one per
+// group. A group that needs more grows its own slice as usual.
+func (inv *Inventory) carve() []count {
+	const per, block = 2, 4096
+	if len(inv.arena) < per {
+		inv.arena = make([]count, block*per)
+	}
+	out := inv.arena[:0:per]
+	inv.arena = inv.arena[per:]
+	return out
 }
 
 // Services returns the number of services with at least one device.
 func (inv *Inventory) Services() int { return len(inv.svcs) }
 
-// service returns the service called name, created when create is set; nil
-// when it is unknown and create is not set.
+// service returns the service called name; nil when it is unknown.
 func (inv *Inventory) service(name string, create bool) *service {
-	key := ServiceKey(name)
-	if i, ok := inv.byKey[key]; ok {
+	if create {
+		return &inv.svcs[inv.serviceIndex(name)]
+	}
+	if i, ok := inv.byKey[ServiceKey(name)]; ok {
 		return &inv.svcs[i]
 	}
-	if !create {
-		return nil
+	return nil
+}
+
+// serviceIndex returns the index of the service called name, adding it
+// when it is new.
+func (inv *Inventory) serviceIndex(name string) int32 {
+	key := ServiceKey(name)
+	if i, ok := inv.byKey[key]; ok {
+		return i
 	}
-	inv.byKey[key] = int32(len(inv.svcs))
+	i := int32(len(inv.svcs))
+	inv.byKey[key] = i
 	inv.svcs = append(inv.svcs, service{name: name, key: key})
-	return &inv.svcs[len(inv.svcs)-1]
+	return i
 }
 
 // schedIndex is the timeline's index of schedule, -1 when it has none.
