@@ -25,27 +25,16 @@ type ScheduleLister interface {
 	ListSchedules(ctx context.Context) ([]store.ScheduleRow, error)
 }
 
-// WindowJSON is one window as the API and `autopatch plan` show it: local
-// times with the schedule's offset, UTC with Z.
+// WindowJSON is one window as `autopatch plan` shows it (local times with
+// the schedule's own offset, UTC with Z) plus the patch cycle it belongs to.
 type WindowJSON struct {
-	Schedule string `json:"schedule"`
-	Start    string `json:"start"`
-	End      string `json:"end"`
-	StartUTC string `json:"start_utc"`
-	EndUTC   string `json:"end_utc"`
-	Cycle    string `json:"cycle,omitempty"`
+	calendar.WindowJSON
+	Cycle string `json:"cycle"`
 }
 
 // NewWindowJSON formats w.
 func NewWindowJSON(w calendar.Window) WindowJSON {
-	return WindowJSON{
-		Schedule: w.Schedule,
-		Start:    w.Start.Format(time.RFC3339),
-		End:      w.End.Format(time.RFC3339),
-		StartUTC: w.Start.UTC().Format(time.RFC3339),
-		EndUTC:   w.End.UTC().Format(time.RFC3339),
-		Cycle:    fmt.Sprintf("%04d-%02d", w.Cycle.Year, int(w.Cycle.Month)),
-	}
+	return WindowJSON{WindowJSON: w.JSON(), Cycle: w.Cycle.String()}
 }
 
 type schedulesResponse struct {

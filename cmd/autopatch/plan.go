@@ -268,15 +268,6 @@ func planCompareWindows(a, b calendar.Window) int {
 	return strings.Compare(a.Schedule, b.Schedule)
 }
 
-// planWindowJSON is one window in the JSON contract (ARCHITECTURE §4.1).
-type planWindowJSON struct {
-	Schedule string `json:"schedule"`
-	Start    string `json:"start"`
-	End      string `json:"end"`
-	StartUTC string `json:"start_utc"`
-	EndUTC   string `json:"end_utc"`
-}
-
 type planUnplaceableJSON struct {
 	Schedule string `json:"schedule"`
 	Reason   string `json:"reason"`
@@ -285,26 +276,15 @@ type planUnplaceableJSON struct {
 // planJSON holds pointers so that a section is left out when not asked for, and
 // shown as [] (never null) when asked for and empty.
 type planJSON struct {
-	Windows     *[]planWindowJSON      `json:"windows,omitempty"`
-	Plan        *[]planWindowJSON      `json:"plan,omitempty"`
+	Windows     *[]calendar.WindowJSON `json:"windows,omitempty"`
+	Plan        *[]calendar.WindowJSON `json:"plan,omitempty"`
 	Unplaceable *[]planUnplaceableJSON `json:"unplaceable,omitempty"`
 }
 
-// planLocalLayout is RFC 3339 that always writes the offset, so a schedule in
-// Europe/London shows +00:00 in winter: its own offset, distinct from the Z of
-// the *_utc fields.
-const planLocalLayout = "2006-01-02T15:04:05-07:00"
-
-func planWindowsJSON(ws []calendar.Window) *[]planWindowJSON {
-	out := make([]planWindowJSON, 0, len(ws))
+func planWindowsJSON(ws []calendar.Window) *[]calendar.WindowJSON {
+	out := make([]calendar.WindowJSON, 0, len(ws))
 	for _, w := range ws {
-		out = append(out, planWindowJSON{
-			Schedule: w.Schedule,
-			Start:    w.Start.Format(planLocalLayout),
-			End:      w.End.Format(planLocalLayout),
-			StartUTC: w.Start.UTC().Format(time.RFC3339),
-			EndUTC:   w.End.UTC().Format(time.RFC3339),
-		})
+		out = append(out, w.JSON())
 	}
 	return &out
 }
@@ -545,7 +525,7 @@ func planViolationsJSON(vs []safety.Violation, as []safety.Assignment) []planVio
 		for _, w := range v.Windows {
 			wj := planViolationWindowJSON{Schedule: w.Window.Schedule, Tier: string(w.Tier), Devices: w.Devices, NotPlaced: w.NotPlaced}
 			if w.NotPlaced == "" {
-				wj.Start, wj.End = w.Window.Start.Format(planLocalLayout), w.Window.End.Format(planLocalLayout)
+				wj.Start, wj.End = w.Window.Start.Format(calendar.LocalLayout), w.Window.End.Format(calendar.LocalLayout)
 				wj.StartUTC, wj.EndUTC = w.Window.Start.UTC().Format(time.RFC3339), w.Window.End.UTC().Format(time.RFC3339)
 			}
 			j.Windows = append(j.Windows, wj)

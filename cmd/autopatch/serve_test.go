@@ -212,7 +212,9 @@ func TestScheduleAPI(t *testing.T) {
 	windows := body["windows"].([]any)
 	require.Len(t, windows, 1)
 	w := windows[0].(map[string]any)
-	require.Equal(t, "2026-12-12T02:00:00Z", w["start"])
+	require.Equal(t, "2026-12-12T02:00:00+00:00", w["start"], "local time with the schedule's own offset")
+	require.Equal(t, "2026-12-12T02:00:00Z", w["start_utc"])
+	require.Equal(t, "2026-12", w["cycle"])
 	require.Equal(t, "2026-12-12T06:00:00Z", w["end_utc"])
 
 	for _, tt := range []struct{ query, field string }{

@@ -162,9 +162,9 @@ type Transition struct {
 	From, To string
 	Reason   string
 	At       time.Time
-	SCCMID   string     // set when not empty
+	SCCMID   string        // set when not empty
 	Window   *[2]time.Time // new window (re-plan), when not nil
-	CloseAt  *time.Time // new close time, when not nil
+	CloseAt  *time.Time    // new close time, when not nil
 }
 
 // Move applies t.
