@@ -251,6 +251,7 @@ func (d *Deps) checkPlanSafety(ctx context.Context, tx pgx.Tx, p *changePlan) (*
 	}
 	set := d.Schedules.Get()
 	inv := safety.NewInventory(safety.NewTimeline(set.All(), safety.Horizon{}), d.Safety.Services.Get())
+	inv.Reserve(len(counts))
 	for _, c := range counts {
 		tier, err := safety.ParseTier(c.Tier)
 		if err != nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/autopatch/autopatch/connectors/sccm"
@@ -46,9 +47,14 @@ func (h *harness) request(schedule string, devices ...store.RequestedDevice) (nu
 	})
 	require.NoError(h.t, err)
 	id := uuid.New()
-	_, err = store.InsertEvent(context.Background(), h.pool, store.Event{ID: id, Kind: store.EventScheduleRequest,
-		RecordNumber: number, RecordSysID: sysID, Payload: payload, Outcome: "accepted"})
-	require.NoError(h.t, err)
+	require.NoError(h.t, pgx.BeginFunc(context.Background(), h.pool, func(tx pgx.Tx) error {
+		outcome, ok, err := store.RecordDelivery(context.Background(), tx, store.Event{ID: id, Kind: store.EventScheduleRequest,
+			RecordNumber: number, RecordSysID: sysID, Payload: payload})
+		if err == nil && (!ok || outcome != "accepted") {
+			err = fmt.Errorf("delivery recorded as %q (%v)", outcome, ok)
+		}
+		return err
+	}))
 	h.insert(AssignDevicesArgs{EventID: id})
 	return number, sysID
 }
