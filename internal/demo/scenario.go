@@ -438,6 +438,42 @@ func (d *run) check() error {
 	}
 	expect(missed, "an incident for the missed window")
 
+	// The read API tells the same story.
+	var chg struct {
+		Plan *struct {
+			Entries []struct {
+				Schedule    string `json:"schedule"`
+				Unplaceable string `json:"unplaceable"`
+			} `json:"entries"`
+		} `json:"plan"`
+		Deployments []struct {
+			State string `json:"state"`
+		} `json:"deployments"`
+	}
+	err := d.api("/api/v1/changes/CHG0030001", &chg)
+	states := map[string]int{}
+	for _, dp := range chg.Deployments {
+		states[dp.State]++
+	}
+	expect(err == nil && chg.Plan != nil && len(chg.Plan.Entries) == 5 && states["closed"] == 6 && states["missed"] == 2,
+		"GET /api/v1/changes/CHG0030001: a plan of 5 schedules, 6 deployments closed, 2 missed (%v)", states)
+	var dev struct {
+		Device struct {
+			Schedule string `json:"schedule"`
+			Service  string `json:"service"`
+		} `json:"device"`
+		Results []struct {
+			StatusType int `json:"status_type"`
+		} `json:"results"`
+	}
+	err = d.api("/api/v1/devices/INT-SQL01", &dev)
+	failedResult := false
+	for _, r := range dev.Results {
+		failedResult = failedResult || r.StatusType == 5
+	}
+	expect(err == nil && dev.Device.Schedule == "DB" && dev.Device.Service == "Intranet" && failedResult,
+		"GET /api/v1/devices/INT-SQL01: schedule DB, service Intranet, its failed result")
+
 	if len(failed) > 0 {
 		return fmt.Errorf("%w:\n  - %s", errExpectations, strings.Join(failed, "\n  - "))
 	}
