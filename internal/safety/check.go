@@ -51,6 +51,20 @@ type checker struct {
 	// whether there is one is spared the rest.
 	halt   func(Violation) bool
 	halted bool
+	// arena holds the windows of the violations found (see windows).
+	arena []Involved
+}
+
+// windows returns an empty slice for n windows of a violation, cut from the
+// checker's arena: Walk resets the arena from service to service, so a full
+// check allocates for its largest service, not for every violation.
+func (c *checker) windows(n int) []Involved {
+	if cap(c.arena)-len(c.arena) < n {
+		c.arena = make([]Involved, 0, max(4096, n))
+	}
+	start := len(c.arena)
+	c.arena = c.arena[:start+n]
+	return c.arena[start:start:start+n]
 }
 
 // emit records v.
@@ -69,14 +83,18 @@ func (inv *Inventory) newChecker(src source) *checker {
 // sorted by service, then by time.
 func (inv *Inventory) Check() []Violation {
 	var out []Violation
-	inv.Walk(func(v Violation) { out = append(out, v) })
+	inv.Walk(func(v Violation) {
+		v.Windows = slices.Clone(v.Windows)
+		out = append(out, v)
+	})
 	return out
 }
 
 // Walk checks every service over the timeline's horizon and hands each
 // violation to fn, in the order Check returns them, without holding them
 // all: an estate where every service breaks a rule every month has
-// millions.
+// millions. v.Windows is reused once fn returns: fn must copy it to keep
+// it.
 func (inv *Inventory) Walk(fn func(Violation)) {
 	order := make([]int32, len(inv.svcs))
 	for i := range order {
@@ -86,6 +104,9 @@ func (inv *Inventory) Walk(fn func(Violation)) {
 	c := inv.newChecker(inv.tl.source())
 	for _, i := range order {
 		c.out = c.out[:0]
+		// The windows of the previous service's violations were handed to
+		// fn, which copied what it keeps.
+		c.arena = c.arena[:0]
 		c.service(&inv.svcs[i])
 		sortViolations(c.out)
 		for _, v := range c.out {
@@ -217,7 +238,7 @@ func (c *checker) emitRedundancy(s *service, t int, g *group, limit int32, from,
 		Kind: KindRedundancy, Service: s.name, Tier: Tiers[t],
 		From: time.Unix(0, from).UTC(), To: time.Unix(0, to).UTC(),
 		Down: int(peak), Limit: int(limit), Members: int(g.members),
-		Windows: make([]Involved, 0, len(c.involved)),
+		Windows: c.windows(len(c.involved)),
 	}
 	for _, r := range c.involved {
 		v.Windows = append(v.Windows, Involved{Window: c.src.full[r.sched][r.w], Tier: Tiers[t], Devices: int(r.n)})
@@ -291,7 +312,7 @@ func (c *checker) emitTierOrder(s *service, a, b int, cyc int32, firstStart, las
 			}
 		}
 	}
-	v.Windows = make([]Involved, 0, n)
+	v.Windows = c.windows(n)
 	for _, ct := range s.tiers[a].counts {
 		for k, w := range c.src.wins[ct.sched] {
 			if w.cycle == cyc && w.end > firstStart {
