@@ -64,7 +64,7 @@ func (c *checker) windows(n int) []Involved {
 	}
 	start := len(c.arena)
 	c.arena = c.arena[:start+n]
-	return c.arena[start:start:start+n]
+	return c.arena[start : start : start+n]
 }
 
 // emit records v.
