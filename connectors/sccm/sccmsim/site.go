@@ -28,6 +28,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/autopatch/autopatch/connectors/sccm"
+	"github.com/autopatch/autopatch/connectors/winrm/wsmansim"
 )
 
 // DefaultSiteCode is the site code of a Site whose Options name none.
@@ -48,12 +49,9 @@ type Options struct {
 type Site struct {
 	siteCode string
 	now      func() time.Time
-	logger   *slog.Logger
-	scripts  map[string]string // template text -> template name
+	host     *wsmansim.TemplateHost // counts, refuses and answers the scripts
 
 	mu          sync.Mutex
-	calls       map[string]int
-	total       int
 	devices     []*device
 	devByName   map[string]*device
 	devByID     map[int]*device
@@ -115,15 +113,9 @@ func New(opts Options) *Site {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
 	s := &Site{
 		siteCode:  opts.SiteCode,
 		now:       opts.Now,
-		logger:    opts.Logger,
-		scripts:   map[string]string{},
-		calls:     map[string]int{},
 		devByName: map[string]*device{},
 		devByID:   map[int]*device{},
 		colByName: map[string]*collection{},
@@ -131,9 +123,7 @@ func New(opts Options) *Site {
 		live:      map[string]*deployment{},
 		nextID:    1,
 	}
-	for _, t := range sccm.Templates() {
-		s.scripts[t.Script] = t.Name
-	}
+	s.host = wsmansim.NewTemplateHost("sccmsim", sccm.Templates(), s.dispatch, opts.Logger)
 	return s
 }
 
@@ -244,69 +234,36 @@ func (dep *deployment) expose(d *device) {
 
 // Calls returns how many scripts the site has been asked to run, refused ones
 // included: each is one WinRM command.
-func (s *Site) Calls() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.total
-}
+func (s *Site) Calls() int { return s.host.Calls() }
 
-// CallsByTemplate returns the number of runs per template name.
-func (s *Site) CallsByTemplate() map[string]int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make(map[string]int, len(s.calls))
-	for k, v := range s.calls {
-		out[k] = v
-	}
-	return out
-}
+// CallsByTemplate returns the number of runs per template name; refused
+// scripts count under "(refused)".
+func (s *Site) CallsByTemplate() map[string]int { return s.host.CallsByTemplate() }
 
 // Handles reports whether script is one of the SCCM templates, byte for byte.
 // A host that serves several simulators dispatches on it.
-func (s *Site) Handles(script string) bool {
-	_, ok := s.scripts[script]
-	return ok
-}
+func (s *Site) Handles(script string) bool { return s.host.Handles(script) }
 
 // Run executes one script with its decoded data, as powershell.exe on the
 // site server would: the JSON answer on stdout and exit 0, or error text on
 // stderr and exit 1. Its signature is what wsmansim.PowerShell takes.
 func (s *Site) Run(ctx context.Context, script string, data []byte) (stdout []byte, stderr string, exit int) {
-	name, ok := s.scripts[script]
-
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.total++
-	if !ok {
-		s.calls["(refused)"]++
-		s.logger.DebugContext(ctx, "sccmsim refused a script", "bytes", len(script))
-		return nil, NotATemplateError(), 1
-	}
-	s.calls[name]++
-
-	answer, err := s.dispatch(name, data)
-	if err != nil {
-		s.logger.DebugContext(ctx, "sccmsim call failed", "template", name, "error", err.msg)
-		return nil, err.String(), 1
-	}
-	out, merr := json.Marshal(answer)
-	if merr != nil { // cannot happen with the answer types below
-		return nil, cmdletError("ConvertTo-Json", merr.Error()).String(), 1
-	}
-	s.logger.DebugContext(ctx, "sccmsim call", "template", name)
-	return out, "", 0
+	return s.host.Run(ctx, script, data)
 }
 
-func (s *Site) dispatch(name string, data []byte) (any, *psError) {
+// dispatch runs one template under the site's lock, so each script is atomic.
+func (s *Site) dispatch(name string, data []byte) (any, *wsmansim.PSError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	var probe struct {
 		SiteCode string `json:"site_code"`
 	}
 	if err := json.Unmarshal(data, &probe); err != nil {
-		return nil, cmdletError("ConvertFrom-Json", "Invalid JSON primitive: "+err.Error())
+		return nil, wsmansim.CmdletError("ConvertFrom-Json", "Invalid JSON primitive: "+err.Error())
 	}
 	if probe.SiteCode != "" && probe.SiteCode != s.siteCode {
 		// The prelude's New-PSDrive for a site this provider does not serve.
-		return nil, cmdletError("New-PSDrive -Name $SiteCode -PSProvider CMSite -Root $env:COMPUTERNAME",
+		return nil, wsmansim.CmdletError("New-PSDrive -Name $SiteCode -PSProvider CMSite -Root $env:COMPUTERNAME",
 			"The SMS Provider on this host serves site "+s.siteCode+", not "+probe.SiteCode+".")
 	}
 	switch name {
@@ -327,44 +284,19 @@ func (s *Site) dispatch(name string, data []byte) (any, *psError) {
 	case sccm.MaintenanceWindowsTemplate:
 		return decodeAnd(data, s.maintenanceWindowCollections)
 	}
-	return nil, psThrow("sccmsim has no implementation of template " + name)
+	return nil, wsmansim.Throw("sccmsim has no implementation of template " + name)
 }
 
-func decodeAnd[Req any](data []byte, f func(Req) (any, *psError)) (any, *psError) {
-	var req Req
-	if err := json.Unmarshal(data, &req); err != nil {
-		// A value of the wrong type: the script's [string]/[int] casts fail.
-		return nil, cmdletError("[int]$value", "Cannot convert value: "+err.Error())
-	}
-	return f(req)
+// decodeAnd decodes a template's data; the templates cast their values with
+// [int] and [string], and a wrong type fails the first cast, [int]$value.
+func decodeAnd[Req any](data []byte, f func(Req) (any, *wsmansim.PSError)) (any, *wsmansim.PSError) {
+	return wsmansim.DecodeAnd(data, "[int]$value", f)
 }
-
-// psError is a terminating error as the winrm bootstrap prints it on stderr:
-// the exception message, then PowerShell's position message.
-type psError struct {
-	msg      string
-	position string // "At line:… char:…" and the offending line
-}
-
-// psThrow is the error of the templates' own throw statements.
-func psThrow(msg string) *psError {
-	return &psError{msg: msg, position: "At line:1 char:1\n+ throw ($message)\n+ ~~~~~~~~~~~~~~~~"}
-}
-
-// cmdletError is the error of a cmdlet the templates call.
-func cmdletError(cmdlet, msg string) *psError {
-	return &psError{msg: msg, position: "At line:1 char:1\n+ " + cmdlet + "\n+ ~~~~~~~~~~~~~~~~"}
-}
-
-func (e *psError) String() string { return e.msg + "\n" + e.position }
 
 // NotATemplateError is the error text for a script that is not one of the
 // templates: what a constrained (JEA) endpoint that allows only approved
 // scripts answers. Hosts that dispatch between simulators use it too.
-func NotATemplateError() string {
-	return "The syntax is not supported by this runspace. This can occur if the runspace is in no-language mode: " +
-		"this endpoint runs only autopatch's approved script templates.\nAt line:1 char:1\n+ <script>\n+ ~~~~~~~~"
-}
+func NotATemplateError() string { return wsmansim.NotATemplateError() }
 
 // ---- the templates ---------------------------------------------------------
 
@@ -377,7 +309,7 @@ type resolveDevice struct {
 	ResourceID int    `json:"resource_id"`
 }
 
-func (s *Site) resolveDevices(req namesReq) (any, *psError) {
+func (s *Site) resolveDevices(req namesReq) (any, *wsmansim.PSError) {
 	devices := []resolveDevice{}
 	unknown := []string{}
 	for _, n := range req.Names {
@@ -406,7 +338,7 @@ type moveResult struct {
 	RemovedFrom []string `json:"removed_from"`
 }
 
-func (s *Site) setMembership(req membershipReq) (any, *psError) {
+func (s *Site) setMembership(req membershipReq) (any, *wsmansim.PSError) {
 	for _, m := range req.Moves {
 		if _, ok := s.colByName[m.Collection]; !ok {
 			return nil, s.noCollection(m.Collection)
@@ -467,15 +399,15 @@ type createdDeployment struct {
 	Existed  bool   `json:"existed"`
 }
 
-func (s *Site) createDeployments(req createReq) (any, *psError) {
+func (s *Site) createDeployments(req createReq) (any, *wsmansim.PSError) {
 	// Validation, in the template's order; its throw texts.
 	seen := map[string]bool{}
 	for _, d := range req.Deployments {
 		if n := sccm.NameLength(d.Name); n < 1 || n > sccm.MaxNameLength {
-			return nil, psThrow(fmt.Sprintf("The deployment name '%s' is %d characters long; SCCM allows 1 to 256.", d.Name, n))
+			return nil, wsmansim.Throw(fmt.Sprintf("The deployment name '%s' is %d characters long; SCCM allows 1 to 256.", d.Name, n))
 		}
 		if seen[d.Name] {
-			return nil, psThrow("The deployment name '" + d.Name + "' appears more than once in this request.")
+			return nil, wsmansim.Throw("The deployment name '" + d.Name + "' appears more than once in this request.")
 		}
 		seen[d.Name] = true
 		col, ok := s.colByName[d.Collection]
@@ -483,10 +415,10 @@ func (s *Site) createDeployments(req createReq) (any, *psError) {
 			return nil, s.noCollection(d.Collection)
 		}
 		if _, ok := s.groups[d.UpdateGroup]; !ok {
-			return nil, psThrow("No software update group named '" + d.UpdateGroup + "' exists on site " + s.siteCode + ".")
+			return nil, wsmansim.Throw("No software update group named '" + d.UpdateGroup + "' exists on site " + s.siteCode + ".")
 		}
 		if ex, ok := s.live[d.Name]; ok && (ex.col != col || ex.group != d.UpdateGroup) {
-			return nil, psThrow("A deployment named '" + d.Name + "' already exists on site " + s.siteCode + " for another collection or update group.")
+			return nil, wsmansim.Throw("A deployment named '" + d.Name + "' already exists on site " + s.siteCode + " for another collection or update group.")
 		}
 	}
 	type times struct{ available, deadline time.Time }
@@ -495,7 +427,7 @@ func (s *Site) createDeployments(req createReq) (any, *psError) {
 		a, errA := time.Parse(time.RFC3339Nano, d.Available)
 		dl, errD := time.Parse(time.RFC3339Nano, d.Deadline)
 		if errA != nil || errD != nil {
-			return nil, cmdletError("[datetime]::Parse([string]$Value, $culture, $styles)",
+			return nil, wsmansim.CmdletError("[datetime]::Parse([string]$Value, $culture, $styles)",
 				`Exception calling "Parse" with "3" argument(s): "String was not recognized as a valid DateTime."`)
 		}
 		parsed[i] = times{a.UTC(), dl.UTC()}
@@ -544,7 +476,7 @@ type enableResult struct {
 	WasEnabled bool   `json:"was_enabled"`
 }
 
-func (s *Site) setEnabled(req enableReq) (any, *psError) {
+func (s *Site) setEnabled(req enableReq) (any, *wsmansim.PSError) {
 	found := make([]*deployment, 0, len(req.Names))
 	for _, n := range req.Names {
 		dep, ok := s.live[n]
@@ -553,13 +485,9 @@ func (s *Site) setEnabled(req enableReq) (any, *psError) {
 		}
 		found = append(found, dep)
 	}
-	refresh := make([]*collection, 0, len(req.RefreshCollections))
-	for _, n := range req.RefreshCollections {
-		c, ok := s.colByName[n]
-		if !ok {
-			return nil, s.noCollection(n)
-		}
-		refresh = append(refresh, c)
+	refresh, perr := s.collectionsNamed(req.RefreshCollections)
+	if perr != nil {
+		return nil, perr
 	}
 	now := s.now().UTC()
 	out := []enableResult{}
@@ -576,34 +504,45 @@ func (s *Site) setEnabled(req enableReq) (any, *psError) {
 		}
 		out = append(out, enableResult{Name: dep.name, ID: dep.id, WasEnabled: was})
 	}
-	refreshed := []string{}
-	for _, c := range refresh {
-		c.refreshes = append(c.refreshes, now)
-		refreshed = append(refreshed, c.name)
-	}
-	return map[string]any{"deployments": out, "refreshed": refreshed}, nil
+	return map[string]any{"deployments": out, "refreshed": recordRefreshes(refresh, now)}, nil
 }
 
 type refreshReq struct {
 	Collections []string `json:"collections"`
 }
 
-func (s *Site) refreshPolicy(req refreshReq) (any, *psError) {
-	found := make([]*collection, 0, len(req.Collections))
-	for _, n := range req.Collections {
+func (s *Site) refreshPolicy(req refreshReq) (any, *wsmansim.PSError) {
+	found, perr := s.collectionsNamed(req.Collections)
+	if perr != nil {
+		return nil, perr
+	}
+	return map[string]any{"collections": recordRefreshes(found, s.now().UTC())}, nil
+}
+
+// collectionsNamed looks up every name before anything changes, as the
+// templates do, so an unknown collection refuses the whole request.
+func (s *Site) collectionsNamed(names []string) ([]*collection, *wsmansim.PSError) {
+	found := make([]*collection, 0, len(names))
+	for _, n := range names {
 		c, ok := s.colByName[n]
 		if !ok {
 			return nil, s.noCollection(n)
 		}
 		found = append(found, c)
 	}
-	now := s.now().UTC()
-	done := []string{}
-	for _, c := range found {
+	return found, nil
+}
+
+// recordRefreshes records a machine policy refresh of each collection at now
+// and returns their names, in order, for the answer. It never returns nil,
+// so the JSON has [] rather than null.
+func recordRefreshes(cols []*collection, now time.Time) []string {
+	names := []string{}
+	for _, c := range cols {
 		c.refreshes = append(c.refreshes, now)
-		done = append(done, c.name)
+		names = append(names, c.name)
 	}
-	return map[string]any{"collections": done}, nil
+	return names
 }
 
 type deleteResult struct {
@@ -611,7 +550,7 @@ type deleteResult struct {
 	Deleted bool   `json:"deleted"`
 }
 
-func (s *Site) deleteDeployments(req namesReq) (any, *psError) {
+func (s *Site) deleteDeployments(req namesReq) (any, *wsmansim.PSError) {
 	now := s.now().UTC()
 	out := []deleteResult{}
 	for _, n := range req.Names {
@@ -639,7 +578,7 @@ type statusRow struct {
 	StatusTime             *string `json:"status_time"`
 }
 
-func (s *Site) deploymentStatus(req namesReq) (any, *psError) {
+func (s *Site) deploymentStatus(req namesReq) (any, *wsmansim.PSError) {
 	now := s.now().UTC()
 	rows := []statusRow{}
 	missing := []string{}
@@ -685,7 +624,7 @@ func (s *Site) deploymentStatus(req namesReq) (any, *psError) {
 	return map[string]any{"statuses": rows, "missing": missing}, nil
 }
 
-func (s *Site) maintenanceWindowCollections(struct{}) (any, *psError) {
+func (s *Site) maintenanceWindowCollections(struct{}) (any, *wsmansim.PSError) {
 	names := []string{}
 	for _, c := range s.collections {
 		if c.windows > 0 {
@@ -695,10 +634,10 @@ func (s *Site) maintenanceWindowCollections(struct{}) (any, *psError) {
 	return map[string]any{"collections": names}, nil
 }
 
-func (s *Site) noCollection(name string) *psError {
-	return psThrow("No device collection named '" + name + "' exists on site " + s.siteCode + ".")
+func (s *Site) noCollection(name string) *wsmansim.PSError {
+	return wsmansim.Throw("No device collection named '" + name + "' exists on site " + s.siteCode + ".")
 }
 
-func (s *Site) noDeployment(name string) *psError {
-	return psThrow("No software update deployment named '" + name + "' exists on site " + s.siteCode + ".")
+func (s *Site) noDeployment(name string) *wsmansim.PSError {
+	return wsmansim.Throw("No software update deployment named '" + name + "' exists on site " + s.siteCode + ".")
 }

@@ -29,6 +29,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/autopatch/autopatch/connectors/scom"
+	"github.com/autopatch/autopatch/connectors/winrm/wsmansim"
 )
 
 // DefaultManagementServer is the name of a Group whose Options name none.
@@ -56,14 +57,11 @@ type Options struct {
 // Group is the simulated management group. All methods are safe for
 // concurrent use; each script runs atomically.
 type Group struct {
-	server  string
-	now     func() time.Time
-	logger  *slog.Logger
-	scripts map[string]string // template text -> template name
+	server string
+	now    func() time.Time
+	host   *wsmansim.TemplateHost // counts, refuses and answers the scripts
 
 	mu        sync.Mutex
-	calls     map[string]int
-	total     int
 	computers []*computer
 	index     map[string][]*computer // lower-case name -> computers
 	events    []*event
@@ -122,20 +120,12 @@ func New(opts Options) *Group {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
 	g := &Group{
-		server:  opts.ManagementServer,
-		now:     opts.Now,
-		logger:  opts.Logger,
-		scripts: map[string]string{},
-		calls:   map[string]int{},
-		index:   map[string][]*computer{},
+		server: opts.ManagementServer,
+		now:    opts.Now,
+		index:  map[string][]*computer{},
 	}
-	for _, t := range scom.Templates() {
-		g.scripts[t.Script] = t.Name
-	}
+	g.host = wsmansim.NewTemplateHost("scomsim", scom.Templates(), g.dispatch, opts.Logger)
 	return g
 }
 
@@ -212,70 +202,36 @@ func (g *Group) SetResolutionState(id string, state int, comment string) error {
 
 // Calls returns how many scripts the group has been asked to run, refused ones
 // included: each is one WinRM command.
-func (g *Group) Calls() int {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.total
-}
+func (g *Group) Calls() int { return g.host.Calls() }
 
 // CallsByTemplate returns the number of runs per template name; refused
 // scripts count under "(refused)".
-func (g *Group) CallsByTemplate() map[string]int {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	out := make(map[string]int, len(g.calls))
-	for k, v := range g.calls {
-		out[k] = v
-	}
-	return out
-}
+func (g *Group) CallsByTemplate() map[string]int { return g.host.CallsByTemplate() }
 
 // Handles reports whether script is one of the SCOM templates, byte for
 // byte. A host that serves several simulators dispatches on it.
-func (g *Group) Handles(script string) bool {
-	_, ok := g.scripts[script]
-	return ok
-}
+func (g *Group) Handles(script string) bool { return g.host.Handles(script) }
 
 // Run executes one script with its decoded data, as powershell.exe on the
 // management server would: the JSON answer on stdout and exit 0, or error
 // text on stderr and exit 1. Its signature is what wsmansim.PowerShell takes.
 func (g *Group) Run(ctx context.Context, script string, data []byte) (stdout []byte, stderr string, exit int) {
-	name, ok := g.scripts[script]
-
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.total++
-	if !ok {
-		g.calls["(refused)"]++
-		g.logger.DebugContext(ctx, "scomsim refused a script", "bytes", len(script))
-		return nil, NotATemplateError(), 1
-	}
-	g.calls[name]++
-
-	answer, err := g.dispatch(name, data)
-	if err != nil {
-		g.logger.DebugContext(ctx, "scomsim call failed", "template", name, "error", err.msg)
-		return nil, err.String(), 1
-	}
-	out, merr := json.Marshal(answer)
-	if merr != nil { // cannot happen with the answer types below
-		return nil, cmdletError("ConvertTo-Json", merr.Error()).String(), 1
-	}
-	g.logger.DebugContext(ctx, "scomsim call", "template", name)
-	return out, "", 0
+	return g.host.Run(ctx, script, data)
 }
 
-func (g *Group) dispatch(name string, data []byte) (any, *psError) {
+// dispatch runs one template under the group's lock, so each script is atomic.
+func (g *Group) dispatch(name string, data []byte) (any, *wsmansim.PSError) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	var probe struct {
 		ManagementServer string `json:"management_server"`
 	}
 	if err := json.Unmarshal(data, &probe); err != nil {
-		return nil, cmdletError("ConvertFrom-Json", "Invalid JSON primitive: "+err.Error())
+		return nil, wsmansim.CmdletError("ConvertFrom-Json", "Invalid JSON primitive: "+err.Error())
 	}
 	if !g.answersTo(probe.ManagementServer) {
 		// New-SCOMManagementGroupConnection to a server that is not this one.
-		return nil, cmdletError("New-SCOMManagementGroupConnection -ComputerName $ManagementServer",
+		return nil, wsmansim.CmdletError("New-SCOMManagementGroupConnection -ComputerName $ManagementServer",
 			"The Data Access service is either not running or not yet initialized. Check the event log for more information.")
 	}
 	switch name {
@@ -286,7 +242,7 @@ func (g *Group) dispatch(name string, data []byte) (any, *psError) {
 	case scom.ResolveAlertsTemplate:
 		return decodeAnd(data, g.resolveAlerts)
 	}
-	return nil, psThrow("scomsim has no implementation of template " + name)
+	return nil, wsmansim.Throw("scomsim has no implementation of template " + name)
 }
 
 func (g *Group) answersTo(server string) bool {
@@ -295,41 +251,16 @@ func (g *Group) answersTo(server string) bool {
 	return s == "" || s == "localhost" || s == strings.ToLower(g.server) || s == short
 }
 
-func decodeAnd[Req any](data []byte, f func(Req) (any, *psError)) (any, *psError) {
-	var req Req
-	if err := json.Unmarshal(data, &req); err != nil {
-		// A value of the wrong type: the script's casts fail.
-		return nil, cmdletError("[string]$value", "Cannot convert value: "+err.Error())
-	}
-	return f(req)
+// decodeAnd decodes a template's data; a value of the wrong type fails the
+// script's casts, [string]$value first.
+func decodeAnd[Req any](data []byte, f func(Req) (any, *wsmansim.PSError)) (any, *wsmansim.PSError) {
+	return wsmansim.DecodeAnd(data, "[string]$value", f)
 }
-
-// psError is a terminating error as the winrm bootstrap prints it on stderr:
-// the exception message, then PowerShell's position message.
-type psError struct {
-	msg      string
-	position string
-}
-
-// psThrow is the error of the templates' own throw statements.
-func psThrow(msg string) *psError {
-	return &psError{msg: msg, position: "At line:1 char:1\n+ throw ($message)\n+ ~~~~~~~~~~~~~~~~"}
-}
-
-// cmdletError is the error of a cmdlet the templates call.
-func cmdletError(cmdlet, msg string) *psError {
-	return &psError{msg: msg, position: "At line:1 char:1\n+ " + cmdlet + "\n+ ~~~~~~~~~~~~~~~~"}
-}
-
-func (e *psError) String() string { return e.msg + "\n" + e.position }
 
 // NotATemplateError is the error text for a script that is not one of the
 // templates: what a constrained (JEA) endpoint that allows only approved
 // scripts answers.
-func NotATemplateError() string {
-	return "The syntax is not supported by this runspace. This can occur if the runspace is in no-language mode: " +
-		"this endpoint runs only autopatch's approved script templates.\nAt line:1 char:1\n+ <script>\n+ ~~~~~~~~"
-}
+func NotATemplateError() string { return wsmansim.NotATemplateError() }
 
 // ---- the rule ------------------------------------------------------------------
 
@@ -440,19 +371,19 @@ type raiseResult struct {
 
 var levels = map[string]int{"critical": 1, "warning": 2, "information": 4}
 
-func (g *Group) raiseAlerts(req raiseReq) (any, *psError) {
+func (g *Group) raiseAlerts(req raiseReq) (any, *wsmansim.PSError) {
 	// Validation, in the template's order; its throw texts.
 	keys := map[string]bool{}
 	for _, a := range req.Alerts {
 		if n := utf16Len(a.Key); n < 1 || n > scom.MaxKeyLength {
-			return nil, psThrow(fmt.Sprintf("The alert key '%s' is %d characters long; CustomField1 holds 1 to %d.", a.Key, n, scom.MaxKeyLength))
+			return nil, wsmansim.Throw(fmt.Sprintf("The alert key '%s' is %d characters long; CustomField1 holds 1 to %d.", a.Key, n, scom.MaxKeyLength))
 		}
 		if keys[a.Key] {
-			return nil, psThrow("The alert key '" + a.Key + "' appears more than once in this request.")
+			return nil, wsmansim.Throw("The alert key '" + a.Key + "' appears more than once in this request.")
 		}
 		keys[a.Key] = true
 		if _, ok := levels[strings.ToLower(a.Severity)]; !ok {
-			return nil, psThrow("Unknown severity '" + a.Severity + "' for the alert key '" + a.Key + "'.")
+			return nil, wsmansim.Throw("Unknown severity '" + a.Severity + "' for the alert key '" + a.Key + "'.")
 		}
 	}
 
@@ -526,12 +457,12 @@ func (g *Group) find(r refReq, openOnly bool) []*alert {
 }
 
 // checkGUID is the templates' [guid] cast.
-func checkGUID(s string) *psError {
+func checkGUID(s string) *wsmansim.PSError {
 	if s == "" {
 		return nil
 	}
 	if _, err := uuid.Parse(s); err != nil {
-		return cmdletError("[guid][string]$link.alert_id",
+		return wsmansim.CmdletError("[guid][string]$link.alert_id",
 			`Cannot convert value "`+s+`" to type "System.Guid". Error: "Guid should contain 32 digits with 4 dashes (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)."`)
 	}
 	return nil
@@ -540,10 +471,10 @@ func checkGUID(s string) *psError {
 func (g *Group) setTicket(req struct {
 	Links   []refReq `json:"links"`
 	Comment string   `json:"comment"`
-}) (any, *psError) {
+}) (any, *wsmansim.PSError) {
 	for _, l := range req.Links {
 		if n := utf16Len(l.TicketID); n < 1 || n > scom.MaxTicketIDLength {
-			return nil, psThrow(fmt.Sprintf("The ticket id '%s' is %d characters long; TicketId holds 1 to %d.", l.TicketID, n, scom.MaxTicketIDLength))
+			return nil, wsmansim.Throw(fmt.Sprintf("The ticket id '%s' is %d characters long; TicketId holds 1 to %d.", l.TicketID, n, scom.MaxTicketIDLength))
 		}
 		if err := checkGUID(l.AlertID); err != nil {
 			return nil, err
@@ -579,7 +510,7 @@ func (g *Group) setTicket(req struct {
 func (g *Group) resolveAlerts(req struct {
 	Refs    []refReq `json:"refs"`
 	Comment string   `json:"comment"`
-}) (any, *psError) {
+}) (any, *wsmansim.PSError) {
 	for _, r := range req.Refs {
 		if err := checkGUID(r.AlertID); err != nil {
 			return nil, err
