@@ -60,7 +60,9 @@ type checker struct {
 // check allocates for its largest service, not for every violation.
 func (c *checker) windows(n int) []Involved {
 	if cap(c.arena)-len(c.arena) < n {
-		c.arena = make([]Involved, 0, max(4096, n))
+		// Blocks double up to 4096 windows: a check of one service or one
+		// request stays small, a full check soon stops allocating.
+		c.arena = make([]Involved, 0, max(n, min(4096, max(16, 2*cap(c.arena)))))
 	}
 	start := len(c.arena)
 	c.arena = c.arena[:start+n]
