@@ -145,7 +145,7 @@ func BenchmarkRequest(b *testing.B) {
 		b.Fatal(err)
 	}
 	moves := benchRequest(as)
-	as = nil // the inventory is the estate; the rows it was read from are gone
+	as = nil     // the inventory is the estate; the rows it was read from are gone
 	runtime.GC() // the set-up's garbage is not the benchmark's
 	b.ReportAllocs()
 	b.ResetTimer()
