@@ -79,9 +79,11 @@ func New(opts Options) *echo.Echo {
 	api.GET("/schedules/:name/windows", scheduleWindows(opts.Schedules, now))
 	api.GET("/changes/:number", getChange(opts.Pool))
 	api.GET("/devices/:name", getDevice(opts.Pool, opts.Schedules, now))
-	if opts.ServiceRules != nil {
-		api.GET("/services/:name", getService(opts.Pool, opts.Schedules, opts.ServiceRules, now))
+	rules := opts.ServiceRules
+	if rules == nil {
+		rules = &safety.CurrentServices{} // no services file: default limits
 	}
+	api.GET("/services/:name", getService(opts.Pool, opts.Schedules, rules, now))
 	return e
 }
 
