@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -98,12 +99,18 @@ func Apply(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logger) error {
 			version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
 			return fmt.Errorf("migrations: create autopatch_migrations: %w", err)
 		}
-		var current int
-		if err := tx.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM autopatch_migrations").Scan(&current); err != nil {
-			return fmt.Errorf("migrations: read version: %w", err)
+		// Every version not yet applied, not only those above the highest:
+		// two branches may land migrations in either order.
+		rows, err := tx.Query(ctx, "SELECT version FROM autopatch_migrations")
+		if err != nil {
+			return fmt.Errorf("migrations: read versions: %w", err)
+		}
+		applied, err := pgx.CollectRows(rows, pgx.RowTo[int])
+		if err != nil {
+			return fmt.Errorf("migrations: read versions: %w", err)
 		}
 		for _, m := range all {
-			if m.Version <= current {
+			if slices.Contains(applied, m.Version) {
 				continue
 			}
 			if _, err := tx.Exec(ctx, m.SQL); err != nil {
