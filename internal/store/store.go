@@ -7,11 +7,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
+
+// DefaultMaxConns is the pool size when the database URL sets none: the
+// default queues' workers (22) plus room for HTTP requests.
+const DefaultMaxConns = 32
 
 var (
 	// ErrNotFound is returned when a looked-up row does not exist.
@@ -38,6 +43,12 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	if err != nil {
 		// pgx's parse errors can quote the URL, password included.
 		return nil, errors.New("store: AUTOPATCH_DATABASE_URL cannot be parsed")
+	}
+	// pgxpool's default (4 on a small host) is far too few: window and
+	// status jobs hold a connection during their remote call, and webhooks
+	// must still be recorded meanwhile. pool_max_conns in the URL wins.
+	if !strings.Contains(url, "pool_max_conns") {
+		cfg.MaxConns = DefaultMaxConns
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
