@@ -60,13 +60,17 @@ func (w *CreateDeploymentsWorker) Work(ctx context.Context, job *river.Job[Creat
 		if err != nil || len(rows) == 0 {
 			return err
 		}
+		names := make([]string, len(rows))
+		for i, d := range rows {
+			names[i] = d.Name
+		}
+		open, err := store.OpenNames(ctx, tx, names)
+		if err != nil {
+			return err
+		}
 		var ready []store.Deployment
 		for _, d := range rows {
-			open, err := store.NameOpen(ctx, tx, d.Name)
-			if err != nil {
-				return err
-			}
-			if open {
+			if open[d.Name] {
 				waiting = true
 				continue
 			}

@@ -83,6 +83,8 @@ type run struct {
 	t0      time.Time // the scenario's time origin
 	plan    scenario
 	closers []func()
+	records int // simulated ServiceNow records created
+	ritms   int // request items created
 }
 
 func (d *run) cleanup() {

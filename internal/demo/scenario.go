@@ -98,20 +98,17 @@ type device struct {
 	Tier    string `json:"tier"`
 }
 
-var (
-	sysIDCounter int
-	ritmCounter  = 10000
-)
-
-func newSysID(prefix byte) string {
-	sysIDCounter++
-	return fmt.Sprintf("%c%031x", prefix, sysIDCounter)
+// newSysID returns a record id for the simulated ServiceNow, unique in
+// this run.
+func (d *run) newSysID(prefix byte) string {
+	d.records++
+	return fmt.Sprintf("%c%031x", prefix, d.records)
 }
 
 // request plays a device owner ordering "Automated Patching".
 func (d *run) request(schedule string, devices ...device) (number, sysID string, err error) {
-	ritmCounter++
-	number, sysID = fmt.Sprintf("RITM%07d", ritmCounter), newSysID('a')
+	d.ritms++
+	number, sysID = fmt.Sprintf("RITM%07d", 10000+d.ritms), d.newSysID('a')
 	if err := d.est.ServiceNow().AddRecord("sc_req_item", sysID, number); err != nil {
 		return "", "", err
 	}
@@ -162,7 +159,7 @@ func (d *run) changeWebhook(c *change, state, approval string) error {
 }
 
 func (d *run) newChange(number string, groups, schedules []string) (*change, error) {
-	c := &change{number: number, sysID: newSysID('c'), start: time.Now().Add(-time.Minute), end: time.Now().Add(2 * time.Hour),
+	c := &change{number: number, sysID: d.newSysID('c'), start: time.Now().Add(-time.Minute), end: time.Now().Add(2 * time.Hour),
 		groups: groups, schedules: schedules}
 	d.tl.record(c.sysID, number)
 	return c, d.est.ServiceNow().AddRecord("change_request", c.sysID, number)

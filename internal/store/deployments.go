@@ -41,6 +41,12 @@ type Deployment struct {
 	ChangeSysID     string     `json:"-"`
 }
 
+// Locks on deployments and changes are FOR NO KEY UPDATE, not FOR UPDATE:
+// the jobs change state columns, never keys, and the weaker lock does not
+// conflict with the key-share locks that inserting device results, failures
+// or plans takes on the rows they reference. With FOR UPDATE, a status poll
+// committing its results made a window job's SKIP LOCKED pass over the
+// deployments it had to close, and the close came seconds late.
 const deploymentColumns = `d.id, d.change_number, d.schedule_name, d.update_group, d.name, d.collection,
 	d.window_start, d.window_end, d.close_at, d.suppress_restart, d.state, d.detail, d.sccm_id,
 	d.opened_at, d.closed_at, c.sys_id`
@@ -70,7 +76,7 @@ func queryDeployments(ctx context.Context, db DBTX, where string, args ...any) (
 // Every job that changes a change's deployments takes this lock first, so
 // plans, unwinds and webhooks about one change are serialised.
 func LockChange(ctx context.Context, tx pgx.Tx, number string) (ChangeRow, error) {
-	rows, err := tx.Query(ctx, `SELECT `+changeColumns+` FROM changes WHERE number = $1 FOR UPDATE`, number)
+	rows, err := tx.Query(ctx, `SELECT `+changeColumns+` FROM changes WHERE number = $1 FOR NO KEY UPDATE`, number)
 	if err != nil {
 		return ChangeRow{}, fmt.Errorf("store: lock change %s: %w", number, err)
 	}
@@ -93,7 +99,7 @@ func ChangeDeployments(ctx context.Context, db DBTX, number string) ([]Deploymen
 // states, in id order (one order everywhere, so no deadlocks).
 func LockChangeDeployments(ctx context.Context, tx pgx.Tx, number string, states ...string) ([]Deployment, error) {
 	return queryDeployments(ctx, tx, `WHERE d.change_number = $1 AND d.state = ANY($2)
-		ORDER BY d.id FOR UPDATE OF d`, number, states)
+		ORDER BY d.id FOR NO KEY UPDATE OF d`, number, states)
 }
 
 // LockDueToOpen locks the created deployments whose window has started by
@@ -102,14 +108,14 @@ func LockChangeDeployments(ctx context.Context, tx pgx.Tx, number string, states
 // instead of queueing behind each other's SCCM calls.
 func LockDueToOpen(ctx context.Context, tx pgx.Tx, now time.Time) ([]Deployment, error) {
 	return queryDeployments(ctx, tx, `WHERE d.state = 'created' AND d.window_start <= $1
-		ORDER BY d.id FOR UPDATE OF d SKIP LOCKED`, now)
+		ORDER BY d.id FOR NO KEY UPDATE OF d SKIP LOCKED`, now)
 }
 
 // LockDueToClose locks the open deployments that must be closed by now,
 // skipping rows another transaction holds (see LockDueToOpen).
 func LockDueToClose(ctx context.Context, tx pgx.Tx, now time.Time) ([]Deployment, error) {
 	return queryDeployments(ctx, tx, `WHERE d.state = 'open' AND d.close_at <= $1
-		ORDER BY d.id FOR UPDATE OF d SKIP LOCKED`, now)
+		ORDER BY d.id FOR NO KEY UPDATE OF d SKIP LOCKED`, now)
 }
 
 // DueRemaining counts deployments due to open (or close) by now that are
@@ -126,15 +132,22 @@ func DueRemaining(ctx context.Context, db DBTX, now time.Time, closing bool) (in
 	return n, nil
 }
 
-// NameOpen reports whether a deployment called name is open (a window moved
-// while open keeps its SCCM name until it closes).
-func NameOpen(ctx context.Context, db DBTX, name string) (bool, error) {
-	var open bool
-	err := db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM deployments WHERE name = $1 AND state = 'open')`, name).Scan(&open)
+// OpenNames returns those of names that an open deployment holds (a window
+// moved while open keeps its SCCM name until it closes), in one query.
+func OpenNames(ctx context.Context, db DBTX, names []string) (map[string]bool, error) {
+	rows, err := db.Query(ctx, `SELECT DISTINCT name FROM deployments WHERE state = 'open' AND name = ANY($1)`, names)
 	if err != nil {
-		return false, fmt.Errorf("store: deployment %s: %w", name, err)
+		return nil, fmt.Errorf("store: open deployments: %w", err)
 	}
-	return open, nil
+	open, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("store: open deployments: %w", err)
+	}
+	out := make(map[string]bool, len(open))
+	for _, n := range open {
+		out[n] = true
+	}
+	return out, nil
 }
 
 // InsertDeployment adds a planned deployment.
