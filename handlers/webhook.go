@@ -14,14 +14,11 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/rivertype"
 
+	"github.com/autopatch/autopatch/internal/ingest"
 	"github.com/autopatch/autopatch/internal/store"
-	"github.com/autopatch/autopatch/jobs"
 )
 
 // Webhook routes (ARCHITECTURE §4.3).
@@ -30,16 +27,10 @@ const (
 	PathScheduleRequestWebhook = "/webhooks/servicenow/schedule-request"
 )
 
-// JobInserter enqueues River jobs inside a caller's transaction; a
-// *river.Client[pgx.Tx] is one.
-type JobInserter interface {
-	InsertTx(ctx context.Context, tx pgx.Tx, args river.JobArgs, opts *river.InsertOpts) (*rivertype.JobInsertResult, error)
-}
-
 // WebhookOptions are the dependencies of the ServiceNow webhooks.
 type WebhookOptions struct {
 	Store *store.Store
-	Jobs  JobInserter
+	Jobs  ingest.JobInserter
 	Auth  WebhookAuth
 	// Now is the clock the signature timestamp is checked against; nil is
 	// time.Now.
@@ -56,17 +47,17 @@ type WebhookResponse struct {
 
 // webhooks serves the two ServiceNow webhooks.
 type webhooks struct {
-	store   *store.Store
-	jobs    JobInserter
-	auth    WebhookAuth
-	now     func() time.Time
-	logger  *slog.Logger
-	metrics webhookMetrics
+	store    *store.Store
+	ingester *ingest.Ingester
+	auth     WebhookAuth
+	now      func() time.Time
+	logger   *slog.Logger
+	metrics  webhookMetrics
 }
 
 // registerWebhooks adds the webhook routes to e and their metrics to reg.
 func registerWebhooks(e *echo.Echo, opts WebhookOptions, logger *slog.Logger, reg prometheus.Registerer) {
-	w := &webhooks{store: opts.Store, jobs: opts.Jobs, auth: opts.Auth, now: opts.Now, logger: logger, metrics: newWebhookMetrics(reg)}
+	w := &webhooks{store: opts.Store, ingester: ingest.New(opts.Store.Pool, opts.Jobs, reg), auth: opts.Auth, now: opts.Now, logger: logger, metrics: newWebhookMetrics(reg)}
 	if w.now == nil {
 		w.now = time.Now
 	}
@@ -183,30 +174,7 @@ func (w *webhooks) change(c echo.Context) error {
 		RecordNumber: ch.Number, RecordSysID: ch.SysID, SysUpdatedOn: ch.SysUpdatedOn,
 		Payload: payload,
 	}
-	return w.ingest(c, ev, func(ctx context.Context, tx pgx.Tx) ([]river.JobArgs, bool, error) {
-		d, err := store.ApplyChange(ctx, tx, ch)
-		var mismatch *store.MismatchError
-		if errors.As(err, &mismatch) {
-			var p problems
-			p.add("change."+mismatch.Field, "does not match the change autopatch knows (%s %s has %s %s)",
-				ch.Number, ch.SysID, mismatch.Field, mismatch.Known)
-			return nil, false, p.err()
-		}
-		if err != nil {
-			return nil, false, err
-		}
-		// The revision in the args makes each version its own job: one
-		// that arrives while an older one runs is not swallowed by River's
-		// uniqueness, and the older job, finding a newer revision on the
-		// row, leaves the work to it.
-		switch d.Action {
-		case store.ActionPlan:
-			return []river.JobArgs{jobs.PlanChangeArgs{ChangeNumber: ch.Number, Revision: d.Revision}}, false, nil
-		case store.ActionUnwind:
-			return []river.JobArgs{jobs.UnwindChangeArgs{ChangeNumber: ch.Number, Revision: d.Revision}}, false, nil
-		}
-		return nil, d.Stale, nil
-	})
+	return w.ingest(c, ingest.Delivery{Event: ev, Change: &ch})
 }
 
 // --- schedule request -------------------------------------------------------
@@ -304,9 +272,7 @@ func (w *webhooks) scheduleRequest(c echo.Context) error {
 		sum := sha256.Sum256(payload)
 		ev.EventID = "sha256:" + hex.EncodeToString(sum[:])
 	}
-	return w.ingest(c, ev, func(ctx context.Context, tx pgx.Tx) ([]river.JobArgs, bool, error) {
-		return []river.JobArgs{jobs.AssignDevicesArgs{EventID: ev.ID}}, false, nil
-	})
+	return w.ingest(c, ingest.Delivery{Event: ev})
 }
 
 // --- shared -----------------------------------------------------------------
@@ -324,72 +290,35 @@ func (w *webhooks) refused(kind string, apiErr *APIError, err error) error {
 	return nil
 }
 
-// ingest records a delivery and enqueues its jobs in one transaction:
-// either both happen or neither. Deliveries about one record are
-// serialised (store.RecordDelivery), so duplicates, staleness and the
-// change decision are judged against everything committed before. apply,
-// run only for a new and current delivery, returns the jobs to enqueue, or
-// stale when the record itself knows a newer version.
-func (w *webhooks) ingest(c echo.Context, ev store.Event, apply func(context.Context, pgx.Tx) ([]river.JobArgs, bool, error)) error {
+// ingest records a delivery and enqueues its jobs (package ingest) and
+// answers: 202 accepted, 200 duplicate or stale, 400 when a change
+// contradicts the one autopatch knows.
+func (w *webhooks) ingest(c echo.Context, d ingest.Delivery) error {
 	ctx := c.Request().Context()
-	var (
-		res      WebhookResponse
-		enqueued []string
-	)
-	err := w.store.InTx(ctx, func(tx pgx.Tx) error {
-		res, enqueued = WebhookResponse{ID: ev.ID}, nil
-		outcome, recorded, err := store.RecordDelivery(ctx, tx, ev)
-		if err != nil {
-			return err
-		}
-		if !recorded {
-			first, err := store.FindDuplicate(ctx, tx, ev)
-			if err != nil {
-				return err
-			}
-			if first == uuid.Nil {
-				return fmt.Errorf("handlers: %s delivery for %s: neither recorded nor a duplicate", ev.Kind, ev.RecordNumber)
-			}
-			res = WebhookResponse{ID: first, Status: store.OutcomeDuplicate}
-			return nil
-		}
-		res.Status = outcome
-		if outcome == store.OutcomeStale {
-			return nil
-		}
-		todo, stale, err := apply(ctx, tx)
-		if err != nil {
-			return err
-		}
-		if stale {
-			res.Status = store.OutcomeStale
-			return store.MarkStale(ctx, tx, ev.ID)
-		}
-		for _, args := range todo {
-			if _, err := w.jobs.InsertTx(ctx, tx, args, nil); err != nil {
-				return fmt.Errorf("handlers: enqueue %s for %s: %w", args.Kind(), ev.RecordNumber, err)
-			}
-			enqueued = append(enqueued, args.Kind())
-		}
-		return nil
-	})
-	var apiErr *APIError
-	if errors.As(err, &apiErr) {
+	ev := d.Event
+	res, err := w.ingester.Ingest(ctx, d)
+	var mismatch *store.MismatchError
+	if errors.As(err, &mismatch) {
+		var p problems
+		p.add("change."+mismatch.Field, "does not match the change autopatch knows (%s %s has %s %s)",
+			d.Change.Number, d.Change.SysID, mismatch.Field, mismatch.Known)
+		apiErr := p.err()
 		w.metrics.observe(ev.Kind, apiErr.Code)
 		return apiErr
 	}
 	if err != nil {
 		w.metrics.observe(ev.Kind, "error")
-		return err
+		return fmt.Errorf("handlers: %s delivery for %s: %w", ev.Kind, ev.RecordNumber, err)
 	}
 	w.metrics.observe(ev.Kind, res.Status)
 	w.logger.InfoContext(ctx, "webhook "+res.Status,
 		"request_id", requestID(c), "kind", ev.Kind, "record", ev.RecordNumber,
-		"id", res.ID, "event_id", ev.EventID, "jobs", enqueued)
+		"id", res.ID, "event_id", ev.EventID, "jobs", res.Jobs)
+	code := http.StatusOK
 	if res.Status == store.OutcomeAccepted {
-		return c.JSON(http.StatusAccepted, res)
+		code = http.StatusAccepted
 	}
-	return c.JSON(http.StatusOK, res)
+	return c.JSON(code, WebhookResponse{ID: res.ID, Status: res.Status})
 }
 
 func (w *webhooks) unknownSchedules(ctx context.Context, names []string) ([]string, error) {

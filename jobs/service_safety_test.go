@@ -48,12 +48,8 @@ func (h *harness) request(schedule string, devices ...store.RequestedDevice) (nu
 	require.NoError(h.t, err)
 	id := uuid.New()
 	require.NoError(h.t, pgx.BeginFunc(context.Background(), h.pool, func(tx pgx.Tx) error {
-		outcome, ok, err := store.RecordDelivery(context.Background(), tx, store.Event{ID: id, Kind: store.EventScheduleRequest,
-			RecordNumber: number, RecordSysID: sysID, Payload: payload})
-		if err == nil && (!ok || outcome != "accepted") {
-			err = fmt.Errorf("delivery recorded as %q (%v)", outcome, ok)
-		}
-		return err
+		return store.WriteDeliveries(context.Background(), tx, []store.Event{{ID: id, Kind: store.EventScheduleRequest,
+			RecordNumber: number, RecordSysID: sysID, Payload: payload}}, []string{store.OutcomeAccepted}, nil)
 	}))
 	h.insert(AssignDevicesArgs{EventID: id})
 	return number, sysID

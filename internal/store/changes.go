@@ -65,7 +65,7 @@ func (c Change) canceled() bool {
 	return strings.EqualFold(c.State, "canceled") || strings.EqualFold(c.State, "cancelled")
 }
 
-// Decision is what ApplyChange did with a version of a change.
+// Decision is what a version of a change asks for (DecideChange).
 type Decision struct {
 	Action ChangeAction
 	// Stale is true when a newer version of the change was applied
@@ -129,9 +129,8 @@ func sameSet(a, b []string) bool {
 	return slices.Equal(slices.Compact(x), slices.Compact(y))
 }
 
-// MismatchError is returned by ApplyChange when a change's number and
-// sys_id disagree with a stored change: ServiceNow never renumbers a record,
-// so the delivery is wrong.
+// MismatchError says a change's number and sys_id disagree with a stored
+// change: ServiceNow never renumbers a record, so the delivery is wrong.
 type MismatchError struct {
 	Field string // "number" or "sys_id": the field that disagrees
 	Known string // the stored value
@@ -141,50 +140,22 @@ func (e *MismatchError) Error() string {
 	return fmt.Sprintf("store: change %s does not match the stored change (%s)", e.Field, e.Known)
 }
 
-// ApplyChange stores a version of a change and decides what it asks for
-// (DecideChange). A stale version changes nothing. Call it in the
-// transaction that records the delivery, after RecordDelivery.
-func ApplyChange(ctx context.Context, tx pgx.Tx, c Change) (Decision, error) {
-	rows, err := tx.Query(ctx, `SELECT `+changeColumns+` FROM changes
-		WHERE number = $1 OR sys_id = $2 FOR UPDATE`, c.Number, c.SysID)
-	if err != nil {
-		return Decision{}, fmt.Errorf("store: read change %s: %w", c.Number, err)
-	}
-	stored, err := pgx.CollectRows(rows, scanChange)
-	if err != nil {
-		return Decision{}, fmt.Errorf("store: read change %s: %w", c.Number, err)
-	}
+// MatchChange finds c among stored changes: the one with its number and
+// sys_id, nil when it is new, or a *MismatchError when a stored change has
+// its number with another sys_id, or its sys_id with another number.
+func MatchChange(stored []ChangeRow, c Change) (*ChangeRow, error) {
 	var prev *ChangeRow
 	for i := range stored {
 		switch s := &stored[i]; {
 		case s.Number == c.Number && s.SysID == c.SysID:
 			prev = s
 		case s.Number == c.Number:
-			return Decision{}, &MismatchError{Field: "sys_id", Known: s.SysID}
-		default:
-			return Decision{}, &MismatchError{Field: "number", Known: s.Number}
+			return nil, &MismatchError{Field: "sys_id", Known: s.SysID}
+		case s.SysID == c.SysID:
+			return nil, &MismatchError{Field: "number", Known: s.Number}
 		}
 	}
-	d := DecideChange(prev, c)
-	if d.Stale {
-		return d, nil
-	}
-	_, err = tx.Exec(ctx, `INSERT INTO changes
-		(number, sys_id, state, approval, start_at, end_at, update_groups, schedules,
-		 short_description, sys_updated_on, status, revision)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-		ON CONFLICT (number) DO UPDATE SET
-			state = EXCLUDED.state, approval = EXCLUDED.approval,
-			start_at = EXCLUDED.start_at, end_at = EXCLUDED.end_at,
-			update_groups = EXCLUDED.update_groups, schedules = EXCLUDED.schedules,
-			short_description = EXCLUDED.short_description, sys_updated_on = EXCLUDED.sys_updated_on,
-			status = EXCLUDED.status, revision = EXCLUDED.revision, updated_at = now()`,
-		c.Number, c.SysID, c.State, c.Approval, c.Start, c.End, c.UpdateGroups, c.Schedules,
-		c.ShortDescription, c.SysUpdatedOn, d.Status, d.Revision)
-	if err != nil {
-		return Decision{}, fmt.Errorf("store: save change %s: %w", c.Number, mapErr(err))
-	}
-	return d, nil
+	return prev, nil
 }
 
 // GetChange reads a stored change.

@@ -73,16 +73,27 @@ func TestDecideChange(t *testing.T) {
 	}
 }
 
-func TestApplyChange(t *testing.T) {
+// TestSaveChanges walks a change through its versions as ingest does:
+// lock, match, decide, save.
+func TestSaveChanges(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s := &Store{Pool: testdb.Pool(t)}
 	apply := func(c Change) (Decision, error) {
 		var d Decision
 		err := s.InTx(ctx, func(tx pgx.Tx) error {
-			var err error
-			d, err = ApplyChange(ctx, tx, c)
-			return err
+			_, stored, err := ReadDeliveries(ctx, tx, nil, []string{c.Number}, []string{c.SysID})
+			if err != nil {
+				return err
+			}
+			prev, err := MatchChange(stored, c)
+			if err != nil {
+				return err
+			}
+			if d = DecideChange(prev, c); d.Stale {
+				return nil
+			}
+			return WriteDeliveries(ctx, tx, nil, nil, []ChangeRow{{Change: c, Status: d.Status, Revision: d.Revision}})
 		})
 		return d, err
 	}
@@ -162,4 +173,22 @@ func TestApplyChange(t *testing.T) {
 
 	_, err = GetChange(ctx, s.Pool, "CHG9999999")
 	require.ErrorIs(t, err, ErrNotFound)
+
+	// Several in one statement; a nil list of update groups is stored empty.
+	a, b := baseChange(), baseChange()
+	a.Number, a.SysID = "CHG0000010", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	b.Number, b.SysID, b.UpdateGroups, b.Schedules = "CHG0000011", "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", nil, []string{"X", "Y"}
+	require.NoError(t, s.InTx(ctx, func(tx pgx.Tx) error {
+		return WriteDeliveries(ctx, tx, nil, nil, []ChangeRow{{Change: a, Status: ChangeReceived}, {Change: b, Status: ChangePlanned, Revision: 4}})
+	}))
+	gotA, err := GetChange(ctx, s.Pool, a.Number)
+	require.NoError(t, err)
+	require.Equal(t, a.UpdateGroups, gotA.UpdateGroups)
+	require.Nil(t, gotA.Schedules)
+	gotB, err := GetChange(ctx, s.Pool, b.Number)
+	require.NoError(t, err)
+	require.Equal(t, []string{}, gotB.UpdateGroups)
+	require.Equal(t, []string{"X", "Y"}, gotB.Schedules)
+	require.Equal(t, int64(4), gotB.Revision)
+	require.Equal(t, ChangePlanned, gotB.Status)
 }

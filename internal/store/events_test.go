@@ -24,18 +24,24 @@ func TestEvents(t *testing.T) {
 			SysUpdatedOn: updated, Payload: []byte(`{"x":1}`),
 		}
 	}
-	// record returns the outcome, or "duplicate of <id>".
+	// record judges ev as ingest does and returns the outcome, or
+	// "duplicate of <id>".
 	record := func(ev Event) string {
 		var out string
 		require.NoError(t, s.InTx(ctx, func(tx pgx.Tx) error {
-			outcome, ok, err := RecordDelivery(ctx, tx, ev)
-			if err != nil || ok {
-				out = outcome
+			prior, _, err := ReadDeliveries(ctx, tx, []Event{ev}, nil, nil)
+			if err != nil {
 				return err
 			}
-			first, err := FindDuplicate(ctx, tx, ev)
-			out = "duplicate of " + first.String()
-			return err
+			if prior[0].Duplicate != uuid.Nil {
+				out = "duplicate of " + prior[0].Duplicate.String()
+				return nil
+			}
+			out = OutcomeAccepted
+			if prior[0].Stale(ev.SysUpdatedOn) {
+				out = OutcomeStale
+			}
+			return WriteDeliveries(ctx, tx, []Event{ev}, []string{out}, nil)
 		}))
 		return out
 	}
@@ -63,21 +69,38 @@ func TestEvents(t *testing.T) {
 	require.Equal(t, OutcomeAccepted, record(event("e5", time.Time{})), "no version: never stale")
 	require.Equal(t, OutcomeAccepted, record(event("e6", v1.Add(3*time.Hour))))
 
-	// MarkStale.
-	marked := event("e7", v1.Add(4*time.Hour))
-	require.Equal(t, OutcomeAccepted, record(marked))
-	require.NoError(t, MarkStale(ctx, s.Pool, marked.ID))
 	var outcome string
-	require.NoError(t, s.Pool.QueryRow(ctx, "SELECT outcome FROM webhook_events WHERE id = $1", marked.ID).Scan(&outcome))
+	require.NoError(t, s.Pool.QueryRow(ctx, "SELECT outcome FROM webhook_events WHERE id = $1", stale.ID).Scan(&outcome))
 	require.Equal(t, OutcomeStale, outcome)
 
-	first2, err := FindDuplicate(ctx, s.Pool, event("nothing", v1.Add(-time.Hour)))
-	require.NoError(t, err)
-	require.Equal(t, uuid.Nil, first2)
+	// Several at once, in order; one never seen before.
+	evs := []Event{event("e1", v1), event("nothing", v1.Add(-time.Hour)), other}
+	evs[2].EventID = "e9"
+	var prior []Prior
+	require.NoError(t, s.InTx(ctx, func(tx pgx.Tx) (err error) {
+		prior, _, err = ReadDeliveries(ctx, tx, evs, nil, nil)
+		return err
+	}))
+	require.Len(t, prior, 3)
+	for i, want := range []Prior{
+		{Duplicate: first.ID, Newest: v1.Add(3 * time.Hour)},
+		{Newest: v1.Add(3 * time.Hour)},
+		{Duplicate: other.ID, Newest: v1},
+	} {
+		require.Equal(t, want.Duplicate, prior[i].Duplicate, "delivery %d", i)
+		require.True(t, want.Newest.Equal(prior[i].Newest), "delivery %d: newest %v, want %v", i, prior[i].Newest, want.Newest)
+	}
+	require.True(t, prior[1].Stale(v1.Add(-time.Hour)))
+
+	// Recording a duplicate is refused by the database, not silently kept.
+	err := s.InTx(ctx, func(tx pgx.Tx) error {
+		return WriteDeliveries(ctx, tx, []Event{event("e1", v1.Add(9*time.Hour))}, []string{OutcomeAccepted}, nil)
+	})
+	require.Error(t, err)
 
 	var n int
 	require.NoError(t, s.Pool.QueryRow(ctx, "SELECT count(*) FROM webhook_events").Scan(&n))
-	require.Equal(t, 7, n)
+	require.Equal(t, 6, n)
 }
 
 func TestScheduleRequestRoundTrip(t *testing.T) {
@@ -96,10 +119,7 @@ func TestScheduleRequestRoundTrip(t *testing.T) {
 	ev := Event{ID: uuid.New(), Kind: EventScheduleRequest, EventID: want.EventID, RecordNumber: "RITM0010001",
 		RecordSysID: want.RequestItem.SysID, SysUpdatedOn: updated, Payload: payload}
 	require.NoError(t, s.InTx(ctx, func(tx pgx.Tx) error {
-		outcome, ok, err := RecordDelivery(ctx, tx, ev)
-		require.True(t, ok)
-		require.Equal(t, OutcomeAccepted, outcome)
-		return err
+		return WriteDeliveries(ctx, tx, []Event{ev}, []string{OutcomeAccepted}, nil)
 	}))
 	got, err := GetScheduleRequest(ctx, s.Pool, ev.ID)
 	require.NoError(t, err)
