@@ -74,6 +74,9 @@ func (f *fixture) block(d Delivery) (result func() (Result, error), release func
 	ctx := context.Background()
 	tx, err := f.pool.Begin(ctx)
 	require.NoError(f.t, err)
+	var once sync.Once
+	release = func() { once.Do(func() { require.NoError(f.t, tx.Rollback(ctx)) }) }
+	f.t.Cleanup(release) // before the pool closes, even when the test fails
 	_, err = tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", store.RecordKey(d.Event))
 	require.NoError(f.t, err)
 	var (
@@ -87,10 +90,11 @@ func (f *fixture) block(d Delivery) (result func() (Result, error), release func
 	}()
 	require.Eventually(f.t, func() bool {
 		var waiting int
-		require.NoError(f.t, f.pool.QueryRow(ctx, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted").Scan(&waiting))
+		require.NoError(f.t, f.pool.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+			AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&waiting))
 		return waiting == 1
 	}, 30*time.Second, 10*time.Millisecond, "the first batch waits for the record lock")
-	return func() (Result, error) { <-done; return res, rerr }, func() { require.NoError(f.t, tx.Rollback(ctx)) }
+	return func() (Result, error) { <-done; return res, rerr }, release
 }
 
 // submit starts Ingest for each delivery, in order, each once the previous
