@@ -57,7 +57,7 @@ const (
 	maxBatch = 256
 	// writers is how many transactions run at once: while one waits for
 	// PostgreSQL, the next batch gathers and starts.
-	writers = 4
+	writers = 2
 	// batchTimeout bounds one transaction, whoever asked for it.
 	batchTimeout = 30 * time.Second
 )
