@@ -26,7 +26,7 @@ import (
 // benchClients is how many clients post at once: a burst of approvals
 // sent by the outbound REST workers of every node of a ServiceNow
 // instance. 128 is where ingest peaks on the 2-core development VM (16:
-// ~500/s, 64: ~850/s, 128: ~1,300/s, 256: ~900/s);
+// ~500/s, 64: ~850/s, 128: ~1,100/s, 256: ~900/s);
 // AUTOPATCH_BENCH_CLIENTS changes it.
 var benchClients = envInt("AUTOPATCH_BENCH_CLIENTS", 128)
 

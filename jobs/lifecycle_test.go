@@ -26,6 +26,7 @@ import (
 	"github.com/autopatch/autopatch/internal/config"
 	"github.com/autopatch/autopatch/internal/estate"
 	"github.com/autopatch/autopatch/internal/schedules"
+	"github.com/autopatch/autopatch/internal/stallwatch"
 	"github.com/autopatch/autopatch/internal/store"
 	"github.com/autopatch/autopatch/internal/testdb"
 )
@@ -33,7 +34,10 @@ import (
 func TestMain(m *testing.M) { testdb.Run(m) }
 
 // onTime is how close to its instant a window must open or close: the
-// promise of issue #6 (River alone would be up to 5 s late).
+// promise of issue #6 (River alone would be up to 5 s late). The check
+// adds the longest stall the machine itself imposed during the test
+// (package stallwatch): time the process was not run is not autopatch's
+// lateness.
 const onTime = 2 * time.Second
 
 type harness struct {
@@ -43,6 +47,7 @@ type harness struct {
 	sn      *servicenowsim.Server
 	deps    *Deps
 	changes atomic.Int64
+	stalls  *stallwatch.Watch
 }
 
 type window struct{ start, end time.Time }
@@ -67,7 +72,8 @@ func newHarness(t testing.TB, opts ...func(*estate.Options)) *harness {
 		logOut = os.Stderr
 	}
 	logger := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	h := &harness{t: t, pool: testdb.Pool(t)}
+	h := &harness{t: t, pool: testdb.Pool(t), stalls: stallwatch.Start()}
+	t.Cleanup(h.stalls.Stop)
 
 	estateOpts := estate.Options{
 		Seed: estate.Seed{UpdateGroups: []string{"2026-12 Servers", "2026-12 Office"}},
@@ -223,18 +229,22 @@ func (h *harness) notes(sysID string) string {
 	return b.String()
 }
 
-// requireOpenedAndClosedOnTime checks a deployment was enabled exactly once
-// and disabled exactly once, within onTime after its window's start and end.
-func requireOpenedAndClosedOnTime(t *testing.T, d sccmsim.DeploymentState, w window) {
+// requireOnTime checks a deployment was enabled exactly once and disabled
+// exactly once, never before its window's start and end, and within
+// onTime of them (plus the machine's own longest stall).
+func (h *harness) requireOnTime(t *testing.T, d sccmsim.DeploymentState, w window) {
 	t.Helper()
 	require.Len(t, d.Events, 2, "%s: one enable and one disable: %+v", d.Name, d.Events)
 	on, off := d.Events[0], d.Events[1]
 	require.True(t, on.Enabled, d.Name)
 	require.False(t, off.Enabled, d.Name)
 	require.False(t, on.At.Before(w.start), "%s enabled at %s, before its window starts at %s", d.Name, on.At, w.start)
-	require.Less(t, on.At.Sub(w.start), onTime, "%s enabled %s after its start", d.Name, on.At.Sub(w.start))
 	require.False(t, off.At.Before(w.end), "%s disabled at %s, before its window ends at %s", d.Name, off.At, w.end)
-	require.Less(t, off.At.Sub(w.end), onTime, "%s disabled %s after its end", d.Name, off.At.Sub(w.end))
+	stall := h.stalls.Longest()
+	require.Less(t, on.At.Sub(w.start), onTime+stall, "%s enabled %s after its start (the machine stalled up to %s)", d.Name, on.At.Sub(w.start), stall)
+	require.Less(t, off.At.Sub(w.end), onTime+stall, "%s disabled %s after its end (the machine stalled up to %s)", d.Name, off.At.Sub(w.end), stall)
+	t.Logf("%s: enabled %s after its start, disabled %s after its end; longest machine stall %s",
+		d.Name, on.At.Sub(w.start).Round(time.Millisecond), off.At.Sub(w.end).Round(time.Millisecond), stall.Round(time.Millisecond))
 }
 
 func TestWindowsOpenAndCloseOnTime(t *testing.T) {
@@ -263,7 +273,7 @@ func TestWindowsOpenAndCloseOnTime(t *testing.T) {
 			require.False(t, d.SuppressRestart)
 		}
 		require.True(t, d.Deadline.Equal(w.start), "due at the window's start")
-		requireOpenedAndClosedOnTime(t, d, w)
+		h.requireOnTime(t, d, w)
 	}
 
 	// Notes are jobs of their own and may land in any order: wait for all.
@@ -346,7 +356,7 @@ func TestReplanMovesWindow(t *testing.T) {
 	require.Len(t, deps, 2, "moved, not duplicated")
 	for _, d := range deps {
 		require.True(t, d.Available.Equal(second.start), "%s re-created with the new times", d.Name)
-		requireOpenedAndClosedOnTime(t, d, second)
+		h.requireOnTime(t, d, second)
 	}
 	h.waitFor("the second plan's note", func() bool { return strings.Contains(h.notes(sysID), "autopatch plan v2") })
 }
@@ -368,7 +378,7 @@ func TestClientStoppedInsideWindow(t *testing.T) {
 
 	h.waitFor("deployments closed", func() bool { return h.states(number)["closed"] == 2 })
 	for _, d := range h.deployments(number) {
-		requireOpenedAndClosedOnTime(t, d, w)
+		h.requireOnTime(t, d, w)
 	}
 }
 
@@ -388,7 +398,7 @@ func TestTwoClients(t *testing.T) {
 	deps := h.deployments(number)
 	require.Len(t, deps, 4)
 	for _, d := range deps {
-		requireOpenedAndClosedOnTime(t, d, w)
+		h.requireOnTime(t, d, w)
 	}
 	calls := h.est.SCCM().CallsByTemplate()
 	require.Equal(t, 1, calls[sccm.CreateDeploymentsTemplate], "one creation batch for the change")

@@ -28,6 +28,7 @@ import (
 
 	"github.com/autopatch/autopatch/internal/estate"
 	"github.com/autopatch/autopatch/internal/pgtemp"
+	"github.com/autopatch/autopatch/internal/stallwatch"
 )
 
 // Options configure Run.
@@ -45,7 +46,8 @@ type Options struct {
 
 // Run plays the scenario. The error names every expectation that failed.
 func Run(ctx context.Context, opts Options) error {
-	d := &run{opts: opts, tl: newTimeline(opts.Out, opts.TTY)}
+	d := &run{opts: opts, tl: newTimeline(opts.Out, opts.TTY), stalls: stallwatch.Start()}
+	defer d.stalls.Stop()
 	defer d.cleanup()
 	if err := d.setUp(ctx); err != nil {
 		return err
@@ -85,6 +87,9 @@ type run struct {
 	closers []func()
 	records int // simulated ServiceNow records created
 	ritms   int // request items created
+	// stalls measures how long the machine stopped running the demo: the
+	// on-time checks allow for it (package stallwatch).
+	stalls *stallwatch.Watch
 }
 
 func (d *run) cleanup() {

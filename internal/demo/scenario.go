@@ -16,6 +16,10 @@ import (
 	"github.com/autopatch/autopatch/internal/estate"
 )
 
+// onTime is the promise checked for every window: enabled within this of
+// its start, disabled within this of its end, never before.
+const onTime = 2 * time.Second
+
 // scenario is the demo's estate and story. Times are offsets from t0, the
 // moment serve is ready.
 type scenario struct {
@@ -387,10 +391,11 @@ func (d *run) check() error {
 
 	deps := deploymentsOf(s, "CHG0030001")
 	expect(len(deps) == 8, "CHG0030001 has 8 deployments: DB, APP, WEB, EXTRA × 2 update groups; none for manual_patch MANUAL (got %d)", len(deps))
-	// The checks hold on any machine: never enabled before the window or
-	// after it ended, never disabled before its end. How late each action
-	// came is printed, not checked: a loaded or stolen CPU (CI VMs stall
-	// for seconds) moves it, and BenchmarkOpen200Windows measures it.
+	// Never enabled before the window or disabled before its end, on any
+	// machine; within onTime of both, plus the longest stall the machine
+	// imposed on this process (a host descheduling the VM stops serve as
+	// well): that time is not autopatch's lateness.
+	stall := d.stalls.Longest()
 	var openLag, closeLag time.Duration
 	for _, dp := range deps {
 		sched := strings.TrimPrefix(dp.Collection, collection(""))
@@ -400,9 +405,10 @@ func (d *run) check() error {
 			continue
 		}
 		ok := len(dp.Events) == 2 && dp.Events[0].Enabled && !dp.Events[1].Enabled &&
-			!dp.Events[0].At.Before(start) && dp.Events[0].At.Before(end) && !dp.Events[1].At.Before(end)
-		expect(ok, "%s: enabled once inside its window %s–%s, disabled once at or after its end", dp.Name, start.Format("15:04:05"), end.Format("15:04:05"))
-		if ok {
+			!dp.Events[0].At.Before(start) && dp.Events[0].At.Sub(start) < onTime+stall &&
+			!dp.Events[1].At.Before(end) && dp.Events[1].At.Sub(end) < onTime+stall
+		expect(ok, "%s: enabled once within %s of %s, disabled once within %s of %s", dp.Name, onTime, start.Format("15:04:05"), onTime, end.Format("15:04:05"))
+		if len(dp.Events) == 2 {
 			openLag = max(openLag, dp.Events[0].At.Sub(start))
 			closeLag = max(closeLag, dp.Events[1].At.Sub(end))
 		}
@@ -410,8 +416,9 @@ func (d *run) check() error {
 			expect(dp.SuppressRestart, "%s: manual_reboot, restart suppressed", dp.Name)
 		}
 	}
-	fmt.Fprintf(d.opts.Out, "  [info] latest enable %s after its window's start, latest disable %s after its end\n",
-		openLag.Round(time.Millisecond), closeLag.Round(time.Millisecond))
+	fmt.Fprintf(d.opts.Out, "  [info] latest enable %s after its window's start, latest disable %s after its end; "+
+		"the machine stalled this process for up to %s, which the checks above allow for\n",
+		openLag.Round(time.Millisecond), closeLag.Round(time.Millisecond), stall.Round(time.Millisecond))
 	depsB := deploymentsOf(s, "CHG0030002")
 	expect(len(depsB) == 1 && depsB[0].Deleted && len(depsB[0].Events) == 0, "CHG0030002 (canceled): its deployment was deleted, never enabled")
 
