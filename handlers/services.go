@@ -17,10 +17,10 @@ import (
 const serviceWindowsAhead = 3
 
 type serviceResponse struct {
-	Service    string            `json:"service"`
-	Horizon    horizonJSON       `json:"horizon"`
-	Tiers      []serviceTierJSON `json:"tiers"`
-	Violations []violationJSON   `json:"violations"`
+	Service    string                 `json:"service"`
+	Horizon    horizonJSON            `json:"horizon"`
+	Tiers      []serviceTierJSON      `json:"tiers"`
+	Violations []safety.ViolationJSON `json:"violations"`
 }
 
 type horizonJSON struct {
@@ -50,28 +50,6 @@ type serviceScheduleJSON struct {
 	InForce     bool         `json:"in_force"`
 	Devices     []string     `json:"devices"`
 	NextWindows []WindowJSON `json:"next_windows"`
-}
-
-type violationJSON struct {
-	Kind       string `json:"kind"`
-	Tier       string `json:"tier"`
-	BeforeTier string `json:"before_tier,omitempty"`
-	Cycle      string `json:"cycle"`
-	From       string `json:"from"`
-	To         string `json:"to"`
-	// Down, Limit and Members: redundancy only.
-	Down    int                   `json:"down,omitempty"`
-	Limit   int                   `json:"limit,omitempty"`
-	Members int                   `json:"members,omitempty"`
-	Message string                `json:"message"`
-	Devices []string              `json:"devices"`
-	Windows []violationWindowJSON `json:"windows"`
-}
-
-type violationWindowJSON struct {
-	WindowJSON
-	Tier    string `json:"tier"`
-	Devices int    `json:"devices"`
 }
 
 // getService is GET /api/v1/services/{name}: the service's managed devices
@@ -107,7 +85,7 @@ func getService(db store.DBTX, current *schedules.Current, rules *safety.Current
 		resp := serviceResponse{
 			Service: members[0].Service,
 			Horizon: horizonJSON{FirstCycle: h.First.String(), LastCycle: h.Last().String(), From: at.UTC().Format(time.RFC3339)},
-			Tiers:   []serviceTierJSON{}, Violations: []violationJSON{},
+			Tiers:   []serviceTierJSON{}, Violations: []safety.ViolationJSON{},
 		}
 		for _, tier := range safety.Tiers {
 			t := serviceTierJSON{Tier: string(tier), Schedules: []serviceScheduleJSON{}}
@@ -138,7 +116,7 @@ func getService(db store.DBTX, current *schedules.Current, rules *safety.Current
 			resp.Tiers = append(resp.Tiers, t)
 		}
 		for _, v := range inv.CheckService(name) {
-			resp.Violations = append(resp.Violations, newViolationJSON(v, as))
+			resp.Violations = append(resp.Violations, v.JSON(as))
 		}
 		return c.JSON(http.StatusOK, resp)
 	}
@@ -154,22 +132,6 @@ func scheduleOfService(set *schedules.Set, name string, at time.Time) serviceSch
 	ws := sc.Windows(at, at.Add(MaxWindowRange))
 	for _, w := range ws[:min(len(ws), serviceWindowsAhead)] {
 		out.NextWindows = append(out.NextWindows, NewWindowJSON(w))
-	}
-	return out
-}
-
-func newViolationJSON(v safety.Violation, as []safety.Assignment) violationJSON {
-	out := violationJSON{
-		Kind: string(v.Kind), Tier: string(v.Tier), BeforeTier: string(v.Before), Cycle: v.Cycle.String(),
-		From: v.From.UTC().Format(time.RFC3339), To: v.To.UTC().Format(time.RFC3339),
-		Down: v.Down, Limit: v.Limit, Members: v.Members,
-		Message: v.String(), Devices: safety.Devices(v, as), Windows: []violationWindowJSON{},
-	}
-	if out.Devices == nil {
-		out.Devices = []string{}
-	}
-	for _, w := range v.Windows {
-		out.Windows = append(out.Windows, violationWindowJSON{WindowJSON: NewWindowJSON(w.Window), Tier: string(w.Tier), Devices: w.Devices})
 	}
 	return out
 }

@@ -461,17 +461,17 @@ type planCheck struct {
 
 type planCheckJSON struct {
 	Check struct {
-		FirstCycle string              `json:"first_cycle"`
-		LastCycle  string              `json:"last_cycle"`
-		Devices    int                 `json:"devices"`
-		Services   int                 `json:"services"`
-		Violations []planViolationJSON `json:"violations"`
+		FirstCycle string                 `json:"first_cycle"`
+		LastCycle  string                 `json:"last_cycle"`
+		Devices    int                    `json:"devices"`
+		Services   int                    `json:"services"`
+		Violations []safety.ViolationJSON `json:"violations"`
 	} `json:"check"`
 	Plan *planPlanCheckJSON `json:"plan_check,omitempty"`
 }
 
 type planPlanCheckJSON struct {
-	Violations []planViolationJSON `json:"violations"`
+	Violations []safety.ViolationJSON `json:"violations"`
 	// Held is what the hold policy would leave out of the change.
 	Held []planHeldJSON `json:"held"`
 }
@@ -481,56 +481,10 @@ type planHeldJSON struct {
 	Reason   string `json:"reason"`
 }
 
-type planViolationJSON struct {
-	Kind       string                    `json:"kind"`
-	Service    string                    `json:"service"`
-	Tier       string                    `json:"tier"`
-	BeforeTier string                    `json:"before_tier,omitempty"`
-	Cycle      string                    `json:"cycle"`
-	From       string                    `json:"from,omitempty"`
-	To         string                    `json:"to,omitempty"`
-	Down       int                       `json:"down,omitempty"`
-	Limit      int                       `json:"limit,omitempty"`
-	Members    int                       `json:"members,omitempty"`
-	Message    string                    `json:"message"`
-	Devices    []string                  `json:"devices"`
-	Windows    []planViolationWindowJSON `json:"windows"`
-}
-
-type planViolationWindowJSON struct {
-	Schedule  string `json:"schedule"`
-	Tier      string `json:"tier"`
-	Devices   int    `json:"devices"`
-	Start     string `json:"start,omitempty"`
-	End       string `json:"end,omitempty"`
-	StartUTC  string `json:"start_utc,omitempty"`
-	EndUTC    string `json:"end_utc,omitempty"`
-	NotPlaced string `json:"not_placed,omitempty"`
-}
-
-func planViolationsJSON(vs []safety.Violation, as []safety.Assignment) []planViolationJSON {
-	out := make([]planViolationJSON, 0, len(vs))
+func planViolationsJSON(vs []safety.Violation, as []safety.Assignment) []safety.ViolationJSON {
+	out := make([]safety.ViolationJSON, 0, len(vs))
 	for _, v := range vs {
-		j := planViolationJSON{
-			Kind: string(v.Kind), Service: v.Service, Tier: string(v.Tier), BeforeTier: string(v.Before),
-			Cycle: v.Cycle.String(), Down: v.Down, Limit: v.Limit, Members: v.Members,
-			Message: v.String(), Devices: safety.Devices(v, as), Windows: []planViolationWindowJSON{},
-		}
-		if !v.From.IsZero() {
-			j.From, j.To = v.From.UTC().Format(time.RFC3339), v.To.UTC().Format(time.RFC3339)
-		}
-		if j.Devices == nil {
-			j.Devices = []string{}
-		}
-		for _, w := range v.Windows {
-			wj := planViolationWindowJSON{Schedule: w.Window.Schedule, Tier: string(w.Tier), Devices: w.Devices, NotPlaced: w.NotPlaced}
-			if w.NotPlaced == "" {
-				wj.Start, wj.End = w.Window.Start.Format(calendar.LocalLayout), w.Window.End.Format(calendar.LocalLayout)
-				wj.StartUTC, wj.EndUTC = w.Window.Start.UTC().Format(time.RFC3339), w.Window.End.UTC().Format(time.RFC3339)
-			}
-			j.Windows = append(j.Windows, wj)
-		}
-		out = append(out, j)
+		out = append(out, v.JSON(as))
 	}
 	return out
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/autopatch/autopatch/internal/safety"
 	"github.com/autopatch/autopatch/internal/testdb"
 )
 
@@ -72,7 +73,7 @@ func TestPlanCheckJSON(t *testing.T) {
 	require.Equal(t, 6, doc.Check.Devices)
 	require.Equal(t, 2, doc.Check.Services)
 	require.Len(t, doc.Check.Violations, 25)
-	var march []planViolationJSON
+	var march []safety.ViolationJSON
 	for _, v := range doc.Check.Violations {
 		if v.Kind == "redundancy" && v.Service == "Shop" {
 			march = append(march, v)
@@ -85,7 +86,7 @@ func TestPlanCheckJSON(t *testing.T) {
 	require.Equal(t, "2026-03-14T08:00:00Z", v.To)
 	require.Equal(t, []int{2, 1, 2}, []int{v.Down, v.Limit, v.Members})
 	require.Equal(t, []string{"WEB01", "WEB02"}, v.Devices)
-	require.Equal(t, []planViolationWindowJSON{
+	require.Equal(t, []safety.ViolationWindowJSON{
 		{Schedule: "LON", Tier: "frontend", Devices: 1, Start: "2026-03-14T06:00:00+00:00", End: "2026-03-14T08:00:00+00:00", StartUTC: "2026-03-14T06:00:00Z", EndUTC: "2026-03-14T08:00:00Z"},
 		{Schedule: "NYC", Tier: "frontend", Devices: 1, Start: "2026-03-14T03:00:00-04:00", End: "2026-03-14T04:00:00-04:00", StartUTC: "2026-03-14T07:00:00Z", EndUTC: "2026-03-14T08:00:00Z"},
 	}, v.Windows)
