@@ -10,9 +10,12 @@ import (
 type Problem struct {
 	// Line is the 1-based line of the template the command starts on.
 	Line int
+	// Column is the 1-based column of the command name on that line.
+	Column int
 	// Command is the command the problem is about ("" for a parse error).
 	Command string
-	// Text is the source line, as PowerShell quotes it in the error position.
+	// Text is the source line, as PowerShell quotes it in the error position
+	// (see Position).
 	Text string
 	// Message is PowerShell's error message.
 	Message string
@@ -24,6 +27,14 @@ type Problem struct {
 
 // Error formats the problem as "line N: message".
 func (p Problem) Error() string { return fmt.Sprintf("line %d: %s", p.Line, p.Message) }
+
+// Position is PowerShell's position message for the problem: "At line:N
+// char:C", the offending line and a marker under the command.
+func (p Problem) Position() string {
+	col := max(p.Column, 1)
+	marker := strings.Repeat(" ", col-1) + strings.Repeat("~", max(len(p.Command), 1))
+	return fmt.Sprintf("At line:%d char:%d\n+ %s\n+ %s", max(p.Line, 1), col, p.Text, marker)
+}
 
 // Check parses script and checks every command it calls against the table
 // and against the script's own functions. It returns nil when all is known.
@@ -51,7 +62,7 @@ func (t *Table) Check(script string) []Problem {
 
 func (t *Table) checkInvocation(s *Script, inv Invocation) []Problem {
 	problem := func(msg, category, id string) Problem {
-		return Problem{Line: inv.Line, Command: inv.Name, Text: inv.Text, Message: msg, Category: category, ErrorID: id}
+		return Problem{Line: inv.Line, Column: inv.Column, Command: inv.Name, Text: inv.Text, Message: msg, Category: category, ErrorID: id}
 	}
 	bindErr := func(msg, id string) []Problem {
 		return []Problem{problem(msg, "InvalidArgument: (:) ["+inv.Name+"], ParameterBindingException", id)}

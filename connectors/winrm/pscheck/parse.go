@@ -33,6 +33,8 @@ type Invocation struct {
 	Name string
 	// Line is the 1-based line of the command name.
 	Line int
+	// Column is the 1-based column of the command name.
+	Column int
 	// Elements are the parameter names and arguments in order.
 	Elements []Element
 	// Text is the source line the command starts on, trimmed: PowerShell
@@ -126,6 +128,15 @@ func (p *parser) peek(off int) rune {
 		return p.src[p.pos+off]
 	}
 	return 0
+}
+
+// column is the 1-based column of the current position.
+func (p *parser) column() int {
+	col := 1
+	for i := p.pos - 1; i >= 0 && p.src[i] != '\n'; i-- {
+		col++
+	}
+	return col
 }
 
 func (p *parser) eof() bool { return p.pos >= len(p.src) }
@@ -312,9 +323,9 @@ func (p *parser) pipeline() error {
 // command reads a command name and its arguments up to the end of the
 // pipeline element.
 func (p *parser) command() error {
-	line := p.line
+	line, col := p.line, p.column()
 	name := p.bareWord()
-	inv := Invocation{Name: name, Line: line, Text: strings.TrimSpace(p.lines[line-1])}
+	inv := Invocation{Name: name, Line: line, Column: col, Text: strings.TrimRight(p.lines[line-1], "\r")}
 	for {
 		if err := p.blanks(false); err != nil {
 			return err

@@ -204,3 +204,13 @@ func (t *Table) BuiltinCounts() (cmdlets, sets int) {
 func containsFold(list []string, s string) bool {
 	return slices.ContainsFunc(list, func(x string) bool { return strings.EqualFold(x, s) })
 }
+
+// Names returns the names of the connector part of the table (built-ins not
+// included), in file order.
+func (t *Table) Names() []string {
+	names := make([]string, len(t.own))
+	for i, c := range t.own {
+		names[i] = c.Name
+	}
+	return names
+}

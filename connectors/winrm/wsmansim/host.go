@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/autopatch/autopatch/connectors/winrm"
+	"github.com/autopatch/autopatch/connectors/winrm/pscheck"
 )
 
 // Refused is the CallsByTemplate key under which a TemplateHost counts the
@@ -34,6 +35,16 @@ func Throw(msg string) *PSError {
 // cmdlet is the offending line as PowerShell quotes it.
 func CmdletError(cmdlet, msg string) *PSError {
 	return &PSError{Message: msg, Position: "At line:1 char:1\n+ " + cmdlet + "\n+ ~~~~~~~~~~~~~~~~"}
+}
+
+// ProblemError is the error PowerShell prints for a command that the
+// signature table refuses (an unknown cmdlet or parameter, parameters that
+// fit no parameter set, a value outside the documented set), with its
+// position in the script and its error record's category and id.
+func ProblemError(p pscheck.Problem) *PSError {
+	return &PSError{Message: p.Message, Position: p.Position() +
+		"\n    + CategoryInfo          : " + p.Category +
+		"\n    + FullyQualifiedErrorId : " + p.ErrorID}
 }
 
 // String is the stderr text of the error.
@@ -76,9 +87,50 @@ type TemplateHost struct {
 	scripts  map[string]string // template text -> template name
 	dispatch DispatchFunc
 
-	mu    sync.Mutex
-	calls map[string]int
-	total int
+	signatures Checker
+
+	mu      sync.Mutex
+	calls   map[string]int
+	total   int
+	checked map[string][]pscheck.Problem // template text -> its problems, computed once
+}
+
+// Checker is what a signature table (*pscheck.Table) offers the host: the
+// problems PowerShell would refuse a script with.
+type Checker interface {
+	Check(script string) []pscheck.Problem
+}
+
+// CheckSignatures makes the host check every script against table before it
+// runs, templates included, and answer a refused one as PowerShell would: its
+// error text on stderr and exit code 1. The host then behaves like a
+// constrained endpoint whose visible commands are the table's documented
+// cmdlets, so a call the vendor does not document fails here as it would on
+// a real host. Call it before the first Run.
+func (h *TemplateHost) CheckSignatures(table Checker) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.signatures = table
+	h.checked = map[string][]pscheck.Problem{}
+}
+
+// problems checks script against the signature table, if there is one. A
+// template's result is remembered: its text never changes.
+func (h *TemplateHost) problems(script string, template bool) []pscheck.Problem {
+	h.mu.Lock()
+	table := h.signatures
+	probs, done := h.checked[script]
+	h.mu.Unlock()
+	if table == nil || done {
+		return probs
+	}
+	probs = table.Check(script)
+	if template {
+		h.mu.Lock()
+		h.checked[script] = probs
+		h.mu.Unlock()
+	}
+	return probs
 }
 
 // NewTemplateHost returns a host that answers the scripts of templates
@@ -137,6 +189,14 @@ func (h *TemplateHost) Run(ctx context.Context, script string, data []byte) (std
 	h.calls[name]++
 	h.mu.Unlock()
 
+	// PowerShell refuses a call it cannot bind before the script gets that
+	// far; the simulator refuses the whole script up front, which leaves the
+	// site unchanged just as the templates' validate-first order does.
+	if probs := h.problems(script, ok); len(probs) > 0 {
+		h.logger.DebugContext(ctx, h.name+" refused a script the signature table refuses",
+			"template", name, "line", probs[0].Line, "error", probs[0].Message)
+		return nil, ProblemError(probs[0]).String(), 1
+	}
 	if !ok {
 		h.logger.DebugContext(ctx, h.name+" refused a script", "bytes", len(script))
 		return nil, NotATemplateError(), 1
