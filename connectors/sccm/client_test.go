@@ -611,14 +611,24 @@ func TestNonTemplateScriptIsRefused(t *testing.T) {
 	b.seed(t, []string{"Patch A"}, nil, nil)
 	create := sccm.Templates()[2]
 
+	// The site answers like a constrained endpoint whose visible commands are
+	// the documented cmdlets of cmdlets.yaml and which runs only the
+	// templates: a command outside the table is not recognized (as in JEA),
+	// a documented script that is not a template is refused as a whole.
+	const notRecognized = "is not recognized as the name of a cmdlet, function, script file, or operable program."
+	const notATemplate = "this endpoint runs only autopatch's approved script templates"
 	tests := []struct {
 		name   string
 		script string
+		want   string
 	}{
-		{"Arbitrary", "param($Data)\nRemove-Item -Path C:\\ -Recurse -Force\n"},
-		{"TemplateWithInjectedLine", strings.Replace(create.Script, "\n", "\nRemove-CMDeviceCollection -Name 'Patch A' -Force\n", 2)},
-		{"TemplateWithTrailingSpace", create.Script + " "},
-		{"TemplateWithCRLF", strings.ReplaceAll(create.Script, "\n", "\r\n")},
+		{"Arbitrary", "param($Data)\nRemove-Item -Path C:\\ -Recurse -Force\n", "The term 'Remove-Item' " + notRecognized},
+		{"TemplateWithInjectedLine", strings.Replace(create.Script, "\n", "\nRemove-CMDeviceCollection -Name 'Patch A' -Force\n", 2),
+			"The term 'Remove-CMDeviceCollection' " + notRecognized},
+		{"TemplateWithInjectedDocumentedLine", strings.Replace(create.Script, "\n",
+			"\nRemove-CMSoftwareUpdateDeployment -Name 'AP-x' -Force\n", 2), notATemplate},
+		{"TemplateWithTrailingSpace", create.Script + " ", notATemplate},
+		{"TemplateWithCRLF", strings.ReplaceAll(create.Script, "\n", "\r\n"), notATemplate},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -628,7 +638,7 @@ func TestNonTemplateScriptIsRefused(t *testing.T) {
 			var se *winrm.ScriptError
 			require.True(t, errors.As(err, &se), "%v", err)
 			require.Equal(t, 1, se.ExitCode)
-			require.Contains(t, se.Stderr, "this endpoint runs only autopatch's approved script templates")
+			require.Contains(t, se.Stderr, tt.want)
 			require.Equal(t, before, b.site.State())
 		})
 	}

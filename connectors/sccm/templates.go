@@ -89,7 +89,10 @@ function Format-ApTime($Value) {
 }
 
 function Find-ApCollection([string]$Name) {
-    Get-CMDeviceCollection -Name $Name -DisableWildcardHandling |
+    # Get-CMDeviceCollection documents no -DisableWildcardHandling (its -Name
+    # takes wildcards); Get-CMCollection scoped to device collections does:
+    # https://learn.microsoft.com/en-us/powershell/module/configurationmanager/get-cmcollection?view=sccm-ps
+    Get-CMCollection -CollectionType Device -Name $Name -DisableWildcardHandling |
         Where-Object { $_.Name -ceq $Name } |
         Select-Object -First 1
 }
@@ -104,6 +107,18 @@ function Find-ApDeployment([string]$Name) {
     Get-CMSoftwareUpdateDeployment -Name $Name -DisableWildcardHandling |
         Where-Object { $_.AssignmentName -ceq $Name } |
         Select-Object -First 1
+}
+
+function Test-ApSameTime($Read, [datetime]$Want) {
+    # Deployment times are kept to the minute. With UseGMTTimes the provider
+    # holds the UTC wall time; accept it whether the module hands it back as
+    # that wall time or converted to the server's local time.
+    if ($null -eq $Read) { return $false }
+    $read = [datetime]$Read
+    $format = 'yyyy-MM-dd HH:mm'
+    $want = $Want.ToString($format, [Globalization.CultureInfo]::InvariantCulture)
+    return ($read.ToString($format, [Globalization.CultureInfo]::InvariantCulture) -eq $want) -or
+        ($read.ToUniversalTime().ToString($format, [Globalization.CultureInfo]::InvariantCulture) -eq $want)
 }
 
 function Find-ApDevice([string]$Name) {
@@ -245,20 +260,27 @@ foreach ($spec in $Data.deployments) {
     $name = [string]$spec.name
     $available = ConvertTo-ApUtc $spec.available
     $deadline = ConvertTo-ApUtc $spec.deadline
-    # Polarity: -RestartServer/-RestartWorkstation $true SUPPRESS the restart
-    # (the console's "Suppress the system restart on: Servers/Workstations").
     $suppress = [bool]$spec.suppress_restart
+    # SuppressReboot (SMS_CIAssignmentBaseClass) is a bit field: bit 0 (1)
+    # workstations, bit 1 (2) servers. manual_reboot suppresses both, automatic
+    # neither.
+    # https://learn.microsoft.com/en-us/mem/configmgr/develop/reference/compliance/sms_ciassignmentbaseclass-server-wmi-class
+    $wantSuppress = 0
+    if ($suppress) { $wantSuppress = 3 }
 
-    $deployment = Find-ApDeployment -Name $name
-    $existed = $null -ne $deployment
+    $existing = Find-ApDeployment -Name $name
+    $existed = $null -ne $existing
     if ($existed) {
-        Set-CMSoftwareUpdateDeployment -InputObject $deployment -AvailableDateTime $available -TimeBasedOn Utc -RestartServer $suppress -RestartWorkstation $suppress
-        # Set-CMSoftwareUpdateDeployment has no deadline parameter: write the property.
-        $deployment = Find-ApDeployment -Name $name
-        $deployment['EnforcementDeadline'].DateTimeValue = $deadline
-        $null = $deployment.Put()
-        $deployment = Find-ApDeployment -Name $name
+        # The documented route to a new deadline for an existing deployment is
+        # Set-CMSoftwareUpdateDeployment -DeploymentExpireDateTime (the page
+        # calls it the deployment's expiration; the value is read back below,
+        # so a module that wrote another property fails this script loudly).
+        # https://learn.microsoft.com/en-us/powershell/module/configurationmanager/set-cmsoftwareupdatedeployment?view=sccm-ps
+        Set-CMSoftwareUpdateDeployment -InputObject $existing -AvailableDateTime $available -DeploymentExpireDateTime $deadline -TimeBasedOn Utc
     } else {
+        # -RestartServer/-RestartWorkstation are left to the Set- call below:
+        # the New- page describes them as "allow", the Set- page as "suppress".
+        # https://learn.microsoft.com/en-us/powershell/module/configurationmanager/new-cmsoftwareupdatedeployment?view=sccm-ps
         $params = @{
             DeploymentName          = $name
             SoftwareUpdateGroupName = [string]$spec.update_group
@@ -270,18 +292,43 @@ foreach ($spec in $Data.deployments) {
             # No maintenance windows are used: autopatch's window is the enabled period.
             SoftwareInstallation    = $true
             AllowRestart            = $true
-            RestartServer           = $suppress
-            RestartWorkstation      = $suppress
             UserNotification        = 'DisplaySoftwareCenterOnly'
             VerbosityLevel          = 'AllMessages'
             AcceptEula              = $true
             DisableWildcardHandling = $true
         }
-        $deployment = New-CMSoftwareUpdateDeployment @params
+        # Its output is documented only as System.Object: never trusted, the
+        # deployment is read back by its deterministic name instead.
+        $null = New-CMSoftwareUpdateDeployment @params
     }
-    # New-CMSoftwareUpdateDeployment has no -Enable: disable right after creating.
+
+    $deployment = Find-ApDeployment -Name $name
+    if ($null -eq $deployment) {
+        throw ("The deployment '" + $name + "' was not found on site " + $SiteCode + " after it was created.")
+    }
+    # New-CMSoftwareUpdateDeployment has no -Enable: disable right away. The
+    # Set- page documents -RestartServer/-RestartWorkstation $true as
+    # "suppress the restart".
+    # https://learn.microsoft.com/en-us/powershell/module/configurationmanager/set-cmsoftwareupdatedeployment?view=sccm-ps
+    Set-CMSoftwareUpdateDeployment -InputObject $deployment -Enable $false -RestartServer $suppress -RestartWorkstation $suppress
+
+    # Read everything back: the outcome is checked, not assumed.
+    # https://learn.microsoft.com/en-us/mem/configmgr/develop/reference/sum/sms_updatesassignment-server-wmi-class
+    $deployment = Find-ApDeployment -Name $name
+    if ($null -eq $deployment) {
+        throw ("The deployment '" + $name + "' disappeared from site " + $SiteCode + " while it was being configured.")
+    }
     if ([bool]$deployment.Enabled) {
-        Set-CMSoftwareUpdateDeployment -InputObject $deployment -Enable $false
+        throw ("The deployment '" + $name + "' is still enabled after it was disabled: it must not run before its window.")
+    }
+    if (([int]$deployment.SuppressReboot -band 3) -ne $wantSuppress) {
+        throw ("The deployment '" + $name + "' has SuppressReboot " + [int]$deployment.SuppressReboot + "; the schedule needs " + $wantSuppress + ".")
+    }
+    if (-not (Test-ApSameTime $deployment.EnforcementDeadline $deadline)) {
+        throw ("The deployment '" + $name + "' has deadline " + (Format-ApTime $deployment.EnforcementDeadline) + "; the change needs " + (Format-ApTime $deadline) + ".")
+    }
+    if (-not (Test-ApSameTime $deployment.StartTime $available)) {
+        throw ("The deployment '" + $name + "' becomes available at " + (Format-ApTime $deployment.StartTime) + "; the change needs " + (Format-ApTime $available) + ".")
     }
     $results.Add([ordered]@{
         name      = $name
@@ -327,7 +374,10 @@ foreach ($deployment in $found) {
 }
 $refreshed = New-ApList
 foreach ($collection in $refresh) {
-    $null = Invoke-CMClientAction -CollectionId $collection.CollectionID -ActionType ClientNotificationRequestMachinePolicyNow
+    # The page sends policy requests with -NotificationType (-ActionType is for
+    # every other action); documented for ConfigMgr current branch 2203 and later.
+    # https://learn.microsoft.com/en-us/powershell/module/configurationmanager/invoke-cmclientaction?view=sccm-ps
+    $null = Invoke-CMClientAction -CollectionId $collection.CollectionID -NotificationType RequestMachinePolicyNow
     $refreshed.Add([string]$collection.Name)
 }
 Write-ApAnswer ([ordered]@{ deployments = $results.ToArray(); refreshed = $refreshed.ToArray() })
@@ -348,7 +398,10 @@ foreach ($name in $Data.collections) {
 }
 $done = New-ApList
 foreach ($collection in $found) {
-    $null = Invoke-CMClientAction -CollectionId $collection.CollectionID -ActionType ClientNotificationRequestMachinePolicyNow
+    # The page sends policy requests with -NotificationType (-ActionType is for
+    # every other action); documented for ConfigMgr current branch 2203 and later.
+    # https://learn.microsoft.com/en-us/powershell/module/configurationmanager/invoke-cmclientaction?view=sccm-ps
+    $null = Invoke-CMClientAction -CollectionId $collection.CollectionID -NotificationType RequestMachinePolicyNow
     $done.Add([string]$collection.Name)
 }
 Write-ApAnswer ([ordered]@{ collections = $done.ToArray() })

@@ -111,18 +111,28 @@ func TestTemplatesUseTheDocumentedCmdlets(t *testing.T) {
 			"TimeBasedOn             = 'Utc'",
 			"SoftwareInstallation    = $true",
 			"AllowRestart            = $true",
-			// $true SUPPRESSES the restart (MicrosoftDocs/sccm-docs-powershell-ref#237).
-			"RestartServer           = $suppress",
-			"RestartWorkstation      = $suppress",
+			"DeadlineDateTime        = $deadline",
+			// $true SUPPRESSES the restart: the Set- page says so (the New-
+			// page words it the other way round, MicrosoftDocs/
+			// sccm-docs-powershell-ref#237), so the flags are set with Set-
+			// and SuppressReboot is read back (issue #12, defect 4).
 			"$suppress = [bool]$spec.suppress_restart",
+			"Set-CMSoftwareUpdateDeployment -InputObject $deployment -Enable $false -RestartServer $suppress -RestartWorkstation $suppress",
+			"if ($suppress) { $wantSuppress = 3 }",
+			"if (([int]$deployment.SuppressReboot -band 3) -ne $wantSuppress) {",
 			"UserNotification        = 'DisplaySoftwareCenterOnly'",
-			"Set-CMSoftwareUpdateDeployment -InputObject $deployment -Enable $false",
+			// The returned object is never trusted (defect 3): read back, fail loudly.
+			"$null = New-CMSoftwareUpdateDeployment @params",
+			"if ([bool]$deployment.Enabled) {",
+			// An existing deployment's deadline goes through the cmdlet (defect 2).
+			"Set-CMSoftwareUpdateDeployment -InputObject $existing -AvailableDateTime $available -DeploymentExpireDateTime $deadline -TimeBasedOn Utc",
+			"if (-not (Test-ApSameTime $deployment.EnforcementDeadline $deadline)) {",
 		}},
 		{SetEnabledTemplate, []string{
 			"Set-CMSoftwareUpdateDeployment -InputObject $deployment -Enable $enable",
-			"Invoke-CMClientAction -CollectionId $collection.CollectionID -ActionType ClientNotificationRequestMachinePolicyNow",
+			"Invoke-CMClientAction -CollectionId $collection.CollectionID -NotificationType RequestMachinePolicyNow",
 		}},
-		{RefreshPolicyTemplate, []string{"Invoke-CMClientAction -CollectionId $collection.CollectionID -ActionType ClientNotificationRequestMachinePolicyNow"}},
+		{RefreshPolicyTemplate, []string{"Invoke-CMClientAction -CollectionId $collection.CollectionID -NotificationType RequestMachinePolicyNow"}},
 		{DeleteDeploymentsTemplate, []string{"Remove-CMSoftwareUpdateDeployment -InputObject $deployment -Force"}},
 		{DeploymentStatusTemplate, []string{
 			"Get-CMSoftwareUpdateDeploymentStatus -InputObject $deployment | Get-CMDeploymentStatusDetails",
@@ -139,6 +149,9 @@ func TestTemplatesUseTheDocumentedCmdlets(t *testing.T) {
 				require.Contains(t, script, w)
 			}
 			require.Contains(t, script, "Import-Module -Name $modulePath")
+			require.Contains(t, script, "Get-CMCollection -CollectionType Device -Name $Name -DisableWildcardHandling |")
+			require.NotContains(t, script, "EnforcementDeadline'].DateTimeValue")
+			require.NotContains(t, script, "-ActionType ClientNotification")
 			require.Contains(t, script, "Get-PSDrive -PSProvider CMSite")
 		})
 	}

@@ -124,6 +124,8 @@ func New(opts Options) *Site {
 		nextID:    1,
 	}
 	s.host = wsmansim.NewTemplateHost("sccmsim", sccm.Templates(), s.dispatch, opts.Logger)
+	// A real site server refuses what the module does not document.
+	s.host.CheckSignatures(sccm.Signatures())
 	return s
 }
 
