@@ -53,12 +53,13 @@ type testBundle struct {
 type setupOpts struct {
 	latency  time.Duration
 	siteCode string // the client's; the site is always PS1
+	faults   sccmsim.Faults
 }
 
 func setup(t testing.TB, opts setupOpts) *testBundle {
 	t.Helper()
 	clk := &clock{t: time.Date(2026, 12, 12, 20, 0, 0, 0, time.UTC)}
-	site := sccmsim.New(sccmsim.Options{Now: clk.Now})
+	site := sccmsim.New(sccmsim.Options{Now: clk.Now, Faults: opts.faults})
 	wsman := wsmansim.New(wsmansim.Options{
 		User: "sim", Password: "s3cret", Latency: opts.latency,
 		Exec: wsmansim.PowerShell(site.Run),
@@ -243,6 +244,11 @@ func TestCreateDeployments(t *testing.T) {
 		require.True(t, specs[i].Available.Equal(st.Available))
 		require.True(t, specs[i].Deadline.Equal(st.Deadline))
 		require.Equal(t, specs[i].SuppressRestart, st.SuppressRestart)
+		wantBits := 0
+		if specs[i].SuppressRestart {
+			wantBits = 3 // SMS_UpdatesAssignment.SuppressReboot: workstations (1) | servers (2)
+		}
+		require.Equal(t, wantBits, st.SuppressReboot)
 		require.False(t, st.Enabled, "created disabled")
 		require.Empty(t, st.Events)
 		require.Equal(t, b.clock.Now(), st.CreatedAt)

@@ -42,6 +42,28 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives one debug line per call; nil discards.
 	Logger *slog.Logger
+	// Faults make the site misbehave in ways a real site might (a module
+	// version whose cmdlet ignores a parameter), so tests can show that the
+	// templates notice. The zero value is a well-behaved site.
+	Faults Faults
+}
+
+// Faults are misbehaviours the create template must detect by reading the
+// deployment back (issue #12, defects 2-4). Each makes the template throw;
+// what the script did before the throw stays done, as on a real site.
+type Faults struct {
+	// CreateLost: New-CMSoftwareUpdateDeployment returns, but no deployment
+	// with the name can be found afterwards.
+	CreateLost bool
+	// DisableIgnored: Set-CMSoftwareUpdateDeployment -Enable $false leaves a
+	// new deployment enabled (it is created enabled).
+	DisableIgnored bool
+	// RestartFlagsIgnored: -RestartServer/-RestartWorkstation leave
+	// SuppressReboot at 0.
+	RestartFlagsIgnored bool
+	// DeadlineIgnored: -DeploymentExpireDateTime leaves an existing
+	// deployment's EnforcementDeadline as it was.
+	DeadlineIgnored bool
 }
 
 // Site is the simulated SCCM site. All methods are safe for concurrent use;
@@ -49,6 +71,7 @@ type Options struct {
 type Site struct {
 	siteCode string
 	now      func() time.Time
+	faults   Faults
 	host     *wsmansim.TemplateHost // counts, refuses and answers the scripts
 
 	mu          sync.Mutex
@@ -88,21 +111,23 @@ type exposure struct {
 }
 
 type deployment struct {
-	id         int
-	uniqueID   string
-	name       string
-	col        *collection
-	group      string
-	available  time.Time
-	deadline   time.Time
-	suppress   bool
-	createdAt  time.Time
-	deleted    bool
-	deletedAt  time.Time
-	enabled    bool
-	events     []Event
-	exposures  []*exposure
-	exposedIDs map[int]*exposure
+	id        int
+	uniqueID  string
+	name      string
+	col       *collection
+	group     string
+	available time.Time
+	deadline  time.Time
+	// suppressReboot is SMS_UpdatesAssignment.SuppressReboot, a bit field:
+	// 1 workstations, 2 servers.
+	suppressReboot int
+	createdAt      time.Time
+	deleted        bool
+	deletedAt      time.Time
+	enabled        bool
+	events         []Event
+	exposures      []*exposure
+	exposedIDs     map[int]*exposure
 }
 
 // New returns an empty site.
@@ -116,6 +141,7 @@ func New(opts Options) *Site {
 	s := &Site{
 		siteCode:  opts.SiteCode,
 		now:       opts.Now,
+		faults:    opts.Faults,
 		devByName: map[string]*device{},
 		devByID:   map[int]*device{},
 		colByName: map[string]*collection{},
@@ -438,12 +464,16 @@ func (s *Site) createDeployments(req createReq) (any, *wsmansim.PSError) {
 	now := s.now().UTC()
 	out := []createdDeployment{}
 	for i, d := range req.Deployments {
+		want := 0
+		if d.SuppressRestart {
+			want = suppressWorkstations | suppressServers
+		}
 		dep, existed := s.live[d.Name]
 		if existed {
-			dep.available, dep.deadline, dep.suppress = parsed[i].available, parsed[i].deadline, d.SuppressRestart
-			if dep.enabled {
-				dep.enabled = false
-				dep.events = append(dep.events, Event{At: now, Enabled: false})
+			// Set-CMSoftwareUpdateDeployment -AvailableDateTime -DeploymentExpireDateTime.
+			dep.available = parsed[i].available
+			if !s.faults.DeadlineIgnored {
+				dep.deadline = parsed[i].deadline
 			}
 		} else {
 			id := 16777216 + s.id()
@@ -451,20 +481,57 @@ func (s *Site) createDeployments(req createReq) (any, *wsmansim.PSError) {
 				id:       id,
 				uniqueID: "{" + strings.ToUpper(uuid.NewSHA1(uuid.NameSpaceOID, fmt.Appendf(nil, "%s/%d", s.siteCode, id)).String()) + "}",
 				name:     d.Name, col: s.colByName[d.Collection], group: d.UpdateGroup,
-				available: parsed[i].available, deadline: parsed[i].deadline, suppress: d.SuppressRestart,
+				available: parsed[i].available, deadline: parsed[i].deadline,
 				createdAt: now, exposedIDs: map[int]*exposure{},
-				// New-CMSoftwareUpdateDeployment creates it enabled and the
+				// New-CMSoftwareUpdateDeployment creates it enabled; the
 				// template disables it in the same script, before any client
-				// could see it: the site records it as created disabled.
-				enabled: false,
+				// could see it, so a site that obeys records no event for it.
+				enabled: true,
 			}
 			s.deployments = append(s.deployments, dep)
+			if s.faults.CreateLost {
+				dep.deleted, dep.deletedAt = true, now
+				return nil, wsmansim.Throw("The deployment '" + d.Name + "' was not found on site " + s.siteCode + " after it was created.")
+			}
 			s.live[d.Name] = dep
+		}
+		// Set-CMSoftwareUpdateDeployment -Enable $false -RestartServer -RestartWorkstation.
+		if !s.faults.DisableIgnored || existed {
+			if dep.enabled && existed {
+				dep.events = append(dep.events, Event{At: now, Enabled: false})
+			}
+			dep.enabled = false
+		}
+		if !s.faults.RestartFlagsIgnored {
+			dep.suppressReboot = want
+		}
+		// The template's read-back, in its order and with its texts.
+		switch {
+		case dep.enabled:
+			return nil, wsmansim.Throw("The deployment '" + d.Name + "' is still enabled after it was disabled: it must not run before its window.")
+		case dep.suppressReboot&(suppressWorkstations|suppressServers) != want:
+			return nil, wsmansim.Throw(fmt.Sprintf("The deployment '%s' has SuppressReboot %d; the schedule needs %d.", d.Name, dep.suppressReboot, want))
+		case !dep.deadline.Truncate(time.Minute).Equal(parsed[i].deadline.Truncate(time.Minute)):
+			return nil, wsmansim.Throw("The deployment '" + d.Name + "' has deadline " + formatTime(dep.deadline) +
+				"; the change needs " + formatTime(parsed[i].deadline) + ".")
+		case !dep.available.Truncate(time.Minute).Equal(parsed[i].available.Truncate(time.Minute)):
+			return nil, wsmansim.Throw("The deployment '" + d.Name + "' becomes available at " + formatTime(dep.available) +
+				"; the change needs " + formatTime(parsed[i].available) + ".")
 		}
 		out = append(out, createdDeployment{Name: d.Name, ID: dep.id, UniqueID: dep.uniqueID, Existed: existed})
 	}
 	return map[string]any{"deployments": out}, nil
 }
+
+// SMS_UpdatesAssignment.SuppressReboot bits (SMS_CIAssignmentBaseClass: the
+// property has the bits qualifier; bit 0 workstations, bit 1 servers).
+const (
+	suppressWorkstations = 1
+	suppressServers      = 2
+)
+
+// formatTime is the template's Format-ApTime: ISO 8601 in UTC.
+func formatTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.0000000Z") }
 
 type enableReq struct {
 	Names              []string `json:"names"`

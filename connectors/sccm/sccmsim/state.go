@@ -40,13 +40,16 @@ type DeploymentState struct {
 	// deployment is created disabled and has no event for that.
 	Events []Event `json:"events"`
 
-	ID              int        `json:"id"`
-	UniqueID        string     `json:"unique_id"`
-	Enabled         bool       `json:"enabled"`
-	Available       time.Time  `json:"available"`
-	Deadline        time.Time  `json:"deadline"`
-	SuppressRestart bool       `json:"suppress_restart"`
-	DeletedAt       *time.Time `json:"deleted_at,omitempty"`
+	ID              int       `json:"id"`
+	UniqueID        string    `json:"unique_id"`
+	Enabled         bool      `json:"enabled"`
+	Available       time.Time `json:"available"`
+	Deadline        time.Time `json:"deadline"`
+	SuppressRestart bool      `json:"suppress_restart"`
+	// SuppressReboot is SMS_UpdatesAssignment.SuppressReboot: bit 0 (1)
+	// workstations, bit 1 (2) servers; 3 for manual_reboot, 0 for automatic.
+	SuppressReboot int        `json:"suppress_reboot"`
+	DeletedAt      *time.Time `json:"deleted_at,omitempty"`
 	// Devices are the devices the deployment reached (enabled while they were
 	// members), with their seeded outcome and what they last reported.
 	Devices []DeviceOutcome `json:"devices"`
@@ -88,7 +91,7 @@ func (s *Site) State() State {
 			Name: d.name, Collection: d.col.name, UpdateGroup: d.group, CreatedAt: d.createdAt,
 			Deleted: d.deleted, Events: append([]Event{}, d.events...),
 			ID: d.id, UniqueID: d.uniqueID, Enabled: d.enabled,
-			Available: d.available, Deadline: d.deadline, SuppressRestart: d.suppress,
+			Available: d.available, Deadline: d.deadline, SuppressRestart: d.suppressReboot != 0, SuppressReboot: d.suppressReboot,
 			Devices: []DeviceOutcome{},
 		}
 		if d.deleted {
