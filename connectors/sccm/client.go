@@ -6,6 +6,25 @@
 // Import-Module ConfigurationManager take seconds, so callers batch (all
 // deployments of a change, all deployments of a window, all statuses of a
 // poll) and the client never loops over remote calls.
+//
+// # Checked against the documentation
+//
+// Every template is held, in the tests, to cmdlets.yaml: the documented
+// parameter sets of the ConfigurationManager cmdlets it calls, transcribed
+// from the ConfigMgr PowerShell reference with each row citing its page (see
+// Signatures and connectors/winrm/pscheck). An unknown cmdlet or parameter,
+// parameters that fit no single parameter set, or a literal value outside the
+// documented set fails the build, and sccmsim refuses such a script with
+// PowerShell's own error text. Parameter names are written in full.
+//
+// What the documentation cannot settle is checked on the site at run time:
+// the create template reads each deployment back by its deterministic name
+// and throws unless it is disabled, its SuppressReboot bits match the
+// schedule kind (3 for manual_reboot, 0 for automatic) and its deadline and
+// available time are the requested ones. Supported: ConfigMgr current branch
+// 2203 and later (the versions whose module documents
+// Invoke-CMClientAction -NotificationType and Get-CMCollection
+// -CollectionType); only a lab run proves the templates on a given site.
 package sccm
 
 import (
