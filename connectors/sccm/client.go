@@ -22,9 +22,8 @@
 // and throws unless it is disabled, its SuppressReboot bits match the
 // schedule kind (3 for manual_reboot, 0 for automatic) and its deadline and
 // available time are the requested ones. Supported: ConfigMgr current branch
-// 2203 and later (the versions whose module documents
-// Invoke-CMClientAction -NotificationType and Get-CMCollection
-// -CollectionType); only a lab run proves the templates on a given site.
+// 2203 and later, the versions the transcribed reference documents; only a
+// lab run proves the templates on a given site.
 package sccm
 
 import (

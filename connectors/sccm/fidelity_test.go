@@ -24,7 +24,7 @@ func TestSimulatorRefusesUndocumentedCalls(t *testing.T) {
 	refresh := sccm.Templates()[4]
 	require.Equal(t, sccm.RefreshPolicyTemplate, refresh.Name)
 	const find = "Get-CMCollection -CollectionType Device -Name $Name -DisableWildcardHandling |"
-	const invoke = "Invoke-CMClientAction -CollectionId $collection.CollectionID -NotificationType RequestMachinePolicyNow"
+	const invoke = "Invoke-CMClientAction -CollectionId $collection.CollectionID -ActionType ClientNotificationRequestMachinePolicyNow"
 	require.Contains(t, refresh.Script, find)
 	require.Contains(t, refresh.Script, invoke)
 
@@ -50,8 +50,8 @@ func TestSimulatorRefusesUndocumentedCalls(t *testing.T) {
 		},
 		{
 			name:   "ValueOutsideTheDocumentedSet",
-			script: strings.Replace(refresh.Script, invoke, "Invoke-CMClientAction -CollectionId $collection.CollectionID -NotificationType RequestMachinePolicyLater", 1),
-			want:   `Cannot bind parameter 'NotificationType'. Cannot convert value "RequestMachinePolicyLater" to type "ClientNotificationType".`,
+			script: strings.Replace(refresh.Script, invoke, "Invoke-CMClientAction -CollectionId $collection.CollectionID -ActionType ClientNotificationRequestMachinePolicyLater", 1),
+			want:   `Cannot bind parameter 'ActionType'. Cannot convert value "ClientNotificationRequestMachinePolicyLater" to type "ClientActionType".`,
 			id:     "CannotConvertArgumentNoMessage",
 		},
 		{

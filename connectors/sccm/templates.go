@@ -374,10 +374,15 @@ foreach ($deployment in $found) {
 }
 $refreshed = New-ApList
 foreach ($collection in $refresh) {
-    # The page sends policy requests with -NotificationType (-ActionType is for
-    # every other action); documented for ConfigMgr current branch 2203 and later.
+    # -ActionType ClientNotificationRequestMachinePolicyNow: in every parameter
+    # set and in the accepted values of the current-branch page (2203 and later).
+    # The page's prose points policy requests at -NotificationType, but the
+    # module's 1710 release notes deprecate it ("NotificationType has been
+    # superseded by ActionType") and the 2010 notes request policy via -ActionType.
     # https://learn.microsoft.com/en-us/powershell/module/configurationmanager/invoke-cmclientaction?view=sccm-ps
-    $null = Invoke-CMClientAction -CollectionId $collection.CollectionID -NotificationType RequestMachinePolicyNow
+    # https://learn.microsoft.com/en-us/powershell/sccm/1710_release_notes
+    # https://learn.microsoft.com/en-us/powershell/sccm/2010-release-notes
+    $null = Invoke-CMClientAction -CollectionId $collection.CollectionID -ActionType ClientNotificationRequestMachinePolicyNow
     $refreshed.Add([string]$collection.Name)
 }
 Write-ApAnswer ([ordered]@{ deployments = $results.ToArray(); refreshed = $refreshed.ToArray() })
@@ -398,10 +403,15 @@ foreach ($name in $Data.collections) {
 }
 $done = New-ApList
 foreach ($collection in $found) {
-    # The page sends policy requests with -NotificationType (-ActionType is for
-    # every other action); documented for ConfigMgr current branch 2203 and later.
+    # -ActionType ClientNotificationRequestMachinePolicyNow: in every parameter
+    # set and in the accepted values of the current-branch page (2203 and later).
+    # The page's prose points policy requests at -NotificationType, but the
+    # module's 1710 release notes deprecate it ("NotificationType has been
+    # superseded by ActionType") and the 2010 notes request policy via -ActionType.
     # https://learn.microsoft.com/en-us/powershell/module/configurationmanager/invoke-cmclientaction?view=sccm-ps
-    $null = Invoke-CMClientAction -CollectionId $collection.CollectionID -NotificationType RequestMachinePolicyNow
+    # https://learn.microsoft.com/en-us/powershell/sccm/1710_release_notes
+    # https://learn.microsoft.com/en-us/powershell/sccm/2010-release-notes
+    $null = Invoke-CMClientAction -CollectionId $collection.CollectionID -ActionType ClientNotificationRequestMachinePolicyNow
     $done.Add([string]$collection.Name)
 }
 Write-ApAnswer ([ordered]@{ collections = $done.ToArray() })

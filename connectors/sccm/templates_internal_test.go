@@ -130,9 +130,9 @@ func TestTemplatesUseTheDocumentedCmdlets(t *testing.T) {
 		}},
 		{SetEnabledTemplate, []string{
 			"Set-CMSoftwareUpdateDeployment -InputObject $deployment -Enable $enable",
-			"Invoke-CMClientAction -CollectionId $collection.CollectionID -NotificationType RequestMachinePolicyNow",
+			"Invoke-CMClientAction -CollectionId $collection.CollectionID -ActionType ClientNotificationRequestMachinePolicyNow",
 		}},
-		{RefreshPolicyTemplate, []string{"Invoke-CMClientAction -CollectionId $collection.CollectionID -NotificationType RequestMachinePolicyNow"}},
+		{RefreshPolicyTemplate, []string{"Invoke-CMClientAction -CollectionId $collection.CollectionID -ActionType ClientNotificationRequestMachinePolicyNow"}},
 		{DeleteDeploymentsTemplate, []string{"Remove-CMSoftwareUpdateDeployment -InputObject $deployment -Force"}},
 		{DeploymentStatusTemplate, []string{
 			"Get-CMSoftwareUpdateDeploymentStatus -InputObject $deployment | Get-CMDeploymentStatusDetails",
@@ -151,7 +151,7 @@ func TestTemplatesUseTheDocumentedCmdlets(t *testing.T) {
 			require.Contains(t, script, "Import-Module -Name $modulePath")
 			require.Contains(t, script, "Get-CMCollection -CollectionType Device -Name $Name -DisableWildcardHandling |")
 			require.NotContains(t, script, "EnforcementDeadline'].DateTimeValue")
-			require.NotContains(t, script, "-ActionType ClientNotification")
+			require.NotContains(t, script, "$collection.CollectionID -NotificationType", "deprecated since 1710")
 			require.Contains(t, script, "Get-PSDrive -PSProvider CMSite")
 		})
 	}
