@@ -67,6 +67,12 @@ func TestCheck(t *testing.T) {
 		{"HereString", "$s = @'\nGet-Nothing -Bogus\n'@\nGet-CMThing -Name a", "", 0},
 		{"Comments", "# Get-Nothing -Bogus\n<# Get-Nothing\n -Bogus #>\nGet-CMThing -Name a", "", 0},
 		{"OwnFunction", "function Find-Ap([string]$Name) { Get-CMThing -Name $Name }\nFind-Ap -Name 'x'\nFind-Ap 'x'", "", 0},
+		{"Redirections", "Get-CMThing -Name a 2>&1 | Select-Object -First 1\nGet-CMThing -Name b 2>$null\nGet-CMThing -Name c > $null", "", 0},
+		{"Switch", "switch ($x) {\n    'a' { Get-CMThing -Name a }\n    default { Get-CMThing -Id b }\n}", "", 0},
+		{"TryCatch", "try {\n    Get-CMThing -Name a\n} catch [System.Exception] {\n    throw\n} finally {\n    $null = 1\n}", "", 0},
+		{"CallOperator", "& $block -Anything 1 (Get-CMThing -Name a)", "", 0},
+		{"Increment", "$i++\nGet-CMThing -Name a", "", 0},
+		{"FormatOperator", "$s = '{0}-{1}' -f $a, (Get-CMThing -Name a)", "", 0},
 		{"OwnFunctionParamBlock", "function Find-Ap {\n param([string]$Name)\n $Name }\nFind-Ap -Name 'x'", "", 0},
 
 		{"UnknownCmdlet", "$a = 1\nGet-CMNothing -Name a", notRecognized("Get-CMNothing"), 2},
@@ -91,6 +97,9 @@ func TestCheck(t *testing.T) {
 		{"InsideScriptBlock", "Get-CMThing -Name a | Where-Object { Get-CMNothing }", notRecognized("Get-CMNothing"), 1},
 		{"InsideSubexpression", "$s = \"$(Get-CMThing -Bogus 1)\"", "A parameter cannot be found that matches parameter name 'Bogus'.", 1},
 		{"OwnFunctionUnknownParameter", "function Find-Ap([string]$Name) { $Name }\nFind-Ap -Nme 'x'", "A parameter cannot be found that matches parameter name 'Nme'.", 2},
+		{"InsideSwitchDefault", "switch ($x) {\n    default { Get-CMThing -Colour b }\n}", "A parameter cannot be found that matches parameter name 'Colour'.", 2},
+		{"InsideCallArguments", "& $block (Get-CMNothing)", notRecognized("Get-CMNothing"), 1},
+		{"AfterRedirection", "Get-CMThing -Name a 2>$null -Bogus", "A parameter cannot be found that matches parameter name 'Bogus'.", 1},
 		{"UnterminatedString", "Get-CMThing -Name 'a", "The string is missing the terminator: '.", 1},
 	}
 	for _, tt := range tests {

@@ -84,7 +84,7 @@ func (e *ParseError) Error() string { return fmt.Sprintf("line %d: %s", e.Line, 
 // keywords are PowerShell's language keywords: at the start of a statement
 // they are never commands.
 var keywords = map[string]bool{
-	"begin": true, "break": true, "catch": true, "class": true, "continue": true, "data": true,
+	"begin": true, "break": true, "catch": true, "class": true, "continue": true, "data": true, "default": true,
 	"define": true, "do": true, "dynamicparam": true, "else": true, "elseif": true, "end": true,
 	"enum": true, "exit": true, "filter": true, "finally": true, "for": true, "foreach": true,
 	"from": true, "function": true, "if": true, "in": true, "param": true, "process": true,
@@ -300,12 +300,28 @@ func (p *parser) pipeline() error {
 		if err := p.blanks(false); err != nil {
 			return err
 		}
-		if isWordStart(p.peek(0)) && !isDigit(p.peek(0)) {
+		switch r := p.peek(0); {
+		case isWordStart(r) && !isDigit(r):
 			if err := p.command(); err != nil {
 				return err
 			}
-		} else if err := p.expression(); err != nil {
-			return err
+		case (r == '&' || r == '.') && (p.peek(1) == ' ' || p.peek(1) == '\t'):
+			// "& $block args" / ". $script": the command is computed at run
+			// time, so only its arguments' own nested commands are checked.
+			p.advance()
+			if err := p.blanks(false); err != nil {
+				return err
+			}
+			if _, _, err := p.operand(true); err != nil {
+				return err
+			}
+			if err := p.arguments(&Invocation{}); err != nil {
+				return err
+			}
+		default:
+			if err := p.expression(); err != nil {
+				return err
+			}
 		}
 		if err := p.blanks(false); err != nil {
 			return err
@@ -326,6 +342,17 @@ func (p *parser) command() error {
 	line, col := p.line, p.column()
 	name := p.bareWord()
 	inv := Invocation{Name: name, Line: line, Column: col, Text: strings.TrimRight(p.lines[line-1], "\r")}
+	if err := p.arguments(&inv); err != nil {
+		return err
+	}
+	p.out.Invocations = append(p.out.Invocations, inv)
+	return nil
+}
+
+// arguments reads a command's parameters and arguments up to the end of the
+// pipeline element into inv. Redirections (2>&1, > file, 2>$null) are read
+// and left out: they are not parameters.
+func (p *parser) arguments(inv *Invocation) error {
 	for {
 		if err := p.blanks(false); err != nil {
 			return err
@@ -358,8 +385,24 @@ func (p *parser) command() error {
 				p.advance()
 			}
 			inv.Elements = append(inv.Elements, Element{Splat: string(p.src[start:p.pos])})
-		case r == '>' || (r == '2' && p.peek(1) == '>'):
-			return p.errorf("Redirection is not supported in templates.")
+		case r == '>' || ((isDigit(r) || r == '*') && p.peek(1) == '>'):
+			if r != '>' {
+				p.advance()
+			}
+			p.advance()
+			if p.peek(0) == '>' {
+				p.advance()
+			}
+			if p.peek(0) == '&' && isDigit(p.peek(1)) { // 2>&1
+				p.pos += 2
+				continue
+			}
+			if err := p.blanks(false); err != nil {
+				return err
+			}
+			if _, err := p.argument(); err != nil {
+				return err
+			}
 		default:
 			arg, err := p.argument()
 			if err != nil {
@@ -368,7 +411,6 @@ func (p *parser) command() error {
 			inv.Elements = append(inv.Elements, Element{Arg: arg})
 		}
 	}
-	p.out.Invocations = append(p.out.Invocations, inv)
 	return nil
 }
 
