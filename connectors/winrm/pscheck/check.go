@@ -116,7 +116,7 @@ func (t *Table) checkInvocation(s *Script, inv Invocation) []Problem {
 		if !common {
 			named = append(named, bound{p, arg})
 		} else if arg != nil {
-			if perr := checkValues(p, *arg, problem); perr != nil {
+			if perr := checkValues(inv.Name, p, *arg, problem); perr != nil {
 				return []Problem{*perr}
 			}
 		}
@@ -203,7 +203,7 @@ func (t *Table) checkInvocation(s *Script, inv Invocation) []Problem {
 		if b.arg == nil {
 			continue
 		}
-		if perr := checkValues(b.p, *b.arg, problem); perr != nil {
+		if perr := checkValues(inv.Name, b.p, *b.arg, problem); perr != nil {
 			return []Problem{*perr}
 		}
 	}
@@ -212,7 +212,7 @@ func (t *Table) checkInvocation(s *Script, inv Invocation) []Problem {
 
 // checkValues refuses a literal value the parameter does not accept, with the
 // text PowerShell prints for a ValidateSet or an enum conversion.
-func checkValues(p *Parameter, arg Arg, problem func(msg, category, id string) Problem) *Problem {
+func checkValues(cmd string, p *Parameter, arg Arg, problem func(msg, category, id string) Problem) *Problem {
 	if len(p.Values) == 0 || !arg.Literal {
 		return nil
 	}
@@ -224,12 +224,12 @@ func checkValues(p *Parameter, arg Arg, problem func(msg, category, id string) P
 			pr := problem("Cannot bind parameter '"+p.Name+"'. Cannot convert value \""+v+"\" to type \""+p.Type+"\". "+
 				"Error: \"Unable to match the identifier name "+v+" to a valid enumerator name. Specify one of the following "+
 				"enumerator names and try again:\n"+strings.Join(p.Values, ", ")+"\"",
-				"InvalidArgument: (:) [], ParameterBindingException", "CannotConvertArgumentNoMessage")
+				"InvalidArgument: (:) ["+cmd+"], ParameterBindingException", "CannotConvertArgumentNoMessage")
 			return &pr
 		}
 		pr := problem("Cannot validate argument on parameter '"+p.Name+"'. The argument \""+v+"\" does not belong to the set \""+
 			strings.Join(p.Values, ",")+"\" specified by the ValidateSet attribute. Supply an argument that is in the set and then try the command again.",
-			"InvalidData: (:) [], ParameterBindingValidationException", "ParameterArgumentValidationError")
+			"InvalidData: (:) ["+cmd+"], ParameterBindingValidationException", "ParameterArgumentValidationError")
 		return &pr
 	}
 	return nil
