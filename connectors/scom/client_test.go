@@ -191,8 +191,10 @@ func TestRaiseAlerts(t *testing.T) {
 	events := b.group.State().Events
 	require.Len(t, events, 4, "no event for the unknown device")
 	for _, e := range events {
-		require.Equal(t, scom.EventPublisher, e.Publisher)
-		require.Equal(t, scom.EventNumber, e.Number)
+		require.Equal(t, scom.EventSource, e.Source)
+		require.Equal(t, scom.EventLog, e.Log)
+		require.Equal(t, scom.EventID, e.EventID)
+		require.Equal(t, b.group.ManagementServer(), e.LoggedOn, "written on the management server, for its rule")
 	}
 }
 
@@ -515,15 +517,28 @@ func TestNonTemplateScriptIsRefused(t *testing.T) {
 	b.computers(t, "SQL01")
 	raise := scom.Templates()[0]
 
+	// The group answers like a constrained endpoint whose visible commands
+	// are the documented cmdlets of cmdlets.yaml and which runs only the
+	// templates: a command outside the table is not recognized (as in JEA),
+	// an undocumented parameter is refused with PowerShell's binding error,
+	// and a documented script that is not a template is refused as a whole.
+	const notRecognized = "is not recognized as the name of a cmdlet, function, script file, or operable program."
+	const notATemplate = "this endpoint runs only autopatch's approved script templates"
 	tests := []struct {
 		name   string
 		script string
+		want   string
 	}{
-		{"Arbitrary", "param($Data)\nGet-SCOMAlert | Set-SCOMAlert -ResolutionState 255\n"},
-		{"TemplateWithInjectedLine", strings.Replace(raise.Script, "\n", "\nRemove-SCOMManagementPack -ManagementPack (Get-SCOMManagementPack)\n", 2)},
-		{"TemplateWithTrailingSpace", raise.Script + " "},
-		{"TemplateWithCRLF", strings.ReplaceAll(raise.Script, "\n", "\r\n")},
-		{"OtherConnectorsTemplate", "param($Data)\n$ErrorActionPreference = 'Stop'\nImport-Module -Name ConfigurationManager\n"},
+		{"Arbitrary", "param($Data)\nGet-SCOMAlert | Set-SCOMAlert -ResolutionState 255\n", notATemplate},
+		{"TemplateWithInjectedLine", strings.Replace(raise.Script, "\n", "\nRemove-SCOMManagementPack -ManagementPack (Get-SCOMManagementPack)\n", 2),
+			"The term 'Get-SCOMManagementPack' " + notRecognized},
+		{"TemplateWithInjectedDocumentedLine", strings.Replace(raise.Script, "\n", "\nGet-SCOMAlert | Set-SCOMAlert -ResolutionState 255\n", 2), notATemplate},
+		{"UndocumentedParameter", strings.Replace(raise.Script, "Get-SCOMClass -Name 'Microsoft.Windows.Computer'",
+			"Get-SCOMClass -Name 'Microsoft.Windows.Computer' -Recurse", 1),
+			"A parameter cannot be found that matches parameter name 'Recurse'."},
+		{"TemplateWithTrailingSpace", raise.Script + " ", notATemplate},
+		{"TemplateWithCRLF", strings.ReplaceAll(raise.Script, "\n", "\r\n"), notATemplate},
+		{"OtherConnectorsTemplate", "param($Data)\n$ErrorActionPreference = 'Stop'\nImport-Module -Name ConfigurationManager\n", notATemplate},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -533,7 +548,7 @@ func TestNonTemplateScriptIsRefused(t *testing.T) {
 			var se *winrm.ScriptError
 			require.True(t, errors.As(err, &se), "%v", err)
 			require.Equal(t, 1, se.ExitCode)
-			require.Contains(t, se.Stderr, "this endpoint runs only autopatch's approved script templates")
+			require.Contains(t, se.Stderr, tt.want)
 			require.Equal(t, before, b.group.State())
 		})
 	}

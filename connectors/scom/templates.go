@@ -38,13 +38,22 @@ const (
 )
 
 // What the management pack (integrations/scom/Autopatch.Alerts.xml) listens
-// for: custom monitoring events of this publisher and number, inserted on a
-// Windows Computer. The event's level picks the rule, and so the alert's
-// severity (see Severity).
+// for: events of this source and id in the Application log of the management
+// server the template runs on (the event-log route; the SDK's
+// InsertCustomMonitoringEvent route is gone because the 2019+ management packs
+// ship its data source's collection disabled and deprecated, see
+// integrations/scom/README.md). The event's entry type picks the rule, and so
+// the alert's severity (see Severity).
 const (
-	EventPublisher = "autopatch"
-	EventNumber    = 41001
+	EventSource = "autopatch"
+	EventLog    = "Application"
+	EventID     = 41001
 )
+
+// MaxEventStringLength is the longest insertion string
+// EventLog.WriteEvent accepts, in UTF-16 code units; a longer one is an
+// ArgumentException (https://learn.microsoft.com/en-us/dotnet/api/system.diagnostics.eventlog.writeevent).
+const MaxEventStringLength = 32766
 
 // Limits of the OperationsManager database columns the templates write
 // (Alert.CustomField1 is nvarchar(255), Alert.TicketId nvarchar(150)),
@@ -75,9 +84,11 @@ $ManagementServer = [string]$Data.management_server
 if ([string]::IsNullOrEmpty($ManagementServer)) { $ManagementServer = 'localhost' }
 $null = New-SCOMManagementGroupConnection -ComputerName $ManagementServer
 
-# The management pack's contract: publisher and number of the events its rules turn into alerts.
-$ApPublisher = 'autopatch'
-$ApEventNumber = 41001
+# The management pack's contract: source, log and id of the events its rules turn into alerts.
+$ApSource = 'autopatch'
+$ApLog = 'Application'
+$ApEventId = 41001
+$ApMaxEventString = 32766
 # Column sizes in the OperationsManager database (Alert.CustomField1, Alert.TicketId).
 $ApMaxKeyLength = 255
 $ApMaxTicketLength = 150
@@ -155,7 +166,7 @@ const raiseAlertsScript = `param($Data)` + prelude + `
 # Out: {results: [{key, device, computer, alert_id, outcome, message}]}
 #      outcome: raised | existing | pending | unknown_device | ambiguous_device
 
-# Validate the whole batch before any event is inserted.
+# Validate the whole batch before any event is written.
 $keys = New-Object -TypeName 'System.Collections.Generic.HashSet[string]'
 foreach ($spec in $Data.alerts) {
     $key = [string]$spec.key
@@ -168,10 +179,29 @@ foreach ($spec in $Data.alerts) {
     if (@('critical', 'warning', 'information') -notcontains [string]$spec.severity) {
         throw ("Unknown severity '" + [string]$spec.severity + "' for the alert key '" + $key + "'.")
     }
+    # WriteEvent refuses a longer insertion string after earlier events were
+    # written; refuse the batch before any is.
+    foreach ($value in @([string]$spec.summary, [string]$spec.description, [string]$spec.change, [string]$spec.error_code, [string]$spec.device)) {
+        if ($value.Length -gt $ApMaxEventString) {
+            throw ("A text of the alert key '" + $key + "' is " + $value.Length + " characters long; an event log string holds " + $ApMaxEventString + ".")
+        }
+    }
 }
 
-# Event level per severity; the management pack has one rule per level.
-$levels = @{ critical = 1; warning = 2; information = 4 }
+# The rules read events of a registered source only, and WriteEvent would try
+# to register an unknown source itself (needs administrator rights, and could
+# land it in another log). An administrator registers it once
+# (New-EventLog -LogName Application -Source autopatch); until then, fail loudly.
+# https://learn.microsoft.com/en-us/dotnet/api/system.diagnostics.eventlog.lognamefromsourcename
+$registeredLog = [System.Diagnostics.EventLog]::LogNameFromSourceName($ApSource, '.')
+if ($registeredLog -ne $ApLog) {
+    throw ("The event source '" + $ApSource + "' is not registered in the " + $ApLog + " log of this management server (registered in: '" + $registeredLog + "'). Run once as an administrator: New-EventLog -LogName " + $ApLog + " -Source " + $ApSource)
+}
+
+# Entry type per severity (EventLogEntryType: Error 1, Warning 2, Information 4,
+# the EventLevel the rules filter on); the management pack has one rule per type.
+# https://learn.microsoft.com/en-us/dotnet/api/system.diagnostics.eventlogentrytype
+$entryTypes = @{ critical = 'Error'; warning = 'Warning'; information = 'Information' }
 $index = Get-ApComputerIndex
 $results = New-ApList
 $pending = New-ApList
@@ -198,7 +228,7 @@ foreach ($spec in $Data.alerts) {
     $result.computer = Get-ApPrincipalName $computer
 
     # Idempotent: while an alert with this key is open, it is the answer and
-    # no second event is inserted.
+    # no second event is written.
     $open = @(Find-ApAlertsByKey -Key $key -OpenOnly $true)
     if ($open.Count -gt 0) {
         $result.alert_id = $open[0].Id.ToString()
@@ -206,17 +236,13 @@ foreach ($spec in $Data.alerts) {
         continue
     }
 
-    $monitoringEvent = [Microsoft.EnterpriseManagement.Monitoring.CustomMonitoringEvent]::new($ApPublisher, $ApEventNumber)
-    $monitoringEvent.Channel = $ApPublisher
-    $monitoringEvent.LevelId = $levels[[string]$spec.severity]
-    $monitoringEvent.LoggingComputer = $result.computer
-    $monitoringEvent.TimeGenerated = [datetime]::UtcNow
-    $monitoringEvent.Message = [Microsoft.EnterpriseManagement.Monitoring.CustomMonitoringEventMessage]::new([string]$spec.description)
     # The parameter order is the management pack's contract: $Data/Params/Param[1]$ to [7].
-    $parameters = @($key, $result.computer, [string]$spec.summary, [string]$spec.description,
+    $parameters = [object[]]@($key, $result.computer, [string]$spec.summary, [string]$spec.description,
         [string]$spec.change, [string]$spec.error_code, $device)
-    foreach ($value in $parameters) { $monitoringEvent.Parameters.Add($value) }
-    $computer.InsertCustomMonitoringEvent($monitoringEvent)
+    # https://learn.microsoft.com/en-us/dotnet/api/system.diagnostics.eventinstance.-ctor (instance id, category, entry type)
+    $instance = [System.Diagnostics.EventInstance]::new([long]$ApEventId, 0, [System.Diagnostics.EventLogEntryType]$entryTypes[[string]$spec.severity])
+    # https://learn.microsoft.com/en-us/dotnet/api/system.diagnostics.eventlog.writeevent (source, instance, insertion strings)
+    [System.Diagnostics.EventLog]::WriteEvent($ApSource, $instance, $parameters)
     $result.outcome = 'pending'
     $pending.Add($result)
 }

@@ -106,8 +106,9 @@ func TestTemplatesUseTheDocumentedCmdlets(t *testing.T) {
 		{RaiseAlertsTemplate, []string{
 			"Get-SCOMClass -Name 'Microsoft.Windows.Computer'",
 			"Get-SCOMClassInstance -Class $class",
-			"[Microsoft.EnterpriseManagement.Monitoring.CustomMonitoringEvent]::new($ApPublisher, $ApEventNumber)",
-			"$computer.InsertCustomMonitoringEvent($monitoringEvent)",
+			"[System.Diagnostics.EventLog]::LogNameFromSourceName($ApSource, '.')",
+			"[System.Diagnostics.EventInstance]::new([long]$ApEventId, 0, [System.Diagnostics.EventLogEntryType]$entryTypes[[string]$spec.severity])",
+			"[System.Diagnostics.EventLog]::WriteEvent($ApSource, $instance, $parameters)",
 			"Find-ApAlertsByKey -Key $key -OpenOnly $true",
 		}},
 		{SetTicketTemplate, []string{"TicketId = $ticket", "Set-SCOMAlert @params"}},
@@ -126,8 +127,10 @@ func TestTemplatesUseTheDocumentedCmdlets(t *testing.T) {
 		})
 	}
 	// The constants the Go side and the simulator use are the script's.
-	require.Contains(t, prelude, "$ApPublisher = '"+EventPublisher+"'")
-	require.Contains(t, prelude, "$ApEventNumber = "+strconv.Itoa(EventNumber)+"\n")
+	require.Contains(t, prelude, "$ApSource = '"+EventSource+"'")
+	require.Contains(t, prelude, "$ApLog = '"+EventLog+"'")
+	require.Contains(t, prelude, "$ApEventId = "+strconv.Itoa(EventID)+"\n")
+	require.Contains(t, prelude, "$ApMaxEventString = "+strconv.Itoa(MaxEventStringLength)+"\n")
 	require.Contains(t, prelude, "$ApMaxKeyLength = "+strconv.Itoa(MaxKeyLength)+"\n")
 	require.Contains(t, prelude, "$ApMaxTicketLength = "+strconv.Itoa(MaxTicketIDLength)+"\n")
 	require.Contains(t, prelude, "$ApClosed = "+strconv.Itoa(ResolutionClosed)+"\n")
@@ -208,13 +211,19 @@ type mp struct {
 	Rules []struct {
 		ID          string `xml:"ID,attr"`
 		Target      string `xml:"Target,attr"`
+		Remotable   string `xml:"Remotable,attr"`
 		DataSources []struct {
-			TypeID string `xml:"TypeID,attr"`
+			TypeID       string `xml:"TypeID,attr"`
+			ComputerName string `xml:"ComputerName"`
+			LogName      string `xml:"LogName"`
+			Filters      []struct {
+				XPath string `xml:"ValueExpression>XPathQuery"`
+				Value string `xml:"ValueExpression>Value"`
+			} `xml:"Expression>And>Expression>SimpleExpression"`
 		} `xml:"DataSources>DataSource"`
-		Filters []struct {
-			XPath string `xml:"ValueExpression>XPathQuery"`
-			Value string `xml:"ValueExpression>Value"`
-		} `xml:"ConditionDetection>Expression>And>Expression>SimpleExpression"`
+		ConditionDetections []struct {
+			TypeID string `xml:"TypeID,attr"`
+		} `xml:"ConditionDetection"`
 		WriteAction struct {
 			TypeID         string `xml:"TypeID,attr"`
 			Priority       int    `xml:"Priority"`
@@ -257,12 +266,11 @@ func TestManagementPackMatchesTheTemplates(t *testing.T) {
 	require.NotEmpty(t, sc)
 	require.NotEmpty(t, windows)
 	require.NotEmpty(t, health)
-	require.NotEmpty(t, aliases["System.Library"])
 
 	param := func(n int) string { return "$Data/Params/Param[" + strconv.Itoa(n) + "]$" }
 	// What the template's event carries at each position.
 	require.Contains(t, raiseAlertsScript,
-		"$parameters = @($key, $result.computer, [string]$spec.summary, [string]$spec.description,\n        [string]$spec.change, [string]$spec.error_code, $device)")
+		"$parameters = [object[]]@($key, $result.computer, [string]$spec.summary, [string]$spec.description,\n        [string]$spec.change, [string]$spec.error_code, $device)")
 
 	display := map[string][2]string{}
 	for _, d := range pack.DisplayStrings {
@@ -275,19 +283,28 @@ func TestManagementPackMatchesTheTemplates(t *testing.T) {
 	var seen []string
 	for _, r := range pack.Rules {
 		t.Run(r.ID, func(t *testing.T) {
-			require.Equal(t, sc+"!Microsoft.SystemCenter.AllManagementServersPool", r.Target)
+			// Every management server reads its own Application log: the
+			// template writes on whichever one autopatch reaches.
+			require.Equal(t, sc+"!Microsoft.SystemCenter.ManagementServer", r.Target)
+			require.Equal(t, "false", r.Remotable)
 			require.Len(t, r.DataSources, 1)
-			require.Equal(t, sc+"!Microsoft.SystemCenter.SdkEventProvider", r.DataSources[0].TypeID)
+			ds := r.DataSources[0]
+			require.Equal(t, windows+"!Microsoft.Windows.EventProvider", ds.TypeID)
+			require.Equal(t, `$Target/Host/Property[Type="`+windows+`!Microsoft.Windows.Computer"]/NetworkName$`, ds.ComputerName)
+			require.Equal(t, EventLog, ds.LogName)
+			require.Empty(t, r.ConditionDetections, "the data source filters")
 			filters := map[string]string{}
-			for _, f := range r.Filters {
+			for _, f := range ds.Filters {
 				filters[f.XPath] = f.Value
 			}
-			require.Equal(t, EventPublisher, filters["PublisherName"])
-			require.Equal(t, strconv.Itoa(EventNumber), filters["EventNumber"])
+			require.Len(t, filters, 3)
+			require.Equal(t, EventSource, filters["PublisherName"])
+			require.Equal(t, strconv.Itoa(EventID), filters["EventDisplayNumber"])
 			sev := strings.ToLower(strings.TrimPrefix(r.ID, "Autopatch.Alerts.Rule."))
 			want, ok := wantLevels[sev]
 			require.True(t, ok, "rule per severity")
-			require.Contains(t, raiseAlertsScript, sev+" = "+strconv.Itoa(want.level), "the template's level for %s", sev)
+			entryType := map[int]string{1: "Error", 2: "Warning", 4: "Information"}[want.level]
+			require.Contains(t, raiseAlertsScript, sev+" = '"+entryType+"'", "the template's entry type for %s", sev)
 			require.Equal(t, strconv.Itoa(want.level), filters["EventLevel"])
 			seen = append(seen, sev)
 

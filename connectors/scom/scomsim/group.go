@@ -7,13 +7,22 @@
 // answer. Any other script is refused the way a constrained PowerShell
 // endpoint refuses it: exit 1 and error text.
 //
-// The management pack's rule is simulated synchronously: an inserted event
-// becomes an alert (or, while an open alert of the same rule, computer and
-// key exists, raises that alert's repeat count, as the rule's suppression
-// does) before the template looks for it, so RaiseAlerts answers "raised"
-// at once. HoldAlerts queues events instead, as a busy management server
-// would, so callers can exercise the "pending" path; the template's wait is
-// not simulated (no call ever sleeps).
+// The route is the event-log one (integrations/scom/README.md): the template
+// writes an event of source "autopatch" to the management server's
+// Application log, and the management pack's NT event log rule for its entry
+// type raises the alert on the device's Windows Computer. The group models
+// what Windows and SCOM do on that route: an unregistered source fails the
+// template's check (Options.NoEventSource), an insertion string longer than
+// EventLog.WriteEvent accepts is refused, each written event is one data item
+// for the rule of its level, with the alert's custom fields taken from its
+// parameters, and the rule's suppression (same rule, computer and key while
+// the alert is open) raises the repeat count instead of a second alert.
+//
+// The rule is simulated synchronously: a written event becomes an alert
+// before the template looks for it, so RaiseAlerts answers "raised" at once.
+// HoldAlerts queues events instead, as a busy management server would, so
+// callers can exercise the "pending" path; the template's wait is not
+// simulated (no call ever sleeps).
 package scomsim
 
 import (
@@ -52,6 +61,10 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives one debug line per call; nil discards.
 	Logger *slog.Logger
+	// NoEventSource models a management server on which nobody has run
+	// New-EventLog -LogName Application -Source autopatch: raise_alerts fails
+	// its source check before writing anything. Default false (registered).
+	NoEventSource bool
 }
 
 // Group is the simulated management group. All methods are safe for
@@ -68,6 +81,7 @@ type Group struct {
 	alerts    []*alert
 	hold      bool
 	queued    []*event
+	noSource  bool // the event source is not registered (Options.NoEventSource)
 	seq       int
 }
 
@@ -76,9 +90,10 @@ type computer struct {
 	netbios   string
 }
 
-// event is one inserted custom monitoring event.
+// event is one event the template wrote to the management server's
+// Application log.
 type event struct {
-	computer   *computer
+	computer   *computer // the Windows Computer Param[2] names, where the alert goes
 	level      int
 	params     []string // $Data/Params/Param[1]$ ...
 	insertedAt time.Time
@@ -121,11 +136,14 @@ func New(opts Options) *Group {
 		opts.Now = time.Now
 	}
 	g := &Group{
-		server: opts.ManagementServer,
-		now:    opts.Now,
-		index:  map[string][]*computer{},
+		server:   opts.ManagementServer,
+		now:      opts.Now,
+		index:    map[string][]*computer{},
+		noSource: opts.NoEventSource,
 	}
 	g.host = wsmansim.NewTemplateHost("scomsim", scom.Templates(), g.dispatch, opts.Logger)
+	// A real management server refuses what the modules do not document.
+	g.host.CheckSignatures(scom.Signatures())
 	return g
 }
 
@@ -165,6 +183,14 @@ func uniqueLower(names ...string) []string {
 		}
 	}
 	return out
+}
+
+// SetEventSource registers (true) or removes (false) the "autopatch" event
+// source, as New-EventLog and Remove-EventLog -Source do on the management server.
+func (g *Group) SetEventSource(registered bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.noSource = !registered
 }
 
 // HoldAlerts makes the rule stop turning events into alerts (hold true), as
@@ -264,8 +290,9 @@ func NotATemplateError() string { return wsmansim.NotATemplateError() }
 
 // ---- the rule ------------------------------------------------------------------
 
-// insert records an event and lets the rule process it (or queues it).
-func (g *Group) insert(e *event) {
+// write records an event in the Application log and lets the rule process
+// it (or queues it).
+func (g *Group) write(e *event) {
 	g.events = append(g.events, e)
 	if g.hold {
 		g.queued = append(g.queued, e)
@@ -369,6 +396,9 @@ type raiseResult struct {
 	Message  string `json:"message"`
 }
 
+// levels are the template's entry types per severity, as EventLevel numbers
+// (EventLogEntryType Error 1, Warning 2, Information 4). The template's
+// -notcontains and hashtable look-ups are case-insensitive, hence ToLower.
 var levels = map[string]int{"critical": 1, "warning": 2, "information": 4}
 
 func (g *Group) raiseAlerts(req raiseReq) (any, *wsmansim.PSError) {
@@ -385,6 +415,17 @@ func (g *Group) raiseAlerts(req raiseReq) (any, *wsmansim.PSError) {
 		if _, ok := levels[strings.ToLower(a.Severity)]; !ok {
 			return nil, wsmansim.Throw("Unknown severity '" + a.Severity + "' for the alert key '" + a.Key + "'.")
 		}
+		for _, v := range []string{a.Summary, a.Description, a.Change, a.ErrorCode, a.Device} {
+			if n := utf16Len(v); n > scom.MaxEventStringLength {
+				return nil, wsmansim.Throw(fmt.Sprintf("A text of the alert key '%s' is %d characters long; an event log string holds %d.", a.Key, n, scom.MaxEventStringLength))
+			}
+		}
+	}
+	// The template's LogNameFromSourceName check: without the source, nothing is written.
+	if g.noSource {
+		return nil, wsmansim.Throw("The event source '" + scom.EventSource + "' is not registered in the " + scom.EventLog +
+			" log of this management server (registered in: ''). Run once as an administrator: New-EventLog -LogName " +
+			scom.EventLog + " -Source " + scom.EventSource)
 	}
 
 	now := g.now().UTC()
@@ -415,14 +456,14 @@ func (g *Group) raiseAlerts(req raiseReq) (any, *wsmansim.PSError) {
 			res.AlertID, res.Outcome = open[0].id, "existing"
 			continue
 		}
-		g.insert(&event{
+		g.write(&event{
 			computer: c, level: levels[strings.ToLower(a.Severity)], insertedAt: now,
 			params: []string{a.Key, c.principal, a.Summary, a.Description, a.Change, a.ErrorCode, a.Device},
 		})
 		res.Outcome = "pending"
 		pending = append(pending, res)
 	}
-	// The template's look-up after the inserts; the wait itself is not simulated.
+	// The template's look-up after the writes; the wait itself is not simulated.
 	for _, res := range pending {
 		if open := g.alertsByKey(res.Key, true); len(open) > 0 {
 			res.AlertID, res.Outcome = open[0].id, "raised"

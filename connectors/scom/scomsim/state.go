@@ -19,12 +19,20 @@ type ComputerState struct {
 	NetBIOSName   string `json:"netbios_name,omitempty"`
 }
 
-// EventState is one custom monitoring event inserted through the SDK.
+// EventState is one event the template wrote to the Application log of the
+// management server.
 type EventState struct {
-	Publisher  string    `json:"publisher"`
-	Number     int       `json:"number"`
-	Level      int       `json:"level"`
-	Computer   string    `json:"computer"`
+	// Source, Log and EventID are what the management pack's rules filter on.
+	Source  string `json:"source"`
+	Log     string `json:"log"`
+	EventID int    `json:"event_id"`
+	// Level is the entry type as the rules see it: 1 Error, 2 Warning, 4 Information.
+	Level int `json:"level"`
+	// LoggedOn is the management server whose log holds the event.
+	LoggedOn string `json:"logged_on"`
+	// Computer is the Windows Computer the alert is raised on (Param[2]).
+	Computer string `json:"computer"`
+	// Params are the insertion strings, $Data/Params/Param[1]$ onwards.
 	Params     []string  `json:"params"`
 	InsertedAt time.Time `json:"inserted_at"`
 	// AlertID is the alert the rule raised (or raised again) for the event;
@@ -87,8 +95,8 @@ func (g *Group) State() State {
 	}
 	for _, e := range g.events {
 		st.Events = append(st.Events, EventState{
-			Publisher: scom.EventPublisher, Number: scom.EventNumber, Level: e.level,
-			Computer: e.computer.principal, Params: append([]string{}, e.params...),
+			Source: scom.EventSource, Log: scom.EventLog, EventID: scom.EventID, Level: e.level,
+			LoggedOn: g.server, Computer: e.computer.principal, Params: append([]string{}, e.params...),
 			InsertedAt: e.insertedAt, AlertID: e.alertID,
 		})
 	}
