@@ -3,16 +3,19 @@
 // over WinRM (ARCHITECTURE §5).
 //
 // SCOM has no API that creates an alert (its REST API cannot). autopatch
-// inserts a custom monitoring event on the device's Windows Computer object
-// (PartialMonitoringObject.InsertCustomMonitoringEvent) and a rule of the
-// management pack autopatch ships (integrations/scom/Autopatch.Alerts.xml)
-// turns it into an alert carrying the key in CustomField1. The rule runs
-// asynchronously, so RaiseAlerts may answer Pending: the alert is on its way,
-// and calling RaiseAlerts again links it without inserting another event.
-// The event-log route (writing an event on the device for an agent rule to
-// pick up) is not implemented: it needs write access to every device's event
-// log, where the SDK route needs one Operator account on the management server.
-//
+// writes an event of the source "autopatch" to the Application log of the
+// management server it reaches over WinRM (EventLog.WriteEvent), and an NT
+// event log rule of the management pack autopatch ships
+// (integrations/scom/Autopatch.Alerts.xml) turns it into an alert on the
+// device's Windows Computer carrying the key in CustomField1. This event-log
+// route works on SCOM 2016, 2019, 2022 and 2025; the SDK route used before
+// (InsertCustomMonitoringEvent) is deprecated from 2019 on (see templates.go
+// and the README). The rule runs asynchronously, so RaiseAlerts may answer
+// Pending: the alert is on its way, and calling RaiseAlerts again links it
+// without writing another event. The event goes to the management server's
+// own log, not the device's: one account on the management server is enough,
+// and nothing is written on the devices being patched.
+
 // Every method is exactly one WinRM call running one constant template (see
 // Templates) with one data value, whatever the batch size: powershell.exe
 // and Import-Module OperationsManager take seconds.
@@ -132,6 +135,32 @@ func StoredKey(key string) string {
 		n += w
 	}
 	return b.String() + suffix
+}
+
+// eventText clips free text to what one event log insertion string holds
+// (MaxEventStringLength UTF-16 code units; EventLog.WriteEvent refuses a
+// longer one, and the template refuses the whole batch before writing), so
+// one long error text from another system cannot hold back every alert.
+func eventText(s string) string {
+	if utf16Len(s) <= MaxEventStringLength {
+		return s
+	}
+	const mark = " [truncated]"
+	budget := MaxEventStringLength - len(mark)
+	var b strings.Builder
+	n := 0
+	for _, r := range s {
+		w := utf16.RuneLen(r)
+		if w < 0 {
+			w = 1
+		}
+		if n+w > budget {
+			break
+		}
+		b.WriteRune(r)
+		n += w
+	}
+	return b.String() + mark
 }
 
 func utf16Len(s string) int {
@@ -302,6 +331,9 @@ func (c *Client) RaiseAlerts(ctx context.Context, alerts []Alert) ([]RaiseResult
 		if err := checkIdentifier("device", a.Device); err != nil {
 			return nil, fmt.Errorf("scom: raise alerts: alert %d (%q): %w", i, a.Key, err)
 		}
+		if utf16Len(a.Device) > MaxEventStringLength {
+			return nil, fmt.Errorf("scom: raise alerts: alert %q: device name longer than an event log string (%d): %w", a.Key, MaxEventStringLength, ErrInvalid)
+		}
 		if strings.TrimSpace(a.Summary) == "" {
 			return nil, fmt.Errorf("scom: raise alerts: alert %q: summary is empty: %w", a.Key, ErrInvalid)
 		}
@@ -320,8 +352,8 @@ func (c *Client) RaiseAlerts(ctx context.Context, alerts []Alert) ([]RaiseResult
 		seen[stored] = a.Key
 		req.Alerts = append(req.Alerts, alertData{
 			Key: stored, Device: a.Device, Severity: string(sev),
-			Summary: xmlText(a.Summary), Description: xmlText(a.Description),
-			Change: xmlText(a.Change), ErrorCode: xmlText(a.ErrorCode),
+			Summary: eventText(xmlText(a.Summary)), Description: eventText(xmlText(a.Description)),
+			Change: eventText(xmlText(a.Change)), ErrorCode: eventText(xmlText(a.ErrorCode)),
 		})
 	}
 	var ans raiseAnswer

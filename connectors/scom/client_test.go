@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
@@ -691,4 +692,77 @@ func TestKeysAreExact(t *testing.T) {
 		}
 		require.Equal(t, want, b.alert(t, r.AlertID).ResolutionState, keys[i])
 	}
+}
+
+// TestEventLogRoute walks the whole path on the event-log route: the event
+// source must be registered on the management server (as New-EventLog does),
+// each alert is one Application-log event whose insertion strings the rule
+// maps to the alert, and the alert is linked and closed by its key.
+func TestEventLogRoute(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{})
+	b.computers(t, "SQL01")
+	alerts := []scom.Alert{failure("CHG1", "SQL01", "0x80240022")}
+
+	// Before an administrator registers the source nothing is written: the
+	// rules would never see the event, and WriteEvent would try to register
+	// the source itself.
+	b.group.SetEventSource(false)
+	_, err := b.client.RaiseAlerts(t.Context(), alerts)
+	requireRefusal(t, err, scom.RaiseAlertsTemplate,
+		"The event source 'autopatch' is not registered in the Application log of this management server")
+	require.Empty(t, b.group.State().Events)
+
+	b.group.SetEventSource(true)
+	res, err := b.client.RaiseAlerts(t.Context(), alerts)
+	require.NoError(t, err)
+	require.Equal(t, scom.Raised, res[0].Outcome)
+
+	events := b.group.State().Events
+	require.Len(t, events, 1)
+	e := events[0]
+	require.Equal(t, 1, e.Level, "critical is an Error entry")
+	require.Equal(t, []string{alerts[0].Key, "SQL01.corp.example", alerts[0].Summary, alerts[0].Description,
+		alerts[0].Change, alerts[0].ErrorCode, "SQL01"}, e.Params)
+	require.Equal(t, res[0].AlertID, e.AlertID)
+
+	links, err := b.client.SetTicket(t.Context(), []scom.TicketLink{{Key: alerts[0].Key, TicketID: "INC0010001"}})
+	require.NoError(t, err)
+	require.Equal(t, scom.TicketSet, links[0].Outcome)
+	closed, err := b.client.ResolveAlerts(t.Context(), []scom.AlertRef{{Key: alerts[0].Key}}, "device recovered")
+	require.NoError(t, err)
+	require.Equal(t, scom.Closed, closed[0].Outcome)
+	a := b.alert(t, res[0].AlertID)
+	require.Equal(t, "INC0010001", a.TicketID)
+	require.Equal(t, scom.ResolutionClosed, a.ResolutionState)
+	require.Equal(t, alerts[0].Key, a.Key)
+}
+
+// TestLongTextFitsAnEventString: an insertion string holds at most
+// MaxEventStringLength UTF-16 code units. The client clips free text, so one
+// long error text does not refuse the batch; a raw call with a longer one is
+// refused by the template before anything is written.
+func TestLongTextFitsAnEventString(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{})
+	b.computers(t, "SQL01", "SQL02")
+	long := failure("CHG1", "SQL01", "0x1")
+	long.Description = strings.Repeat("é", scom.MaxEventStringLength+100)
+	res, err := b.client.RaiseAlerts(t.Context(), []scom.Alert{long, failure("CHG1", "SQL02", "0x2")})
+	require.NoError(t, err)
+	require.Equal(t, scom.Raised, res[0].Outcome)
+	require.Equal(t, scom.Raised, res[1].Outcome)
+	desc := b.group.State().Events[0].Params[3]
+	require.Equal(t, scom.MaxEventStringLength, utf8.RuneCountInString(desc))
+	require.True(t, strings.HasSuffix(desc, "[truncated]"))
+
+	before := b.group.State()
+	err = b.winrm.Run(t.Context(), scom.Templates()[0], map[string]any{"alerts": []any{map[string]any{
+		"key": "k", "device": "SQL01", "severity": "critical", "summary": "s",
+		"description": strings.Repeat("x", scom.MaxEventStringLength+1),
+	}}}, nil)
+	var se *winrm.ScriptError
+	require.True(t, errors.As(err, &se), "%v", err)
+	require.Contains(t, se.Stderr, "an event log string holds 32766.")
+	require.Equal(t, before, b.group.State())
 }

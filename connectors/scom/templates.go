@@ -18,6 +18,20 @@ import "github.com/autopatch/autopatch/connectors/winrm"
 // case-insensitively and ignores trailing blanks, so every look-up keeps only
 // the alerts whose CustomField1 is exactly the key (-ceq).
 //
+// Alerts are raised by the event-log route (integrations/scom/README.md):
+// raise_alerts writes an event of the registered source "autopatch" to the
+// Application log of the management server it runs on, and the management
+// pack's NT event log rules (Microsoft.Windows.EventProvider on every
+// management server, System.Health.GenerateAlertForType) raise the alert on
+// the device's Windows Computer. It works on SCOM 2012 R2, 2016, 2019, 2022
+// and 2025 alike: both modules are in the sealed libraries every version
+// ships. The SDK route it replaces (InsertCustomMonitoringEvent, read by
+// Microsoft.SystemCenter.SdkEventProvider) is deprecated from 2019 on: that
+// version's Microsoft.SystemCenter.2007 pack ships the rule that reads it,
+// CollectSdkEventData, disabled and marked deprecated
+// (https://systemcenter.wiki/?GetElement=Microsoft.SystemCenter.CollectSdkEventData&Language=KOR&ManagementPack=Microsoft.SystemCenter.2007&Type=Rule&Version=10.19.10505.0),
+// moving SDK events to a DataAccessService provider of its own.
+//
 // Conventions shared by all templates (as in connectors/sccm):
 //   - $ErrorActionPreference = 'Stop': any cmdlet error ends the script with a
 //     non-zero exit and PowerShell's error text on stderr (winrm.ScriptError).
@@ -74,7 +88,9 @@ $ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue'
 
 # The module is installed with every management server and Operations console.
+# https://learn.microsoft.com/en-us/powershell/module/microsoft.powershell.core/get-module?view=powershell-5.1
 if ($null -eq (Get-Module -Name OperationsManager)) {
+    # https://learn.microsoft.com/en-us/powershell/module/microsoft.powershell.core/import-module?view=powershell-5.1
     Import-Module -Name OperationsManager
 }
 
@@ -82,6 +98,7 @@ if ($null -eq (Get-Module -Name OperationsManager)) {
 # Data Access (SDK) service: this management server's, unless the data names another.
 $ManagementServer = [string]$Data.management_server
 if ([string]::IsNullOrEmpty($ManagementServer)) { $ManagementServer = 'localhost' }
+# https://learn.microsoft.com/en-us/powershell/module/operationsmanager/new-scommanagementgroupconnection?view=systemcenter-ps-2025
 $null = New-SCOMManagementGroupConnection -ComputerName $ManagementServer
 
 # The management pack's contract: source, log and id of the events its rules turn into alerts.
@@ -96,6 +113,7 @@ $ApClosed = 255
 
 function Write-ApAnswer($Value) {
     # -InputObject keeps empty and one-element arrays as arrays; a pipeline would unroll them.
+    # https://learn.microsoft.com/en-us/powershell/module/microsoft.powershell.utility/convertto-json?view=powershell-5.1
     ConvertTo-Json -InputObject $Value -Depth 10 -Compress
 }
 
@@ -115,6 +133,7 @@ function Find-ApAlertsByKey([string]$Key, [bool]$OpenOnly) {
     if ($OpenOnly) { $criteria = $criteria + ' AND ResolutionState <> 255' }
     # The database compares case-insensitively and ignores trailing blanks:
     # keep only the alerts whose key is exactly this one, oldest first.
+    # https://learn.microsoft.com/en-us/powershell/module/operationsmanager/get-scomalert?view=systemcenter-ps-2025 (FromCriteria)
     Get-SCOMAlert -Criteria $criteria |
         Where-Object { [string]$_.CustomField1 -ceq $Key } |
         Sort-Object -Property TimeRaised
@@ -126,6 +145,7 @@ function Find-ApAlerts($Ref, [bool]$OpenOnly) {
     if (-not [string]::IsNullOrEmpty($id)) {
         # The [guid] cast admits only a GUID, so the literal needs no escaping.
         $guid = ([guid]$id).ToString()
+        # https://learn.microsoft.com/en-us/powershell/module/operationsmanager/get-scomalert?view=systemcenter-ps-2025 (FromCriteria)
         return Get-SCOMAlert -Criteria ("Id = '" + $guid + "'")
     }
     return Find-ApAlertsByKey -Key ([string]$Ref.key) -OpenOnly $OpenOnly
@@ -140,7 +160,9 @@ function Get-ApComputerIndex {
     # names many devices and each Get-SCOMClassInstance is a round trip. A
     # device may be named by its FQDN (PrincipalName, DisplayName) or its
     # NetBIOS name; Windows names are case-insensitive.
+    # https://learn.microsoft.com/en-us/powershell/module/operationsmanager/get-scomclass?view=systemcenter-ps-2025 (FromClassName)
     $class = Get-SCOMClass -Name 'Microsoft.Windows.Computer'
+    # https://learn.microsoft.com/en-us/powershell/module/operationsmanager/get-scomclassinstance?view=systemcenter-ps-2025 (FromManagementPackClass)
     $index = New-Object -TypeName 'System.Collections.Generic.Dictionary[string,object]'
     foreach ($computer in Get-SCOMClassInstance -Class $class) {
         $names = New-Object -TypeName 'System.Collections.Generic.HashSet[string]'
@@ -263,6 +285,7 @@ while ($pending.Count -gt 0) {
         }
     }
     if ($pending.Count -eq 0 -or [datetime]::UtcNow -ge $deadline) { break }
+    # https://learn.microsoft.com/en-us/powershell/module/microsoft.powershell.utility/start-sleep?view=powershell-5.1
     Start-Sleep -Seconds 2
 }
 Write-ApAnswer ([ordered]@{ results = $results.ToArray() })
@@ -293,6 +316,7 @@ foreach ($link in $Data.links) {
         if ([string]$alert.TicketId -ceq $ticket) { continue }
         $params = @{ Alert = $alert; TicketId = $ticket }
         if (-not [string]::IsNullOrEmpty($comment)) { $params.Comment = $comment }
+        # https://learn.microsoft.com/en-us/powershell/module/operationsmanager/set-scomalert?view=systemcenter-ps-2025
         Set-SCOMAlert @params
         $changed = $true
     }
@@ -321,6 +345,7 @@ foreach ($ref in $Data.refs) {
         if ([int]$alert.ResolutionState -eq $ApClosed) { continue }
         $params = @{ Alert = $alert; ResolutionState = $ApClosed }
         if (-not [string]::IsNullOrEmpty($comment)) { $params.Comment = $comment }
+        # https://learn.microsoft.com/en-us/powershell/module/operationsmanager/set-scomalert?view=systemcenter-ps-2025 (ResolutionState 255 is Closed)
         Set-SCOMAlert @params
         $closed++
     }
