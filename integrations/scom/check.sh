@@ -5,6 +5,10 @@
 #   - every alias used (Alias!Element) is a declared reference, every declared one used;
 #   - every element named without an alias ($MPElement[Name="X"]$, ElementID) is defined;
 #   - every rule has a category, a data source and a write action, and a display string;
+#   - every NT event log data source (Microsoft.Windows.EventProvider) has the
+#     configuration its schema requires (LogName, Expression) and a ComputerName,
+#     and every GenerateAlertForType write action names the type and key of the
+#     object it raises the alert on;
 #   - every alert message string resource has a display string with a description;
 #   - top-level sections in the order the schema wants.
 # Usage: integrations/scom/check.sh [FILE]   (default: Autopatch.Alerts.xml beside it)
@@ -95,6 +99,16 @@ for rule in $(values "//Monitoring/Rules/Rule/@ID"); do
     "$r/Category and $r/DataSources/DataSource[@ID and @TypeID] and $r/WriteActions/WriteAction[@ID and @TypeID]"
   must "rule $rule needs a Target" "$r[@Target != '']"
   must "rule $rule needs a display string" "//LanguagePack[@IsDefault='true']/DisplayStrings/DisplayString[@ElementID='$rule']/Name"
+  ev="$r/DataSources/DataSource[substring-after(@TypeID, '!') = 'Microsoft.Windows.EventProvider']"
+  if [ "$(xpath "count($ev)")" != "0" ]; then
+    must "rule $rule: Microsoft.Windows.EventProvider needs ComputerName, LogName and an Expression" \
+      "$ev/ComputerName != '' and $ev/LogName != '' and $ev/Expression/*"
+  fi
+  gaft="$r/WriteActions/WriteAction[substring-after(@TypeID, '!') = 'System.Health.GenerateAlertForType']"
+  if [ "$(xpath "count($gaft)")" != "0" ]; then
+    must "rule $rule: GenerateAlertForType needs Priority, Severity, ManagedEntityTypeId and KeyProperties" \
+      "$gaft/Priority and $gaft/Severity and $gaft/ManagedEntityTypeId != '' and $gaft/KeyProperties/KeyProperty/PropertyId and $gaft/KeyProperties/KeyProperty/Value"
+  fi
 done
 for res in $(values "//Presentation/StringResources/StringResource/@ID"); do
   must "string resource $res needs a display string with a name and a description" \
