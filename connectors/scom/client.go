@@ -50,7 +50,7 @@ type Runner interface {
 var ErrInvalid = errors.New("invalid request")
 
 // DefaultAlertWait is how long RaiseAlerts lets the management server wait
-// for the rule to raise the alerts of newly inserted events.
+// for the rule to raise the alerts of newly written events.
 const DefaultAlertWait = 10 * time.Second
 
 // Options configure a Client. The zero value suits a client that runs its
@@ -60,7 +60,7 @@ type Options struct {
 	// connects to, from the host the templates run on; empty means localhost.
 	ManagementServer string
 	// AlertWait bounds how long one RaiseAlerts call waits, on the server, for
-	// the management pack's rule to raise the alerts of the events it inserted
+	// the management pack's rule to raise the alerts of the events it wrote
 	// (polling every 2 s). Zero means DefaultAlertWait; negative means do not
 	// wait (those alerts are answered Pending).
 	AlertWait time.Duration
@@ -253,11 +253,11 @@ type RaiseOutcome string
 
 // The outcomes of RaiseAlerts.
 const (
-	// Raised: the event was inserted and the rule raised the alert.
+	// Raised: the event was written and the rule raised the alert.
 	Raised RaiseOutcome = "raised"
-	// Existing: an open alert with the key existed; nothing was inserted.
+	// Existing: an open alert with the key existed; nothing was written.
 	Existing RaiseOutcome = "existing"
-	// Pending: the event was inserted but the rule had not raised the alert
+	// Pending: the event was written but the rule had not raised the alert
 	// within the wait. Call RaiseAlerts again later to learn its id.
 	Pending RaiseOutcome = "pending"
 	// UnknownDevice: no Windows Computer of that name is monitored.
@@ -315,7 +315,7 @@ type raiseAnswer struct {
 
 // RaiseAlerts raises one alert per Alert in one call and returns, in order,
 // each alert's result. It is idempotent by key: while an alert with the key
-// is open it is returned as Existing and no event is inserted. A device SCOM
+// is open it is returned as Existing and no event is written. A device SCOM
 // does not monitor is a result (UnknownDevice), not an error. Keys must be
 // unique within the batch.
 func (c *Client) RaiseAlerts(ctx context.Context, alerts []Alert) ([]RaiseResult, error) {

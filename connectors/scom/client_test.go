@@ -235,7 +235,7 @@ func TestRaiseAlertsIsIdempotent(t *testing.T) {
 }
 
 // TestRaiseAlertsPending: the rule has not raised the alert yet when the
-// template looks; a second call inserts another event, which the rule's
+// template looks; a second call writes another event, which the rule's
 // suppression folds into the same alert, and a later call links it.
 func TestRaiseAlertsPending(t *testing.T) {
 	t.Parallel()

@@ -95,7 +95,7 @@ func TestTemplatesShape(t *testing.T) {
 }
 
 // TestTemplatesUseTheDocumentedCmdlets pins the OperationsManager cmdlets and
-// SDK calls of ARCHITECTURE §5 to the template that must use them.
+// .NET event-log calls of the event-log route to the template that must use them.
 func TestTemplatesUseTheDocumentedCmdlets(t *testing.T) {
 	t.Parallel()
 
@@ -249,7 +249,7 @@ type mp struct {
 }
 
 // TestManagementPackMatchesTheTemplates reads integrations/scom and checks
-// its rules listen for what raise_alerts inserts and map the event's
+// its rules listen for what raise_alerts writes and map the event's
 // parameters where the connector and the simulator expect them.
 func TestManagementPackMatchesTheTemplates(t *testing.T) {
 	t.Parallel()
