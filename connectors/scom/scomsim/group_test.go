@@ -148,3 +148,40 @@ func TestGroup(t *testing.T) {
 		require.Contains(t, stderr, "Cannot convert value")
 	})
 }
+
+// TestEventLogRoute: without the registered source nothing is written; with
+// it, each alert is one Application-log event on the management server whose
+// entry type picks the rule, and a second event with the same key while the
+// alert is open is folded into it (the rule's suppression).
+func TestEventLogRoute(t *testing.T) {
+	t.Parallel()
+	g := scomsim.New(scomsim.Options{NoEventSource: true})
+	require.NoError(t, g.AddComputer("SQL01.corp.example", "SQL01"))
+	req := map[string]any{"alerts": []map[string]string{{"key": "k", "device": "SQL01", "severity": "warning", "summary": "s"}}}
+
+	_, stderr, code := run(t, g, scom.RaiseAlertsTemplate, req)
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr, "New-EventLog -LogName Application -Source autopatch")
+	require.Empty(t, g.State().Events)
+
+	g.SetEventSource(true)
+	g.HoldAlerts(true)
+	for range 2 {
+		_, stderr, code = run(t, g, scom.RaiseAlertsTemplate, req)
+		require.Zero(t, code, stderr)
+	}
+	g.HoldAlerts(false)
+	st := g.State()
+	require.Len(t, st.Events, 2)
+	for _, e := range st.Events {
+		require.Equal(t, scom.EventSource, e.Source)
+		require.Equal(t, scom.EventLog, e.Log)
+		require.Equal(t, scom.EventID, e.EventID)
+		require.Equal(t, 2, e.Level, "Warning entry")
+		require.Equal(t, scomsim.DefaultManagementServer, e.LoggedOn)
+		require.Equal(t, "SQL01.corp.example", e.Computer)
+	}
+	require.Len(t, st.Alerts, 1)
+	require.Equal(t, 1, st.Alerts[0].RepeatCount)
+	require.Equal(t, "Autopatch.Alerts.Rule.Warning", st.Alerts[0].Rule)
+}
