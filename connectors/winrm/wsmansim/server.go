@@ -56,11 +56,13 @@ import (
 )
 
 // ExecFunc plays the process started by a Command: it gets the command line and
-// the complete stdin and returns what the process wrote and its exit code. For
-// the autopatch bootstrap (winrm.CommandLine()) it runs once stdin is complete
-// (the Send with End="true"), after Options.Latency. Any other command line is
-// treated as a program that does not read stdin: it runs right away (after
-// Latency) with empty stdin, and later stdin is discarded.
+// the complete stdin and returns what the process wrote and its exit code. A
+// program started as `program <"%TEMP%\f"` (autopatch's client) gets "program"
+// and the file's content, after Options.Latency. The bare bootstrap
+// (winrm.CommandLine()) reading WinRS stdin runs once a Send with End="true"
+// arrives in pipe mode, and never in console mode (see the package comment). Any
+// other command line is treated as a program that does not read stdin: it runs
+// right away (after Latency) with empty stdin, and later stdin is discarded.
 // ctx is cancelled when the client signals terminate, deletes the shell, the shell
 // idles out or the Server is closed.
 type ExecFunc func(ctx context.Context, commandLine string, stdin []byte) (stdout, stderr []byte, exitCode int)
