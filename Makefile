@@ -22,12 +22,16 @@ build: ## build bin/autopatch
 # -p 1: packages one at a time. The window tests and the demo assert that
 # windows open and close within 2 s; run side by side on a 2-core machine they
 # starve each other's timers. Tests inside a package still run in parallel.
-test: check/integrations ## run every test against a real PostgreSQL (throwaway unless TEST_DATABASE_URL is set)
+test: check/integrations check/parsers ## run every test against a real PostgreSQL (throwaway unless TEST_DATABASE_URL is set)
 	$(WITHPG) -env TEST_DATABASE_URL -- $(GO) test -p 1 -count=1 -timeout 30m $(PKGS)
 
 .PHONY: check/integrations
 check/integrations: ## check the shipped SCOM management pack (xmllint, structure)
 	bash integrations/scom/check.sh
+
+.PHONY: check/parsers
+check/parsers: ## parse every PowerShell template (tree-sitter) and ServiceNow script (acorn, ES5); installs them into .cache/parsers
+	GO=$(GO) bash internal/parsecheck/check.sh --selftest
 
 .PHONY: test/race
 test/race: ## run every test with the race detector

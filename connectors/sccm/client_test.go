@@ -651,10 +651,10 @@ func TestNonTemplateScriptIsRefused(t *testing.T) {
 	require.Equal(t, len(tests), b.site.CallsByTemplate()["(refused)"])
 }
 
-// TestLongDataOverStdin moves thousands of devices in one call: the data is far
-// beyond the command-line limit and one WS-Man envelope, so it must go over
-// stdin in several Send requests.
-func TestLongDataOverStdin(t *testing.T) {
+// TestLongDataInChunks moves thousands of devices in one call: the data is far
+// beyond the command-line limit, so it is written to the invocation file by many
+// echo commands of the call's shell (never over WinRS stdin; see winrm.Commands).
+func TestLongDataInChunks(t *testing.T) {
 	t.Parallel()
 	b := setup(t, setupOpts{})
 	b.seed(t, []string{"Patch A", "Patch B"}, nil, nil)
@@ -665,7 +665,7 @@ func TestLongDataOverStdin(t *testing.T) {
 		_, err := b.site.AddDevice(names[i], sccmsim.Outcome{})
 		require.NoError(t, err)
 	}
-	sendsBefore := b.wsman.Stats().Requests["Send"]
+	commandsBefore := b.wsman.Stats().Requests["Command"]
 
 	res, err := b.client.ResolveDevices(t.Context(), names)
 	require.NoError(t, err)
@@ -679,7 +679,10 @@ func TestLongDataOverStdin(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, results, n)
 	require.Equal(t, names, b.collection(t, "Patch A").Members)
-	require.Greater(t, b.wsman.Stats().Requests["Send"]-sendsBefore, 2, "stdin went in several chunks")
+	st := b.wsman.Stats()
+	require.Greater(t, st.Requests["Command"]-commandsBefore, 2*(2+2), "the data went in several chunks")
+	require.Zero(t, st.Requests["Send"], "nothing travels over WinRS stdin")
+	require.Zero(t, st.TempFiles, "every invocation file is removed")
 	require.Equal(t, 2, b.site.Calls(), "one call each")
 }
 

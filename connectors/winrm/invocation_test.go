@@ -55,7 +55,10 @@ func TestDecodeInvocation(t *testing.T) {
 	const data = `{"name":"O'Brien \"$(x)\"","n":[1,2]}`
 	good := envelopeJSON(t, map[string]any{"script": b64(script), "data": b64(data)})
 
-	gotScript, gotData, err := winrm.DecodeInvocation(winrm.CommandLine(), good)
+	// The invocation file: base64 of the envelope in lines, as echo writes it.
+	file := b64(string(good))
+	file = file[:8] + "\r\n" + file[8:] + "\r\n"
+	gotScript, gotData, err := winrm.DecodeInvocation(winrm.CommandLine(), []byte(file))
 	require.NoError(t, err)
 	require.Equal(t, script, gotScript)
 	require.Equal(t, data, string(gotData))
@@ -70,6 +73,7 @@ func TestDecodeInvocation(t *testing.T) {
 		{"OtherCase", strings.Replace(winrm.CommandLine(), "powershell.exe", "PowerShell.exe", 1), good, winrm.ErrNotBootstrap},
 		{"OtherScript", "powershell.exe -EncodedCommand " + b64("Get-Date"), good, winrm.ErrNotBootstrap},
 		{"Empty", "", good, winrm.ErrNotBootstrap},
+		{"NotBase64", winrm.CommandLine(), []byte("Remove-Item C:\\"), winrm.ErrBadEnvelope},
 		{"NotJSON", winrm.CommandLine(), []byte("Remove-Item C:\\"), winrm.ErrBadEnvelope},
 		{"EmptyStdin", winrm.CommandLine(), nil, winrm.ErrBadEnvelope},
 		{"TwoDocuments", winrm.CommandLine(), append(append([]byte{}, good...), good...), winrm.ErrBadEnvelope},
@@ -84,7 +88,11 @@ func TestDecodeInvocation(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			s, d, err := winrm.DecodeInvocation(tt.line, tt.stdin)
+			stdin := []byte(b64(string(tt.stdin))) // as the invocation file holds it
+			if tt.name == "NotBase64" {
+				stdin = tt.stdin
+			}
+			s, d, err := winrm.DecodeInvocation(tt.line, stdin)
 			require.ErrorIs(t, err, tt.want)
 			require.Empty(t, s)
 			require.Nil(t, d)

@@ -4,10 +4,12 @@
 // Every remote action is a constant PowerShell template plus one data value.
 // Nothing from outside is ever spliced into script text: the command line is
 // always CommandLine() (powershell.exe -EncodedCommand <Bootstrap>), and the
-// template and the data travel base64-encoded over stdin, sent in chunks that fit
-// the host's MaxEnvelopeSize. The template answers with one JSON document on
-// stdout, which Run decodes. See Bootstrap for the remote side and
-// DecodeInvocation for simulators.
+// template and the data travel base64-encoded in a temporary file that echo
+// commands of the same shell write in chunks under cmd.exe's command-line limit;
+// the bootstrap reads it as its redirected stdin (see Commands for why WinRS
+// stdin is not used). The template answers with one JSON document on stdout,
+// which Run decodes. See Bootstrap for the remote side and DecodeInvocation for
+// simulators.
 //
 // Host requirements: WinRM over HTTPS (5986) is the supported setup. masterzen's
 // client does not implement WS-Man message encryption, so NTLM and Kerberos over
@@ -18,8 +20,10 @@ package winrm
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -32,6 +36,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	krbclient "github.com/jcmturner/gokrb5/v8/client"
@@ -66,8 +71,9 @@ const (
 	cleanupTimeout = 15 * time.Second
 	// maxAnswerBytes caps what stdout/stderr may hold in memory.
 	maxAnswerBytes = 64 << 20
-	// minEnvelopeSize leaves room for a useful stdin chunk after the SOAP headers.
-	minEnvelopeSize = 8 * 1024
+	// minEnvelopeSize leaves room for a command line and a useful Receive after
+	// the SOAP headers.
+	minEnvelopeSize = 16 * 1024
 )
 
 // Config says how to reach one Windows host.
@@ -94,7 +100,7 @@ type Config struct {
 	Timeout time.Duration
 
 	// MaxEnvelopeSize is the host's MaxEnvelopeSizekb×1024 (bytes); 0 means
-	// DefaultMaxEnvelopeSize. Stdin is sent in chunks whose SOAP envelope fits it.
+	// DefaultMaxEnvelopeSize. It bounds the output the host sends per Receive.
 	MaxEnvelopeSize int
 	// KrbConfig is the krb5.conf path for Kerberos; empty means DefaultKrbConfig.
 	KrbConfig string
@@ -131,7 +137,6 @@ type Client struct {
 	base     *http.Transport
 	httpc    *http.Client
 	krb      *krbclient.Client
-	chunk    int // raw stdin bytes per Send request
 
 	// pending counts calls whose library goroutine is still running: a timed
 	// out call returns at once but its Signal/Delete may still be under way.
@@ -225,9 +230,6 @@ func New(cfg Config, logger *slog.Logger) (*Client, error) {
 			return nil, fmt.Errorf("winrm: kerberos: %w", err)
 		}
 	}
-	if c.chunk, err = stdinChunk(u.String(), cfg.MaxEnvelopeSize); err != nil {
-		return nil, fmt.Errorf("winrm: %w", err)
-	}
 	return c, nil
 }
 
@@ -304,20 +306,6 @@ func newKerberos(cfg *Config, host string) (*krbclient.Client, error) {
 		krbclient.DisablePAFXFAST(true), krbclient.AssumePreAuthentication(true)), nil
 }
 
-// stdinChunk computes how many raw stdin bytes fit one Send envelope: the SOAP
-// headers of a Send, then base64 (4/3) of the chunk.
-func stdinChunk(endpoint string, maxEnvelope int) (int, error) {
-	const id = "00000000-0000-0000-0000-000000000000"
-	params := mz.NewParameters(operationTimeout, "en-US", maxEnvelope)
-	probe := mz.NewSendInputRequest(endpoint, id, id, nil, true, params).String()
-	overhead := len(probe) + 2048 // slack for a longer ID or host
-	chunk := (maxEnvelope - overhead) / 4 * 3
-	if chunk <= 0 {
-		return 0, fmt.Errorf("max envelope size %d leaves no room for stdin", maxEnvelope)
-	}
-	return chunk, nil
-}
-
 // Run runs template t on the host with data (marshalled to JSON; it must be a
 // JSON object, or nil for {}) and decodes the template's JSON answer into out
 // (nil to discard it, after checking it is one JSON document). See the error
@@ -330,17 +318,21 @@ func (c *Client) Run(ctx context.Context, t Template, data any, out any) error {
 	if err != nil {
 		return fmt.Errorf("winrm: %s: %w", t.Name, err)
 	}
-	stdin, err := encodeEnvelope(t.Script, dataJSON)
+	envelope, err := encodeEnvelope(t.Script, dataJSON)
+	if err != nil {
+		return fmt.Errorf("winrm: %s: %w", t.Name, err)
+	}
+	id, err := newCallID()
 	if err != nil {
 		return fmt.Errorf("winrm: %s: %w", t.Name, err)
 	}
 
 	start := time.Now()
-	res, err := c.call(ctx, stdin)
+	res, err := c.call(ctx, id, envelope)
 	elapsed := time.Since(start)
 	attrs := []any{
-		"template", t.Name, "host", c.host, "duration", elapsed,
-		"stdin_bytes", len(stdin), "sent_bytes", res.sent, "received_bytes", res.received,
+		"template", t.Name, "host", c.host, "duration", elapsed, "call", id, "commands", res.commands,
+		"envelope_bytes", len(envelope), "sent_bytes", res.sent, "received_bytes", res.received,
 	}
 	if err != nil {
 		err = c.classify(t.Name, err, elapsed)
@@ -429,17 +421,30 @@ func decodeAnswer(stdout []byte, out any) error {
 	return nil
 }
 
-// callResult is what one RunWithInput produced.
+// newCallID names the invocation file of one call: random, so concurrent calls
+// of the same user (one %TEMP%) never share a file, and hex, so it is inert on a
+// cmd.exe command line.
+func newCallID() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("call id: %w", err)
+	}
+	return hex.EncodeToString(b[:]), nil
+}
+
+// callResult is what one call produced.
 type callResult struct {
 	exitCode       int
 	stdout, stderr []byte
 	overflow       bool
 	sent, received int
+	commands       int // commands started in the shell
 }
 
-// call runs the bootstrap with stdin. It returns when the library is done, the
-// call's deadline passes or a transport error aborts it, whichever comes first.
-func (c *Client) call(ctx context.Context, stdin []byte) (callResult, error) {
+// call writes the invocation file, runs the bootstrap on it and removes it, in
+// one shell. It returns when the library is done, the call's deadline passes or
+// a transport error aborts it, whichever comes first.
+func (c *Client) call(ctx context.Context, id string, envelope []byte) (callResult, error) {
 	timeoutCtx, cancelTimeout := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancelTimeout()
 	callCtx, abort := context.WithCancelCause(timeoutCtx)
@@ -461,10 +466,11 @@ func (c *Client) call(ctx context.Context, stdin []byte) (callResult, error) {
 		err      error
 	}
 	done := make(chan outcome, 1)
+	var started atomic.Int32
 	c.pending.Add(1)
 	go func() {
 		defer c.pending.Done()
-		code, err := mc.RunWithInput(CommandLine(), stdout, stderr, &chunkReader{b: stdin, size: c.chunk})
+		code, err := runInShell(mc, id, envelope, stdout, stderr, &started)
 		done <- outcome{code, err}
 	}()
 
@@ -476,11 +482,11 @@ func (c *Client) call(ctx context.Context, stdin []byte) (callResult, error) {
 		case o = <-done: // finished at the same instant: use it
 		default:
 			sent, recv := tr.bytes()
-			return callResult{sent: sent, received: recv}, context.Cause(callCtx)
+			return callResult{sent: sent, received: recv, commands: int(started.Load())}, context.Cause(callCtx)
 		}
 	}
 	sent, recv := tr.bytes()
-	res := callResult{sent: sent, received: recv}
+	res := callResult{sent: sent, received: recv, commands: int(started.Load())}
 	if o.err != nil {
 		// A transport error aborts the call (see callTransport.fail) and explains
 		// the failure better than the library's own error, which is then only
@@ -537,37 +543,59 @@ func (w *capWriter) Write(p []byte) (int, error) {
 	return w.buf.Write(p)
 }
 
-// chunkReader hands stdin to the library in chunks of at most size bytes. The
-// library sends each Write as one Send request and its own split ignores the
-// base64 growth, so WriteTo (which io.Copy prefers) does the splitting.
-type chunkReader struct {
-	b    []byte
-	off  int
-	size int
-}
-
-func (r *chunkReader) Read(p []byte) (int, error) {
-	if r.off >= len(r.b) {
-		return 0, io.EOF
+// runInShell runs the commands of one call (see Commands) in one shell and
+// returns the bootstrap's exit code, its output in stdout and stderr. A write
+// that fails (say %TEMP% is full) ends the call with that command's exit code
+// and cmd.exe's message in stderr, which Run reports as a ScriptError. The file
+// is removed whatever the bootstrap did; only a call that times out or loses
+// its connection leaves it behind (the shell is deleted, %TEMP% is not).
+func runInShell(mc *mz.Client, id string, envelope []byte, stdout, stderr io.Writer, started *atomic.Int32) (int, error) {
+	shell, err := mc.CreateShell()
+	if err != nil {
+		return 1, err
 	}
-	if len(p) > r.size {
-		p = p[:r.size]
-	}
-	n := copy(p, r.b[r.off:])
-	r.off += n
-	return n, nil
-}
-
-func (r *chunkReader) WriteTo(w io.Writer) (int64, error) {
-	var total int64
-	for r.off < len(r.b) {
-		end := min(r.off+r.size, len(r.b))
-		n, err := w.Write(r.b[r.off:end])
-		r.off += n
-		total += int64(n)
+	defer shell.Close()
+	writes, run, cleanup := Commands(id, envelope)
+	for _, line := range writes {
+		var msg bytes.Buffer
+		code, err := runCommand(shell, line, io.Discard, &msg, started)
 		if err != nil {
-			return total, err
+			return 1, err
+		}
+		if code != 0 {
+			fmt.Fprintf(stderr, "writing the invocation file %s failed (exit %d): %s", InvocationFile(id), code, msg.String())
+			_, _ = runCommand(shell, cleanup, io.Discard, io.Discard, started)
+			return code, nil
 		}
 	}
-	return total, nil
+	code, err := runCommand(shell, run, stdout, stderr, started)
+	if err != nil {
+		return 1, err
+	}
+	// Best effort: a file left behind holds only this call's base64.
+	_, _ = runCommand(shell, cleanup, io.Discard, io.Discard, started)
+	return code, nil
+}
+
+// runCommand runs one command line in shell with no stdin at all: nothing is
+// ever sent to WinRS stdin, so its console mode cannot matter.
+func runCommand(shell *mz.Shell, line string, stdout, stderr io.Writer, started *atomic.Int32) (int, error) {
+	cmd, err := shell.Execute(line)
+	if err != nil {
+		return 1, err
+	}
+	started.Add(1)
+	var wg sync.WaitGroup
+	var outErr, errErr error
+	wg.Add(2)
+	go func() { defer wg.Done(); _, outErr = io.Copy(stdout, cmd.Stdout) }()
+	go func() { defer wg.Done(); _, errErr = io.Copy(stderr, cmd.Stderr) }()
+	cmd.Wait()
+	wg.Wait()
+	_ = cmd.Close() // Signal terminate: frees the command on the host
+	// The library reports a failed Receive by closing the output pipes with it.
+	if err := errors.Join(outErr, errErr); err != nil {
+		return 1, err
+	}
+	return cmd.ExitCode(), nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
@@ -45,8 +46,9 @@ var (
 type testHost struct {
 	mu      sync.Mutex
 	lines   []string
-	started chan struct{} // receives when blockTemplate starts
-	release chan struct{} // closing it ends blockTemplate
+	aliases map[string]string // script → the known template it behaves as
+	started chan struct{}     // receives when blockTemplate starts
+	release chan struct{}     // closing it ends blockTemplate
 }
 
 func newTestHost() *testHost {
@@ -63,6 +65,16 @@ func (h *testHost) exec() wsmansim.ExecFunc {
 	}
 }
 
+// alias makes script behave as the known template like.
+func (h *testHost) alias(script, like string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.aliases == nil {
+		h.aliases = make(map[string]string)
+	}
+	h.aliases[script] = like
+}
+
 func (h *testHost) commandLines() []string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -75,6 +87,11 @@ func (h *testHost) run(ctx context.Context, script string, data []byte) ([]byte,
 		Stderr string `json:"stderr"`
 		Stdout string `json:"stdout"`
 	}
+	h.mu.Lock()
+	if like, ok := h.aliases[script]; ok {
+		script = like
+	}
+	h.mu.Unlock()
 	switch script {
 	case echoTemplate.Script:
 		return data, "", 0
@@ -284,14 +301,14 @@ func TestHostileStringsRoundTrip(t *testing.T) {
 	}
 }
 
-func TestLargeStdinIsChunked(t *testing.T) {
+func TestLargeInvocationIsWrittenInChunks(t *testing.T) {
 	t.Parallel()
 	b := setup(t, setupOpts{})
 
-	// About 3 MiB of JSON data, base64'd once more in the envelope.
-	names := make([]string, 30000)
+	// About 300 KB of JSON data, base64'd once more in the envelope.
+	names := make([]string, 3000)
 	for i := range names {
-		names[i] = strings.Repeat(string(rune('a'+i%26)), 90) + "'\"$`"
+		names[i] = strings.Repeat(string(rune('a'+i%26)), 90) + "'\"$`%^&|<>"
 	}
 	in := map[string]any{"names": names}
 	var out struct {
@@ -302,14 +319,56 @@ func TestLargeStdinIsChunked(t *testing.T) {
 
 	raw, err := json.Marshal(in)
 	require.NoError(t, err)
-	envelopeBytes := (len(raw)+2)/3*4 + (len(echoTemplate.Script)+2)/3*4 // base64 sizes
 	st := b.srv.Stats()
-	// Every Send fits 500 KiB of SOAP, so there must be at least this many
-	// (plus the empty End="true" one), and the answer needs several Receives.
-	require.GreaterOrEqual(t, st.Requests["Send"], envelopeBytes/winrm.DefaultMaxEnvelopeSize+2)
-	require.GreaterOrEqual(t, st.Requests["Receive"], len(raw)/winrm.DefaultMaxEnvelopeSize+1)
+	// base64(JSON of base64 data) in chunks, then the bootstrap and del.
+	payload := (len(raw)+2)/3*4*4/3 + (len(echoTemplate.Script)+2)/3*4*4/3
+	require.GreaterOrEqual(t, st.Requests["Command"], payload/winrm.ChunkChars+2)
+	require.Zero(t, st.Requests["Send"], "nothing travels over WinRS stdin")
 	require.Equal(t, 1, st.Executions)
-	require.Less(t, len(b.host.commandLines()[0]), 8191)
+	require.Zero(t, st.TempFiles, "the invocation file is removed")
+	require.Equal(t, 1, st.Requests["Create"], "one shell per call")
+	require.Equal(t, []string{winrm.CommandLine()}, b.host.commandLines())
+}
+
+// A template longer than cmd.exe's whole command line (8,191 characters) runs:
+// only its base64, in chunks, is ever on a command line.
+func TestScriptAboveCommandLineLimit(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{})
+
+	big := winrm.Template{Name: "big", Script: echoTemplate.Script + "# " + strings.Repeat("padding ", 4000) + "\n"}
+	require.Greater(t, len(big.Script), 3*winrm.MaxCommandLine)
+	b.host.alias(big.Script, echoTemplate.Script)
+	var out map[string]string
+	require.NoError(t, b.client.Run(context.Background(), big, map[string]string{"k": "v"}, &out))
+	require.Equal(t, map[string]string{"k": "v"}, out)
+	st := b.srv.Stats()
+	require.GreaterOrEqual(t, st.Requests["Command"], 4*len(big.Script)/3/winrm.ChunkChars+2)
+	require.Zero(t, st.Requests["Send"])
+	require.Zero(t, st.TempFiles)
+}
+
+func TestCommandsStayUnderTheLimit(t *testing.T) {
+	t.Parallel()
+
+	envelope := []byte(strings.Repeat("{\"script\":\"x\"}", 10_000))
+	writes, run, cleanup := winrm.Commands(strings.Repeat("0", 32), envelope)
+	const temp = `C:\Users\a-rather-long-service-account-name.CORP\AppData\Local\Temp`
+	var joined strings.Builder
+	for i, w := range append(append([]string{}, writes...), run, cleanup) {
+		require.Less(t, len(strings.ReplaceAll(w, "%TEMP%", temp)), winrm.MaxCommandLine, "command %d", i)
+	}
+	for i, w := range writes {
+		_, chunk, ok := strings.Cut(w, " echo ")
+		require.True(t, ok)
+		require.Regexp(t, `^[A-Za-z0-9+/=]+$`, chunk, "write %d carries base64 only", i)
+		require.Zero(t, len(chunk)%4, "write %d", i)
+		joined.WriteString(chunk)
+	}
+	require.Equal(t, base64.StdEncoding.EncodeToString(envelope), joined.String())
+	require.True(t, strings.HasPrefix(writes[0], `>"%TEMP%\autopatch-`), "the first write truncates")
+	require.True(t, strings.HasPrefix(writes[1], `>>"%TEMP%\autopatch-`), "later writes append")
+	require.Equal(t, winrm.CommandLine()+` <"`+winrm.InvocationFile(strings.Repeat("0", 32))+`"`, run)
 }
 
 func TestCommandLineIsConstant(t *testing.T) {
@@ -545,19 +604,6 @@ func TestHTTPSCertificates(t *testing.T) {
 		var verr *tls.CertificateVerificationError
 		require.ErrorAs(t, err, &verr)
 	})
-}
-
-func TestEnvelopeLargerThanHostAllows(t *testing.T) {
-	t.Parallel()
-	// The client believes the host takes 1 MiB envelopes; the host takes 500 KiB.
-	// The failed Send must surface as the host's fault, not as a timeout.
-	b := setup(t, setupOpts{cfg: func(c *winrm.Config) { c.MaxEnvelopeSize = 1 << 20 }})
-	err := b.client.Run(context.Background(), echoTemplate, map[string]string{"s": strings.Repeat("x", 900_000)}, nil)
-	require.ErrorIs(t, err, winrm.ErrUnreachable)
-	var fault *winrm.FaultError
-	require.ErrorAs(t, err, &fault)
-	require.Equal(t, "w:EncodingLimit", fault.Subcode)
-	require.Zero(t, b.srv.Stats().Executions)
 }
 
 func TestReceivePollsUntilDone(t *testing.T) {

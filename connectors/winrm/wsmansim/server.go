@@ -4,6 +4,30 @@
 // with Basic authentication, SOAP faults as Windows sends them, a per-user shell
 // quota, MaxEnvelopeSize and idle shell clean-up.
 //
+// Commands run through cmd.exe (WINRS_SKIP_CMD_SHELL=FALSE), and the simulator
+// plays the part of cmd.exe autopatch relies on: the 8,191-character limit after
+// %TEMP% expansion, `>"%TEMP%\f" echo <base64>` and `>>` to write a file in the
+// user's %TEMP% (which outlives the shell, as on Windows), `program <"%TEMP%\f"`
+// to give a program that file as stdin, and `del /q "%TEMP%\f"`.
+//
+// WinRS stdin is modelled on the evidence about WINRS_CONSOLEMODE_STDIN. In pipe
+// mode (FALSE) a Send with End="true" closes the process's stdin, so a reader
+// sees end-of-input. In console mode (TRUE, masterzen/winrm's only mode, and
+// WinRS's default) nothing documents that End="true" reaches a reader as
+// end-of-input, and the clients that send stdin switch to pipe mode for exactly
+// that reason: Ansible's winrm connection plugin passes
+// console_mode_stdin=(stdin_iterator is None)
+// (https://github.com/ansible/ansible/blob/devel/lib/ansible/plugins/connection/winrm.py),
+// pywinrm runs `powershell.exe -` only with End=true in pipe mode
+// (https://github.com/diyan/pywinrm/pull/271), and a WinRM client documents that
+// console-mode stdin does not reach EOF for readers such as sort or more
+// (https://github.com/MetricsHub/winrm-java/pull/144). MS-WSMV defines the option
+// without saying more
+// (https://learn.microsoft.com/en-us/openspecs/windows_protocols/ms-wsmv/c793e333-c409-43c6-a2eb-6ae2489c7ef4).
+// So a program that reads stdin to its end (the bootstrap fed over WinRS stdin)
+// never starts its work in console mode: it hangs until the client gives up,
+// and Stats.StdinNeverEnded counts it. autopatch's client never sends stdin.
+//
 // What the "process" does is up to Options.Exec; PowerShell adapts it to
 // autopatch's bootstrap so a simulator only sees (template text, data JSON).
 // Mount a Server at /wsman under httptest or a real listener, HTTP or HTTPS
@@ -20,6 +44,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,11 +56,13 @@ import (
 )
 
 // ExecFunc plays the process started by a Command: it gets the command line and
-// the complete stdin and returns what the process wrote and its exit code. For
-// the autopatch bootstrap (winrm.CommandLine()) it runs once stdin is complete
-// (the Send with End="true"), after Options.Latency. Any other command line is
-// treated as a program that does not read stdin: it runs right away (after
-// Latency) with empty stdin, and later stdin is discarded.
+// the complete stdin and returns what the process wrote and its exit code. A
+// program started as `program <"%TEMP%\f"` (autopatch's client) gets "program"
+// and the file's content, after Options.Latency. The bare bootstrap
+// (winrm.CommandLine()) reading WinRS stdin runs once a Send with End="true"
+// arrives in pipe mode, and never in console mode (see the package comment). Any
+// other command line is treated as a program that does not read stdin: it runs
+// right away (after Latency) with empty stdin, and later stdin is discarded.
 // ctx is cancelled when the client signals terminate, deletes the shell, the shell
 // idles out or the Server is closed.
 type ExecFunc func(ctx context.Context, commandLine string, stdin []byte) (stdout, stderr []byte, exitCode int)
@@ -90,6 +117,12 @@ type Stats struct {
 	ReceiveTimeouts int
 	// Executions counts Exec calls.
 	Executions int
+	// TempFiles is the number of files in the user's %TEMP%: a call that
+	// cleans up after itself leaves none.
+	TempFiles int
+	// StdinNeverEnded counts console-mode commands that read stdin and got
+	// End="true": on Windows they would wait for end-of-input forever.
+	StdinNeverEnded int
 }
 
 // Server is a simulated WinRM service. It is safe for concurrent use.
@@ -100,6 +133,7 @@ type Server struct {
 
 	mu        sync.Mutex
 	shells    map[string]*shell
+	files     map[string][]byte // the user's %TEMP%, by lower-case name (NTFS ignores case)
 	lastSweep time.Time
 	stats     Stats
 	running   sync.WaitGroup // Exec goroutines
@@ -121,6 +155,7 @@ type command struct {
 	cancel      context.CancelFunc
 	stdin       bytes.Buffer
 	stdinDone   bool
+	consoleMode bool          // WINRS_CONSOLEMODE_STDIN: End="true" never reaches the reader
 	done        chan struct{} // closed when the process ended (or never started)
 
 	// Set before done is closed.
@@ -159,6 +194,7 @@ func New(opts Options) *Server {
 		logger: logger,
 		now:    time.Now,
 		shells: make(map[string]*shell),
+		files:  make(map[string][]byte),
 		stats:  Stats{Requests: make(map[string]int)},
 	}
 }
@@ -170,6 +206,7 @@ func (s *Server) Stats() Stats {
 	s.sweepLocked(true)
 	st := s.stats
 	st.Shells = len(s.shells)
+	st.TempFiles = len(s.files)
 	st.Requests = make(map[string]int, len(s.stats.Requests))
 	for k, v := range s.stats.Requests {
 		st.Requests[k] = v
@@ -382,6 +419,9 @@ func (s *Server) command(w http.ResponseWriter, req *request, relates string) *f
 	if len(cl.Arguments) > 0 {
 		line += " " + strings.Join(cl.Arguments, " ")
 	}
+	// WinRS's default, like masterzen/winrm's constant, is console mode.
+	mode, ok := req.option("WINRS_CONSOLEMODE_STDIN")
+	consoleMode := !ok || !strings.EqualFold(mode, "FALSE")
 	ctx, cancel := context.WithCancel(sh.ctx)
 	cmd := &command{
 		id:          strings.ToUpper(uuid.NewString()),
@@ -389,18 +429,12 @@ func (s *Server) command(w http.ResponseWriter, req *request, relates string) *f
 		ctx:         ctx,
 		cancel:      cancel,
 		done:        make(chan struct{}),
+		consoleMode: consoleMode,
 	}
-	// Only the bootstrap reads stdin. Any other program is one that, like
-	// whoami on Windows, runs and exits whether or not stdin is ever closed;
-	// waiting for End="true" would hang a client that never sends it.
-	readsStdin := line == winrm.CommandLine()
 	s.mu.Lock()
 	sh.commands[cmd.id] = cmd
-	cmd.stdinDone = !readsStdin
 	s.mu.Unlock()
-	if !readsStdin {
-		s.start(cmd, nil)
-	}
+	s.cmdExe(cmd, line)
 	body := `<rsp:CommandResponse><rsp:CommandId>` + cmd.id + `</rsp:CommandId></rsp:CommandResponse>`
 	writeEnvelope(w, http.StatusOK, actionCommand+"Response", relates, body)
 	return nil
@@ -444,6 +478,15 @@ func (s *Server) send(w http.ResponseWriter, req *request, relates string) *faul
 		}
 		end, _ := strconv.ParseBool(st.End)
 		s.mu.Lock()
+		if end && !cmd.stdinDone && cmd.consoleMode {
+			// Console mode: the bytes reach the console input, End="true"
+			// does not end it; the reader waits on (see the package comment).
+			cmd.stdinDone = true
+			s.stats.StdinNeverEnded++
+			s.mu.Unlock()
+			s.logger.Warn("wsmansim: stdin ended in console mode; the process never sees end-of-input", "command", cmd.id)
+			continue
+		}
 		if cmd.stdinDone {
 			// A process that does not read stdin (or has it all): the
 			// bytes go into a pipe nobody reads, as on Windows.
@@ -464,6 +507,87 @@ func (s *Server) send(w http.ResponseWriter, req *request, relates string) *faul
 	}
 	writeEnvelope(w, http.StatusOK, actionSend+"Response", relates, `<rsp:SendResponse/>`)
 	return nil
+}
+
+// userTemp is what %TEMP% expands to for the simulated user, for the length
+// limit: a typical profile path.
+const userTemp = `C:\Users\autopatch-svc\AppData\Local\Temp`
+
+// The cmd.exe forms autopatch uses (see winrm.Commands). A file name is one
+// path element of %TEMP%; anything else is left to Exec, which refuses it.
+var (
+	echoToFile    = regexp.MustCompile(`^(>>?)"%TEMP%\\([A-Za-z0-9._-]+)" echo ([A-Za-z0-9+/=]+)$`)
+	stdinFromFile = regexp.MustCompile(`^(.+) <"%TEMP%\\([A-Za-z0-9._-]+)"$`)
+	delFile       = regexp.MustCompile(`^del /q "%TEMP%\\([A-Za-z0-9._-]+)"$`)
+)
+
+// cmdExe plays cmd.exe /c line: its length limit, echo into a file, stdin from
+// a file and del, done at once; any other program goes to Exec, right away if it
+// does not read WinRS stdin, once stdin has ended if it does.
+func (s *Server) cmdExe(cmd *command, line string) {
+	finish := func(stdout, stderr string, code int) {
+		s.mu.Lock()
+		cmd.stdinDone = true
+		cmd.stdout, cmd.stderr, cmd.exitCode = []byte(stdout), []byte(stderr), code
+		s.mu.Unlock()
+		close(cmd.done)
+	}
+	if len(strings.ReplaceAll(line, "%TEMP%", userTemp)) > winrm.MaxCommandLine {
+		finish("", "The command line is too long.\r\n", 1)
+		return
+	}
+	if m := echoToFile.FindStringSubmatch(line); m != nil {
+		name := strings.ToLower(m[2])
+		s.mu.Lock()
+		if m[1] == ">" {
+			s.files[name] = nil
+		}
+		s.files[name] = append(s.files[name], m[3]+"\r\n"...)
+		s.mu.Unlock()
+		finish("", "", 0)
+		return
+	}
+	if m := delFile.FindStringSubmatch(line); m != nil {
+		name := strings.ToLower(m[1])
+		s.mu.Lock()
+		_, ok := s.files[name]
+		delete(s.files, name)
+		s.mu.Unlock()
+		if !ok {
+			finish("", "Could Not Find "+userTemp+`\`+m[1]+"\r\n", 0)
+			return
+		}
+		finish("", "", 0)
+		return
+	}
+	if m := stdinFromFile.FindStringSubmatch(line); m != nil {
+		s.mu.Lock()
+		content, ok := s.files[strings.ToLower(m[2])]
+		content = bytes.Clone(content)
+		s.mu.Unlock()
+		if !ok {
+			finish("", "The system cannot find the file specified.\r\n", 1)
+			return
+		}
+		// The program reads the file and sees its end; WinRS stdin is not
+		// connected to it.
+		cmd.commandLine = m[1]
+		s.mu.Lock()
+		cmd.stdinDone = true
+		s.mu.Unlock()
+		s.start(cmd, content)
+		return
+	}
+	// Only the bootstrap reads stdin. Any other program is one that, like
+	// whoami on Windows, runs and exits whether or not stdin is ever closed;
+	// waiting for End="true" would hang a client that never sends it.
+	if line == winrm.CommandLine() {
+		return // started by the Send with End="true", in pipe mode only
+	}
+	s.mu.Lock()
+	cmd.stdinDone = true
+	s.mu.Unlock()
+	s.start(cmd, nil)
 }
 
 // start runs the process once its stdin is complete.

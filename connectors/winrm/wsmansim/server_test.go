@@ -163,7 +163,7 @@ func TestPowerShellAdapter(t *testing.T) {
 		{"BadEncoding", "powershell.exe -EncodedCommand !!!", "", 1, "", "not properly encoded", ""},
 		{"BootstrapPlusSpace", winrm.CommandLine() + " ", envelope(template, `{}`), 1, "", "is not recognized", ""},
 		{"BootstrapBadStdin", winrm.CommandLine(), "Remove-Item C:\\", 1, "", "malformed invocation envelope", ""},
-		{"BootstrapEmptyStdin", winrm.CommandLine(), "", 1, "", "malformed invocation envelope", ""},
+		{"BootstrapNoFile", winrm.CommandLine() + ` <"%TEMP%\never-written.b64"`, "", 1, "", "The system cannot find the file specified.", ""},
 		{"NoParamData", winrm.CommandLine(), envelope("Remove-Item C:\\", `{}`), 1, "",
 			"A parameter cannot be found that matches parameter name 'Data'", ""},
 	}
@@ -172,15 +172,10 @@ func TestPowerShellAdapter(t *testing.T) {
 			mu.Lock()
 			calls = nil
 			mu.Unlock()
-			// RunWithInput, not RunWithString: the latter closes stdin only
-			// after reading the output, which deadlocks any process that reads
-			// stdin to the end (on Windows too).
-			var stdout, stderr strings.Builder
-			code, err := c.RunWithInput(tt.line, &stdout, &stderr, strings.NewReader(tt.stdin))
-			require.NoError(t, err)
+			code, stdout, stderr := runViaFile(t, c, tt.line, tt.stdin)
 			require.Equal(t, tt.wantExit, code)
-			require.Equal(t, tt.wantStdout, stdout.String())
-			require.Contains(t, stderr.String(), tt.wantStderr)
+			require.Equal(t, tt.wantStdout, stdout)
+			require.Contains(t, stderr, tt.wantStderr)
 			mu.Lock()
 			defer mu.Unlock()
 			if tt.wantCall == "" {
@@ -190,6 +185,122 @@ func TestPowerShellAdapter(t *testing.T) {
 			}
 		})
 	}
+}
+
+// runViaFile runs line in one shell the way autopatch's client does: when stdin
+// is not empty it is written to an invocation file with winrm.Commands and line
+// gets it as redirected stdin. Nothing is sent to WinRS stdin.
+func runViaFile(t *testing.T, c *mz.Client, line, stdin string) (code int, stdout, stderr string) {
+	t.Helper()
+	shell, err := c.CreateShell()
+	require.NoError(t, err)
+	defer shell.Close()
+	if stdin != "" {
+		const id = "0123456789abcdef0123456789abcdef"
+		writes, _, _ := winrm.Commands(id, []byte(stdin))
+		for _, w := range writes {
+			code, _, errText := execute(t, shell, w)
+			require.Zero(t, code, errText)
+		}
+		line += ` <"` + winrm.InvocationFile(id) + `"`
+	}
+	return execute(t, shell, line)
+}
+
+// execute runs one command in shell without touching its stdin.
+func execute(t *testing.T, shell *mz.Shell, line string) (int, string, string) {
+	t.Helper()
+	cmd, err := shell.Execute(line)
+	require.NoError(t, err)
+	var stdout, stderr strings.Builder
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); _, _ = io.Copy(&stdout, cmd.Stdout) }()
+	go func() { defer wg.Done(); _, _ = io.Copy(&stderr, cmd.Stderr) }()
+	cmd.Wait()
+	wg.Wait()
+	require.NoError(t, cmd.Close())
+	return cmd.ExitCode(), stdout.String(), stderr.String()
+}
+
+// The old way, the bootstrap reading WinRS stdin, as masterzen/winrm sends it
+// (console mode): End="true" is sent but, as on Windows, the reader never sees
+// end-of-input, so the template never runs and the call only ends by timing out.
+func TestConsoleModeStdinNeverEnds(t *testing.T) {
+	t.Parallel()
+
+	ran := make(chan string, 1)
+	b := setup(t, wsmansim.Options{MaxOperationTimeout: 50 * time.Millisecond,
+		Exec: func(_ context.Context, _ string, stdin []byte) ([]byte, []byte, int) {
+			ran <- string(stdin)
+			return []byte("{}"), nil, 0
+		}})
+	c := b.client(t, 153600)
+	stdin := base64.StdEncoding.EncodeToString([]byte(envelope("param($Data)\n'{}'\n", "{}")))
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.RunWithInput(winrm.CommandLine(), io.Discard, io.Discard, strings.NewReader(stdin))
+		done <- err
+	}()
+	require.Eventually(t, func() bool { return b.srv.Stats().StdinNeverEnded == 1 }, time.Minute, 10*time.Millisecond)
+	select {
+	case err := <-done:
+		t.Fatalf("the call ended (%v): console-mode stdin must never reach end-of-input", err)
+	case <-ran:
+		t.Fatal("the bootstrap ran: console-mode stdin must never reach end-of-input")
+	case <-time.After(500 * time.Millisecond): // several Receives timed out meanwhile
+	}
+	require.Positive(t, b.srv.Stats().ReceiveTimeouts)
+	require.Zero(t, b.srv.Stats().Executions)
+	// The library polls on; the test server's clean-up ends it with a
+	// connection error.
+}
+
+// In pipe mode (WINRS_CONSOLEMODE_STDIN=FALSE, what Ansible and pywinrm use to
+// send stdin) End="true" is end-of-input and the bootstrap runs.
+func TestPipeModeStdinEnds(t *testing.T) {
+	t.Parallel()
+
+	ran := make(chan string, 1)
+	b := setup(t, wsmansim.Options{Exec: func(_ context.Context, line string, stdin []byte) ([]byte, []byte, int) {
+		ran <- line + "|" + string(stdin)
+		return []byte("{}"), nil, 0
+	}})
+	startCommand(t, b, "pipe")
+	require.Equal(t, winrm.CommandLine()+"|pipe", waitFor(t, ran))
+	require.Zero(t, b.srv.Stats().StdinNeverEnded)
+}
+
+// cmd.exe's limit applies after %TEMP% is expanded, and the sim's cmd.exe only
+// echoes base64 into files.
+func TestCmdExeModel(t *testing.T) {
+	t.Parallel()
+
+	b := setup(t, wsmansim.Options{})
+	c := b.client(t, 153600)
+	shell, err := c.CreateShell()
+	require.NoError(t, err)
+	defer shell.Close()
+
+	long := `>"%TEMP%\x.b64" echo ` + strings.Repeat("A", winrm.MaxCommandLine-30)
+	code, _, stderr := execute(t, shell, long)
+	require.Equal(t, 1, code)
+	require.Equal(t, "The command line is too long.\r\n", stderr)
+
+	code, _, stderr = execute(t, shell, `>"%TEMP%\x.b64" echo $(Remove-Item C:\)`)
+	require.Equal(t, 1, code, "only base64 is ever echoed into a file")
+	require.Contains(t, stderr, "is not recognized")
+	require.Zero(t, b.srv.Stats().TempFiles)
+
+	code, _, _ = execute(t, shell, `>"%TEMP%\x.b64" echo QUJD`)
+	require.Zero(t, code)
+	code, _, _ = execute(t, shell, `>>"%TEMP%\X.b64" echo REVG`)
+	require.Zero(t, code)
+	require.Equal(t, 1, b.srv.Stats().TempFiles)
+	code, _, _ = execute(t, shell, `del /q "%TEMP%\x.b64"`)
+	require.Zero(t, code)
+	require.Zero(t, b.srv.Stats().TempFiles)
+	require.Zero(t, b.srv.Stats().Requests["Send"])
 }
 
 func utf16b64(s string) string {
@@ -317,14 +428,19 @@ func TestRawProtocol(t *testing.T) {
 }
 
 // startCommand opens a shell and a command and completes its stdin, with raw
-// requests (no Receive in flight), returning the shell and command IDs.
+// requests (no Receive in flight), returning the shell and command IDs. It asks
+// for pipe mode (WINRS_CONSOLEMODE_STDIN=FALSE), the mode in which End="true"
+// reaches the process as end-of-input.
 func startCommand(t *testing.T, b *testBundle, stdin string) (shellID, commandID string) {
 	t.Helper()
 	resp, body := b.post(t, mz.NewOpenShellRequest(b.url, params()).String(), soapType, true)
 	require.Equal(t, http.StatusOK, resp.StatusCode, body)
 	shellID, err := mz.ParseOpenShellResponse(body)
 	require.NoError(t, err)
-	resp, body = b.post(t, mz.NewExecuteCommandRequest(b.url, shellID, winrm.CommandLine(), nil, params()).String(), soapType, true)
+	command := mz.NewExecuteCommandRequest(b.url, shellID, winrm.CommandLine(), nil, params()).String()
+	pipe := strings.Replace(command, `Name="WINRS_CONSOLEMODE_STDIN">TRUE<`, `Name="WINRS_CONSOLEMODE_STDIN">FALSE<`, 1)
+	require.NotEqual(t, command, pipe, "masterzen/winrm's Command request changed")
+	resp, body = b.post(t, pipe, soapType, true)
 	require.Equal(t, http.StatusOK, resp.StatusCode, body)
 	commandID, err = mz.ParseExecuteCommandResponse(body)
 	require.NoError(t, err)

@@ -52,6 +52,10 @@ type request struct {
 			Name  string `xml:"Name,attr"`
 			Value string `xml:",chardata"`
 		} `xml:"http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd SelectorSet>Selector"`
+		Options []struct {
+			Name  string `xml:"Name,attr"`
+			Value string `xml:",chardata"`
+		} `xml:"http://schemas.dmtf.org/wbem/wsman/1/wsman.xsd OptionSet>Option"`
 	} `xml:"http://www.w3.org/2003/05/soap-envelope Header"`
 	Body struct {
 		Shell       *struct{} `xml:"http://schemas.microsoft.com/wbem/wsman/1/windows/shell Shell"`
@@ -96,6 +100,17 @@ func (r *request) selector(name string) string {
 		}
 	}
 	return ""
+}
+
+// option returns the value of a w:Option, e.g. WINRS_CONSOLEMODE_STDIN, and
+// whether the request holds it.
+func (r *request) option(name string) (string, bool) {
+	for _, o := range r.Header.Options {
+		if o.Name == name {
+			return strings.TrimSpace(o.Value), true
+		}
+	}
+	return "", false
 }
 
 // iso8601Seconds matches the durations WS-Man clients send: PT60S, PT60.000S.
