@@ -442,6 +442,7 @@ func Templates() []winrm.Template {
 		{Name: DeleteDeploymentsTemplate, Script: deleteDeploymentsScript},
 		{Name: DeploymentStatusTemplate, Script: deploymentStatusScript},
 		{Name: MaintenanceWindowsTemplate, Script: maintenanceWindowsScript},
+		{Name: DoctorTemplate, Script: doctorScript},
 	}
 }
 
