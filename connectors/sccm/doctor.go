@@ -55,60 +55,60 @@ try {
     $answer.module.ok = $true
 } catch {
     $answer.module.error = [string]$_.Exception.Message
-    Write-ApAnswer $answer
-    return
 }
 
-try {
-    $SiteCode = [string]$Data.site_code
-    if ([string]::IsNullOrEmpty($SiteCode)) {
-        $siteDrive = Get-PSDrive -PSProvider CMSite | Select-Object -First 1
-        if ($null -eq $siteDrive) {
-            throw 'No CMSite drive exists: run this on a site server or configure the site code.'
+if ($answer.module.ok) {
+    try {
+        $SiteCode = [string]$Data.site_code
+        if ([string]::IsNullOrEmpty($SiteCode)) {
+            $siteDrive = Get-PSDrive -PSProvider CMSite | Select-Object -First 1
+            if ($null -eq $siteDrive) {
+                throw 'No CMSite drive exists: run this on a site server or configure the site code.'
+            }
+            $SiteCode = $siteDrive.Name
+        } elseif ($null -eq (Get-PSDrive -Name $SiteCode -PSProvider CMSite -ErrorAction SilentlyContinue)) {
+            $null = New-PSDrive -Name $SiteCode -PSProvider CMSite -Root $env:COMPUTERNAME
         }
-        $SiteCode = $siteDrive.Name
-    } elseif ($null -eq (Get-PSDrive -Name $SiteCode -PSProvider CMSite -ErrorAction SilentlyContinue)) {
-        $null = New-PSDrive -Name $SiteCode -PSProvider CMSite -Root $env:COMPUTERNAME
+        Set-Location -Path ($SiteCode + ':')
+        $answer.site.ok = $true
+        $answer.site.code = $SiteCode
+    } catch {
+        $answer.site.error = [string]$_.Exception.Message
     }
-    Set-Location -Path ($SiteCode + ':')
-    $answer.site.ok = $true
-    $answer.site.code = $SiteCode
-} catch {
-    $answer.site.error = [string]$_.Exception.Message
-    Write-ApAnswer $answer
-    return
 }
 
-foreach ($item in $Data.collections) {
-    $name = [string]$item
-    # Without -CollectionType both kinds come back, so a user collection of
-    # that name is told apart from a missing one. Names are compared exactly,
-    # as the other templates compare them.
-    $found = Get-CMCollection -Name $name -DisableWildcardHandling |
-        Where-Object { $_.Name -ceq $name } |
-        Select-Object -First 1
-    if ($null -eq $found) {
-        $collections.Add([ordered]@{ name = $name; found = $false; collection_type = 0; service_windows = 0 })
-        continue
+if ($answer.site.ok) {
+    foreach ($item in $Data.collections) {
+        $name = [string]$item
+        # Without -CollectionType both kinds come back, so a user collection of
+        # that name is told apart from a missing one. Names are compared exactly,
+        # as the other templates compare them.
+        $found = Get-CMCollection -Name $name -DisableWildcardHandling |
+            Where-Object { $_.Name -ceq $name } |
+            Select-Object -First 1
+        if ($null -eq $found) {
+            $collections.Add([ordered]@{ name = $name; found = $false; collection_type = 0; service_windows = 0 })
+            continue
+        }
+        # SMS_Collection.CollectionType: 1 user, 2 device.
+        $collections.Add([ordered]@{
+            name            = $name
+            found           = $true
+            collection_type = [int]$found.CollectionType
+            service_windows = [int]$found.ServiceWindowsCount
+        })
     }
-    # SMS_Collection.CollectionType: 1 user, 2 device.
-    $collections.Add([ordered]@{
-        name            = $name
-        found           = $true
-        collection_type = [int]$found.CollectionType
-        service_windows = [int]$found.ServiceWindowsCount
-    })
+
+    foreach ($item in $Data.update_groups) {
+        $name = [string]$item
+        $found = Get-CMSoftwareUpdateGroup -Name $name -DisableWildcardHandling |
+            Where-Object { $_.LocalizedDisplayName -ceq $name } |
+            Select-Object -First 1
+        $groups.Add([ordered]@{ name = $name; found = ($null -ne $found) })
+    }
 }
 
-foreach ($item in $Data.update_groups) {
-    $name = [string]$item
-    $found = Get-CMSoftwareUpdateGroup -Name $name -DisableWildcardHandling |
-        Where-Object { $_.LocalizedDisplayName -ceq $name } |
-        Select-Object -First 1
-    $groups.Add([ordered]@{ name = $name; found = ($null -ne $found) })
-}
-
-Write-ApAnswer $answer
+Write-ApAnswer ($answer)
 `
 
 // collectionTypeUser is SMS_Collection.CollectionType of a user collection (2 is device).

@@ -68,34 +68,33 @@ try {
     $answer.module.ok = $true
 } catch {
     $answer.module.error = [string]$_.Exception.Message
-    Write-ApAnswer $answer
-    return
 }
 
-try {
-    $ManagementServer = [string]$Data.management_server
-    if ([string]::IsNullOrEmpty($ManagementServer)) { $ManagementServer = 'localhost' }
-    $null = New-SCOMManagementGroupConnection -ComputerName $ManagementServer
-    $answer.connection.ok = $true
-} catch {
-    $answer.connection.error = [string]$_.Exception.Message
-    Write-ApAnswer $answer
-    return
-}
-
-$mp = Get-SCOMManagementPack -Name ([string]$Data.management_pack) | Select-Object -First 1
-if ($null -ne $mp) {
-    $answer.management_pack = [ordered]@{ found = $true; version = $mp.Version.ToString() }
-    foreach ($rule in Get-SCOMRule -ManagementPack $mp) {
-        # Enabled is a ManagementPackMonitoringLevel: false, true, onEssentialMonitoring, onStandardMonitoring.
-        $rules.Add([ordered]@{ name = [string]$rule.Name; enabled = [string]$rule.Enabled })
+if ($answer.module.ok) {
+    try {
+        $ManagementServer = [string]$Data.management_server
+        if ([string]::IsNullOrEmpty($ManagementServer)) { $ManagementServer = 'localhost' }
+        $null = New-SCOMManagementGroupConnection -ComputerName $ManagementServer
+        $answer.connection.ok = $true
+    } catch {
+        $answer.connection.error = [string]$_.Exception.Message
     }
 }
 
-$class = Get-SCOMClass -Name ([string]$Data.class) | Select-Object -First 1
-$answer.class = [ordered]@{ found = ($null -ne $class) }
+if ($answer.connection.ok) {
+    $mp = Get-SCOMManagementPack -Name ([string]$Data.management_pack) | Select-Object -First 1
+    if ($null -ne $mp) {
+        $answer.management_pack = [ordered]@{ found = $true; version = $mp.Version.ToString() }
+        foreach ($rule in Get-SCOMRule -ManagementPack $mp) {
+            # Enabled is a ManagementPackMonitoringLevel: false, true, onEssentialMonitoring, onStandardMonitoring.
+            $rules.Add([ordered]@{ name = [string]$rule.Name; enabled = [string]$rule.Enabled })
+        }
+    }
+    $class = Get-SCOMClass -Name ([string]$Data.class) | Select-Object -First 1
+    $answer.class = [ordered]@{ found = ($null -ne $class) }
+}
 
-Write-ApAnswer $answer
+Write-ApAnswer ($answer)
 `
 
 // DoctorReport is what the management server said to Doctor.
