@@ -39,7 +39,8 @@ func WriteRoles(table string) []string { return slices.Clone(writeRoles[table]) 
 // It returns the number of rows the instance says the query matches
 // (X-Total-Count, -1 when absent). A table-level read ACL answers 403
 // (ErrUnauthorized); row-level ACLs hide rows without an error, so a count of
-// 0 is not proof of access to any particular record.
+// 0 is not proof of access to any particular record. The request is sent
+// once, without the client's retries: the doctor reports the first answer.
 func (c *Client) CheckRead(ctx context.Context, table string) (int, error) {
 	if !isTableName(table) {
 		return 0, fmt.Errorf("servicenow: read %s: not a table name: %w", table, ErrInvalid)
