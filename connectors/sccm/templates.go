@@ -505,6 +505,7 @@ func Templates() []winrm.Template {
 		{Name: DeleteDeploymentsTemplate, Script: deleteDeploymentsScript},
 		{Name: DeploymentStatusTemplate, Script: deploymentStatusScript},
 		{Name: MaintenanceWindowsTemplate, Script: maintenanceWindowsScript},
+		{Name: DoctorTemplate, Script: doctorScript},
 	}
 }
 

@@ -14,18 +14,22 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestTemplatesAreConstants parses templates.go and checks that every Script
+// TestTemplatesAreConstants parses templates.go (and doctor.go) and checks that every Script
 // in Templates() is a constant built only from string literals and other
 // constants: nothing can be spliced into a template at run time.
 func TestTemplatesAreConstants(t *testing.T) {
 	t.Parallel()
 
 	fset := token.NewFileSet()
-	f, err := parser.ParseFile(fset, "templates.go", nil, 0)
-	require.NoError(t, err)
+	var files []*ast.File
+	for _, name := range []string{"templates.go", "doctor.go"} {
+		f, err := parser.ParseFile(fset, name, nil, 0)
+		require.NoError(t, err)
+		files = append(files, f)
+	}
 
 	consts := map[string]ast.Expr{}
-	for _, decl := range f.Decls {
+	for _, decl := range slices.Concat(files[0].Decls, files[1].Decls) {
 		gd, ok := decl.(*ast.GenDecl)
 		if !ok || gd.Tok != token.CONST {
 			continue
@@ -55,7 +59,7 @@ func TestTemplatesAreConstants(t *testing.T) {
 	}
 
 	var scripts []string
-	ast.Inspect(f, func(n ast.Node) bool {
+	ast.Inspect(files[0], func(n ast.Node) bool {
 		kv, ok := n.(*ast.KeyValueExpr)
 		if !ok {
 			return true
@@ -88,7 +92,7 @@ func TestTemplatesShape(t *testing.T) {
 		names[tmpl.Name], texts[tmpl.Script] = true, true
 		require.Equal(t, tmpl, template(tmpl.Name))
 	}
-	require.Len(t, names, 8)
+	require.Len(t, names, 9)
 }
 
 // TestTemplatesUseTheDocumentedCmdlets pins the ConfigMgr cmdlets and
@@ -175,6 +179,7 @@ func TestTemplatesReadOnlyWhatTheClientSends(t *testing.T) {
 		DeleteDeploymentsTemplate:  namesRequest{Names: []string{"n"}},
 		DeploymentStatusTemplate:   namesRequest{Names: []string{"n"}},
 		MaintenanceWindowsTemplate: siteRequest{},
+		DoctorTemplate:             doctorRequest{Collections: []string{"c"}, UpdateGroups: []string{"g"}},
 	}
 	// Top-level fields, and the fields of the array elements the templates
 	// iterate as $move and $spec.

@@ -363,6 +363,7 @@ func Templates() []winrm.Template {
 		{Name: RaiseAlertsTemplate, Script: raiseAlertsScript},
 		{Name: SetTicketTemplate, Script: setTicketScript},
 		{Name: ResolveAlertsTemplate, Script: resolveAlertsScript},
+		{Name: DoctorTemplate, Script: doctorScript},
 	}
 }
 

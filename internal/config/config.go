@@ -57,6 +57,8 @@ type Config struct {
 	StormThreshold     int      `env:"STORM_THRESHOLD" default:"50" doc:"Above this many failures in one window, the window gets one incident and one SCOM alert listing its devices instead of one each."`
 	SCOMWindowComputer string   `env:"SCOM_WINDOW_COMPUTER" doc:"Windows Computer (FQDN or NetBIOS name, as SCOM monitors it) that carries the alerts of a whole window: missed windows, storms. Default: the host of AUTOPATCH_SCCM_ENDPOINT."`
 
+	DoctorUpdateGroups string `env:"DOCTOR_UPDATE_GROUPS" doc:"Comma-separated software update groups that autopatch doctor checks exist (added to its --update-group flags): the groups your changes name."`
+
 	SCCM       WinRM      `env:"SCCM_"`
 	SCOM       WinRM      `env:"SCOM_"`
 	ServiceNow ServiceNow `env:"SERVICENOW_"`

@@ -311,6 +311,8 @@ func (s *Site) dispatch(name string, data []byte) (any, *wsmansim.PSError) {
 		return decodeAnd(data, s.deploymentStatus)
 	case sccm.MaintenanceWindowsTemplate:
 		return decodeAnd(data, s.maintenanceWindowCollections)
+	case sccm.DoctorTemplate:
+		return decodeAnd(data, s.doctor)
 	}
 	return nil, wsmansim.Throw("sccmsim has no implementation of template " + name)
 }

@@ -83,6 +83,7 @@ type Group struct {
 	queued    []*event
 	noSource  bool // the event source is not registered (Options.NoEventSource)
 	seq       int
+	pack      pack // what the doctor sees of the management pack; see doctor.go
 }
 
 type computer struct {
@@ -267,6 +268,8 @@ func (g *Group) dispatch(name string, data []byte) (any, *wsmansim.PSError) {
 		return decodeAnd(data, g.setTicket)
 	case scom.ResolveAlertsTemplate:
 		return decodeAnd(data, g.resolveAlerts)
+	case scom.DoctorTemplate:
+		return decodeAnd(data, g.doctor)
 	}
 	return nil, wsmansim.Throw("scomsim has no implementation of template " + name)
 }

@@ -110,6 +110,7 @@ type Server struct {
 	faults   []fault
 	lose     []string // methods of the responses to lose, "" for any
 	requests []Request
+	perms    perms // roles and read ACLs of the integration user; see access.go
 }
 
 type fault struct {
@@ -147,6 +148,7 @@ func New(opts Options) *Server {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /oauth_token.do", s.handleToken)
+	mux.HandleFunc("GET /api/now/table/sys_user_has_role", s.handleUserRoles)
 	mux.HandleFunc("GET /api/now/table/{table}", s.tableAPI(s.handleList))
 	mux.HandleFunc("POST /api/now/table/{table}", s.tableAPI(s.handleCreate))
 	mux.HandleFunc("GET /api/now/table/{table}/{sys_id}", s.tableAPI(s.handleGet))
@@ -295,6 +297,9 @@ func (s *Server) tableAPI(h func(w http.ResponseWriter, r *http.Request, t *tabl
 			return
 		}
 		r = r.WithContext(context.WithValue(r.Context(), userKey{}, user))
+		if s.refuseRead(w, r, r.PathValue("table")) {
+			return
+		}
 		s.mu.Lock()
 		t, known := s.tables[r.PathValue("table")]
 		s.mu.Unlock()
