@@ -336,7 +336,7 @@ func (d *doctor) scom(ctx context.Context) []check {
 	if err != nil {
 		return []check{winrmFailure("scom", "AUTOPATCH_SCOM", err)}
 	}
-	checks := []check{winrmOK("scom", d.cfg.SCOM)}
+	checks := []check{winrmOK("scom", d.cfg.SCOM), scomEventSource(rep)}
 	if rep.ModuleError != "" {
 		return append(checks, check{Status: statusFail, Name: "scom.module", Detail: rep.ModuleError,
 			Fix: "point AUTOPATCH_SCOM_ENDPOINT at a management server (the OperationsManager module is installed with it and with the Operations console)"})
@@ -352,6 +352,13 @@ func (d *doctor) scom(ctx context.Context) []check {
 	switch {
 	case !rep.ManagementPackFound:
 		checks = append(checks, check{Status: statusFail, Name: "scom.management_pack", Detail: scom.ManagementPackName + " is not imported", Fix: importFix})
+	case scom.CompareVersions(rep.ManagementPackVersion, scom.ManagementPackVersion) < 0:
+		// Before 1.1.0.0 the rules listened to the SDK event provider, which
+		// the event-log route no longer feeds: no alert would be raised.
+		checks = append(checks, check{Status: statusFail, Name: "scom.management_pack",
+			Detail: fmt.Sprintf("%s %s is imported; this autopatch needs %s, whose rules read the %s events in the %s log (older packs listen to the SDK event provider, which autopatch no longer writes to)",
+				scom.ManagementPackName, rep.ManagementPackVersion, scom.ManagementPackVersion, scom.EventSource, scom.EventLog),
+			Fix: importFix + " over the older version"})
 	case rep.ManagementPackVersion != scom.ManagementPackVersion:
 		checks = append(checks, check{Status: statusWarn, Name: "scom.management_pack",
 			Detail: fmt.Sprintf("%s %s is imported; this autopatch ships %s", scom.ManagementPackName, rep.ManagementPackVersion, scom.ManagementPackVersion),
@@ -383,6 +390,28 @@ func (d *doctor) scom(ctx context.Context) []check {
 			Fix: "the class comes with Microsoft.Windows.Library in every management group: AUTOPATCH_SCOM_ENDPOINT does not reach an Operations Manager management server"})
 	}
 	return checks
+}
+
+// scomEventSource checks that the event source raise_alerts writes under is
+// registered in the Application log of the management server: the management
+// pack's rules read events of that source only, and raise_alerts refuses to
+// write until it is registered.
+func scomEventSource(rep scom.DoctorReport) check {
+	const name = "scom.event_source"
+	register := "run once as an administrator on the management server: New-EventLog -LogName " + scom.EventLog + " -Source " + scom.EventSource
+	switch {
+	case rep.EventSourceError != "":
+		return check{Status: statusFail, Name: name, Detail: "could not look up the event source " + scom.EventSource + ": " + rep.EventSourceError,
+			Fix: "make sure the account can read HKLM\\SYSTEM\\CurrentControlSet\\Services\\EventLog, or " + register}
+	case rep.EventSourceLog == "":
+		return check{Status: statusFail, Name: name, Detail: "the event source " + scom.EventSource + " is not registered on the management server (alerts cannot be raised)",
+			Fix: register}
+	case !strings.EqualFold(rep.EventSourceLog, scom.EventLog):
+		return check{Status: statusFail, Name: name,
+			Detail: "the event source " + scom.EventSource + " is registered in the " + rep.EventSourceLog + " log, not " + scom.EventLog + " (the rules read " + scom.EventLog + ")",
+			Fix:    "run as an administrator on the management server: Remove-EventLog -Source " + scom.EventSource + "; New-EventLog -LogName " + scom.EventLog + " -Source " + scom.EventSource}
+	}
+	return check{Status: statusOK, Name: name, Detail: "event source " + scom.EventSource + " registered in the " + scom.EventLog + " log"}
 }
 
 // ---- WinRM -----------------------------------------------------------------

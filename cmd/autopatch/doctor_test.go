@@ -97,7 +97,7 @@ func TestDoctorPassesAgainstSim(t *testing.T) {
 	require.Equal(t, 0, code, out)
 	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
 		if strings.HasPrefix(l, "autopatch doctor:") {
-			require.Equal(t, "autopatch doctor: 23 ok, 0 warn, 0 FAIL", l)
+			require.Equal(t, "autopatch doctor: 24 ok, 0 warn, 0 FAIL", l)
 			continue
 		}
 		require.True(t, strings.HasPrefix(l, "ok    "), l)
@@ -106,7 +106,7 @@ func TestDoctorPassesAgainstSim(t *testing.T) {
 		"config", "schedules", "sccm.winrm", "sccm.module", "sccm.site_drive",
 		`sccm.collection "Patch - DB - Sat 02:00"`, `sccm.collection "Patch - Web - 3rd Sun"`,
 		"sccm.maintenance_windows", `sccm.update_group "2026-12 Servers"`,
-		"scom.winrm", "scom.module", "scom.connection", "scom.management_pack",
+		"scom.winrm", "scom.event_source", "scom.module", "scom.connection", "scom.management_pack",
 		"scom.rule Autopatch.Alerts.Rule.Critical", "scom.rule Autopatch.Alerts.Rule.Warning",
 		"scom.rule Autopatch.Alerts.Rule.Information", "scom.class",
 		"servicenow.read change_request", "servicenow.read sc_req_item", "servicenow.read incident",
@@ -127,7 +127,7 @@ func TestDoctorPassesAgainstSim(t *testing.T) {
 	var rep doctorReport
 	require.NoError(t, json.Unmarshal([]byte(out), &rep))
 	require.True(t, rep.OK)
-	require.Len(t, rep.Checks, 23)
+	require.Len(t, rep.Checks, 24)
 }
 
 func TestDoctorFailures(t *testing.T) {
@@ -197,13 +197,32 @@ func TestDoctorFailures(t *testing.T) {
 			want: []string{"FAIL", "Autopatch.Alerts is not imported", "fix: import integrations/scom/Autopatch.Alerts.xml"},
 		},
 		{
+			// 1.0.0.0 is the SDK-route pack: its rules never see the events.
 			name:  "OlderManagementPack",
 			check: "scom.management_pack",
 			breakIt: func(_ *testing.T, b *doctorBundle) {
-				b.estate.SCOM().SetManagementPackVersion("0.9.0.0")
+				b.estate.SCOM().SetManagementPackVersion("1.0.0.0")
 			},
-			want:     []string{"warn", "Autopatch.Alerts 0.9.0.0 is imported; this autopatch ships 1.0.0.0"},
+			want: []string{"FAIL", "Autopatch.Alerts 1.0.0.0 is imported; this autopatch needs 1.1.0.0", "SDK event provider",
+				"fix: import integrations/scom/Autopatch.Alerts.xml"},
+		},
+		{
+			name:  "NewerManagementPack",
+			check: "scom.management_pack",
+			breakIt: func(_ *testing.T, b *doctorBundle) {
+				b.estate.SCOM().SetManagementPackVersion("1.10.0.0")
+			},
+			want:     []string{"warn", "Autopatch.Alerts 1.10.0.0 is imported; this autopatch ships 1.1.0.0"},
 			wantCode: 0,
+		},
+		{
+			name:  "EventSourceNotRegistered",
+			check: "scom.event_source",
+			breakIt: func(_ *testing.T, b *doctorBundle) {
+				b.estate.SCOM().SetEventSource(false)
+			},
+			want: []string{"FAIL", "the event source autopatch is not registered on the management server",
+				"fix: run once as an administrator on the management server: New-EventLog -LogName Application -Source autopatch"},
 		},
 		{
 			name:  "RuleDisabled",

@@ -80,12 +80,19 @@ if ($answer.module.ok) {
 if ($answer.site.ok) {
     foreach ($item in $Data.collections) {
         $name = [string]$item
-        # Without -CollectionType both kinds come back, so a user collection of
-        # that name is told apart from a missing one. Names are compared exactly,
-        # as the other templates compare them.
-        $found = Get-CMCollection -Name $name -DisableWildcardHandling |
+        # The device collection is looked up as Find-ApCollection in the other
+        # templates looks it up; only when there is none is a user collection
+        # of that name looked for, so it is told apart from a missing one.
+        # Names are compared exactly, as the other templates compare them.
+        # https://learn.microsoft.com/en-us/powershell/module/configurationmanager/get-cmcollection?view=sccm-ps
+        $found = Get-CMCollection -CollectionType Device -Name $name -DisableWildcardHandling |
             Where-Object { $_.Name -ceq $name } |
             Select-Object -First 1
+        if ($null -eq $found) {
+            $found = Get-CMCollection -CollectionType User -Name $name -DisableWildcardHandling |
+                Where-Object { $_.Name -ceq $name } |
+                Select-Object -First 1
+        }
         if ($null -eq $found) {
             $collections.Add([ordered]@{ name = $name; found = $false; collection_type = 0; service_windows = 0 })
             continue

@@ -532,7 +532,7 @@ func TestNonTemplateScriptIsRefused(t *testing.T) {
 	}{
 		{"Arbitrary", "param($Data)\nGet-SCOMAlert | Set-SCOMAlert -ResolutionState 255\n", notATemplate},
 		{"TemplateWithInjectedLine", strings.Replace(raise.Script, "\n", "\nRemove-SCOMManagementPack -ManagementPack (Get-SCOMManagementPack)\n", 2),
-			"The term 'Get-SCOMManagementPack' " + notRecognized},
+			"The term 'Remove-SCOMManagementPack' " + notRecognized},
 		{"TemplateWithInjectedDocumentedLine", strings.Replace(raise.Script, "\n", "\nGet-SCOMAlert | Set-SCOMAlert -ResolutionState 255\n", 2), notATemplate},
 		{"UndocumentedParameter", strings.Replace(raise.Script, "Get-SCOMClass -Name 'Microsoft.Windows.Computer'",
 			"Get-SCOMClass -Name 'Microsoft.Windows.Computer' -Recurse", 1),

@@ -2,6 +2,7 @@ package scom
 
 import (
 	"context"
+	"strconv"
 	"strings"
 )
 
@@ -15,7 +16,7 @@ const DoctorTemplate = "scom.doctor"
 // file, so a new version of the pack cannot ship without the doctor knowing.
 const (
 	ManagementPackName    = "Autopatch.Alerts"
-	ManagementPackVersion = "1.0.0.0"
+	ManagementPackVersion = "1.1.0.0"
 	// WindowsComputerClass is the class the alerts are raised on.
 	WindowsComputerClass = "Microsoft.Windows.Computer"
 )
@@ -32,9 +33,12 @@ func AlertRules() []string {
 
 // doctorScript checks, in one call: the OperationsManager module, the
 // connection to the management group, the management pack (its version and
-// its rules with their Enabled value as the pack defines it) and the Windows
-// Computer class. Unlike the other templates it does not use the prelude: a
-// failed step is reported in the answer rather than thrown. It only reads.
+// its rules with their Enabled value as the pack defines it), the Windows
+// Computer class, and the log the "autopatch" event source is registered in
+// on this management server (raise_alerts writes its events under that
+// source, and refuses to run until it is registered in the Application log).
+// Unlike the other templates it does not use the prelude: a failed step is
+// reported in the answer rather than thrown. It only reads.
 const doctorScript = `param($Data)
 $ErrorActionPreference = 'Stop'
 $ProgressPreference = 'SilentlyContinue'
@@ -48,9 +52,10 @@ function New-ApList {
     return ,(New-Object -TypeName 'System.Collections.Generic.List[object]')
 }
 
-# In:  management_server, management_pack, class
+# In:  management_server, management_pack, class, event_source
 # Out: {module: {ok, error}, connection: {ok, error},
-#       management_pack: {found, version}, rules: [{name, enabled}], class: {found}}
+#       management_pack: {found, version}, rules: [{name, enabled}], class: {found},
+#       event_source: {log, error}}
 $rules = New-ApList
 $answer = [ordered]@{
     module          = [ordered]@{ ok = $false; error = '' }
@@ -58,6 +63,16 @@ $answer = [ordered]@{
     management_pack = [ordered]@{ found = $false; version = '' }
     rules           = $rules
     class           = [ordered]@{ found = $false }
+    event_source    = [ordered]@{ log = ''; error = '' }
+}
+
+# The log the source is registered in on this computer ('' when it is not), as
+# raise_alerts checks it before writing. It needs neither the module nor the
+# connection. https://learn.microsoft.com/en-us/dotnet/api/system.diagnostics.eventlog.lognamefromsourcename
+try {
+    $answer.event_source.log = [string][System.Diagnostics.EventLog]::LogNameFromSourceName([string]$Data.event_source, '.')
+} catch {
+    $answer.event_source.error = [string]$_.Exception.Message
 }
 
 try {
@@ -114,12 +129,19 @@ type DoctorReport struct {
 	Rules map[string]string
 	// ClassFound is true when WindowsComputerClass exists.
 	ClassFound bool
+	// EventSourceLog is the log the EventSource is registered in on the
+	// management server the template ran on ("" when it is not registered;
+	// raise_alerts needs EventLog). EventSourceError is why the look-up
+	// failed, when it did.
+	EventSourceLog   string
+	EventSourceError string
 }
 
 type doctorRequest struct {
 	ManagementServer string `json:"management_server"`
 	ManagementPack   string `json:"management_pack"`
 	Class            string `json:"class"`
+	EventSource      string `json:"event_source"`
 }
 
 type doctorAnswer struct {
@@ -142,6 +164,10 @@ type doctorAnswer struct {
 	Class struct {
 		Found bool `json:"found"`
 	} `json:"class"`
+	EventSource struct {
+		Log   string `json:"log"`
+		Error string `json:"error"`
+	} `json:"event_source"`
 }
 
 // Doctor runs the read-only checks of `autopatch doctor` in one call. An
@@ -151,23 +177,49 @@ func (c *Client) Doctor(ctx context.Context) (DoctorReport, error) {
 	var ans doctorAnswer
 	if err := c.run(ctx, "doctor", DoctorTemplate, doctorRequest{
 		ManagementServer: c.opts.ManagementServer, ManagementPack: ManagementPackName, Class: WindowsComputerClass,
+		EventSource: EventSource,
 	}, &ans); err != nil {
 		return DoctorReport{}, err
 	}
+	// The event source is looked up whatever the module and connection did.
+	rep := DoctorReport{EventSourceLog: ans.EventSource.Log, EventSourceError: ans.EventSource.Error}
 	if !ans.Module.OK {
-		return DoctorReport{ModuleError: nonEmpty(ans.Module.Error, "the module did not load")}, nil
+		rep.ModuleError = nonEmpty(ans.Module.Error, "the module did not load")
+		return rep, nil
 	}
 	if !ans.Connection.OK {
-		return DoctorReport{ConnectionError: nonEmpty(ans.Connection.Error, "no connection")}, nil
+		rep.ConnectionError = nonEmpty(ans.Connection.Error, "no connection")
+		return rep, nil
 	}
-	rep := DoctorReport{
-		ManagementPackFound: ans.ManagementPack.Found, ManagementPackVersion: ans.ManagementPack.Version,
-		Rules: map[string]string{}, ClassFound: ans.Class.Found,
-	}
+	rep.ManagementPackFound, rep.ManagementPackVersion = ans.ManagementPack.Found, ans.ManagementPack.Version
+	rep.Rules, rep.ClassFound = map[string]string{}, ans.Class.Found
 	for _, r := range ans.Rules {
 		rep.Rules[r.Name] = r.Enabled
 	}
 	return rep, nil
+}
+
+// CompareVersions compares two dotted versions ("1.1.0.0") numerically, part
+// by part, a missing part counting as 0; it returns -1, 0 or +1. A part that
+// is not a number compares as 0.
+func CompareVersions(a, b string) int {
+	pa, pb := strings.Split(a, "."), strings.Split(b, ".")
+	for i := range max(len(pa), len(pb)) {
+		var x, y int
+		if i < len(pa) {
+			x, _ = strconv.Atoi(strings.TrimSpace(pa[i]))
+		}
+		if i < len(pb) {
+			y, _ = strconv.Atoi(strings.TrimSpace(pb[i]))
+		}
+		if x != y {
+			if x < y {
+				return -1
+			}
+			return 1
+		}
+	}
+	return 0
 }
 
 // RuleDisabled reports whether a rule's Enabled value leaves it off. The

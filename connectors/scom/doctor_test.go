@@ -36,3 +36,19 @@ func TestDoctorKnowsTheShippedManagementPack(t *testing.T) {
 	}
 	require.ElementsMatch(t, scom.AlertRules(), ids)
 }
+
+func TestCompareVersions(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		a, b string
+		want int
+	}{
+		{"1.1.0.0", "1.1.0.0", 0},
+		{"1.0.0.0", "1.1.0.0", -1},
+		{"1.10.0.0", "1.1.0.0", 1},
+		{"1.1", "1.1.0.0", 0},
+		{"2.0.0.0", "1.9.9.9", 1},
+	} {
+		require.Equalf(t, tc.want, scom.CompareVersions(tc.a, tc.b), "%s vs %s", tc.a, tc.b)
+	}
+}

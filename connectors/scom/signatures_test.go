@@ -67,7 +67,7 @@ func TestSignatureTable(t *testing.T) {
 	table := scom.Signatures()
 	cmdlets, sets := table.Counts()
 	t.Logf("cmdlets.yaml: %d cmdlets, %d parameter sets", cmdlets, sets)
-	require.Equal(t, 5, cmdlets)
+	require.Equal(t, 7, cmdlets)
 
 	used := map[string]bool{}
 	for _, tpl := range scom.Templates() {

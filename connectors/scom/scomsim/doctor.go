@@ -52,13 +52,18 @@ func (g *Group) SetRuleEnabled(rule string, enabled bool) error {
 type doctorRequest struct {
 	ManagementPack string `json:"management_pack"`
 	Class          string `json:"class"`
+	EventSource    string `json:"event_source"`
 }
 
 // doctor plays scom.DoctorTemplate: the module loads and the connection
 // succeeds (a wrong management server is refused by dispatch). The group
 // holds one pack, autopatch's, and one class, Windows Computer; any other
 // name is not found, as Get-SCOMManagementPack -Name and Get-SCOMClass -Name
-// return nothing for a name that does not exist.
+// return nothing for a name that does not exist. The "autopatch" event source
+// is registered in the Application log unless Options.NoEventSource or
+// SetEventSource(false) says otherwise (the state raise_alerts checks);
+// EventLog.LogNameFromSourceName answers "" for a source that is not
+// registered, and so for any other name.
 func (g *Group) doctor(req doctorRequest) (any, *wsmansim.PSError) {
 	mp := map[string]any{"found": false, "version": ""}
 	rules := []map[string]any{}
@@ -76,7 +81,12 @@ func (g *Group) doctor(req doctorRequest) (any, *wsmansim.PSError) {
 			rules = append(rules, map[string]any{"name": id, "enabled": enabled})
 		}
 	}
+	sourceLog := ""
+	if req.EventSource == scom.EventSource && !g.noSource {
+		sourceLog = scom.EventLog
+	}
 	return map[string]any{
+		"event_source":    map[string]any{"log": sourceLog, "error": ""},
 		"module":          map[string]any{"ok": true, "error": ""},
 		"connection":      map[string]any{"ok": true, "error": ""},
 		"management_pack": mp,
