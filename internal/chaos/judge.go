@@ -276,7 +276,10 @@ func (h *Harness) judgeRun(s estate.State, f *Figures) []Violation {
 	dup("work note", notes)
 
 	// Recovery: from each kill to the first thing the estate saw autopatch
-	// do after it.
+	// do after it. A remote call the killed process had in flight may
+	// still land just after the kill (the estate's latency is 30 ms): what
+	// lands within inFlight of the kill is not a survivor's action.
+	const inFlight = 150 * time.Millisecond
 	var actions []time.Time
 	for _, d := range s.Deployments {
 		actions = append(actions, d.CreatedAt)
@@ -297,7 +300,7 @@ func (h *Harness) judgeRun(s estate.State, f *Figures) []Violation {
 		if k.replica < 0 { // a PostgreSQL restart is not a dead process
 			continue
 		}
-		i, _ := slices.BinarySearchFunc(actions, k.at, func(a, t time.Time) int {
+		i, _ := slices.BinarySearchFunc(actions, k.at.Add(inFlight), func(a, t time.Time) int {
 			if a.After(t) {
 				return 1
 			}

@@ -12,11 +12,13 @@ import (
 
 // The timeline of one iteration, from t0 (a whole second shortly after it
 // starts): the change is approved just before t0, S1's window is
-// [t0+3s, t0+8s) and S2's [t0+8s, t0+13s), so S1's close and S2's open are
-// one instant; the next iteration starts at t0+14s.
+// [t0+3s, t0+7s) and S2's [t0+7s, t0+11s), so S1's close and S2's open are
+// one instant; the next iteration starts at t0+12s. Short windows keep 50
+// iterations near ten minutes; 4 s still leaves a late open 2 s (serve's
+// minimum for windows this short is half of them).
 const (
 	s1Start  = 3 * time.Second
-	windowLn = 5 * time.Second
+	windowLn = 4 * time.Second
 	iterLen  = s1Start + 2*windowLn + time.Second
 )
 
@@ -219,6 +221,7 @@ func (h *Harness) play(ctx context.Context, it *Iteration, rng *rand.Rand) error
 			h.Stop(i)
 		}
 	}
+	// Whole seconds: the schedules file has no fractions.
 	t0 := time.Now().Truncate(time.Second).Add(2 * time.Second)
 	p := plan{
 		s1: window{schedule: "S1", start: t0.Add(s1Start), end: t0.Add(s1Start + windowLn)},
@@ -262,7 +265,9 @@ func (h *Harness) holder(ctx context.Context) (int, string) {
 	if err != nil || len(by) < 26 {
 		return -1, ""
 	}
-	started, err := time.Parse("2006_01_02T15_04_05_000000", by[len(by)-26:])
+	// Go reads fractions of a second only after a dot.
+	stamp := by[len(by)-26:]
+	started, err := time.Parse("2006_01_02T15_04_05.000000", stamp[:19]+"."+stamp[20:])
 	if err != nil {
 		return -1, ""
 	}
