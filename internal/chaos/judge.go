@@ -198,7 +198,11 @@ func (h *Harness) judgeWindow(number string, w window, dep *sccmsim.DeploymentSt
 	// enabled within tol of its start, unless autopatch went down before
 	// it did (then a late open or a miss are both allowed).
 	if h.available(w.start) {
+		// An enable at or after the end opens nothing.
 		deadline := w.start.Add(tol)
+		if deadline.After(w.end) {
+			deadline = w.end.Add(-time.Nanosecond)
+		}
 		down, wentDown := h.firstDown(w.start, deadline)
 		switch {
 		case len(enables) > 0 && !enables[0].After(deadline):
