@@ -259,28 +259,35 @@ func (h *Harness) holder(ctx context.Context) (int, string) {
 		return -1, ""
 	}
 	defer conn.Close(ctx)
-	var by string
-	err = conn.QueryRow(ctx, `SELECT attempted_by[array_length(attempted_by, 1)] FROM river_job
-		WHERE state = 'running' AND kind IN ('open_window', 'close_window') ORDER BY id LIMIT 1`).Scan(&by)
-	if err != nil || len(by) < 26 {
-		return -1, ""
-	}
-	// Go reads fractions of a second only after a dot.
-	stamp := by[len(by)-26:]
-	started, err := time.Parse("2006_01_02T15_04_05.000000", stamp[:19]+"."+stamp[20:])
+	// Jobs of a process killed earlier may still show as running (until
+	// River rescues them): only a client started between a live process's
+	// start and its readiness is that process's.
+	rows, err := conn.Query(ctx, `SELECT attempted_by[array_length(attempted_by, 1)] FROM river_job
+		WHERE state = 'running' AND kind IN ('open_window', 'close_window') ORDER BY id DESC`)
 	if err != nil {
 		return -1, ""
 	}
-	best := -1
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for _, r := range h.replicas {
-		if r.alive() && !r.started.After(started) && (best < 0 || r.started.After(h.replicas[best].started)) {
-			best = r.n
-		}
-	}
-	if best < 0 {
+	byList, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
 		return -1, ""
 	}
-	return best, "it holds a running window job, " + strings.TrimSpace(by)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, by := range byList {
+		if len(by) < 26 {
+			continue
+		}
+		// Go reads fractions of a second only after a dot.
+		stamp := by[len(by)-26:]
+		started, err := time.Parse("2006_01_02T15_04_05.000000", stamp[:19]+"."+stamp[20:])
+		if err != nil {
+			continue
+		}
+		for _, r := range h.replicas {
+			if r.alive() && len(r.up) > 0 && !started.Before(r.started.Add(-time.Millisecond)) && !started.After(r.up[len(r.up)-1].from) {
+				return r.n, "it holds a running window job, " + strings.TrimSpace(by)
+			}
+		}
+	}
+	return -1, ""
 }
