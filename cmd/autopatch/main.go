@@ -22,6 +22,7 @@ var commands = map[string]command{
 	"plan":    {runPlan, "show a schedules file's windows, or the plan of a change window, offline"},
 	"sim":     {runSim, "run the simulated estate (SCCM/SCOM over WinRM, ServiceNow) on loopback"},
 	"demo":    {runDemo, "run the whole flow against the simulated estate"},
+	"chaos":   {runChaos, "the crash suite: SIGKILLs, dead replicas and outages, judged by invariants"},
 }
 
 const usage = `autopatch: SCCM patching under change control, driven by ServiceNow.
@@ -34,6 +35,7 @@ Commands:
   plan      show a schedules file's windows, or the plan of a change window, offline
   sim       run the simulated estate (SCCM/SCOM over WinRM, ServiceNow) on loopback
   demo      run the whole flow against the simulated estate
+  chaos     the crash suite: SIGKILLs, dead replicas and outages, judged by invariants
 
 Configuration comes from AUTOPATCH_* environment variables (secrets also as
 AUTOPATCH_*_FILE) and an optional YAML file given with --config; see README.md.
