@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -247,10 +246,10 @@ func (h *Harness) play(ctx context.Context, it *Iteration, rng *rand.Rand) error
 }
 
 // holder finds the replica whose River client is working a window job
-// now, from river_job's attempted_by and River's default client id
-// (host_2006_01_02T15_04_05_000000, the client's start in UTC). -1 when
-// no window job is running or the id says nothing (a future
-// implementation may not hold window jobs at all).
+// now: the job's last attempt names the client, and serve registers its
+// client id with its pid in the replicas table. -1 when no live replica
+// holds one (window jobs are short now that every replica's keeper opens
+// and closes at the instant; a random replica is killed then).
 func (h *Harness) holder(ctx context.Context) (int, string) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
@@ -259,33 +258,29 @@ func (h *Harness) holder(ctx context.Context) (int, string) {
 		return -1, ""
 	}
 	defer conn.Close(ctx)
-	// Jobs of a process killed earlier may still show as running (until
-	// River rescues them): only a client started between a live process's
-	// start and its readiness is that process's.
-	rows, err := conn.Query(ctx, `SELECT attempted_by[array_length(attempted_by, 1)] FROM river_job
-		WHERE state = 'running' AND kind IN ('open_window', 'close_window') ORDER BY id DESC`)
+	rows, err := conn.Query(ctx, `SELECT r.pid, r.client_id FROM river_job j
+		JOIN replicas r ON r.client_id = j.attempted_by[array_length(j.attempted_by, 1)]
+		WHERE j.state = 'running' AND j.kind IN ('open_window', 'close_window') ORDER BY j.id DESC`)
 	if err != nil {
 		return -1, ""
 	}
-	byList, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	type holding struct {
+		pid int
+		id  string
+	}
+	held, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (holding, error) {
+		var x holding
+		return x, row.Scan(&x.pid, &x.id)
+	})
 	if err != nil {
 		return -1, ""
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for _, by := range byList {
-		if len(by) < 26 {
-			continue
-		}
-		// Go reads fractions of a second only after a dot.
-		stamp := by[len(by)-26:]
-		started, err := time.Parse("2006_01_02T15_04_05.000000", stamp[:19]+"."+stamp[20:])
-		if err != nil {
-			continue
-		}
+	for _, x := range held {
 		for _, r := range h.replicas {
-			if r.alive() && len(r.up) > 0 && !started.Before(r.started.Add(-time.Millisecond)) && !started.After(r.up[len(r.up)-1].from) {
-				return r.n, "it holds a running window job, " + strings.TrimSpace(by)
+			if r.alive() && r.cmd.Process != nil && r.cmd.Process.Pid == x.pid {
+				return r.n, "it holds a running window job, " + x.id
 			}
 		}
 	}
