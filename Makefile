@@ -46,6 +46,19 @@ lint: ## go vet and gofmt
 bench: ## run the benchmarks and print their figures
 	$(WITHPG) -env TEST_DATABASE_URL -- $(GO) test -run '^$$' -bench . -benchmem -count=1 -timeout 30m $(PKGS)
 
+.PHONY: chaos
+# The crash suite (issue #13): CHAOS_ITERATIONS seeded iterations (about 13 s
+# each; SEED=n replays a run), then the three named scenarios, which carry
+# the build tag `chaos` so that `make test` does not run them. Both run even
+# when the first fails; the target fails when either did.
+CHAOS_ITERATIONS ?= 50
+chaos: build ## the crash suite: 50 seeded SIGKILL/replica/outage iterations judged by invariants, then the three named scenarios (about 13 min; SEED=n replays)
+	@rc=0; ./$(BIN) chaos --iterations $(CHAOS_ITERATIONS) $(if $(SEED),--seed $(SEED)) || rc=1; \
+	echo; echo "The three named scenarios (go test -tags chaos -run TestScenario ./internal/chaos):"; \
+	set -o pipefail; $(GO) test -tags chaos -count=1 -timeout 10m -run '^TestScenario' -v ./internal/chaos 2>&1 \
+	  | grep -vE 'scenario_test.go:[0-9]+: +[0-9]{2}:[0-9]{2}:' || rc=1; \
+	exit $$rc
+
 .PHONY: run
 run: build ## serve on :8080 against the simulated estate, with a throwaway PostgreSQL unless AUTOPATCH_DATABASE_URL is set
 	@mkdir -p .run; rm -f .run/sim.env; \

@@ -297,6 +297,13 @@ func decodeJSON(raw []byte, v any) *APIError {
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return jsonError(raw, dec.InputOffset(), "unexpected data after the JSON object")
 	}
+	if path := nulField(reflect.ValueOf(v), ""); path != "" {
+		// JSON's \u0000 decodes to NUL, which PostgreSQL text refuses: the
+		// delivery would be accepted and then fail for ever.
+		var p problems
+		p.add(path, "must hold only printable characters: it contains a NUL character (\\u0000), which cannot be stored")
+		return p.err()
+	}
 	return nil
 }
 
@@ -424,4 +431,63 @@ func pathAt(raw []byte, offset int64) string {
 			advance()
 		}
 	}
+}
+
+// nulField is the JSON path of the first string in v that holds a NUL
+// character, or "".
+func nulField(v reflect.Value, path string) string {
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if v.IsNil() {
+			return ""
+		}
+		return nulField(v.Elem(), path)
+	case reflect.String:
+		if strings.ContainsRune(v.String(), 0) {
+			return path
+		}
+	case reflect.Slice, reflect.Array:
+		for i := range v.Len() {
+			if p := nulField(v.Index(i), fmt.Sprintf("%s[%d]", path, i)); p != "" {
+				return p
+			}
+		}
+	case reflect.Map:
+		iter := v.MapRange()
+		for iter.Next() {
+			key := fmt.Sprint(iter.Key().Interface())
+			if strings.ContainsRune(key, 0) {
+				return join(path, key)
+			}
+			if p := nulField(iter.Value(), join(path, key)); p != "" {
+				return p
+			}
+		}
+	case reflect.Struct:
+		t := v.Type()
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if !f.IsExported() {
+				continue
+			}
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if name == "-" {
+				continue
+			}
+			if name == "" {
+				name = f.Name
+			}
+			if p := nulField(v.Field(i), join(path, name)); p != "" {
+				return p
+			}
+		}
+	}
+	return ""
+}
+
+func join(path, name string) string {
+	if path == "" {
+		return name
+	}
+	return path + "." + name
 }

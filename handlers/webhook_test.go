@@ -368,6 +368,7 @@ func TestWebhookRefusals(t *testing.T) {
 		{"EndEqualsStart", chg, change(func(c jsonObject) { c["end_date"] = "2026-12-12T20:00:00Z" }), nil, 400, "validation_failed", []string{"change.end_date"}, "must be after"},
 		{"UpdatedMissing", chg, change(func(c jsonObject) { delete(c, "sys_updated_on") }), nil, 400, "validation_failed", []string{"change.sys_updated_on"}, "is required"},
 		{"StateControl", chg, change(func(c jsonObject) { c["state"] = "sched\u0000uled" }), nil, 400, "validation_failed", []string{"change.state"}, "printable"},
+		{"DescriptionNUL", chg, change(func(c jsonObject) { c["short_description"] = "Dec\u0000ember" }), nil, 400, "validation_failed", []string{"change.short_description"}, "NUL"},
 		{"EventIDControl", chg, changeBody(func(b, _, _ jsonObject) { b["event_id"] = "a\nb" }), nil, 400, "validation_failed", []string{"event_id"}, "printable"},
 		{"GroupsEmpty", chg, patching(func(p jsonObject) { p["software_update_groups"] = []any{} }), nil, 400, "validation_failed", []string{"patching.software_update_groups"}, "at least 1 item"},
 		{"GroupsMissing", chg, patching(func(p jsonObject) { delete(p, "software_update_groups") }), nil, 400, "validation_failed", []string{"patching.software_update_groups"}, "is required"},

@@ -48,11 +48,11 @@ func (w *CloseWindowWorker) Work(ctx context.Context, job *river.Job[CloseWindow
 	if err := waitUntil(ctx, job.Args.At, w.deps.now()); err != nil {
 		return err
 	}
-	return drain(ctx, w.deps, true, func() (int, error) { return w.closeDue(ctx, job) })
+	return drain(ctx, w.deps, true, func() (int, error) { return w.closeDue(ctx, job.Attempt) })
 }
 
 // closeDue closes, in one SCCM call, what is due and not taken by another job.
-func (w *CloseWindowWorker) closeDue(ctx context.Context, job *river.Job[CloseWindowArgs]) (int, error) {
+func (w *CloseWindowWorker) closeDue(ctx context.Context, attempt int) (int, error) {
 	var n int
 	err := pgx.BeginFunc(ctx, w.deps.Pool, func(tx pgx.Tx) error {
 		now := w.deps.now()
@@ -70,7 +70,7 @@ func (w *CloseWindowWorker) closeDue(ctx context.Context, job *river.Job[CloseWi
 			gone, err = w.closeOneByOne(ctx, names)
 		}
 		if err != nil {
-			w.deps.Logger.ErrorContext(ctx, "closing windows failed; retrying", "deployments", len(names), "attempt", job.Attempt, "error", err)
+			w.deps.Logger.ErrorContext(ctx, "closing windows failed; retrying", "deployments", len(names), "attempt", attempt, "error", err)
 			return fmt.Errorf("close %d deployment(s): %w", len(names), err)
 		}
 		closed := w.deps.now()

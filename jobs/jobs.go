@@ -86,6 +86,9 @@ type Deps struct {
 	// WindowComputer is the Windows Computer that carries the alerts of a
 	// whole window (missed windows, storms); empty means none is raised.
 	WindowComputer string
+	// ClientID names this process to River and to the other replicas
+	// (internal/replica); empty lets River choose.
+	ClientID string
 }
 
 func (d *Deps) now() time.Time {
@@ -109,7 +112,6 @@ func NewClient(deps *Deps, q config.Queues) (*river.Client[pgx.Tx], error) {
 	river.AddWorker(workers, &CreateDeploymentsWorker{deps: deps})
 	river.AddWorker(workers, &OpenWindowWorker{deps: deps})
 	river.AddWorker(workers, &CloseWindowWorker{deps: deps})
-	river.AddWorker(workers, &SweepWindowsWorker{deps: deps})
 	river.AddWorker(workers, &WorkNoteWorker{deps: deps})
 	river.AddWorker(workers, &PollStatusWorker{deps: deps})
 	river.AddWorker(workers, &FailureAlertsWorker{deps: deps})
@@ -126,16 +128,16 @@ func NewClient(deps *Deps, q config.Queues) (*river.Client[pgx.Tx], error) {
 			QueueWindows:    {MaxWorkers: q.Windows},
 		},
 		Workers: workers,
-		// A job whose client died mid-run is retried after this; window
-		// jobs also have the sweep below, so a crash never keeps a window
-		// open for long.
+		// River's own rescue of a job whose client died mid-run. It stays
+		// long because a live replica's SCCM call may take minutes and must
+		// not run twice; the jobs of a replica that died are taken over
+		// within seconds by internal/replica, and windows never wait for a
+		// job at all (WindowKeeper).
 		RescueStuckJobsAfter: 10 * time.Minute,
+		ID:                   deps.ClientID,
 		PeriodicJobs: []*river.PeriodicJob{
 			river.NewPeriodicJob(river.PeriodicInterval(24*time.Hour), func() (river.JobArgs, *river.InsertOpts) {
 				return PruneEventsArgs{Retention: 180 * 24 * time.Hour}, nil
-			}, &river.PeriodicJobOpts{RunOnStart: true}),
-			river.NewPeriodicJob(river.PeriodicInterval(sweepInterval), func() (river.JobArgs, *river.InsertOpts) {
-				return SweepWindowsArgs{}, nil
 			}, &river.PeriodicJobOpts{RunOnStart: true}),
 			river.NewPeriodicJob(river.PeriodicInterval(failureSweepInterval), func() (river.JobArgs, *river.InsertOpts) {
 				return SweepFailuresArgs{}, nil
@@ -147,7 +149,7 @@ func NewClient(deps *Deps, q config.Queues) (*river.Client[pgx.Tx], error) {
 // insertTx enqueues a follow-up job in the worker's own transaction, so the
 // decision and its consequences commit together.
 func insertTx(ctx context.Context, tx pgx.Tx, args river.JobArgs, opts *river.InsertOpts) error {
-	client, err := river.ClientFromContextSafely[pgx.Tx](ctx)
+	client, err := clientFrom(ctx)
 	if err != nil {
 		return err
 	}
@@ -157,10 +159,27 @@ func insertTx(ctx context.Context, tx pgx.Tx, args river.JobArgs, opts *river.In
 
 // insert enqueues a job outside any transaction.
 func insert(ctx context.Context, args river.JobArgs) error {
-	client, err := river.ClientFromContextSafely[pgx.Tx](ctx)
+	client, err := clientFrom(ctx)
 	if err != nil {
 		return err
 	}
 	_, err = client.Insert(ctx, args, nil)
 	return err
+}
+
+type clientKey struct{}
+
+// withClient gives code that runs outside a River worker (the WindowKeeper)
+// the client its follow-up jobs are inserted with.
+func withClient(ctx context.Context, c *river.Client[pgx.Tx]) context.Context {
+	return context.WithValue(ctx, clientKey{}, c)
+}
+
+// clientFrom is the River client of a worker's context, or the one
+// withClient put there.
+func clientFrom(ctx context.Context) (*river.Client[pgx.Tx], error) {
+	if c, ok := ctx.Value(clientKey{}).(*river.Client[pgx.Tx]); ok {
+		return c, nil
+	}
+	return river.ClientFromContextSafely[pgx.Tx](ctx)
 }

@@ -13,6 +13,8 @@ type Metrics struct {
 	OpenLag  prometheus.Histogram
 	CloseLag prometheus.Histogram
 	Missed   prometheus.Counter
+	// JobsRescued counts jobs taken over from replicas that stopped.
+	JobsRescued prometheus.Counter
 
 	// Status polling and failure reporting.
 	Polls             prometheus.Counter
@@ -43,6 +45,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Missed: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "autopatch_windows_missed_total",
 			Help: "Deployments whose window was missed: never enabled because too little of it was left.",
+		}),
+		JobsRescued: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "autopatch_jobs_rescued_total",
+			Help: "Running jobs taken over from a replica that stopped (killed, crashed or lost).",
 		}),
 	}
 	m.Polls = prometheus.NewCounter(prometheus.CounterOpts{
@@ -78,7 +84,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.Failures.WithLabelValues(kind)
 	}
 	if reg != nil {
-		reg.MustRegister(m.OpenLag, m.CloseLag, m.Missed)
+		reg.MustRegister(m.OpenLag, m.CloseLag, m.Missed, m.JobsRescued)
 		reg.MustRegister(m.Polls, m.PollDuration, m.Failures, m.AlertsRaised, m.AlertsClosed, m.IncidentsCreated, m.IncidentsResolved)
 	}
 	return m

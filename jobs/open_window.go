@@ -52,11 +52,11 @@ func (w *OpenWindowWorker) Work(ctx context.Context, job *river.Job[OpenWindowAr
 	if err := waitUntil(ctx, job.Args.At, w.deps.now()); err != nil {
 		return err
 	}
-	return drain(ctx, w.deps, false, func() (int, error) { return w.openDue(ctx, job) })
+	return drain(ctx, w.deps, false, func() (int, error) { return w.openDue(ctx, job.Attempt) })
 }
 
 // openDue opens, in one SCCM call, what is due and not taken by another job.
-func (w *OpenWindowWorker) openDue(ctx context.Context, job *river.Job[OpenWindowArgs]) (int, error) {
+func (w *OpenWindowWorker) openDue(ctx context.Context, attempt int) (int, error) {
 	var n int
 	err := pgx.BeginFunc(ctx, w.deps.Pool, func(tx pgx.Tx) error {
 		now := w.deps.now()
@@ -76,7 +76,7 @@ func (w *OpenWindowWorker) openDue(ctx context.Context, job *river.Job[OpenWindo
 		if len(open) > 0 {
 			names, collections := namesAndCollections(open)
 			if _, err := w.deps.SCCM.OpenDeployments(ctx, names, collections); err != nil {
-				w.deps.Logger.WarnContext(ctx, "opening windows failed; retrying", "deployments", len(names), "attempt", job.Attempt, "error", err)
+				w.deps.Logger.WarnContext(ctx, "opening windows failed; retrying", "deployments", len(names), "attempt", attempt, "error", err)
 				return fmt.Errorf("open %d deployment(s): %w", len(names), err)
 			}
 		}

@@ -23,6 +23,7 @@ var commands = map[string]command{
 	"sim":     {runSim, "run the simulated estate (SCCM/SCOM over WinRM, ServiceNow) on loopback"},
 	"demo":    {runDemo, "run the whole flow against the simulated estate"},
 	"doctor":  {runDoctor, "check, read-only, that the configured SCCM, SCOM and ServiceNow are ready for autopatch"},
+	"chaos":   {runChaos, "the crash suite: SIGKILLs, dead replicas and outages, judged by invariants"},
 }
 
 const usage = `autopatch: SCCM patching under change control, driven by ServiceNow.
@@ -36,6 +37,7 @@ Commands:
   sim       run the simulated estate (SCCM/SCOM over WinRM, ServiceNow) on loopback
   demo      run the whole flow against the simulated estate
   doctor    check, read-only, that the configured SCCM, SCOM and ServiceNow are ready for autopatch
+  chaos     the crash suite: SIGKILLs, dead replicas and outages, judged by invariants
 
 Configuration comes from AUTOPATCH_* environment variables (secrets also as
 AUTOPATCH_*_FILE) and an optional YAML file given with --config; see README.md.

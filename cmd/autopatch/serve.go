@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -27,6 +28,7 @@ import (
 	"github.com/autopatch/autopatch/connectors/winrm"
 	"github.com/autopatch/autopatch/handlers"
 	"github.com/autopatch/autopatch/internal/config"
+	"github.com/autopatch/autopatch/internal/replica"
 	"github.com/autopatch/autopatch/internal/safety"
 	"github.com/autopatch/autopatch/internal/schedules"
 	"github.com/autopatch/autopatch/internal/store"
@@ -81,6 +83,8 @@ type server struct {
 	store        *store.Store
 	river        *river.Client[pgx.Tx]
 	riverRunning atomic.Bool
+	id           string     // this replica's ID, River's client ID too
+	deps         *jobs.Deps // for the window keeper
 	schedules    schedules.Current
 	services     safety.CurrentServices // the services file in force
 	http         *http.Server
@@ -132,8 +136,9 @@ func initServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*
 		st.Close()
 		return nil, fmt.Errorf("AUTOPATCH_SERVICENOW_*: %w", err)
 	}
-	s.river, err = jobs.NewClient(&jobs.Deps{
-		Pool: st.Pool, Logger: logger, Schedules: &s.schedules,
+	s.id = replica.NewID()
+	s.deps = &jobs.Deps{
+		Pool: st.Pool, Logger: logger, Schedules: &s.schedules, ClientID: s.id,
 		SCCM:         sccm.New(sccmRunner, "", logger.With("system", "sccm")),
 		ServiceNow:   snow,
 		Metrics:      jobs.NewMetrics(registry),
@@ -148,7 +153,8 @@ func initServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*
 		Safety: jobs.SafetyOptions{
 			Services: &s.services, RequestPolicy: cfg.Safety.RequestPolicy, PlanPolicy: cfg.Safety.PlanPolicy,
 		},
-	}, cfg.Queues)
+	}
+	s.river, err = jobs.NewClient(s.deps, cfg.Queues)
 	if err != nil {
 		st.Close()
 		return nil, fmt.Errorf("river client: %w", err)
@@ -185,9 +191,23 @@ func (s *server) ready(ctx context.Context) error {
 // deadline and retried later), then the pool.
 func (s *server) run(ctx context.Context) error {
 	defer s.store.Close()
+	// Registered before River starts: the other replicas must never see
+	// this one's jobs running without its lock held.
+	rep, err := replica.Register(ctx, s.store.Pool, s.id, s.logger, replica.Options{OnRescue: func(n int) {
+		s.deps.Metrics.JobsRescued.Add(float64(n))
+	}})
+	if err != nil {
+		return err
+	}
 	if err := s.river.Start(ctx); err != nil {
 		return fmt.Errorf("start river: %w", err)
 	}
+	// The keeper and the replica stop before River: a graceful stop leaves
+	// no job for the others to take over.
+	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	var background sync.WaitGroup
+	background.Go(func() { rep.Run(bgCtx) })
+	background.Go(func() { jobs.NewWindowKeeper(s.deps, s.river).Run(bgCtx) })
 	s.riverRunning.Store(true)
 	go func() {
 		<-s.river.Stopped()
@@ -198,10 +218,9 @@ func (s *server) run(ctx context.Context) error {
 
 	httpErr := make(chan error, 1)
 	go func() { httpErr <- s.http.Serve(s.listener) }()
-	s.logger.Info("autopatch serving", "listen", s.listener.Addr().String(),
+	s.logger.Info("autopatch serving", "listen", s.listener.Addr().String(), "replica", s.id,
 		"database", config.RedactURL(s.cfg.DatabaseURL.Reveal()))
 
-	var err error
 	select {
 	case <-ctx.Done():
 		s.logger.Info("shutting down")
@@ -214,6 +233,8 @@ func (s *server) run(ctx context.Context) error {
 	if herr := s.http.Shutdown(stopCtx); herr != nil {
 		s.logger.Warn("http shutdown", "error", herr)
 	}
+	stopBackground()
+	background.Wait()
 	if rerr := s.river.Stop(stopCtx); rerr != nil {
 		s.logger.Warn("jobs did not finish in time; cancelling them (they will be retried)", "error", rerr)
 		hardCtx, hardCancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)

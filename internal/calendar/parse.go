@@ -172,6 +172,12 @@ func (p *parser) str(f pair, index int, name, field string) (string, bool) {
 		p.fail(index, name, field, f.value, "want a single value")
 		return "", false
 	}
+	if strings.ContainsRune(f.value.Value, 0) {
+		// YAML's "\0" escape reaches here; PostgreSQL text cannot hold it,
+		// so serve would stop at start-up on what plan accepted.
+		p.fail(index, name, field, f.value, "contains a NUL character (\\0), which SCCM and the database cannot store")
+		return "", false
+	}
 	return f.value.Value, true
 }
 

@@ -95,6 +95,8 @@ func TestParseErrors(t *testing.T) {
 		body string // the list items under "schedules:"
 		want []string
 	}{
+		{"CollectionNUL", replace("collection: Patch - DB", `collection: "Patch\0 - DB"`),
+			[]string{`schedules[0] "DB-SAT-0200": collection: contains a NUL character (\0), which SCCM and the database cannot store (line 3)`}},
 		{"UnknownZone", replace("Europe/London", "Europe/Lundon"),
 			[]string{`schedules[0] "DB-SAT-0200": timezone: unknown time zone "Europe/Lundon" (line 4)`}},
 		{"LocalZone", replace("Europe/London", "Local"),

@@ -7,27 +7,21 @@
 package demo
 
 import (
-	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/autopatch/autopatch/internal/estate"
 	"github.com/autopatch/autopatch/internal/pgtemp"
+	"github.com/autopatch/autopatch/internal/serveproc"
 	"github.com/autopatch/autopatch/internal/stallwatch"
 )
 
@@ -138,7 +132,7 @@ func (d *run) setUp(ctx context.Context) error {
 	if err := os.WriteFile(schedules, []byte(d.plan.schedules(time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC))), 0o644); err != nil {
 		return err
 	}
-	port, err := freePort()
+	port, err := serveproc.FreePort()
 	if err != nil {
 		return err
 	}
@@ -163,7 +157,7 @@ func (d *run) startServe(ctx context.Context) error {
 		return err
 	}
 	cmd := exec.Command(d.opts.Binary, "serve")
-	cmd.Env = append(withoutAutopatch(os.Environ()), d.env...)
+	cmd.Env = append(serveproc.WithoutAutopatch(os.Environ()), d.env...)
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		log.Close()
@@ -212,48 +206,9 @@ func (d *run) stopServe() {
 	d.serve = nil
 }
 
-func withoutAutopatch(env []string) []string {
-	var out []string
-	for _, e := range env {
-		if !strings.HasPrefix(e, "AUTOPATCH_") {
-			out = append(out, e)
-		}
-	}
-	return out
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
 // send posts a webhook signed as ServiceNow's Script Include signs it.
 func (d *run) send(path string, body any) (int, string, error) {
-	raw, err := json.Marshal(body)
-	if err != nil {
-		return 0, "", err
-	}
-	ts := strconv.FormatInt(time.Now().Unix(), 10)
-	mac := hmac.New(sha256.New, []byte(d.est.WebhookSecret()))
-	mac.Write([]byte(ts + "." + string(raw)))
-	req, err := http.NewRequest(http.MethodPost, d.apiURL+path, bytes.NewReader(raw))
-	if err != nil {
-		return 0, "", err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-Autopatch-Timestamp", ts)
-	req.Header.Set("X-Autopatch-Signature", "sha256="+base64.StdEncoding.EncodeToString(mac.Sum(nil)))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), nil
+	return serveproc.PostSigned(http.DefaultClient, d.apiURL+path, d.est.WebhookSecret(), body)
 }
 
 // api reads autopatch's read API.

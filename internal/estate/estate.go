@@ -120,8 +120,9 @@ type Estate struct {
 	dir                           string
 	ownDir                        bool
 
-	// down makes the WinRM listener answer 503 (SetWinRMDown).
-	down atomic.Bool
+	// down makes the WinRM listener answer 503 (SetWinRMDown); snowDown
+	// does the same for ServiceNow (SetServiceNowDown).
+	down, snowDown atomic.Bool
 
 	closeOnce sync.Once
 	closeErr  error
@@ -307,11 +308,20 @@ func (e *Estate) start(ctx context.Context) error {
 	}
 	e.winrmURL = scheme + "://" + net.JoinHostPort(advertised, port(winrmLn)) + "/wsman"
 
-	e.snowSrv = &http.Server{Handler: e.snow, ReadHeaderTimeout: 10 * time.Second, ErrorLog: errorLog}
+	snowHandler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if e.snowDown.Load() {
+			w.Header().Set("Content-Length", "0")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		e.snow.ServeHTTP(w, r)
+	})
+	e.snowSrv = &http.Server{Handler: snowHandler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: errorLog}
 	e.snowURL = "http://" + net.JoinHostPort(advertised, port(snowLn))
 
 	controlMux := http.NewServeMux()
 	controlMux.HandleFunc("GET /state", e.serveState)
+	controlMux.HandleFunc("POST /fault", e.serveFault)
 	controlMux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
@@ -430,6 +440,72 @@ func (e *Estate) serveState(w http.ResponseWriter, _ *http.Request) {
 // SCCM or SCOM simulator. For tests of retries and late or missed windows.
 // (ServiceNow outages: ServiceNow().FailNext.)
 func (e *Estate) SetWinRMDown(down bool) { e.down.Store(down) }
+
+// SetServiceNowDown makes the ServiceNow listener answer every request with
+// 503 Service Unavailable (down true), as an instance in maintenance does,
+// until called with false. Nothing reaches the simulated instance.
+func (e *Estate) SetServiceNowDown(down bool) { e.snowDown.Store(down) }
+
+// Fault is the body of POST /fault on the control port: "down" or "up" for
+// each system named, for a while when For is set (then back up), e.g.
+// {"winrm":"down","servicenow":"down","for":"5s"}. The crash suite
+// (internal/chaos) uses it to make the estate unavailable for a while.
+type Fault struct {
+	WinRM      string `json:"winrm,omitempty"`
+	ServiceNow string `json:"servicenow,omitempty"`
+	For        string `json:"for,omitempty"`
+}
+
+// Apply applies f; with f.For the systems it names come back up after that
+// long.
+func (e *Estate) Apply(f Fault) error {
+	var sets []func(bool)
+	var downs []bool
+	for _, c := range []struct {
+		state string
+		set   func(bool)
+	}{{f.WinRM, e.SetWinRMDown}, {f.ServiceNow, e.SetServiceNowDown}} {
+		switch c.state {
+		case "":
+			continue
+		case "down", "up":
+			sets, downs = append(sets, c.set), append(downs, c.state == "down")
+		default:
+			return fmt.Errorf("estate: fault: %q is neither \"down\" nor \"up\"", c.state)
+		}
+	}
+	var d time.Duration
+	if f.For != "" {
+		var err error
+		if d, err = time.ParseDuration(f.For); err != nil || d <= 0 {
+			return fmt.Errorf("estate: fault: for: %q is not a positive duration", f.For)
+		}
+	}
+	for i, set := range sets {
+		set(downs[i])
+	}
+	if d > 0 {
+		time.AfterFunc(d, func() {
+			for _, set := range sets {
+				set(false)
+			}
+		})
+	}
+	return nil
+}
+
+func (e *Estate) serveFault(w http.ResponseWriter, r *http.Request) {
+	var f Fault
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16)).Decode(&f); err != nil {
+		http.Error(w, "estate: fault: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	if err := e.Apply(f); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
 
 // SCCM returns the simulated site, for tests that seed or inspect it directly.
 func (e *Estate) SCCM() *sccmsim.Site { return e.sccm }

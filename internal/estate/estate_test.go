@@ -241,6 +241,36 @@ func TestEstateWinRMDown(t *testing.T) {
 	require.Contains(t, res.ResourceIDs, "SQL01")
 }
 
+// TestEstateFault: POST /fault on the control port takes WinRM or
+// ServiceNow down for a while, as the crash suite does.
+func TestEstateFault(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil)
+	post := func(body string) int {
+		resp, err := http.Post(b.estate.ControlURL()+"/fault", "application/json", strings.NewReader(body))
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	snowStatus := func() int {
+		resp, err := http.Get(b.estate.ServiceNowURL() + "/api/now/table/incident")
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	require.Equal(t, http.StatusBadRequest, post(`{"winrm":"sideways"}`))
+	require.Equal(t, http.StatusBadRequest, post(`{"winrm":"down","for":"soon"}`))
+
+	require.Equal(t, http.StatusNoContent, post(`{"winrm":"down","servicenow":"down","for":"300ms"}`))
+	_, err := b.sccm.ResolveDevices(t.Context(), []string{"SQL01"})
+	require.ErrorIs(t, err, winrm.ErrUnreachable)
+	require.Equal(t, http.StatusServiceUnavailable, snowStatus())
+
+	require.Eventually(t, func() bool { return snowStatus() != http.StatusServiceUnavailable }, 5*time.Second, 50*time.Millisecond)
+	_, err = b.sccm.ResolveDevices(t.Context(), []string{"SQL01"})
+	require.NoError(t, err)
+}
+
 func TestEstatePlainHTTPAndEnvFile(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()

@@ -316,3 +316,16 @@ func ChangeTransitions(ctx context.Context, db DBTX, number string) ([]Transitio
 	}
 	return out, nil
 }
+
+// NextWindowInstant is the earliest instant at which a deployment is due to
+// open or close (it may be past: due now), or nil when none waits.
+func NextWindowInstant(ctx context.Context, db DBTX) (*time.Time, error) {
+	var at *time.Time
+	err := db.QueryRow(ctx, `SELECT least(
+		(SELECT min(window_start) FROM deployments WHERE state = 'created'),
+		(SELECT min(close_at) FROM deployments WHERE state = 'open'))`).Scan(&at)
+	if err != nil {
+		return nil, fmt.Errorf("store: next window instant: %w", err)
+	}
+	return at, nil
+}

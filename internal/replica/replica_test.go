@@ -1,0 +1,166 @@
+package replica
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/stretchr/testify/require"
+
+	"github.com/autopatch/autopatch/internal/testdb"
+)
+
+func TestMain(m *testing.M) { testdb.Run(m) }
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// runningJob inserts a job as a killed process leaves it: running, its last
+// attempt by client.
+func runningJob(t *testing.T, pool *pgxpool.Pool, client string, attempt, maxAttempts int) int64 {
+	t.Helper()
+	var id int64
+	require.NoError(t, pool.QueryRow(context.Background(), `INSERT INTO river_job
+		(args, kind, max_attempts, queue, state, attempt, attempted_at, attempted_by, scheduled_at)
+		VALUES ('{}', 'plan_change', $3, 'default', 'running', $2, now(), ARRAY['earlier', $1], now())
+		RETURNING id`, client, attempt, maxAttempts).Scan(&id))
+	return id
+}
+
+func jobState(t *testing.T, pool *pgxpool.Pool, id int64) string {
+	t.Helper()
+	var s string
+	require.NoError(t, pool.QueryRow(context.Background(), `SELECT state::text FROM river_job WHERE id = $1`, id).Scan(&s))
+	return s
+}
+
+// kill stands for a SIGKILL: the lock's connection closes, and the
+// heartbeat is as old as it would be DeadAfterLockLost later.
+func kill(t *testing.T, pool *pgxpool.Pool, r *Replica) {
+	t.Helper()
+	require.NoError(t, r.conn.Close(context.Background()))
+	_, err := pool.Exec(context.Background(), `UPDATE replicas SET seen_at = now() - make_interval(secs => $2) WHERE client_id = $1`,
+		r.ID, DeadAfterLockLost.Seconds()+1)
+	require.NoError(t, err)
+}
+
+func TestRescue(t *testing.T) {
+	t.Parallel()
+
+	t.Run("JobsOfAKilledReplicaAreAvailableAtOnce", func(t *testing.T) {
+		t.Parallel()
+		ctx := context.Background()
+		pool := testdb.Pool(t)
+		rescued := 0
+		a, err := Register(ctx, pool, "a", quiet, Options{})
+		require.NoError(t, err)
+		b, err := Register(ctx, pool, "b", quiet, Options{OnRescue: func(n int) { rescued += n }})
+		require.NoError(t, err)
+		t.Cleanup(b.deregister)
+
+		jobA := runningJob(t, pool, "a", 1, 25)
+		jobB := runningJob(t, pool, "b", 1, 25)
+		spent := runningJob(t, pool, "a", 25, 25)
+
+		n, err := b.Rescue(ctx)
+		require.NoError(t, err)
+		require.Zero(t, n, "a live replica's jobs are never taken over")
+		require.Equal(t, "running", jobState(t, pool, jobA))
+
+		kill(t, pool, a)
+		n, err = b.Rescue(ctx)
+		require.NoError(t, err)
+		require.Equal(t, 2, n)
+		require.Equal(t, 2, rescued)
+		require.Equal(t, "available", jobState(t, pool, jobA))
+		require.Equal(t, "discarded", jobState(t, pool, spent), "out of attempts, as River's rescuer would")
+		require.Equal(t, "running", jobState(t, pool, jobB), "the survivor's own job is untouched")
+
+		var left int
+		require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM replicas WHERE client_id = 'a'`).Scan(&left))
+		require.Zero(t, left, "the dead replica is removed once its jobs are taken over")
+	})
+
+	t.Run("LockLostBrieflyIsNotDeath", func(t *testing.T) {
+		t.Parallel()
+		ctx := context.Background()
+		pool := testdb.Pool(t)
+		a, err := Register(ctx, pool, "a", quiet, Options{})
+		require.NoError(t, err)
+		b, err := Register(ctx, pool, "b", quiet, Options{})
+		require.NoError(t, err)
+		t.Cleanup(b.deregister)
+		job := runningJob(t, pool, "a", 1, 25)
+
+		// PostgreSQL restarted under a live replica: its lock is gone, its
+		// heartbeat is fresh; it will lock again on its next beat.
+		require.NoError(t, a.conn.Close(ctx))
+		n, err := b.Rescue(ctx)
+		require.NoError(t, err)
+		require.Zero(t, n)
+		a.beat(ctx)
+		require.False(t, a.conn.IsClosed(), "the beat reconnects and locks again")
+		dead, err := Dead(ctx, pool, "b")
+		require.NoError(t, err)
+		require.Empty(t, dead)
+		require.Equal(t, "running", jobState(t, pool, job))
+		a.deregister()
+	})
+
+	t.Run("SilentHeartbeatIsDeathEvenWithTheLock", func(t *testing.T) {
+		t.Parallel()
+		ctx := context.Background()
+		pool := testdb.Pool(t)
+		a, err := Register(ctx, pool, "a", quiet, Options{})
+		require.NoError(t, err)
+		t.Cleanup(a.deregister)
+		_, err = pool.Exec(ctx, `UPDATE replicas SET seen_at = now() - make_interval(secs => $1) WHERE client_id = 'a'`,
+			HeartbeatTimeout.Seconds()+1)
+		require.NoError(t, err)
+		dead, err := Dead(ctx, pool, "b")
+		require.NoError(t, err)
+		require.Equal(t, []string{"a"}, dead)
+	})
+
+	t.Run("RealProcessKill", func(t *testing.T) {
+		// The lock really goes with the connection: a child process
+		// registers, is SIGKILLed, and is seen dead DeadAfterLockLost later.
+		t.Parallel()
+		ctx := context.Background()
+		pool := testdb.Pool(t)
+		b, err := Register(ctx, pool, "b", quiet, Options{})
+		require.NoError(t, err)
+		t.Cleanup(b.deregister)
+		child := startChild(t, pool.Config().ConnString())
+		waitRegistered(t, pool, "child")
+		require.NoError(t, child.Process.Kill())
+		_, _ = child.Process.Wait()
+		job := runningJob(t, pool, "child", 1, 25)
+		start := time.Now()
+		for {
+			n, err := b.Rescue(ctx)
+			require.NoError(t, err)
+			if n == 1 {
+				break
+			}
+			require.Less(t, time.Since(start), time.Minute, "the killed replica was never seen dead")
+			time.Sleep(100 * time.Millisecond)
+		}
+		require.Equal(t, "available", jobState(t, pool, job))
+		t.Logf("killed replica's job taken over %s after the kill", time.Since(start).Round(time.Millisecond))
+	})
+}
+
+func waitRegistered(t *testing.T, pool *pgxpool.Pool, id string) {
+	t.Helper()
+	for start := time.Now(); time.Since(start) < time.Minute; time.Sleep(50 * time.Millisecond) {
+		var n int
+		require.NoError(t, pool.QueryRow(context.Background(), `SELECT count(*) FROM replicas WHERE client_id = $1`, id).Scan(&n))
+		if n == 1 {
+			return
+		}
+	}
+	t.Fatalf("%s never registered", id)
+}

@@ -1,0 +1,102 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+
+	"github.com/autopatch/autopatch/internal/store"
+)
+
+// WindowKeeper opens and closes windows at their instants in every replica,
+// so that no window depends on one process staying alive (issue #13). It
+// sleeps until the next instant the database knows of (or a second, to see
+// new plans, cancellations and re-plans), then closes and opens whatever is
+// due in one SCCM call each. The due rows are locked (SKIP LOCKED) for the
+// whole call and change state in the same transaction, so of all the
+// replicas, and the scheduled open_window/close_window jobs, exactly one acts
+// on a row; when a process dies mid-call, PostgreSQL rolls its transaction
+// back and frees the rows for the next replica's tick.
+//
+// The keeper replaces the old periodic sweep (30 s, leader only, 20 s
+// grace): a restart finds due and missed windows on its first tick.
+type WindowKeeper struct {
+	deps   *Deps
+	client *river.Client[pgx.Tx]
+	open   *OpenWindowWorker
+	close  *CloseWindowWorker
+}
+
+// keeperPoll bounds how long the keeper sleeps without looking: how late a
+// window can be seen that was planned, moved or canceled meanwhile.
+const keeperPoll = time.Second
+
+// keeperBusy is the pause when something is due but another replica holds
+// it, so the keeper does not spin while that replica's call runs.
+const keeperBusy = 250 * time.Millisecond
+
+// NewWindowKeeper returns the keeper of this process; Run starts it.
+func NewWindowKeeper(deps *Deps, client *river.Client[pgx.Tx]) *WindowKeeper {
+	return &WindowKeeper{deps: deps, client: client,
+		open: &OpenWindowWorker{deps: deps}, close: &CloseWindowWorker{deps: deps}}
+}
+
+// Run keeps the windows until ctx ends.
+func (k *WindowKeeper) Run(ctx context.Context) {
+	ctx = withClient(ctx, k.client)
+	failures := 0
+	idle := false
+	for {
+		wait := keeperPoll
+		next, err := store.NextWindowInstant(ctx, k.deps.Pool)
+		switch {
+		case err != nil:
+			wait = windowRetry(max(failures, 1))
+		case next != nil:
+			wait = min(wait, next.Sub(k.deps.now()))
+			if wait <= 0 && idle {
+				wait = keeperBusy
+			}
+		}
+		if failures > 0 {
+			wait = max(wait, windowRetry(failures))
+		}
+		if wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+		} else if ctx.Err() != nil {
+			return
+		}
+		n, err := k.tick(ctx, failures+1)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			failures++
+			k.deps.Logger.WarnContext(ctx, "window keeper: will retry", "attempt", failures, "error", err)
+		case err == nil:
+			failures = 0
+		}
+		// Nothing done although something may be due: another replica
+		// holds it, or it is not due yet by the database's clock.
+		idle = n == 0
+	}
+}
+
+// tick closes, then opens, what is due now. Closing first: a window that
+// ends as another starts never has both enabled longer than needed.
+func (k *WindowKeeper) tick(ctx context.Context, attempt int) (int, error) {
+	closed, cerr := k.close.closeDue(ctx, attempt)
+	opened, oerr := k.open.openDue(ctx, attempt)
+	if err := errors.Join(cerr, oerr); err != nil {
+		return closed + opened, fmt.Errorf("window keeper: %w", err)
+	}
+	return closed + opened, nil
+}
