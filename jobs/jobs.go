@@ -52,6 +52,7 @@ type SCOM interface {
 // ServiceNow is what the workers ask of ServiceNow (connectors/servicenow).
 type ServiceNow interface {
 	AddWorkNote(ctx context.Context, table, sysID, text string) error
+	HasWorkNote(ctx context.Context, table, sysID, text string) (bool, error)
 	CreateIncident(ctx context.Context, inc servicenow.Incident) (servicenow.Ref, error)
 	ResolveIncident(ctx context.Context, sysID, closeNotes string) error
 }

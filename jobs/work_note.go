@@ -38,8 +38,20 @@ type WorkNoteWorker struct {
 }
 
 // Work implements river.Worker. The client retries 429 and 5xx itself;
-// what still fails is retried by River with backoff.
+// what still fails is retried by River with backoff. A second attempt may
+// follow a first that wrote the note and died before River recorded it (a
+// killed replica's job is taken over within seconds), so it looks for the
+// note before writing it again.
 func (w *WorkNoteWorker) Work(ctx context.Context, job *river.Job[WorkNoteArgs]) error {
+	if job.Attempt > 1 {
+		written, err := w.deps.ServiceNow.HasWorkNote(ctx, job.Args.Table, job.Args.SysID, job.Args.Text)
+		if err != nil {
+			return fmt.Errorf("work note on %s %s: %w", job.Args.Table, job.Args.SysID, err)
+		}
+		if written {
+			return nil
+		}
+	}
 	if err := w.deps.ServiceNow.AddWorkNote(ctx, job.Args.Table, job.Args.SysID, job.Args.Text); err != nil {
 		return fmt.Errorf("work note on %s %s: %w", job.Args.Table, job.Args.SysID, err)
 	}

@@ -482,6 +482,11 @@ func skipped(system, why string) check {
 // doctorTables are the tables autopatch reads and writes.
 var doctorTables = []string{servicenow.TableChangeRequest, servicenow.TableRequestItem, servicenow.TableIncident}
 
+// doctorReadTables are read too; sys_journal_field because a retried work
+// note looks itself up there before it is written again
+// (servicenow.HasWorkNote).
+var doctorReadTables = append(slices.Clone(doctorTables), "sys_journal_field")
+
 func (d *doctor) serviceNow(ctx context.Context) []check {
 	sn := d.cfg.ServiceNow
 	if sn.URL == "" || sn.User == "" || !sn.Password.IsSet() {
@@ -496,7 +501,7 @@ func (d *doctor) serviceNow(ctx context.Context) []check {
 		return []check{{Status: statusFail, Name: "servicenow", Detail: err.Error(), Fix: "correct the AUTOPATCH_SERVICENOW_* settings"}}
 	}
 	var checks []check
-	for _, table := range doctorTables {
+	for _, table := range doctorReadTables {
 		name := "servicenow.read " + table
 		rows, err := client.CheckRead(ctx, table)
 		if err == nil {

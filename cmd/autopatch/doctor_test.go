@@ -97,7 +97,7 @@ func TestDoctorPassesAgainstSim(t *testing.T) {
 	require.Equal(t, 0, code, out)
 	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
 		if strings.HasPrefix(l, "autopatch doctor:") {
-			require.Equal(t, "autopatch doctor: 24 ok, 0 warn, 0 FAIL", l)
+			require.Equal(t, "autopatch doctor: 25 ok, 0 warn, 0 FAIL", l)
 			continue
 		}
 		require.True(t, strings.HasPrefix(l, "ok    "), l)
@@ -109,7 +109,7 @@ func TestDoctorPassesAgainstSim(t *testing.T) {
 		"scom.winrm", "scom.event_source", "scom.module", "scom.connection", "scom.management_pack",
 		"scom.rule Autopatch.Alerts.Rule.Critical", "scom.rule Autopatch.Alerts.Rule.Warning",
 		"scom.rule Autopatch.Alerts.Rule.Information", "scom.class",
-		"servicenow.read change_request", "servicenow.read sc_req_item", "servicenow.read incident",
+		"servicenow.read change_request", "servicenow.read sc_req_item", "servicenow.read incident", "servicenow.read sys_journal_field",
 		"servicenow.write change_request", "servicenow.write sc_req_item", "servicenow.write incident",
 	} {
 		line(t, out, name)
@@ -127,7 +127,7 @@ func TestDoctorPassesAgainstSim(t *testing.T) {
 	var rep doctorReport
 	require.NoError(t, json.Unmarshal([]byte(out), &rep))
 	require.True(t, rep.OK)
-	require.Len(t, rep.Checks, 24)
+	require.Len(t, rep.Checks, 25)
 }
 
 func TestDoctorFailures(t *testing.T) {

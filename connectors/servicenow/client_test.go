@@ -448,6 +448,19 @@ func TestAddWorkNote(t *testing.T) {
 		}, got[i])
 	}
 
+	// A retried note looks itself up in sys_journal_field first.
+	for _, n := range notes {
+		has, err := b.client.HasWorkNote(t.Context(), n.table, n.sysID, n.text)
+		require.NoError(t, err)
+		require.True(t, has, "%s on %s", n.text, n.table)
+	}
+	has, err := b.client.HasWorkNote(t.Context(), TableChangeRequest, chg, "never written")
+	require.NoError(t, err)
+	require.False(t, has)
+	has, err = b.client.HasWorkNote(t.Context(), TableRequestItem, ritm, notes[0].text)
+	require.NoError(t, err)
+	require.False(t, has, "a note on another record is not this record's")
+
 	t.Run("Refusals", func(t *testing.T) {
 		t.Parallel()
 		before := len(b.sim.Requests())

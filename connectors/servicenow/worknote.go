@@ -60,3 +60,44 @@ func (c *Client) patch(ctx context.Context, table, sysID string, fields map[stri
 	})
 	return err
 }
+
+// HasWorkNote reports whether the record sysID of table already carries a
+// work note whose text is text. A work note cannot be written idempotently
+// (each PATCH appends a journal entry), so a note whose writer may have
+// sent it already — a retry, or a job taken over from a replica that died
+// after the PATCH and before it recorded success — looks first.
+//
+// Journal entries are rows of sys_journal_field (name = the record's table,
+// element = the field, element_id = the record's sys_id, value = the text):
+// ServiceNow, "Journal field type" (Washington DC to Yokohama). The newest
+// entries are read first; a note that is not among the last 100 of the
+// record is taken as not written (a repeat then is harmless, a loss not).
+func (c *Client) HasWorkNote(ctx context.Context, table, sysID, text string) (bool, error) {
+	if !isSysID(sysID) {
+		return false, fmt.Errorf("servicenow: look up work notes of %s %q: not a sys_id: %w", table, sysID, ErrInvalid)
+	}
+	switch table {
+	case TableChangeRequest, TableRequestItem, TableIncident:
+	default:
+		return false, fmt.Errorf("servicenow: look up work notes of %s %s: unsupported table: %w", table, sysID, ErrInvalid)
+	}
+	body, err := c.do(ctx, request{method: http.MethodGet, path: "/api/now/table/sys_journal_field", query: url.Values{
+		"sysparm_query":  {"name=" + table + "^element=work_notes^element_id=" + sysID + "^ORDERBYDESCsys_created_on"},
+		"sysparm_fields": {"value"},
+		"sysparm_limit":  {"100"},
+	}})
+	if err != nil {
+		return false, fmt.Errorf("servicenow: look up work notes of %s %s: %w", table, sysID, err)
+	}
+	recs, err := decodeList(body)
+	if err != nil {
+		return false, fmt.Errorf("servicenow: look up work notes of %s %s: %w", table, sysID, err)
+	}
+	want := strings.TrimSpace(text)
+	for _, rec := range recs {
+		if strings.TrimSpace(rec.str("value")) == want {
+			return true, nil
+		}
+	}
+	return false, nil
+}

@@ -149,6 +149,7 @@ func New(opts Options) *Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /oauth_token.do", s.handleToken)
 	mux.HandleFunc("GET /api/now/table/sys_user_has_role", s.handleUserRoles)
+	mux.HandleFunc("GET /api/now/table/sys_journal_field", s.handleJournal)
 	mux.HandleFunc("GET /api/now/table/{table}", s.tableAPI(s.handleList))
 	mux.HandleFunc("POST /api/now/table/{table}", s.tableAPI(s.handleCreate))
 	mux.HandleFunc("GET /api/now/table/{table}/{sys_id}", s.tableAPI(s.handleGet))
