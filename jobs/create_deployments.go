@@ -39,6 +39,14 @@ type CreateDeploymentsWorker struct {
 	deps *Deps
 }
 
+// NextRetry implements river.Worker. River's default backoff (1 s, 16 s,
+// 81 s …) would let a short WinRM outage right after an approval push the
+// creation past a window that starts minutes later (found by make chaos);
+// the windows' own schedule, 2 s doubling to at most 30 s, keeps it close.
+func (w *CreateDeploymentsWorker) NextRetry(job *river.Job[CreateDeploymentsArgs]) time.Time {
+	return time.Now().Add(windowRetry(job.Attempt))
+}
+
 // waitForOpenPredecessor is how long a deployment waits for the open
 // deployment that holds its SCCM name to close (a window moved while open).
 const waitForOpenPredecessor = 5 * time.Second

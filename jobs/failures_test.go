@@ -507,7 +507,7 @@ func TestMissedWindowReported(t *testing.T) {
 	require.Len(t, fs, 1)
 	require.Equal(t, store.FailureMissedWindow, fs[0].Kind)
 	for _, d := range h.deployments(number) {
-		require.Empty(t, d.Events, "%s never enabled", d.Name)
+		requireNeverEnabled(t, d)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 
+	"github.com/autopatch/autopatch/connectors/sccm"
 	"github.com/autopatch/autopatch/internal/store"
 )
 
@@ -71,6 +72,22 @@ func (w *OpenWindowWorker) openDue(ctx context.Context, attempt int) (int, error
 				missed = append(missed, d)
 			} else {
 				open = append(open, d)
+			}
+		}
+		if len(missed) > 0 {
+			// A process killed between its SCCM enable and its commit left
+			// these enabled in SCCM while the database still says created
+			// (found by make chaos): disabling is a no-op otherwise, and a
+			// missed window must never stay enabled.
+			names, _ := namesAndCollections(missed)
+			_, err := w.deps.SCCM.SetEnabled(ctx, names, false)
+			if sccm.IsRefusal(err) {
+				// One was deleted in the console: disable the others.
+				_, err = (&CloseWindowWorker{deps: w.deps}).closeOneByOne(ctx, names)
+			}
+			if err != nil {
+				w.deps.Logger.WarnContext(ctx, "disabling missed windows failed; retrying", "deployments", len(names), "attempt", attempt, "error", err)
+				return fmt.Errorf("disable %d missed deployment(s): %w", len(names), err)
 			}
 		}
 		if len(open) > 0 {
