@@ -22,14 +22,12 @@ import (
 
 // Queues, one per remote system so a slow or failing system cannot hold up
 // the others, and small so WinRM's per-user shell limits are respected.
-// Window jobs have their own queue: they wait for their instant, and must
-// never queue behind a slow batch of creations.
+// Windows are not jobs: every replica's WindowKeeper opens and closes them.
 const (
 	QueueDefault    = river.QueueDefault
 	QueueSCCM       = "sccm"
 	QueueSCOM       = "scom"
 	QueueServiceNow = "servicenow"
-	QueueWindows    = "windows"
 )
 
 // SCCM is what the workers ask of the site server (connectors/sccm).
@@ -111,8 +109,6 @@ func NewClient(deps *Deps, q config.Queues) (*river.Client[pgx.Tx], error) {
 	river.AddWorker(workers, &PlanChangeWorker{deps: deps})
 	river.AddWorker(workers, &UnwindChangeWorker{deps: deps})
 	river.AddWorker(workers, &CreateDeploymentsWorker{deps: deps})
-	river.AddWorker(workers, &OpenWindowWorker{deps: deps})
-	river.AddWorker(workers, &CloseWindowWorker{deps: deps})
 	river.AddWorker(workers, &WorkNoteWorker{deps: deps})
 	river.AddWorker(workers, &PollStatusWorker{deps: deps})
 	river.AddWorker(workers, &FailureAlertsWorker{deps: deps})
@@ -126,7 +122,6 @@ func NewClient(deps *Deps, q config.Queues) (*river.Client[pgx.Tx], error) {
 			QueueSCCM:       {MaxWorkers: q.SCCM},
 			QueueSCOM:       {MaxWorkers: q.SCOM},
 			QueueServiceNow: {MaxWorkers: q.ServiceNow},
-			QueueWindows:    {MaxWorkers: q.Windows},
 		},
 		Workers: workers,
 		// River's own rescue of a job whose client died mid-run. It stays

@@ -94,7 +94,8 @@ type server struct {
 // initServer builds the server: config → database (migrated) → River →
 // HTTP. Tests call it with their own config.
 func initServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*server, error) {
-	st, err := store.Open(ctx, cfg.DatabaseURL.Reveal())
+	id := replica.NewID()
+	st, err := store.OpenAs(ctx, cfg.DatabaseURL.Reveal(), "autopatch "+id)
 	if err != nil {
 		return nil, err
 	}
@@ -136,7 +137,7 @@ func initServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*
 		st.Close()
 		return nil, fmt.Errorf("AUTOPATCH_SERVICENOW_*: %w", err)
 	}
-	s.id = replica.NewID()
+	s.id = id
 	s.deps = &jobs.Deps{
 		Pool: st.Pool, Logger: logger, Schedules: &s.schedules, ClientID: s.id,
 		SCCM:         sccm.New(sccmRunner, "", logger.With("system", "sccm")),

@@ -369,7 +369,12 @@ foreach ($name in $Data.refresh_collections) {
 $results = New-ApList
 foreach ($deployment in $found) {
     $was = [bool]$deployment.Enabled
-    Set-CMSoftwareUpdateDeployment -InputObject $deployment -Enable $enable
+    # Only a change is written: a retry after a crash between this call and
+    # autopatch's commit finds the deployment already in the asked state and
+    # leaves it alone, so a window is enabled once however often it is opened.
+    if ($was -ne $enable) {
+        Set-CMSoftwareUpdateDeployment -InputObject $deployment -Enable $enable
+    }
     $results.Add([ordered]@{ name = [string]$deployment.AssignmentName; id = [int]$deployment.AssignmentID; was_enabled = $was })
 }
 $refreshed = New-ApList

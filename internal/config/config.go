@@ -86,7 +86,6 @@ type Queues struct {
 	SCCM       int `env:"SCCM_WORKERS" default:"2" doc:"Concurrent jobs talking to the SCCM site server."`
 	SCOM       int `env:"SCOM_WORKERS" default:"2" doc:"Concurrent jobs talking to the SCOM management server."`
 	ServiceNow int `env:"SERVICENOW_WORKERS" default:"4" doc:"Concurrent jobs talking to ServiceNow."`
-	Windows    int `env:"WINDOWS_WORKERS" default:"4" doc:"Concurrent window open/close jobs (they wait for their instant, then call SCCM)."`
 }
 
 // WinRM is how autopatch reaches a Windows server (SCCM site server, SCOM

@@ -564,9 +564,14 @@ func (s *Site) setEnabled(req enableReq) (any, *wsmansim.PSError) {
 	out := []enableResult{}
 	for _, dep := range found {
 		was := dep.enabled
+		if was == req.Enabled {
+			// The template calls Set-CMSoftwareUpdateDeployment only on a
+			// change; every call it makes is recorded, so a doubled action
+			// (an enable after a disable) still shows in /state.
+			out = append(out, enableResult{Name: dep.name, ID: dep.id, WasEnabled: was})
+			continue
+		}
 		dep.enabled = req.Enabled
-		// Every Set-CMSoftwareUpdateDeployment -Enable is recorded, including
-		// one that changes nothing, so a doubled action shows in /state.
 		dep.events = append(dep.events, Event{At: now, Enabled: req.Enabled})
 		if req.Enabled {
 			for _, id := range dep.col.members {
