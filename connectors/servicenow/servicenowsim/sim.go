@@ -388,6 +388,7 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request, t *table) in
 			matched = append(matched, row)
 		}
 	}
+	sortRecords(matched, orderOf(q.Get("sysparm_query")))
 	total := len(matched)
 	matched = matched[min(offset, total):min(offset+limit, total)]
 	result := make([]map[string]any, 0, len(matched))

@@ -288,6 +288,8 @@ func TestQuery(t *testing.T) {
 		{"correlation_id=autopatch:CHG1:SQL02^ORcorrelation_id=autopatch:CHG2:SQL01", "bc"},
 		{"urgency=1^NQurgency=3^active=false", "ac"},
 		{"urgency>1^ORDERBYnumber^EQ", "bcd"},
+		{"ORDERBYDESCnumber", "dcba"},
+		{"ORDERBYDESCurgency^ORDERBYnumber", "cdba"}, // d takes the default urgency, 3
 		{"no_such_field=x", ""},
 		{"no_such_fieldISEMPTY", "abcd"},
 	}
@@ -357,6 +359,14 @@ func TestUpdateStatesAndJournal(t *testing.T) {
 	r = b.call(t, "PATCH", "/api/now/table/change_request/"+chg, "application/json", `{"work_notes":"   "}`, "")
 	require.Equal(t, http.StatusOK, r.status)
 	require.Len(t, b.sim.WorkNotes(), 3, "an empty journal entry is dropped")
+
+	// The journal sorts before it limits: the latest entry of a record.
+	latest := "/api/now/table/sys_journal_field?sysparm_fields=value&sysparm_limit=1&sysparm_query=" +
+		url.QueryEscape("name=incident^element=work_notes^element_id="+sysID+"^ORDERBYDESCsys_created_on")
+	r = b.call(t, "GET", latest, "", "", "")
+	require.Equal(t, http.StatusOK, r.status, r.raw)
+	require.Len(t, r.results(), 1)
+	require.Equal(t, "second\nline", r.results()[0].(map[string]any)["value"])
 }
 
 func TestAddRecord(t *testing.T) {
