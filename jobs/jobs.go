@@ -52,6 +52,7 @@ type ServiceNow interface {
 	AddWorkNote(ctx context.Context, table, sysID, text string) error
 	HasWorkNote(ctx context.Context, table, sysID, text string) (bool, error)
 	CreateIncident(ctx context.Context, inc servicenow.Incident) (servicenow.Ref, error)
+	FindIncidentsByCorrelation(ctx context.Context, ids []string) (map[string]servicenow.Ref, error)
 	ResolveIncident(ctx context.Context, sysID, closeNotes string) error
 }
 
