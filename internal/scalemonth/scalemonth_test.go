@@ -1,6 +1,8 @@
 package scalemonth_test
 
 import (
+	"io"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
@@ -25,10 +27,14 @@ func BenchmarkScaleMonth(b *testing.B) {
 	out, err := exec.Command("go", "build", "-o", bin, "github.com/autopatch/autopatch/cmd/autopatch").CombinedOutput()
 	require.NoError(b, err, "%s", out)
 	var f scalemonth.Figures
+	var progress io.Writer = io.Discard
+	if testing.Verbose() {
+		progress = os.Stdout
+	}
 	for range b.N {
 		f, err = scalemonth.Run(b.Context(), scalemonth.Options{
 			Binary: bin, DatabaseURL: testdb.URL(b),
-			Step: 4 * time.Second, Window: 12 * time.Second, PollInterval: 3 * time.Second, Lead: 20 * time.Second,
+			Step: 4 * time.Second, Window: 12 * time.Second, PollInterval: 3 * time.Second, Lead: 20 * time.Second, Out: progress,
 		})
 		require.NoError(b, err)
 	}

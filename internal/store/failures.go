@@ -211,6 +211,28 @@ func MarkRecoveredAll(ctx context.Context, db DBTX, ids []int64, at time.Time) e
 	return nil
 }
 
+// PendingAlerts returns the ids of up to limit open, reported failures
+// with a SCOM step to do: an alert to raise, an incident number to set on
+// it, or a recovered device's alert to close. An alerts job takes them
+// along with its own, so a backlog behind a slow SCOM drains in a few
+// calls rather than three per job.
+func PendingAlerts(ctx context.Context, db DBTX, limit int) ([]int64, error) {
+	rows, err := db.Query(ctx, `SELECT id FROM failures
+		WHERE state = 'open' AND storm_id IS NULL AND alert_computer <> '' AND (
+			(alert_id IS NULL AND coalesce(alert_outcome, '') NOT IN ('unknown_device', 'ambiguous_device', 'refused'))
+			OR (alert_id IS NOT NULL AND incident_number IS NOT NULL AND alert_ticket IS DISTINCT FROM incident_number)
+			OR (alert_id IS NOT NULL AND recovered_at IS NOT NULL AND alert_closed_at IS NULL AND alert_ticket = incident_number))
+		ORDER BY id LIMIT $1`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: pending alerts: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, fmt.Errorf("store: pending alerts: %w", err)
+	}
+	return ids, nil
+}
+
 // FailuresByID returns the failures ids, in id order.
 func FailuresByID(ctx context.Context, db DBTX, ids []int64) ([]Failure, error) {
 	return queryFailures(ctx, db, `WHERE f.id = ANY($1) ORDER BY f.id`, ids)
