@@ -297,8 +297,8 @@ func (m *month) play(ctx context.Context) error {
 		"event_id": "change_request:" + sysID + ":1",
 		"change": map[string]any{
 			"number": m.number, "sys_id": sysID, "type": "normal", "state": "scheduled", "approval": "approved",
-			"start_date": now.Add(-time.Minute).UTC().Format("2006-01-02 15:04:05"),
-			"end_date":   m.t0.Add(2 * time.Hour).UTC().Format("2006-01-02 15:04:05"),
+			"start_date":        now.Add(-time.Minute).UTC().Format("2006-01-02 15:04:05"),
+			"end_date":          m.t0.Add(2 * time.Hour).UTC().Format("2006-01-02 15:04:05"),
 			"short_description": "Microsoft IT monthly server patching", "sys_updated_on": now.UTC().Format("2006-01-02 15:04:05"),
 		},
 		"patching": map[string]any{"software_update_groups": m.gen.UpdateGroups, "schedules": schedules},
