@@ -276,3 +276,39 @@ func TestInsertFailuresBatch(t *testing.T) {
 	require.NotNil(t, all[2].RecoveredAt)
 	require.Equal(t, FailureOpen, all[1].State, "not a storm member: resolved once its alert and incident close")
 }
+
+func TestPendingAlerts(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFailureFixture(t)
+	dep := f.deps[0].ID
+	insert := func(device, computer string) int64 {
+		id, _, err := InsertFailure(ctx, f.pool, Failure{ChangeNumber: f.change, Subject: device, Kind: FailureError,
+			DeploymentID: &dep, CorrelationID: "autopatch:" + f.change + ":" + device, AlertComputer: computer, FirstSeenAt: f.start})
+		require.NoError(t, err)
+		return id
+	}
+	toRaise := insert("A", "A")
+	unknown := insert("B", "B")
+	require.NoError(t, RecordAlert(ctx, f.pool, unknown, AlertResult{Outcome: AlertUnknownDevice}))
+	toLink := insert("C", "C")
+	require.NoError(t, RecordAlert(ctx, f.pool, toLink, AlertResult{Outcome: "raised", AlertID: "alert-c"}))
+	require.NoError(t, RecordIncident(ctx, f.pool, toLink, "INC0010001", "0123456789abcdef0123456789abcdef", f.start))
+	linked := insert("D", "D")
+	require.NoError(t, RecordAlert(ctx, f.pool, linked, AlertResult{Outcome: "raised", AlertID: "alert-d"}))
+	require.NoError(t, RecordIncident(ctx, f.pool, linked, "INC0010002", "0123456789abcdef0123456789abcde0", f.start))
+	require.NoError(t, RecordAlertTicket(ctx, f.pool, linked, "INC0010002"))
+	toClose := insert("E", "E")
+	require.NoError(t, RecordAlert(ctx, f.pool, toClose, AlertResult{Outcome: "raised", AlertID: "alert-e"}))
+	require.NoError(t, RecordIncident(ctx, f.pool, toClose, "INC0010003", "0123456789abcdef0123456789abcde1", f.start))
+	require.NoError(t, RecordAlertTicket(ctx, f.pool, toClose, "INC0010003"))
+	require.NoError(t, MarkRecovered(ctx, f.pool, toClose, f.start.Add(time.Hour)))
+	insert("F", "") // no computer: its own job records the refusal
+
+	ids, err := PendingAlerts(ctx, f.pool, 100)
+	require.NoError(t, err)
+	require.Equal(t, []int64{toRaise, toLink, toClose}, ids)
+	ids, err = PendingAlerts(ctx, f.pool, 1)
+	require.NoError(t, err)
+	require.Equal(t, []int64{toRaise}, ids)
+}
