@@ -262,6 +262,7 @@ func (r *replayRunner) Run(ctx context.Context, t winrm.Template, data, out any)
 // pollFigures are one poll's costs.
 type pollFigures struct {
 	cpu, wall        time.Duration
+	wireCPU          time.Duration // with the simulator and WinRM, see measurePolls
 	queries, calls   int
 	results, failing int
 }
@@ -295,6 +296,7 @@ func BenchmarkScaleStatusPoll(b *testing.B) {
 	b.ReportMetric(first.wall.Seconds()*1000/n, "first-wall-ms")
 	b.ReportMetric(steady.cpu.Seconds()*1000/n, "steady-cpu-ms")
 	b.ReportMetric(float64(steady.queries)/n, "steady-db-queries")
+	b.ReportMetric(steady.wireCPU.Seconds()*1000/n, "wire-sim-cpu-ms")
 	b.ReportMetric(float64(first.calls+steady.calls)/(2*n), "winrm-calls/poll")
 	b.ReportMetric(float64(first.results)/n, "results")
 	b.ReportMetric(float64(first.failing)/n, "failures")
@@ -302,6 +304,7 @@ func BenchmarkScaleStatusPoll(b *testing.B) {
 
 func (f *pollFigures) add(g pollFigures) {
 	f.cpu += g.cpu
+	f.wireCPU += g.wireCPU
 	f.wall += g.wall
 	f.queries += g.queries
 	f.calls += g.calls
@@ -351,6 +354,14 @@ func (h *scaleHarness) measurePolls(b *testing.B) (first, steady pollFigures) {
 	first.failing = failing
 	steady = poll()
 	require.Equal(b, 1, steady.calls, "one SCCM call per poll")
+
+	// The same poll over the real wire: an upper bound that adds the WinRM
+	// transport on both sides and the in-process simulator's own work.
+	deps.SCCM = sccm.New(h.runner, "", deps.Logger)
+	job := &river.Job[PollStatusArgs]{JobRow: &rivertype.JobRow{Attempt: 1}, Args: PollStatusArgs{At: time.Now()}}
+	cpu0 := cpuTime(b)
+	require.NoError(b, worker.Work(ctx, job))
+	steady.wireCPU = cpuTime(b) - cpu0
 	return first, steady
 }
 
