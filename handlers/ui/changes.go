@@ -142,7 +142,7 @@ func (c *console) failureViews(fs []store.Failure) []failureView {
 
 func (c *console) changePage(ctx echo.Context) error {
 	rctx := ctx.Request().Context()
-	number := ctx.Param("number")
+	number := pathParam(ctx, "number")
 	ch, err := store.GetChange(rctx, c.opts.DB, number)
 	if errors.Is(err, store.ErrNotFound) {
 		return c.problem(ctx, http.StatusNotFound, "No such change",

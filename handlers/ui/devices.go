@@ -97,7 +97,7 @@ type deviceData struct {
 
 func (c *console) devicePage(ctx echo.Context) error {
 	rctx := ctx.Request().Context()
-	name := ctx.Param("name")
+	name := pathParam(ctx, "name")
 	dev, err := store.GetDevice(rctx, c.opts.DB, name)
 	if errors.Is(err, store.ErrNotFound) {
 		return c.problem(ctx, http.StatusNotFound, "No such device",

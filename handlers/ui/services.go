@@ -78,7 +78,7 @@ type serviceData struct {
 // schedule's next windows, and the service-safety rules it breaks over the
 // next cycles: what GET /api/v1/services/{name} answers, for people.
 func (c *console) servicePage(ctx echo.Context) error {
-	name := ctx.Param("name")
+	name := pathParam(ctx, "name")
 	members, err := store.ServiceMembers(ctx.Request().Context(), c.opts.DB, []string{safety.ServiceKey(name)}, nil)
 	if err != nil {
 		return c.fail(ctx, err)
