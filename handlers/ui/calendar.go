@@ -16,6 +16,8 @@ import (
 
 // calWindow is one window as a calendar cell shows it.
 type calWindow struct {
+	// Date is the day it falls on in the display zone, YYYY-MM-DD.
+	Date     string
 	Schedule string
 	State    string
 	// Label is the times in the display zone, e.g. "23:00–02:00+1 EST".
@@ -123,7 +125,7 @@ func (c *console) days(ctx echo.Context, first, last time.Time, loc *time.Locati
 			continue
 		}
 		w := calWindow{
-			Schedule: v.Schedule, State: v.State, Label: windowLabel(start, end),
+			Date: key, Schedule: v.Schedule, State: v.State, Label: windowLabel(start, end),
 			Title:   v.LocalString() + " · " + v.UTCString(),
 			Changes: v.Changes, Held: v.HeldReason, Deployments: len(v.Deployments),
 		}

@@ -158,7 +158,7 @@ func (sc *scenario) seedChange(t testing.TB, planned []calendar.Schedule, m cale
 	for i, w := range res.Windows {
 		ws, we := w.Start.UTC(), w.End.UTC()
 		e := store.PlanEntry{Schedule: w.Schedule, WindowStart: &ws, WindowEnd: &we}
-		if current && i == len(res.Windows)-1 && len(res.Windows) > 1 {
+		if current && i == 0 && len(res.Windows) > 1 {
 			e.Held = "service Web Shop: tier frontend would have 2 of 2 devices down at once (limit 1)"
 			held[w.Schedule] = true
 		}

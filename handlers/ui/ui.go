@@ -148,6 +148,12 @@ var funcs = template.FuncMap{
 	"query":      func(kv ...string) template.URL { return template.URL(queryString(kv...)) },
 	"pathEscape": url.PathEscape,
 	"statusName": statusName,
+	"errorCode": func(c *int64) string {
+		if c == nil {
+			return ""
+		}
+		return fmt.Sprintf("0x%08X", uint32(*c))
+	},
 	"zoneForm": func(action, keepName, keepValue string, zones []zoneOption) zoneFormData {
 		d := zoneFormData{Action: action, Zones: zones}
 		if keepValue != "" {
