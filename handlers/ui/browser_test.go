@@ -27,7 +27,7 @@ import (
 )
 
 // chromiumPath finds the browser. `make test` installs Chromium when it is
-// missing (.ci/chromium.sh); without it this test fails rather than skips,
+// missing (handlers/ui/chromium.sh); without it this test fails rather than skips,
 // so a machine that cannot run it does not pass silently.
 func chromiumPath(t testing.TB) string {
 	t.Helper()

@@ -195,7 +195,11 @@ func (c *console) changePage(ctx echo.Context) error {
 		return c.fail(ctx, err)
 	}
 	for _, t := range transitions {
-		d.Timeline = append(d.Timeline, timelineEntry{At: t.At, What: names[t.DeploymentID] + ": " + t.From + " → " + t.To, Detail: t.Reason})
+		what := names[t.DeploymentID] + ": " + t.From + " → " + t.To
+		if t.From == "" {
+			what = names[t.DeploymentID] + ": " + t.To
+		}
+		d.Timeline = append(d.Timeline, timelineEntry{At: t.At, What: what, Detail: t.Reason})
 	}
 	fs, err := store.ChangeFailures(rctx, c.opts.DB, []string{number})
 	if err != nil {

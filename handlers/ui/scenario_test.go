@@ -263,6 +263,13 @@ func (sc *scenario) seedChange(t testing.TB, planned []calendar.Schedule, m cale
 			require.NoError(t, err)
 		}
 	}
+	// The plan and the deployments were made when the change was approved,
+	// not when the test ran.
+	_, err = tx.Exec(ctx, `UPDATE plans SET computed_at = $2 WHERE change_number = $1`, number, start.Add(-time.Hour))
+	require.NoError(t, err)
+	_, err = tx.Exec(ctx, `UPDATE deployment_transitions SET at = $2
+		WHERE to_state = 'planned' AND deployment_id IN (SELECT id FROM deployments WHERE change_number = $1)`, number, start.Add(-time.Hour))
+	require.NoError(t, err)
 	require.NoError(t, tx.Commit(ctx))
 }
 
