@@ -52,12 +52,24 @@ func (c *console) serviceList(ctx echo.Context) error {
 	return c.render(ctx, http.StatusOK, "services", page{Title: "Services", Nav: "services", SignedIn: true, Data: rows})
 }
 
+// shownDevices is how many device names a cell of the service page lists;
+// the rest are a link to the devices page filtered to them.
+const shownDevices = 25
+
 type serviceScheduleView struct {
 	Schedule string
 	InForce  bool
 	Kind     string
 	Devices  []string
-	Next     []string
+	// More is how many devices are not listed; AllHref lists them all.
+	More    int
+	AllHref string
+	Next    []string
+}
+
+type violationView struct {
+	safety.ViolationJSON
+	More int
 }
 
 type serviceTierView struct {
@@ -71,7 +83,7 @@ type serviceData struct {
 	Service    string
 	Horizon    string
 	Tiers      []serviceTierView
-	Violations []safety.ViolationJSON
+	Violations []violationView
 }
 
 // servicePage shows a service's managed devices by tier and schedule, each
@@ -144,8 +156,21 @@ func (c *console) servicePage(ctx echo.Context) error {
 		}
 		d.Tiers = append(d.Tiers, t)
 	}
+	for _, t := range d.Tiers {
+		for i := range t.Schedules {
+			s := &t.Schedules[i]
+			if n := len(s.Devices); n > shownDevices {
+				s.More, s.Devices = n-shownDevices, s.Devices[:shownDevices]
+				s.AllHref = "/ui/devices" + queryString("service", d.Service, "schedule", s.Schedule, "tier", t.Tier)
+			}
+		}
+	}
 	for _, v := range inv.CheckService(name) {
-		d.Violations = append(d.Violations, v.JSON(as))
+		vv := violationView{ViolationJSON: v.JSON(as)}
+		if n := len(vv.Devices); n > shownDevices {
+			vv.More, vv.Devices = n-shownDevices, vv.Devices[:shownDevices]
+		}
+		d.Violations = append(d.Violations, vv)
 	}
 	return c.render(ctx, http.StatusOK, "service", page{Title: d.Service, Nav: "services", SignedIn: true, Data: d})
 }

@@ -148,6 +148,7 @@ var funcs = template.FuncMap{
 	"query":      func(kv ...string) template.URL { return template.URL(queryString(kv...)) },
 	"pathEscape": url.PathEscape,
 	"statusName": statusName,
+	"add":        func(a, b int) int { return a + b },
 	"errorCode": func(c *int64) string {
 		if c == nil {
 			return ""
