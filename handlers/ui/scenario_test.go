@@ -97,7 +97,28 @@ var services = []string{"Payroll", "Web Shop", "Intranet", "Mail", "Billing", "C
 func (sc *scenario) seedDevices(t testing.TB, planned []calendar.Schedule, n int) {
 	t.Helper()
 	ctx := context.Background()
+	// Tiers follow the order of the schedules' windows in Now's cycle, as
+	// an estate that respects tier order has them: the earliest third
+	// backend, then middle, then frontend.
 	tiers := []string{"backend", "middle", "frontend"}
+	cycle := calendar.MonthOf(sc.now.UTC())
+	var starts []time.Time
+	for _, s := range planned {
+		t := time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+		if ws := s.CycleWindows(cycle); len(ws) > 0 {
+			t = ws[0].Start
+		}
+		starts = append(starts, t)
+	}
+	tierOf := func(k int) string {
+		rank := 0
+		for _, t := range starts {
+			if t.Before(starts[k]) {
+				rank++
+			}
+		}
+		return tiers[min(2, rank*3/len(planned))]
+	}
 	var names, scheds, svcs, trs []string
 	var ids []int64
 	for i := range n {
@@ -112,7 +133,7 @@ func (sc *scenario) seedDevices(t testing.TB, planned []calendar.Schedule, n int
 		names = append(names, name)
 		scheds = append(scheds, s.Name)
 		svcs = append(svcs, services[(i/len(planned))%len(services)])
-		trs = append(trs, tiers[(i/len(planned)/len(services))%len(tiers)])
+		trs = append(trs, tierOf(i%len(planned)))
 		ids = append(ids, int64(16777216+i))
 	}
 	_, err := sc.pool.Exec(ctx, `INSERT INTO devices (name, resource_id, schedule_name, service, tier)

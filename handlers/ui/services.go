@@ -84,7 +84,12 @@ type serviceData struct {
 	Horizon    string
 	Tiers      []serviceTierView
 	Violations []violationView
+	// MoreViolations is how many violations are not listed.
+	MoreViolations int
 }
+
+// shownViolations is how many violations the service page lists.
+const shownViolations = 10
 
 // servicePage shows a service's managed devices by tier and schedule, each
 // schedule's next windows, and the service-safety rules it breaks over the
@@ -165,7 +170,11 @@ func (c *console) servicePage(ctx echo.Context) error {
 			}
 		}
 	}
-	for _, v := range inv.CheckService(name) {
+	vs := inv.CheckService(name)
+	if len(vs) > shownViolations {
+		d.MoreViolations, vs = len(vs)-shownViolations, vs[:shownViolations]
+	}
+	for _, v := range vs {
 		vv := violationView{ViolationJSON: v.JSON(as)}
 		if n := len(vv.Devices); n > shownDevices {
 			vv.More, vv.Devices = n-shownDevices, vv.Devices[:shownDevices]
