@@ -50,6 +50,8 @@ func BenchmarkPages(b *testing.B) {
 		{"Week", "/ui/calendar/week?week=2026-12-12"},
 		{"Changes", "/ui/changes"},
 		{"Change", "/ui/changes/" + sc.currentChange},
+		{"Failures", "/ui/failures"},
+		{"FailuresOpen", "/ui/failures?state=open"},
 		{"Devices", "/ui/devices"},
 		{"DeviceSearch", "/ui/devices?q=s07"},
 		{"Device", "/ui/devices/" + url.PathEscape(device)},

@@ -292,6 +292,14 @@ func TestConsoleInBrowser(t *testing.T) {
 	require.Len(t, rows, len(sc.changes))
 	b.shoot("changes")
 
+	// What failed: the open failures, by the menu and the filter form.
+	b.run(chromedp.Click(`header nav a[href="/ui/failures"]`, chromedp.ByQuery), chromedp.WaitVisible("#failures", chromedp.ByID))
+	b.run(chromedp.SetValue("#state", "open", chromedp.ByID), chromedp.Click("#filter", chromedp.ByID),
+		chromedp.WaitVisible(`#failures a.incident`, chromedp.ByQuery))
+	require.Contains(t, b.location(), "state=open")
+	require.NotContains(t, b.text("#failures"), "resolved")
+	b.shoot("failures")
+
 	// Devices: search, then a device.
 	b.run(chromedp.Click(`header nav a[href="/ui/devices"]`, chromedp.ByQuery), chromedp.WaitVisible("#devices", chromedp.ByID))
 	b.run(chromedp.SendKeys("#q", "srvdb", chromedp.ByID), chromedp.Click("#search", chromedp.ByID),

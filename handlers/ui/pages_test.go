@@ -161,6 +161,8 @@ func TestConsolePages(t *testing.T) {
 			{"/ui/calendar/week?week=2026-12-13", "Week of Mon 7 Dec 2026"},
 			{"/ui/changes", sc.currentChange},
 			{"/ui/changes/" + sc.currentChange, "held:"},
+			{"/ui/failures?state=open", "INC00"},
+			{"/ui/failures?change=" + sc.currentChange + "&kind=error", "WU_E_ALL_UPDATES_FAILED"},
 			{"/ui/devices", "SRV"},
 			{"/ui/devices?q=srvdb", "SRVDB"},
 			{"/ui/devices/" + url.PathEscape(hostileScript), "Open failures"},
@@ -185,7 +187,7 @@ func TestConsolePages(t *testing.T) {
 	})
 
 	t.Run("HostileNamesEscaped", func(t *testing.T) {
-		for _, path := range []string{"/ui/devices", "/ui/changes/" + sc.currentChange, "/ui/services/payroll", "/ui/collections",
+		for _, path := range []string{"/ui/devices", "/ui/changes/" + sc.currentChange, "/ui/failures", "/ui/services/payroll", "/ui/collections",
 			"/ui/devices/" + url.PathEscape(hostileImg)} {
 			resp, body := c.get(path)
 			require.Equal(t, http.StatusOK, resp.StatusCode, path)
@@ -213,6 +215,9 @@ func TestConsolePages(t *testing.T) {
 			{"/ui/changes?cursor=abc!", http.StatusBadRequest, "cursor"},
 			{"/ui/devices?cursor=bm90LWpzb24", http.StatusBadRequest, "cursor"},
 			{"/ui/devices?tier=top", http.StatusBadRequest, "backend, middle or frontend"},
+			{"/ui/failures?state=burning", http.StatusBadRequest, "open or resolved"},
+			{"/ui/failures?kind=oops", http.StatusBadRequest, "not a kind of failure"},
+			{"/ui/failures?cursor=eyJpIjowfQ", http.StatusBadRequest, "cursor"},
 		} {
 			resp, body := c.get(tt.path)
 			require.Equal(t, tt.code, resp.StatusCode, "%s: %s", tt.path, body)

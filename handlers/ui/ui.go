@@ -113,6 +113,7 @@ func Register(e *echo.Echo, opts Options) error {
 	in.GET("/calendar/week", c.calendarWeek)
 	in.GET("/changes", c.changeList)
 	in.GET("/changes/:number", c.changePage)
+	in.GET("/failures", c.failureList)
 	in.GET("/devices", c.deviceList)
 	in.GET("/devices/:name", c.devicePage)
 	in.GET("/services", c.serviceList)
@@ -127,7 +128,7 @@ func Register(e *echo.Echo, opts Options) error {
 // layout.html.
 var pageNames = []string{
 	"login", "error", "calendar", "week", "changes", "change", "devices", "device",
-	"services", "service", "collections", "compliance",
+	"services", "service", "collections", "compliance", "failures",
 }
 
 var funcs = template.FuncMap{
