@@ -249,13 +249,21 @@ func TestConsoleInBrowser(t *testing.T) {
 	require.Contains(t, b.text(`td[data-date="2026-10-25"]`), "DST Europe/London: BST → GMT, clocks go back 1 h at 02:00")
 	require.Contains(t, b.text(`td[data-date="2026-10-04"]`), "DST Australia/Sydney: AEST → AEDT, clocks go forward 1 h at 02:00")
 
-	// The DST week, reached by the week link of its row.
-	b.run(chromedp.Click(`//td[@data-date="2026-10-25"]/following-sibling::td[@class="wk"]/a`, chromedp.BySearch),
+	// A DST week, reached from its month by the week link of its row:
+	// 8–14 March 2027, New York springs forward on the Sunday, the day of
+	// APP-SUN-0200's window.
+	b.run(chromedp.Navigate(u("/ui/calendar?month=2027-03")), chromedp.WaitVisible("#month-title", chromedp.ByID))
+	mar1 := time.Date(2027, 3, 1, 0, 0, 0, 0, time.UTC)
+	require.Equal(t, computed(sc, mar1, mar1.AddDate(0, 1, -1), nil), b.windows("table.month"))
+	require.Contains(t, b.text(`td[data-date="2027-03-28"]`), "DST Europe/London: GMT → BST, clocks go forward 1 h at 01:00")
+	b.run(chromedp.Click(`//td[@data-date="2027-03-14"]/following-sibling::td[@class="wk"]/a`, chromedp.BySearch),
 		chromedp.WaitVisible("#week-title", chromedp.ByID))
-	require.Equal(t, "Week of Mon 19 Oct 2026", b.text("#week-title"))
-	mon := time.Date(2026, 10, 19, 0, 0, 0, 0, time.UTC)
-	require.Equal(t, computed(sc, mon, mon.AddDate(0, 0, 6), nil), b.windows(".week"))
-	require.Contains(t, b.text(`section[data-date="2026-10-25"]`), "BST → GMT")
+	require.Equal(t, "Week of Mon 8 Mar 2027", b.text("#week-title"))
+	mon := time.Date(2027, 3, 8, 0, 0, 0, 0, time.UTC)
+	week := computed(sc, mon, mon.AddDate(0, 0, 6), nil)
+	require.GreaterOrEqual(t, len(week), 3, "a busy week")
+	require.Equal(t, week, b.windows(".week"))
+	require.Contains(t, b.text(`section[data-date="2027-03-14"]`), "DST America/New_York: EST → EDT, clocks go forward 1 h at 02:00")
 	b.shoot("week-dst")
 
 	// The viewer's zone: the same week in UTC.
