@@ -150,6 +150,41 @@ func TestConsolePages(t *testing.T) {
 		require.False(t, newSessionKeys("").checkToken(""), "no token configured: nobody signs in")
 	})
 
+	t.Run("ReadOnly", func(t *testing.T) {
+		t.Parallel()
+		// Signing in and out are the only requests that are not GETs, and
+		// neither changes anything autopatch knows.
+		for _, r := range newServer(t, sc, nil).Routes() {
+			if !strings.HasPrefix(r.Path, "/ui") || r.Method == "echo_route_not_found" {
+				continue
+			}
+			if r.Method != http.MethodGet {
+				require.Contains(t, []string{"/ui/login", "/ui/logout"}, r.Path, "%s %s", r.Method, r.Path)
+			}
+		}
+	})
+
+	t.Run("NoOpenRedirect", func(t *testing.T) {
+		t.Parallel()
+		for _, next := range []string{"//evil.example/ui/", "https://evil.example/", "/api/v1/changes", `/ui/\evil.example`} {
+			resp, err := newClient(t, srv.URL).http.PostForm(srv.URL+"/ui/login", url.Values{"token": {testToken}, "next": {next}})
+			require.NoError(t, err)
+			require.NoError(t, resp.Body.Close())
+			require.Equal(t, "/ui/calendar", resp.Header.Get("Location"), next)
+		}
+	})
+
+	t.Run("StaticFiles", func(t *testing.T) {
+		t.Parallel()
+		c := newClient(t, srv.URL)
+		resp, body := c.get("/ui/static/style.css")
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		require.Contains(t, resp.Header.Get("Content-Type"), "text/css")
+		require.Contains(t, body, ".state-open")
+		resp, _ = c.get("/ui/static/")
+		require.Equal(t, http.StatusNotFound, resp.StatusCode, "no listing")
+	})
+
 	c := newClient(t, srv.URL)
 	require.Equal(t, http.StatusSeeOther, c.signIn(testToken).StatusCode)
 

@@ -101,7 +101,14 @@ func Register(e *echo.Echo, opts Options) error {
 		return fmt.Errorf("ui: static files: %w", err)
 	}
 	g := e.Group("/ui", securityHeaders)
-	g.GET("/static/*", echo.WrapHandler(http.StripPrefix("/ui/static/", http.FileServer(http.FS(static)))))
+	files := http.StripPrefix("/ui/static/", http.FileServer(http.FS(static)))
+	g.GET("/static/*", func(ctx echo.Context) error {
+		if strings.HasSuffix(ctx.Request().URL.Path, "/") {
+			return c.notFound(ctx) // no directory listings
+		}
+		files.ServeHTTP(ctx.Response(), ctx.Request())
+		return nil
+	})
 	g.GET("/login", c.loginForm)
 	g.POST("/login", c.login)
 	g.POST("/logout", c.logout)
