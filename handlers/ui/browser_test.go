@@ -283,6 +283,9 @@ func TestConsoleInBrowser(t *testing.T) {
 	require.Contains(t, b.text("#plan"), "held:")
 	require.Contains(t, b.text("#deployments"), "open")
 	require.Contains(t, b.text("#timeline"), "created → open")
+	var bars, deployments []*cdp.Node
+	b.run(chromedp.Nodes("#gantt rect.bar", &bars, chromedp.ByQueryAll), chromedp.Nodes("#deployments tbody tr", &deployments, chromedp.ByQueryAll))
+	require.Len(t, bars, len(deployments), "a bar per deployment on the time line")
 	require.Contains(t, b.text("#notes"), "planned "+sc.currentChange)
 	var incident string
 	var ok bool

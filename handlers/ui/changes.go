@@ -120,6 +120,7 @@ type changeData struct {
 	Failures    []failureView
 	Notes       []store.SentNote
 	Schedules   string
+	Gantt       *gantt
 }
 
 // incidentHref links to the incident in ServiceNow, when its URL is known.
@@ -194,13 +195,16 @@ func (c *console) changePage(ctx echo.Context) error {
 	if err != nil {
 		return c.fail(ctx, err)
 	}
+	byDeployment := map[int64][]timelineEntry{}
 	for _, t := range transitions {
 		what := names[t.DeploymentID] + ": " + t.From + " → " + t.To
 		if t.From == "" {
 			what = names[t.DeploymentID] + ": " + t.To
 		}
 		d.Timeline = append(d.Timeline, timelineEntry{At: t.At, What: what, Detail: t.Reason})
+		byDeployment[t.DeploymentID] = append(byDeployment[t.DeploymentID], timelineEntry{At: t.At, What: t.From + " → " + t.To, Detail: t.Reason})
 	}
+	d.Gantt = newGantt(d.Deployments, byDeployment, c.opts.Now())
 	fs, err := store.ChangeFailures(rctx, c.opts.DB, []string{number})
 	if err != nil {
 		return c.fail(ctx, err)
