@@ -306,6 +306,7 @@ type windowListItem struct {
 	State       string                   `json:"state"`
 	Changes     []string                 `json:"changes"`
 	HeldReason  string                   `json:"held_reason,omitempty"`
+	Stray       bool                     `json:"stray,omitempty"`
 	Deployments []store.WindowDeployment `json:"deployments"`
 }
 
@@ -360,7 +361,7 @@ func listWindows(db store.DBTX, current *schedules.Current, now func() time.Time
 		if err := p.err(); err != nil {
 			return err
 		}
-		views, err := windowview.Load(c.Request().Context(), db, list, from, to)
+		views, err := windowview.Load(c.Request().Context(), db, list, schedule == "", from, to)
 		if err != nil {
 			return err
 		}
@@ -383,7 +384,7 @@ func listWindows(db store.DBTX, current *schedules.Current, now func() time.Time
 			}
 			item := windowListItem{
 				WindowJSON: NewWindowJSON(v.Window), TimeZone: v.TimeZone, State: v.State,
-				Changes: v.Changes, HeldReason: v.HeldReason, Deployments: v.Deployments,
+				Changes: v.Changes, HeldReason: v.HeldReason, Stray: v.Stray, Deployments: v.Deployments,
 			}
 			if item.Changes == nil {
 				item.Changes = []string{}

@@ -31,6 +31,8 @@ type calWindow struct {
 	Held string
 	// Deployments counts the live deployments (week view).
 	Deployments int
+	// Stray: only deployments know this window (windowview.View.Stray).
+	Stray bool
 }
 
 type calDay struct {
@@ -107,7 +109,7 @@ func (c *console) zoneOptions(selected string) []zoneOption {
 func (c *console) days(ctx echo.Context, first, last time.Time, loc *time.Location) (map[string][]calWindow, map[string][]string, int, error) {
 	list := c.opts.Schedules.Get().All()
 	from, to := first.AddDate(0, 0, -2), last.AddDate(0, 0, 3)
-	views, err := windowview.Load(ctx.Request().Context(), c.opts.DB, list, from, to)
+	views, err := windowview.Load(ctx.Request().Context(), c.opts.DB, list, true, from, to)
 	if err != nil {
 		return nil, nil, 0, err
 	}
@@ -127,7 +129,10 @@ func (c *console) days(ctx echo.Context, first, last time.Time, loc *time.Locati
 		w := calWindow{
 			Date: key, Schedule: v.Schedule, State: v.State, Label: windowLabel(start, end),
 			Title:   v.LocalString() + " · " + v.UTCString(),
-			Changes: v.Changes, Held: v.HeldReason, Deployments: len(v.Deployments),
+			Changes: v.Changes, Held: v.HeldReason, Deployments: len(v.Deployments), Stray: v.Stray,
+		}
+		if v.Stray {
+			w.Title += " · not a window of the schedule in force: the schedule changed after its deployments were made"
 		}
 		_, so := start.Zone()
 		_, eo := end.Zone()

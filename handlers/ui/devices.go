@@ -116,7 +116,7 @@ func (c *console) devicePage(ctx echo.Context) error {
 			ws := s.Windows(now, now.Add(400*24*time.Hour))
 			ws = ws[:min(len(ws), deviceWindowsAhead)]
 			if len(ws) > 0 {
-				views, err := windowview.Load(rctx, c.opts.DB, []calendar.Schedule{s}, ws[0].Start, ws[len(ws)-1].Start.Add(time.Second))
+				views, err := windowview.Load(rctx, c.opts.DB, []calendar.Schedule{s}, false, ws[0].Start, ws[len(ws)-1].Start.Add(time.Second))
 				if err != nil {
 					return c.fail(ctx, err)
 				}

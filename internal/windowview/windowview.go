@@ -52,12 +52,19 @@ type View struct {
 	Changes []string
 	// HeldReason is the service-safety reason of a hold.
 	HeldReason string
+	// Stray is set for a window that only deployments know: the schedule
+	// in force (changed or retired since) no longer computes it, yet SCCM
+	// may still hold its deployments. Shown so that none is hidden.
+	Stray bool
 }
 
 // Build returns the windows of schedules starting in [from, to), sorted by
 // start then schedule, each with its state. deps and held may hold rows of
-// other windows; those are ignored.
-func Build(schedules []calendar.Schedule, from, to time.Time, deps []store.WindowDeployment, held []store.HeldWindow) []View {
+// other windows; those are ignored, except the deployments of a window a
+// schedule no longer computes, which become Stray views: of the schedules
+// given, and with others set, of schedules not given (retired ones, when
+// schedules are all those in force).
+func Build(schedules []calendar.Schedule, others bool, from, to time.Time, deps []store.WindowDeployment, held []store.HeldWindow) []View {
 	type key struct {
 		schedule string
 		start    int64
@@ -73,10 +80,14 @@ func Build(schedules []calendar.Schedule, from, to time.Time, deps []store.Windo
 		holds[k] = append(holds[k], h)
 	}
 	var out []View
+	matched := map[key]bool{}
+	byName := map[string]calendar.Schedule{}
 	for _, s := range schedules {
+		byName[s.Name] = s
 		for _, w := range s.Windows(from, to) {
 			v := View{Window: w, Kind: s.Kind, TimeZone: s.TimeZone, State: StateScheduled}
 			k := key{s.Name, w.Start.Unix()}
+			matched[k] = true
 			v.Deployments = byWindow[k]
 			for _, d := range v.Deployments {
 				if rank[d.State] > rank[v.State] {
@@ -100,6 +111,38 @@ func Build(schedules []calendar.Schedule, from, to time.Time, deps []store.Windo
 			out = append(out, v)
 		}
 	}
+	// Deployments of windows the schedules no longer compute.
+	strays := map[key]*View{}
+	for _, d := range deps {
+		k := key{d.Schedule, d.WindowStart.Unix()}
+		if matched[k] || d.WindowStart.Before(from) || !d.WindowStart.Before(to) {
+			continue
+		}
+		s, known := byName[d.Schedule]
+		if !known && !others {
+			continue
+		}
+		v := strays[k]
+		if v == nil {
+			loc := time.UTC
+			if known {
+				loc = s.Location
+			}
+			v = &View{Window: calendar.Window{Schedule: d.Schedule, Start: d.WindowStart.In(loc), End: d.WindowEnd.In(loc),
+				Cycle: calendar.MonthOf(d.WindowStart.UTC())}, Kind: s.Kind, TimeZone: loc.String(), State: StateScheduled, Stray: true}
+			strays[k] = v
+		}
+		v.Deployments = append(v.Deployments, d)
+		if rank[d.State] > rank[v.State] {
+			v.State = d.State
+		}
+		v.Changes = append(v.Changes, d.ChangeNumber)
+	}
+	for _, v := range strays {
+		slices.Sort(v.Changes)
+		v.Changes = slices.Compact(v.Changes)
+		out = append(out, *v)
+	}
 	slices.SortStableFunc(out, func(a, b View) int {
 		if c := a.Start.Compare(b.Start); c != 0 {
 			return c
@@ -109,10 +152,11 @@ func Build(schedules []calendar.Schedule, from, to time.Time, deps []store.Windo
 	return out
 }
 
-// Load reads the deployments and holds of [from, to) and builds the views.
+// Load reads the deployments and holds of [from, to) and builds the views
+// (others as in Build).
 // Deployments are read with a day's margin either side: a deployment's
 // window is the computed one, so only the exact start matches.
-func Load(ctx context.Context, db store.DBTX, schedules []calendar.Schedule, from, to time.Time) ([]View, error) {
+func Load(ctx context.Context, db store.DBTX, schedules []calendar.Schedule, others bool, from, to time.Time) ([]View, error) {
 	deps, err := store.DeploymentsBetween(ctx, db, from.Add(-24*time.Hour), to.Add(24*time.Hour))
 	if err != nil {
 		return nil, err
@@ -121,7 +165,7 @@ func Load(ctx context.Context, db store.DBTX, schedules []calendar.Schedule, fro
 	if err != nil {
 		return nil, err
 	}
-	return Build(schedules, from, to, deps, held), nil
+	return Build(schedules, others, from, to, deps, held), nil
 }
 
 // DSTChange is a change of a zone's UTC offset.

@@ -31,7 +31,7 @@ func TestBuild(t *testing.T) {
 
 	t.Run("NothingDone", func(t *testing.T) {
 		t.Parallel()
-		vs := Build(ss, from, to, nil, nil)
+		vs := Build(ss, true, from, to, nil, nil)
 		require.Len(t, vs, 2)
 		for _, v := range vs {
 			require.Equal(t, StateScheduled, v.State)
@@ -44,19 +44,52 @@ func TestBuild(t *testing.T) {
 		deps := []store.WindowDeployment{
 			{ChangeNumber: "CHG2", Schedule: "DB", WindowStart: db.Start, State: store.DeploymentClosed},
 			{ChangeNumber: "CHG1", Schedule: "DB", WindowStart: db.Start, State: store.DeploymentOpen},
-			{ChangeNumber: "CHG9", Schedule: "DB", WindowStart: db.Start.Add(time.Hour), State: store.DeploymentOpen}, // another window
+			{ChangeNumber: "CHG9", Schedule: "DB", WindowStart: db.Start.Add(time.Hour), State: store.DeploymentOpen}, // not a window of DB
 		}
 		held := []store.HeldWindow{{ChangeNumber: "CHG1", Schedule: "WEB", WindowStart: web.Start, Reason: "tier frontend: 2 of 2"}}
-		vs := Build(ss, from, to, deps, held)
+		vs := Build(ss, true, from, to, deps, held)
 		byName := map[string]View{}
 		for _, v := range vs {
+			if v.Stray {
+				require.Equal(t, []string{"CHG9"}, v.Changes)
+				continue
+			}
 			byName[v.Schedule] = v
 		}
+		require.Len(t, vs, 3)
 		require.Equal(t, StateOpen, byName["DB"].State)
 		require.Equal(t, []string{"CHG1", "CHG2"}, byName["DB"].Changes)
 		require.Equal(t, StateHeld, byName["WEB"].State)
 		require.Equal(t, "tier frontend: 2 of 2", byName["WEB"].HeldReason)
 	})
+}
+
+func TestStrayDeployments(t *testing.T) {
+	t.Parallel()
+	ss := schedules(t)
+	from := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	to := from.AddDate(0, 1, 0)
+	// DB's window moved an hour after its deployment was made, and a
+	// retired schedule's deployment is still open.
+	moved := ss[0].Windows(from, to)[0].Start.Add(-time.Hour)
+	deps := []store.WindowDeployment{
+		{ChangeNumber: "CHG1", Schedule: "DB", WindowStart: moved, WindowEnd: moved.Add(4 * time.Hour), State: store.DeploymentCreated},
+		{ChangeNumber: "CHG1", Schedule: "OLD", WindowStart: moved, WindowEnd: moved.Add(time.Hour), State: store.DeploymentOpen},
+	}
+	vs := Build(ss, true, from, to, deps, nil)
+	require.Len(t, vs, 4)
+	var stray []string
+	for _, v := range vs {
+		if v.Stray {
+			stray = append(stray, v.Schedule+" "+v.State)
+			require.Equal(t, []string{"CHG1"}, v.Changes)
+		}
+	}
+	require.ElementsMatch(t, []string{"DB created", "OLD open"}, stray)
+	require.Equal(t, "Europe/London", vs[0].TimeZone)
+
+	vs = Build(ss[:1], false, from, to, deps, nil)
+	require.Len(t, vs, 2, "asked about DB only: its window and its stray deployment")
 }
 
 func TestDSTChanges(t *testing.T) {
