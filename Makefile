@@ -22,12 +22,20 @@ build: ## build bin/autopatch
 # -p 1: packages one at a time. The window tests and the demo assert that
 # windows open and close within 2 s; run side by side on a 2-core machine they
 # starve each other's timers. Tests inside a package still run in parallel.
-test: check/integrations check/parsers ## run every test against a real PostgreSQL (throwaway unless TEST_DATABASE_URL is set)
+test: check/integrations check/parsers check/chromium ## run every test against a real PostgreSQL (throwaway unless TEST_DATABASE_URL is set)
 	$(WITHPG) -env TEST_DATABASE_URL -- $(GO) test -p 1 -count=1 -timeout 30m $(PKGS)
 
 .PHONY: check/integrations
 check/integrations: ## check the shipped SCOM management pack (xmllint, structure)
 	bash integrations/scom/check.sh
+
+.PHONY: check/chromium
+check/chromium: ## install Chromium for the console's browser test when it is missing (root with apt-get)
+	bash handlers/ui/chromium.sh
+
+.PHONY: screenshots
+screenshots: check/chromium ## drive the console in headless Chromium and write a PNG of each page to docs/screenshots
+	$(WITHPG) -env TEST_DATABASE_URL -- env SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run '^TestConsoleInBrowser$$' ./handlers/ui
 
 .PHONY: check/parsers
 check/parsers: ## parse every PowerShell template (tree-sitter) and ServiceNow script (acorn, ES5); installs them into .cache/parsers

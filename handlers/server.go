@@ -84,6 +84,11 @@ func New(opts Options) *echo.Echo {
 		rules = &safety.CurrentServices{} // no services file: default limits
 	}
 	api.GET("/services/:name", getService(opts.Pool, opts.Schedules, rules, now))
+	// The list APIs (ARCHITECTURE §9.5, handlers/lists.go).
+	api.GET("/changes", listChanges(opts.Pool))
+	api.GET("/devices", listDevices(opts.Pool))
+	api.GET("/windows", listWindows(opts.Pool, opts.Schedules, now))
+	api.GET("/failures", listFailures(opts.Pool))
 	return e
 }
 

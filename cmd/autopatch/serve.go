@@ -27,6 +27,7 @@ import (
 	"github.com/autopatch/autopatch/connectors/servicenow"
 	"github.com/autopatch/autopatch/connectors/winrm"
 	"github.com/autopatch/autopatch/handlers"
+	"github.com/autopatch/autopatch/handlers/ui"
 	"github.com/autopatch/autopatch/internal/config"
 	"github.com/autopatch/autopatch/internal/replica"
 	"github.com/autopatch/autopatch/internal/safety"
@@ -168,6 +169,15 @@ func initServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*
 			Secret: cfg.WebhookSecret, User: cfg.WebhookUser, Password: cfg.WebhookPassword,
 		}},
 	})
+	// The administrator's console (handlers/ui, ARCHITECTURE §9.5).
+	consoleSCCM := sccm.New(sccmRunner, "", logger.With("system", "sccm"))
+	if err := ui.Register(e, ui.Options{
+		Logger: logger, Token: cfg.APIToken, DB: st.Pool, Schedules: &s.schedules, ServiceRules: &s.services,
+		Collections: consoleSCCM.CollectionsWithMaintenanceWindows, ServiceNowURL: cfg.ServiceNow.URL,
+	}); err != nil {
+		st.Close()
+		return nil, err
+	}
 	s.http = handlers.Server(cfg.Listen, e)
 	if s.listener, err = net.Listen("tcp", cfg.Listen); err != nil {
 		st.Close()
