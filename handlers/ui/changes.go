@@ -13,6 +13,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/autopatch/autopatch/handlers"
 	"github.com/autopatch/autopatch/internal/calendar"
 	"github.com/autopatch/autopatch/internal/store"
 )
@@ -143,7 +144,7 @@ func (c *console) failureViews(fs []store.Failure) []failureView {
 
 func (c *console) changePage(ctx echo.Context) error {
 	rctx := ctx.Request().Context()
-	number := pathParam(ctx, "number")
+	number := handlers.PathParam(ctx, "number")
 	ch, err := store.GetChange(rctx, c.opts.DB, number)
 	if errors.Is(err, store.ErrNotFound) {
 		return c.problem(ctx, http.StatusNotFound, "No such change",

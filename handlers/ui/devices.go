@@ -11,6 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/autopatch/autopatch/handlers"
 	"github.com/autopatch/autopatch/internal/calendar"
 	"github.com/autopatch/autopatch/internal/store"
 	"github.com/autopatch/autopatch/internal/windowview"
@@ -97,7 +98,7 @@ type deviceData struct {
 
 func (c *console) devicePage(ctx echo.Context) error {
 	rctx := ctx.Request().Context()
-	name := pathParam(ctx, "name")
+	name := handlers.PathParam(ctx, "name")
 	dev, err := store.GetDevice(rctx, c.opts.DB, name)
 	if errors.Is(err, store.ErrNotFound) {
 		return c.problem(ctx, http.StatusNotFound, "No such device",

@@ -9,6 +9,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/autopatch/autopatch/handlers"
 	"github.com/autopatch/autopatch/internal/safety"
 	"github.com/autopatch/autopatch/internal/store"
 )
@@ -95,7 +96,7 @@ const shownViolations = 10
 // schedule's next windows, and the service-safety rules it breaks over the
 // next cycles: what GET /api/v1/services/{name} answers, for people.
 func (c *console) servicePage(ctx echo.Context) error {
-	name := pathParam(ctx, "name")
+	name := handlers.PathParam(ctx, "name")
 	members, err := store.ServiceMembers(ctx.Request().Context(), c.opts.DB, []string{safety.ServiceKey(name)}, nil)
 	if err != nil {
 		return c.fail(ctx, err)

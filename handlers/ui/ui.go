@@ -269,16 +269,6 @@ func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// pathParam returns a path parameter decoded: Echo leaves them escaped, and
-// device names may hold anything.
-func pathParam(c echo.Context, name string) string {
-	v := c.Param(name)
-	if u, err := url.PathUnescape(v); err == nil {
-		return u
-	}
-	return v
-}
-
 // queryString builds "?k=v&…" from pairs, leaving out empty values; "" when
 // all are empty.
 func queryString(kv ...string) string {
