@@ -14,9 +14,17 @@ SCHEDULES := integrations/sccm/schedules.example.yaml
 help: ## list the targets
 	@grep -E '^[a-zA-Z/_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
 
+# The VCS revision for `autopatch version` when the toolchain cannot record it
+# itself (a git worktree, GOFLAGS=-buildvcs=false); see internal/buildinfo.
+BUILDINFO := github.com/autopatch/autopatch/internal/buildinfo
+VCS_REVISION ?= $(shell git rev-parse HEAD 2>/dev/null)
+VCS_TIME     ?= $(shell TZ=UTC git log -1 --date=iso-strict-local --format=%cd 2>/dev/null | sed 's/+00:00$$/Z/')
+VCS_MODIFIED ?= $(shell test -n "$$(git status --porcelain --untracked-files=no 2>/dev/null)" && echo true || echo false)
+LDFLAGS := -X $(BUILDINFO).revision=$(VCS_REVISION) -X $(BUILDINFO).vcsTime=$(VCS_TIME) -X $(BUILDINFO).modified=$(VCS_MODIFIED)
+
 .PHONY: build
 build: ## build bin/autopatch
-	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/autopatch
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/autopatch
 
 .PHONY: test
 # -p 1: packages one at a time. The window tests and the demo assert that

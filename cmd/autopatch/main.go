@@ -24,6 +24,8 @@ var commands = map[string]command{
 	"demo":    {runDemo, "run the whole flow against the simulated estate"},
 	"doctor":  {runDoctor, "check, read-only, that the configured SCCM, SCOM and ServiceNow are ready for autopatch"},
 	"chaos":   {runChaos, "the crash suite: SIGKILLs, dead replicas and outages, judged by invariants"},
+	"send":    {runSend, "post a signed change or schedule request as ServiceNow would (to try autopatch or test the path)"},
+	"version": {runVersion, "print the version, VCS revision and Go version of this binary"},
 }
 
 const usage = `autopatch: SCCM patching under change control, driven by ServiceNow.
@@ -38,6 +40,8 @@ Commands:
   demo      run the whole flow against the simulated estate
   doctor    check, read-only, that the configured SCCM, SCOM and ServiceNow are ready for autopatch
   chaos     the crash suite: SIGKILLs, dead replicas and outages, judged by invariants
+  send      post a signed change or schedule request as ServiceNow would (to try autopatch or test the path)
+  version   print the version, VCS revision and Go version of this binary
 
 Configuration comes from AUTOPATCH_* environment variables (secrets also as
 AUTOPATCH_*_FILE) and an optional YAML file given with --config; see README.md.

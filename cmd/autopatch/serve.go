@@ -27,6 +27,7 @@ import (
 	"github.com/autopatch/autopatch/connectors/servicenow"
 	"github.com/autopatch/autopatch/connectors/winrm"
 	"github.com/autopatch/autopatch/handlers"
+	"github.com/autopatch/autopatch/internal/buildinfo"
 	"github.com/autopatch/autopatch/internal/config"
 	"github.com/autopatch/autopatch/internal/replica"
 	"github.com/autopatch/autopatch/internal/safety"
@@ -116,6 +117,7 @@ func initServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		jobs.NewDeploymentStates(st.Pool))
+	buildinfo.Read().Register(registry)
 
 	sccmRunner, err := winrm.New(winrmConfig(cfg.SCCM), logger.With("system", "sccm"))
 	if err != nil {
@@ -218,8 +220,8 @@ func (s *server) run(ctx context.Context) error {
 
 	httpErr := make(chan error, 1)
 	go func() { httpErr <- s.http.Serve(s.listener) }()
-	s.logger.Info("autopatch serving", "listen", s.listener.Addr().String(), "replica", s.id,
-		"database", config.RedactURL(s.cfg.DatabaseURL.Reveal()))
+	s.logger.Info("autopatch serving", append([]any{"listen", s.listener.Addr().String(), "replica", s.id,
+		"database", config.RedactURL(s.cfg.DatabaseURL.Reveal())}, buildinfo.Read().Attrs()...)...)
 
 	select {
 	case <-ctx.Done():

@@ -172,6 +172,17 @@ func Start(ctx context.Context, opts Options) (*Estate, error) {
 		User: opts.ServiceNowUser, Password: opts.ServiceNowPassword, Clock: opts.Now, Logger: opts.Logger,
 	})
 
+	for _, seeded := range []struct {
+		table   string
+		records []SeedRecord
+	}{{"change_request", opts.Seed.ChangeRequests}, {"sc_req_item", opts.Seed.RequestItems}} {
+		for _, r := range seeded.records {
+			if err := e.snow.AddRecord(seeded.table, r.ID(), r.Number); err != nil {
+				return nil, fmt.Errorf("estate: %w", err)
+			}
+		}
+	}
+
 	e.wsman = wsmansim.New(wsmansim.Options{
 		User: opts.User, Password: opts.Password, Latency: opts.Seed.Latency,
 		Exec: wsmansim.PowerShell(e.exec), Logger: opts.Logger,
