@@ -68,16 +68,24 @@ chaos: build ## the crash suite: 70 seeded SIGKILL/replica/outage iterations (ab
 	exit $$rc
 
 .PHONY: run
-run: build ## serve on :8080 against the simulated estate, with a throwaway PostgreSQL unless AUTOPATCH_DATABASE_URL is set
+# The seeded estate (integrations/sim/estate.yaml), its control server on
+# SIM_CONTROL_PORT (GET /state), and the schedules file plus TRY-IT, a one-off
+# schedule whose window opens two minutes after the start (README "Try it").
+SIM_SEED ?= integrations/sim/estate.yaml
+SIM_CONTROL_PORT ?= 8081
+run: build ## serve on :8080 against the seeded simulated estate (state on :8081/state), with a throwaway PostgreSQL unless AUTOPATCH_DATABASE_URL is set
 	@mkdir -p .run; rm -f .run/sim.env; \
-	./$(BIN) sim --schedules $(SCHEDULES) --env-file .run/sim.env > .run/sim.log 2>&1 & sim=$$!; \
+	./$(BIN) sim --seed $(SIM_SEED) --schedules $(SCHEDULES) --try-schedules .run/schedules.yaml \
+	  --control-port $(SIM_CONTROL_PORT) --env-file .run/sim.env > .run/sim.log 2>&1 & sim=$$!; \
 	trap 'kill $$sim 2>/dev/null' EXIT INT TERM; \
 	for i in $$(seq 200); do [ -s .run/sim.env ] && break; sleep 0.1; done; \
-	[ -s .run/sim.env ] || { echo "make run: the simulated estate did not start; see .run/sim.log"; exit 1; }; \
+	[ -s .run/sim.env ] || { echo "make run: the simulated estate did not start:"; cat .run/sim.log; exit 1; }; \
 	set -a; . ./.run/sim.env; set +a; \
 	export AUTOPATCH_API_TOKEN=dev-api-token AUTOPATCH_WEBHOOK_SECRET=dev-webhook-secret \
-	       AUTOPATCH_SCHEDULES_FILE=$(SCHEDULES) AUTOPATCH_LOG_FORMAT=$${AUTOPATCH_LOG_FORMAT:-text}; \
-	echo "make run: simulated estate up (.run/sim.env); API token dev-api-token, webhook secret dev-webhook-secret"; \
+	       AUTOPATCH_SCHEDULES_FILE=.run/schedules.yaml AUTOPATCH_LOG_FORMAT=$${AUTOPATCH_LOG_FORMAT:-text} \
+	       AUTOPATCH_STATUS_POLL_INTERVAL=$${AUTOPATCH_STATUS_POLL_INTERVAL:-30s}; \
+	grep '^autopatch sim: schedule' .run/sim.log; \
+	echo "make run: simulated estate up (.run/sim.env, state at $$AUTOPATCH_SIM_URL/state); API token dev-api-token, webhook secret dev-webhook-secret"; \
 	$(WITHPG) -env AUTOPATCH_DATABASE_URL -- ./$(BIN) serve
 
 .PHONY: demo
