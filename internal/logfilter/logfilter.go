@@ -54,5 +54,9 @@ func (r riverHandler) Handle(ctx context.Context, rec slog.Record) error {
 	return r.next.Handle(ctx, rec)
 }
 
-func (r riverHandler) WithAttrs(as []slog.Attr) slog.Handler { return riverHandler{r.next.WithAttrs(as)} }
-func (r riverHandler) WithGroup(name string) slog.Handler    { return riverHandler{r.next.WithGroup(name)} }
+func (r riverHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return riverHandler{r.next.WithAttrs(as)}
+}
+func (r riverHandler) WithGroup(name string) slog.Handler {
+	return riverHandler{r.next.WithGroup(name)}
+}
