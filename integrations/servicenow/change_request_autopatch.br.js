@@ -1,6 +1,6 @@
 /*
  * Business rule "Autopatch: notify change" — tells autopatch about patching
- * changes (ARCHITECTURE §4.3, change body).
+ * changes (docs/architecture.md §4.3, change body).
  *
  *   Table:      Change Request [change_request]
  *   Active:     true

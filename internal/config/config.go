@@ -34,7 +34,7 @@ const Prefix = "AUTOPATCH_"
 type Config struct {
 	DatabaseURL     Secret        `env:"DATABASE_URL" doc:"PostgreSQL URL (pgx syntax). Required by serve and migrate."`
 	Listen          string        `env:"LISTEN" default:":8080" doc:"HTTP listen address."`
-	SchedulesFile   string        `env:"SCHEDULES_FILE" doc:"YAML schedules file (ARCHITECTURE §4.2), loaded at start and on SIGHUP."`
+	SchedulesFile   string        `env:"SCHEDULES_FILE" doc:"YAML schedules file (docs/architecture.md §4.2), loaded at start and on SIGHUP."`
 	MigrateOnStart  bool          `env:"MIGRATE_ON_START" default:"true" doc:"serve applies autopatch's and River's migrations at start."`
 	LogLevel        string        `env:"LOG_LEVEL" default:"info" doc:"debug, info, warn or error."`
 	LogFormat       string        `env:"LOG_FORMAT" default:"json" doc:"json or text."`

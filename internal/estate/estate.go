@@ -1,5 +1,5 @@
 // Package estate assembles the simulated estate of `autopatch sim`, the demo
-// and the end-to-end tests (ARCHITECTURE §4.5): one WinRM (WS-Management)
+// and the end-to-end tests (docs/architecture.md §4.5): one WinRM (WS-Management)
 // listener that stands in for both the SCCM site server and the SCOM
 // management server (a script goes to the simulator whose template it is), a
 // ServiceNow instance (Table API) on its own listener, and a control server
@@ -80,7 +80,7 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// State is GET /state: the shape of ARCHITECTURE §4.5 (contract); each
+// State is GET /state: the shape of docs/architecture.md §4.5 (contract); each
 // object may carry more fields than the contract names. Empty parts are
 // empty arrays, never null.
 type State struct {

@@ -16,7 +16,7 @@ import (
 	"github.com/autopatch/autopatch/connectors/sccm/sccmsim"
 )
 
-// Seed is the simulated estate's starting content (ARCHITECTURE §4.5):
+// Seed is the simulated estate's starting content (docs/architecture.md §4.5):
 //
 //	site_code: PS1                      # optional, default PS1
 //	update_groups: ["2026-12 Servers"]
