@@ -56,10 +56,7 @@ Flags:
 	if code, done := parseFlags(fs, args, stdout); done {
 		return code
 	}
-	cfg, err := loadConfig(*configFile)
-	if err == nil {
-		err = cfg.ValidateServe()
-	}
+	cfg, err := config.LoadServe(os.Getenv, *configFile)
 	if err != nil {
 		fmt.Fprintf(stderr, "autopatch serve: %v\n", err)
 		return 1

@@ -122,8 +122,38 @@ type Setting struct {
 
 // Load builds the configuration from the environment (getenv, usually
 // os.Getenv) and, when yamlPath is not empty, a YAML file. Errors name the
-// setting and never contain a secret's value.
+// setting and never contain a secret's value; every invalid setting is
+// reported, not only the first.
 func Load(getenv func(string) string, yamlPath string) (*Config, error) {
+	cfg, errs, err := load(getenv, yamlPath)
+	if err != nil {
+		return nil, err
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// LoadServe is Load and ValidateServe in one: the invalid and the missing
+// settings of serve are reported together, so an administrator does not
+// discover them one start-up at a time.
+func LoadServe(getenv func(string) string, yamlPath string) (*Config, error) {
+	cfg, errs, err := load(getenv, yamlPath)
+	if err != nil {
+		return nil, err
+	}
+	errs = append(errs, cfg.ValidateServe())
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// load reads every setting and checks them. The error is a file that
+// cannot be read (nothing else can be judged); errs are the settings'
+// problems, all of them.
+func load(getenv func(string) string, yamlPath string) (*Config, []error, error) {
 	cfg := &Config{}
 	settings := walk(reflect.ValueOf(cfg).Elem(), Prefix)
 
@@ -131,7 +161,7 @@ func Load(getenv func(string) string, yamlPath string) (*Config, error) {
 	if yamlPath != "" {
 		var err error
 		if fileValues, err = readYAML(yamlPath, settings); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 
@@ -147,12 +177,15 @@ func Load(getenv func(string) string, yamlPath string) (*Config, error) {
 		}
 		if err := set(s, raw); err != nil {
 			errs = append(errs, err)
+			// The default stands in, so that the checks below judge the
+			// other settings and do not report this one a second time.
+			_ = set(s, s.Default)
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
+	if err := cfg.validateCommon(); err != nil {
+		errs = append(errs, err)
 	}
-	return cfg, cfg.validateCommon()
+	return cfg, errs, nil
 }
 
 // Settings lists every setting with its default and documentation.
