@@ -87,6 +87,12 @@ type server struct {
 	services     safety.CurrentServices // the services file in force
 	http         *http.Server
 	listener     net.Listener
+
+	// reloadFailed is 1 per file (schedules, services) while its last
+	// reload on SIGHUP failed; reloadErrs holds why, for /readyz.
+	reloadFailed *prometheus.GaugeVec
+	reloadMu     sync.Mutex
+	reloadErrs   map[string]string
 }
 
 // initServer builds the server: config → database (migrated) → River →
@@ -115,6 +121,13 @@ func initServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		jobs.NewDeploymentStates(st.Pool))
 	buildinfo.Read().Register(registry)
+	s.reloadFailed = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "autopatch_reload_failed",
+		Help: "1 while the last reload (SIGHUP) of the file failed and the previous content stays in force, else 0.",
+	}, []string{"file"})
+	s.reloadFailed.WithLabelValues("schedules").Set(0)
+	s.reloadFailed.WithLabelValues("services").Set(0)
+	registry.MustRegister(s.reloadFailed)
 
 	sccmRunner, err := winrm.New(winrmConfig(cfg.SCCM), logger.With("system", "sccm"))
 	if err != nil {
@@ -182,7 +195,36 @@ func (s *server) ready(ctx context.Context) error {
 	if err := s.store.Ping(ctx); err != nil {
 		return errors.New("database unreachable")
 	}
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	var warnings handlers.Warnings
+	for _, file := range []string{"schedules", "services"} {
+		if msg, ok := s.reloadErrs[file]; ok {
+			warnings = append(warnings, msg)
+		}
+	}
+	if len(warnings) > 0 {
+		return warnings
+	}
 	return nil
+}
+
+// reloaded records the outcome of a file's reload for the metric and
+// /readyz.
+func (s *server) reloaded(file string, err error) {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	if s.reloadErrs == nil {
+		s.reloadErrs = map[string]string{}
+	}
+	if err == nil {
+		delete(s.reloadErrs, file)
+		s.reloadFailed.WithLabelValues(file).Set(0)
+		return
+	}
+	s.reloadErrs[file] = fmt.Sprintf("%s file reload failed at %s; the %s in force are kept: %v",
+		file, time.Now().UTC().Format(time.RFC3339), file, err)
+	s.reloadFailed.WithLabelValues(file).Set(1)
 }
 
 // run starts River and HTTP, waits for ctx, then stops in order: HTTP first
@@ -255,14 +297,25 @@ func (s *server) reloadOnHangup(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-hup:
-			if err := s.schedules.Load(ctx, s.cfg.SchedulesFile, s.store, s.logger); err != nil {
-				s.logger.Error("schedules reload failed; the schedules in force are kept", "error", err)
-			}
-			if err := s.loadServices(); err != nil {
-				s.logger.Error("services file reload failed; the service limits in force are kept", "error", err)
-			}
+			s.reload(ctx)
 		}
 	}
+}
+
+// reload re-reads the schedules and services files. A file that does not
+// validate is logged, counted in autopatch_reload_failed and reported in
+// /readyz's body; what is in force stays.
+func (s *server) reload(ctx context.Context) {
+	err := s.schedules.Load(ctx, s.cfg.SchedulesFile, s.store, s.logger)
+	if err != nil {
+		s.logger.Error("schedules reload failed; the schedules in force are kept", "error", err)
+	}
+	s.reloaded("schedules", err)
+	err = s.loadServices()
+	if err != nil {
+		s.logger.Error("services file reload failed; the service limits in force are kept", "error", err)
+	}
+	s.reloaded("services", err)
 }
 
 // windowComputer is the Windows Computer that carries window alerts: the
