@@ -47,6 +47,10 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	plainHTTP := fs.Bool("http", false, "serve WinRM over plain HTTP instead of HTTPS with a generated CA")
 	latency := fs.Duration("latency", -1, "simulated `delay` of every WinRM call (overrides the seed's latency)")
 	verbose := fs.Bool("verbose", false, "log every call")
+	winrmUser := fs.String("winrm-user", "", "the simulated WinRM account's `name` (default: random); for a fixed setup such as docker compose")
+	winrmPassword := fs.String("winrm-password", "", "its `password` (default: random); a simulator's, never a real one")
+	snowUser := fs.String("servicenow-user", "", "the simulated ServiceNow integration user's `name` (default: random)")
+	snowPassword := fs.String("servicenow-password", "", "its `password` (default: random)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -74,6 +78,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	opts := estate.Options{
 		Host: *host, WinRMPort: *winrmPort, ServiceNowPort: *snowPort, ControlPort: *controlPort,
 		PlainHTTP: *plainHTTP, Logger: logger,
+		User: *winrmUser, Password: *winrmPassword, ServiceNowUser: *snowUser, ServiceNowPassword: *snowPassword,
 	}
 	if *seedFile != "" {
 		seed, err := estate.LoadSeed(*seedFile)
