@@ -37,8 +37,12 @@ test: check/integrations check/parsers ## run every test against a real PostgreS
 check/integrations: ## check the shipped SCOM management pack (xmllint, structure)
 	bash integrations/scom/check.sh
 
+.PHONY: updateset
+updateset: ## regenerate integrations/servicenow/autopatch.update_set.xml from the scripts beside it (make test fails when it is stale)
+	$(GO) run ./internal/updateset/gen
+
 .PHONY: check/parsers
-check/parsers: ## parse every PowerShell template (tree-sitter) and ServiceNow script (acorn, ES5); installs them into .cache/parsers
+check/parsers: ## parse every PowerShell template (tree-sitter) and ServiceNow script, also those in the update set (acorn, ES5); installs them into .cache/parsers
 	GO=$(GO) bash internal/parsecheck/check.sh --selftest
 
 .PHONY: test/race
