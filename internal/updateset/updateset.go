@@ -553,18 +553,18 @@ var variableTypes = map[string]string{
 }
 
 type variableJSON struct {
-	Order             int    `json:"order"`
-	Name              string `json:"name"`
-	Type              string `json:"type"`
-	Question          string `json:"question"`
-	Title             string `json:"title"`
-	Mandatory         bool   `json:"mandatory"`
-	IncludeNone       bool   `json:"include_none"`
-	HelpText          string `json:"help_text"`
-	Reference         string `json:"reference"`
-	ReferenceQual     string `json:"reference_qualifier"`
-	Note              string `json:"_note"`
-	Choices           []struct {
+	Order         int    `json:"order"`
+	Name          string `json:"name"`
+	Type          string `json:"type"`
+	Question      string `json:"question"`
+	Title         string `json:"title"`
+	Mandatory     bool   `json:"mandatory"`
+	IncludeNone   bool   `json:"include_none"`
+	HelpText      string `json:"help_text"`
+	Reference     string `json:"reference"`
+	ReferenceQual string `json:"reference_qualifier"`
+	Note          string `json:"_note"`
+	Choices       []struct {
 		Value string `json:"value"`
 		Text  string `json:"text"`
 	} `json:"choices"`
