@@ -94,4 +94,4 @@ run: build ## serve on :8080 against the seeded simulated estate (state on :8081
 
 .PHONY: demo
 demo: build ## the whole mission in one command: throwaway PostgreSQL, simulated estate, serve, webhooks (about 90 s)
-	./$(BIN) demo --summary-json demo-state.json
+	./$(BIN) demo --summary-json demo-state.json --log-dir .run/demo
