@@ -29,6 +29,7 @@ import (
 	"github.com/autopatch/autopatch/handlers"
 	"github.com/autopatch/autopatch/internal/buildinfo"
 	"github.com/autopatch/autopatch/internal/config"
+	"github.com/autopatch/autopatch/internal/remotemetrics"
 	"github.com/autopatch/autopatch/internal/replica"
 	"github.com/autopatch/autopatch/internal/safety"
 	"github.com/autopatch/autopatch/internal/schedules"
@@ -119,8 +120,9 @@ func initServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*
 	}
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		jobs.NewDeploymentStates(st.Pool))
+		jobs.NewDeploymentStates(st.Pool), jobs.NewQueueDepth(st.Pool))
 	buildinfo.Read().Register(registry)
+	calls := remotemetrics.New(registry)
 	s.reloadFailed = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "autopatch_reload_failed",
 		Help: "1 while the last reload (SIGHUP) of the file failed and the previous content stays in force, else 0.",
@@ -143,7 +145,7 @@ func initServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*
 		URL: cfg.ServiceNow.URL, User: cfg.ServiceNow.User, Password: cfg.ServiceNow.Password.Reveal(),
 		OAuthClientID: cfg.ServiceNow.OAuthClientID, OAuthClientSecret: cfg.ServiceNow.OAuthClientSecret.Reveal(),
 		Timeout: cfg.ServiceNow.Timeout,
-	}, nil, logger.With("system", "servicenow"))
+	}, &http.Client{Transport: calls.Transport("servicenow", nil)}, logger.With("system", "servicenow"))
 	if err != nil {
 		st.Close()
 		return nil, fmt.Errorf("AUTOPATCH_SERVICENOW_*: %w", err)
@@ -151,11 +153,11 @@ func initServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*
 	s.id = replica.NewID()
 	s.deps = &jobs.Deps{
 		Pool: st.Pool, Logger: logger, Schedules: &s.schedules, ClientID: s.id,
-		SCCM:         sccm.New(sccmRunner, "", logger.With("system", "sccm")),
+		SCCM:         sccm.New(calls.Runner("sccm", sccmRunner), "", logger.With("system", "sccm")),
 		ServiceNow:   snow,
 		Metrics:      jobs.NewMetrics(registry),
 		MinRemaining: cfg.MinWindowRemaining,
-		SCOM:         scom.New(scomRunner, scom.Options{}, logger.With("system", "scom")),
+		SCOM:         scom.New(calls.Runner("scom", scomRunner), scom.Options{}, logger.With("system", "scom")),
 		PollInterval: cfg.StatusPollInterval,
 		Incidents: jobs.IncidentSettings{
 			AssignmentGroup: cfg.Incident.AssignmentGroup, Urgency: cfg.Incident.Urgency, Impact: cfg.Incident.Impact,
