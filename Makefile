@@ -30,7 +30,7 @@ build: ## build bin/autopatch
 # -p 1: packages one at a time. The window tests and the demo assert that
 # windows open and close within 2 s; run side by side on a 2-core machine they
 # starve each other's timers. Tests inside a package still run in parallel.
-test: check/integrations check/parsers ## run every test against a real PostgreSQL (throwaway unless TEST_DATABASE_URL is set)
+test: check/integrations check/parsers check/observability ## run every test against a real PostgreSQL (throwaway unless TEST_DATABASE_URL is set)
 	$(WITHPG) -env TEST_DATABASE_URL -- $(GO) test -p 1 -count=1 -timeout 30m $(PKGS)
 
 .PHONY: check/integrations
@@ -40,6 +40,10 @@ check/integrations: ## check the shipped SCOM management pack (xmllint, structur
 .PHONY: updateset
 updateset: ## regenerate integrations/servicenow/autopatch.update_set.xml from the scripts beside it (make test fails when it is stale)
 	$(GO) run ./internal/updateset/gen
+
+.PHONY: check/observability
+check/observability: ## check the Prometheus alerting rules (promtool check rules, promtool test rules; installs promtool from Debian's package prometheus)
+	bash integrations/observability/check.sh
 
 .PHONY: check/parsers
 check/parsers: ## parse every PowerShell template (tree-sitter) and ServiceNow script, also those in the update set (acorn, ES5); installs them into .cache/parsers

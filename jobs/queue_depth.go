@@ -60,3 +60,47 @@ func (c *QueueDepth) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, n, k[0], k[1])
 	}
 }
+
+// OverdueWindows exports autopatch_deployments_open_past_close: deployments
+// still enabled (state open) after the instant they had to close, and the
+// age of the oldest, read at scrape time. Non-zero for more than a minute
+// means a window that does not close: every replica down, SCCM refusing the
+// disable, or a bug; the alert is the operator's cue to disable by hand.
+type OverdueWindows struct {
+	Pool      *pgxpool.Pool
+	count     *prometheus.Desc
+	oldestAge *prometheus.Desc
+}
+
+// NewOverdueWindows returns the collector.
+func NewOverdueWindows(pool *pgxpool.Pool) *OverdueWindows {
+	return &OverdueWindows{Pool: pool,
+		count: prometheus.NewDesc("autopatch_deployments_open_past_close",
+			"Deployments still enabled after the instant they had to close.", nil, nil),
+		oldestAge: prometheus.NewDesc("autopatch_deployments_open_past_close_seconds",
+			"How long the longest-overdue open deployment is past its close instant (0 when none).", nil, nil),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *OverdueWindows) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.count
+	ch <- c.oldestAge
+}
+
+// Collect implements prometheus.Collector.
+func (c *OverdueWindows) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	var n int64
+	var age float64
+	err := c.Pool.QueryRow(ctx, `SELECT count(*), COALESCE(EXTRACT(EPOCH FROM now() - min(close_at)), 0)::float8
+		FROM deployments WHERE state = 'open' AND close_at < now()`).Scan(&n, &age)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(c.count, err)
+		ch <- prometheus.NewInvalidMetric(c.oldestAge, err)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(c.count, prometheus.GaugeValue, float64(n))
+	ch <- prometheus.MustNewConstMetric(c.oldestAge, prometheus.GaugeValue, age)
+}

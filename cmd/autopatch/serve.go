@@ -120,7 +120,7 @@ func initServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*
 	}
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		jobs.NewDeploymentStates(st.Pool), jobs.NewQueueDepth(st.Pool))
+		jobs.NewDeploymentStates(st.Pool), jobs.NewQueueDepth(st.Pool), jobs.NewOverdueWindows(st.Pool))
 	buildinfo.Read().Register(registry)
 	calls := remotemetrics.New(registry)
 	s.reloadFailed = prometheus.NewGaugeVec(prometheus.GaugeOpts{

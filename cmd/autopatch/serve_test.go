@@ -275,6 +275,7 @@ func TestServeReloadFailureShows(t *testing.T) {
 	require.Contains(t, metrics, `autopatch_reload_failed{file="schedules"} 1`)
 	require.Contains(t, metrics, `autopatch_build_info{`)
 	require.Contains(t, metrics, `autopatch_jobs{queue="windows",state="available"} 0`)
+	require.Contains(t, metrics, "autopatch_deployments_open_past_close 0")
 	require.Contains(t, metrics, `autopatch_remote_calls_total{outcome="unreachable",system="sccm"} 0`)
 	code, body = get(t, base+"/api/v1/schedules")
 	require.Equal(t, http.StatusUnauthorized, code, body)
