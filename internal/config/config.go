@@ -4,7 +4,21 @@
 // Precedence is default < YAML file < environment, so a container can ship a
 // file and still override one setting. Every setting is declared once, on the
 // Config struct, with its name, default and documentation; the README's table
-// is generated from the same declarations (see Settings).
+// is generated from the same declarations (see Settings). Load reports every
+// invalid setting at once; LoadServe adds the settings serve requires.
+//
+// Why not a library (caarlos0/env, envconfig, koanf, viper; looked at for
+// issue #17): each covers the environment half, none the rest without as
+// much glue as this package is. caarlos0/env's ",file" reads a file named by
+// the variable itself, not a NAME_FILE twin beside NAME, and does not refuse
+// both being set; none refuses unknown keys in a flat YAML file while
+// letting the environment win per key; and their errors name Go fields and
+// types ("parse error on field StatusPollInterval of type time.Duration")
+// where autopatch's name the variable and say what is wanted
+// (AUTOPATCH_STATUS_POLL_INTERVAL="often" is invalid: want a positive Go
+// duration such as 30s or 5m), without ever echoing a secret. The loader is
+// one small reflective walk over tagged fields, tested; a dependency would
+// not make it smaller.
 package config
 
 import (
