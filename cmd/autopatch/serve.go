@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -59,6 +60,10 @@ Flags:
 	}
 	cfg, err := config.LoadServe(os.Getenv, *configFile)
 	if err != nil {
+		if lines := strings.Split(err.Error(), "\n"); len(lines) > 1 {
+			fmt.Fprintf(stderr, "autopatch serve: %d problems with the settings:\n  - %s\n", len(lines), strings.Join(lines, "\n  - "))
+			return 1
+		}
 		fmt.Fprintf(stderr, "autopatch serve: %v\n", err)
 		return 1
 	}

@@ -154,10 +154,14 @@ func TestMigrateTwice(t *testing.T) {
 func TestServeRequiresDatabaseURL(t *testing.T) {
 	t.Setenv("AUTOPATCH_DATABASE_URL", "")
 	t.Setenv("AUTOPATCH_DATABASE_URL_FILE", "")
+	t.Setenv("AUTOPATCH_SCHEDULES_FILE", "")
 	var stdout, stderr bytes.Buffer
 	code := run(context.Background(), []string{"serve"}, &stdout, &stderr)
 	require.NotEqual(t, 0, code)
 	require.Contains(t, stderr.String(), "AUTOPATCH_DATABASE_URL is required")
+	// Every problem at once, not one per start-up.
+	require.Contains(t, stderr.String(), "problems with the settings:")
+	require.Contains(t, stderr.String(), "  - AUTOPATCH_SCHEDULES_FILE is required")
 }
 
 func TestHelp(t *testing.T) {
