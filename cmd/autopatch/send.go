@@ -47,14 +47,19 @@ Flags:
 // delivery (202) or already had it (200), 1 when it answered otherwise or
 // could not be reached, 2 for bad usage.
 func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return runSendWith(ctx, args, stdout, stderr, os.Getenv)
+}
+
+// runSendWith is runSend reading the environment through getenv.
+func runSendWith(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
 	fs := flag.NewFlagSet("send", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, sendUsage)
 		fs.PrintDefaults()
 	}
-	url := fs.String("url", envOr("AUTOPATCH_URL", "http://localhost:8080"), "autopatch's base `URL` (default $AUTOPATCH_URL or http://localhost:8080)")
-	secretFile := fs.String("secret-file", os.Getenv("AUTOPATCH_WEBHOOK_SECRET_FILE"), "read the HMAC secret from `FILE` (default $AUTOPATCH_WEBHOOK_SECRET_FILE; else $AUTOPATCH_WEBHOOK_SECRET)")
+	url := fs.String("url", envOr(getenv, "AUTOPATCH_URL", "http://localhost:8080"), "autopatch's base `URL` (default $AUTOPATCH_URL or http://localhost:8080)")
+	secretFile := fs.String("secret-file", getenv("AUTOPATCH_WEBHOOK_SECRET_FILE"), "read the HMAC secret from `FILE` (default $AUTOPATCH_WEBHOOK_SECRET_FILE; else $AUTOPATCH_WEBHOOK_SECRET)")
 	sysID := fs.String("sys-id", "", "the record's sys_id, 32 hex digits (default: the simulated estate's for NUMBER)")
 	eventID := fs.String("event-id", "", "event_id of the delivery (default: unique per run; repeat one to see a duplicate answered 200)")
 	requestedFor := fs.String("requested-for", "jane.doe", "schedule-request: the requester's user name")
@@ -167,7 +172,7 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	req.Header.Set("Content-Type", "application/json")
-	secret := os.Getenv("AUTOPATCH_WEBHOOK_SECRET")
+	secret := getenv("AUTOPATCH_WEBHOOK_SECRET")
 	if *secretFile != "" {
 		b, err := os.ReadFile(*secretFile)
 		if err != nil {
@@ -176,7 +181,7 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		secret = strings.TrimRight(string(b), "\r\n")
 	}
-	user, password := os.Getenv("AUTOPATCH_WEBHOOK_USER"), os.Getenv("AUTOPATCH_WEBHOOK_PASSWORD")
+	user, password := getenv("AUTOPATCH_WEBHOOK_USER"), getenv("AUTOPATCH_WEBHOOK_PASSWORD")
 	if secret == "" && user == "" {
 		fmt.Fprintln(stderr, "autopatch send: set AUTOPATCH_WEBHOOK_SECRET (or --secret-file), or AUTOPATCH_WEBHOOK_USER and AUTOPATCH_WEBHOOK_PASSWORD")
 		return 2
@@ -233,8 +238,8 @@ type multiFlag []string
 func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
-func envOr(key, def string) string {
-	if v := os.Getenv(key); v != "" {
+func envOr(getenv func(string) string, key, def string) string {
+	if v := getenv(key); v != "" {
 		return v
 	}
 	return def
