@@ -20,7 +20,7 @@ import (
 	"github.com/autopatch/autopatch/internal/schedules"
 )
 
-// MaxBody is the largest request body accepted (ARCHITECTURE §4.3).
+// MaxBody is the largest request body accepted (docs/architecture.md §4.3).
 const MaxBody = 1 << 20
 
 // Options are the dependencies of the HTTP server.

@@ -17,6 +17,7 @@ import (
 	"github.com/autopatch/autopatch/connectors/scom"
 	"github.com/autopatch/autopatch/connectors/servicenow"
 	"github.com/autopatch/autopatch/internal/config"
+	"github.com/autopatch/autopatch/internal/logfilter"
 	"github.com/autopatch/autopatch/internal/schedules"
 )
 
@@ -116,7 +117,7 @@ func NewClient(deps *Deps, q config.Queues) (*river.Client[pgx.Tx], error) {
 	river.AddWorker(workers, &SweepFailuresWorker{deps: deps})
 
 	return river.NewClient(riverpgxv5.New(deps.Pool), &river.Config{
-		Logger: deps.Logger,
+		Logger: logfilter.RiverLogger(deps.Logger), // its 5-second chatter at debug
 		Queues: map[string]river.QueueConfig{
 			QueueDefault:    {MaxWorkers: q.Default},
 			QueueSCCM:       {MaxWorkers: q.SCCM},

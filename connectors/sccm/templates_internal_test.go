@@ -96,7 +96,7 @@ func TestTemplatesShape(t *testing.T) {
 }
 
 // TestTemplatesUseTheDocumentedCmdlets pins the ConfigMgr cmdlets and
-// parameters of ARCHITECTURE §5 to the template that must use them.
+// parameters of docs/architecture.md §5 to the template that must use them.
 func TestTemplatesUseTheDocumentedCmdlets(t *testing.T) {
 	t.Parallel()
 

@@ -243,8 +243,20 @@ func (d *run) play(ctx context.Context) error {
 	if err := d.changeWebhook(chgB, "scheduled", "approved"); err != nil {
 		return err
 	}
-	if err := d.waitFor(ctx, time.Now().Add(20*time.Second), chgB.number+"'s deployment created", func(s estate.State) bool {
-		return len(deploymentsOf(s, chgB.number)) == 1
+	// The cancellation waits for the note that says the deployment was
+	// created: the notes are separate jobs, so a cancellation sent right
+	// after the creation could be noted first, and the timeline would show
+	// a creation after its deletion.
+	if err := d.waitFor(ctx, time.Now().Add(20*time.Second), chgB.number+"'s deployment created and noted", func(s estate.State) bool {
+		if len(deploymentsOf(s, chgB.number)) != 1 {
+			return false
+		}
+		for _, n := range notesTexts(s, chgB.sysID) {
+			if strings.HasPrefix(n, "autopatch created ") {
+				return true
+			}
+		}
+		return false
 	}); err != nil {
 		return err
 	}
@@ -513,16 +525,19 @@ func (d *run) printSummary() {
 				off = append(off, e.At.UTC().Format("15:04:05.000"))
 			}
 		}
-		state := "created, disabled"
+		// A missed window is disabled in SCCM too (it was created
+		// disabled; the disable makes sure): without an enable it is
+		// missed, not closed.
+		state := "created, disabled (waiting for its window)"
 		switch {
 		case dp.Deleted:
 			state = "deleted"
 		case dp.Enabled:
 			state = "ENABLED"
-		case len(dp.Events) > 0:
+		case len(on) > 0:
 			state = "closed"
-		case time.Now().After(end):
-			state = "never enabled"
+		case time.Now().After(end) || len(off) > 0:
+			state = "missed, never enabled"
 		}
 		fmt.Fprintf(tw, "  %s\t%s–%s\t%s\t%s\t%s\n", dp.Name, start.UTC().Format("15:04:05"), end.UTC().Format("15:04:05"),
 			orDash(strings.Join(on, " ")), orDash(strings.Join(off, " ")), state)
