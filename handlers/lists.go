@@ -16,7 +16,7 @@ import (
 	"github.com/autopatch/autopatch/internal/windowview"
 )
 
-// The list APIs of ARCHITECTURE §9.5: GET /api/v1/changes, /devices,
+// The list APIs of docs/architecture.md §9.5: GET /api/v1/changes, /devices,
 // /windows and /failures. Each takes `limit` (1–500, default 50) and the
 // opaque `cursor` of the previous page's next_cursor; each filter is
 // validated, and a bad one is a 400 naming it.

@@ -84,7 +84,7 @@ func New(opts Options) *echo.Echo {
 		rules = &safety.CurrentServices{} // no services file: default limits
 	}
 	api.GET("/services/:name", getService(opts.Pool, opts.Schedules, rules, now))
-	// The list APIs (ARCHITECTURE §9.5, handlers/lists.go).
+	// The list APIs (docs/architecture.md §9.5, handlers/lists.go).
 	api.GET("/changes", listChanges(opts.Pool))
 	api.GET("/devices", listDevices(opts.Pool))
 	api.GET("/windows", listWindows(opts.Pool, opts.Schedules, now))

@@ -188,7 +188,7 @@ func initServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*
 			Secret: cfg.WebhookSecret, User: cfg.WebhookUser, Password: cfg.WebhookPassword,
 		}},
 	})
-	// The administrator's console (handlers/ui, ARCHITECTURE §9.5).
+	// The administrator's console (handlers/ui, docs/architecture.md §9.5).
 	consoleSCCM := sccm.New(sccmRunner, "", logger.With("system", "sccm"))
 	if err := ui.Register(e, ui.Options{
 		Logger: logger, Token: cfg.APIToken, DB: st.Pool, Schedules: &s.schedules, ServiceRules: &s.services,

@@ -36,7 +36,7 @@ func benchSchedules() []byte {
 // BenchmarkPages measures the server time of each console page over 8,000
 // devices on 24 schedules with 12 months of history (a change a month,
 // every device's result in every window, failures with incidents): the
-// figures ARCHITECTURE §9.5's console promises to keep under 100 ms.
+// figures docs/architecture.md §9.5's console promises to keep under 100 ms.
 func BenchmarkPages(b *testing.B) {
 	start := time.Now()
 	sc := seedScenario(b, scenarioOpts{SchedulesYAML: benchSchedules(), Devices: 8000, Months: 12, Now: scenarioNow})

@@ -1,4 +1,4 @@
-// Package ui is autopatch's administrator's console (ARCHITECTURE §9.5): a
+// Package ui is autopatch's administrator's console (docs/architecture.md §9.5): a
 // read-only web UI under /ui/, rendered on the server with html/template
 // from templates and a stylesheet embedded in the binary. There is no
 // JavaScript: every page reads fully without it, and the Content Security

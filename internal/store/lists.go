@@ -9,7 +9,7 @@ import (
 )
 
 // The list reads behind GET /api/v1/{changes,devices,windows,failures} and
-// the console (ARCHITECTURE §9.5). Every list is keyset-paginated: the
+// the console (docs/architecture.md §9.5). Every list is keyset-paginated: the
 // caller passes the sort key of the last row it has (After) and gets at most
 // Limit rows after it, so a page costs the same on page 1 and page 500 and
 // rows inserted meanwhile neither repeat nor vanish.
