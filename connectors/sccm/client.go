@@ -451,6 +451,9 @@ type DeviceStatus struct {
 	Description string
 	// Message is LastEnforcementMessageDesc.
 	Message string
+	// EnforcementMessage is LastEnforcementMessageID: 9 is "pending system
+	// restart" (installed, waiting for a reboot).
+	EnforcementMessage int
 	// Time is StatusTime; zero for a device that never reported.
 	Time time.Time
 }
@@ -478,6 +481,7 @@ type statusAnswer struct {
 		ErrorCode    int64     `json:"status_error_code"`
 		Description  string    `json:"status_description"`
 		Message      string    `json:"last_enforcement_message"`
+		MessageID    int       `json:"last_enforcement_message_id"`
 		Time         time.Time `json:"status_time"`
 	} `json:"statuses"`
 	Missing []string `json:"missing"`
@@ -516,6 +520,7 @@ func (c *Client) DeploymentStatus(ctx context.Context, names []string) (StatusRe
 			// both truncate to the same 32 bits.
 			ErrorCode:   uint32(s.ErrorCode),
 			Description: s.Description, Message: s.Message, Time: s.Time,
+			EnforcementMessage: s.MessageID,
 		})
 	}
 	rep.Missing = append(rep.Missing, ans.Missing...)
@@ -552,4 +557,74 @@ func (c *Client) CollectionsWithMaintenanceWindows(ctx context.Context) ([]strin
 func IsRefusal(err error) bool {
 	var se *winrm.ScriptError
 	return errors.As(err, &se)
+}
+
+// ---- device state ----------------------------------------------------------------
+
+// DeviceState is one collection member's SCCM client state and, when update
+// groups were asked for, its compliance with them.
+type DeviceState struct {
+	Collection string
+	Device     string
+	ResourceID int
+	// IsClient is SMS_CombinedDeviceResources.IsClient: a ConfigMgr client is installed.
+	IsClient bool
+	// Active is ClientActiveStatus = 1 (client health: active).
+	Active bool
+	// LastPolicyRequest is when the client last asked for policy; zero: never.
+	LastPolicyRequest time.Time
+	// Required counts the updates of the groups the device still requires
+	// (SMS_UpdateComplianceStatus Status 2).
+	Required int
+	// RebootPending: an update of the groups is installed and waits for a
+	// restart (LastEnforcementMessageID 9).
+	RebootPending bool
+}
+
+type deviceStateRequest struct {
+	SiteCode     string   `json:"site_code"`
+	Collections  []string `json:"collections"`
+	UpdateGroups []string `json:"update_groups"`
+}
+
+type deviceStateAnswer struct {
+	Devices []struct {
+		Collection         string     `json:"collection"`
+		Device             string     `json:"device"`
+		ResourceID         int        `json:"resource_id"`
+		IsClient           bool       `json:"is_client"`
+		ClientActiveStatus int        `json:"client_active_status"`
+		LastPolicyRequest  *time.Time `json:"last_policy_request"`
+		Required           int        `json:"required"`
+		RebootPending      bool       `json:"reboot_pending"`
+	} `json:"devices"`
+}
+
+// DeviceStates reads, in one call, the client state of every member of the
+// collections and, when groups is not empty, their compliance with those
+// update groups (the client-health pre-flight and the compliance read of
+// manual schedules). An unknown collection or update group is an error and
+// nothing is read.
+func (c *Client) DeviceStates(ctx context.Context, collections, groups []string) ([]DeviceState, error) {
+	if len(collections) == 0 {
+		return []DeviceState{}, nil
+	}
+	if groups == nil {
+		groups = []string{}
+	}
+	var ans deviceStateAnswer
+	if err := c.run(ctx, "device state", DeviceStateTemplate,
+		deviceStateRequest{SiteCode: c.siteCode, Collections: collections, UpdateGroups: groups}, &ans); err != nil {
+		return nil, err
+	}
+	out := make([]DeviceState, 0, len(ans.Devices))
+	for _, d := range ans.Devices {
+		s := DeviceState{Collection: d.Collection, Device: d.Device, ResourceID: d.ResourceID, IsClient: d.IsClient,
+			Active: d.ClientActiveStatus == 1, Required: d.Required, RebootPending: d.RebootPending}
+		if d.LastPolicyRequest != nil {
+			s.LastPolicyRequest = *d.LastPolicyRequest
+		}
+		out = append(out, s)
+	}
+	return out, nil
 }

@@ -309,6 +309,8 @@ func (s *Site) dispatch(name string, data []byte) (any, *wsmansim.PSError) {
 		return decodeAnd(data, s.deleteDeployments)
 	case sccm.DeploymentStatusTemplate:
 		return decodeAnd(data, s.deploymentStatus)
+	case sccm.DeviceStateTemplate:
+		return decodeAnd(data, s.deviceState)
 	case sccm.MaintenanceWindowsTemplate:
 		return decodeAnd(data, s.maintenanceWindowCollections)
 	case sccm.DoctorTemplate:
@@ -646,6 +648,7 @@ type statusRow struct {
 	StatusErrorCode        int64   `json:"status_error_code"`
 	StatusDescription      string  `json:"status_description"`
 	LastEnforcementMessage string  `json:"last_enforcement_message"`
+	LastEnforcementID      int     `json:"last_enforcement_message_id"`
 	StatusTime             *string `json:"status_time"`
 }
 
@@ -664,7 +667,7 @@ func (s *Site) deploymentStatus(req namesReq) (any, *wsmansim.PSError) {
 		// the devices that received the deployment and report.
 		for _, e := range dep.exposures {
 			e.reads++
-			st, code, ok := e.dev.outcome.status(e.reads)
+			st, code, ok := e.dev.outcome.status(e.reads, dep.enabled)
 			if !ok {
 				continue
 			}
@@ -673,11 +676,15 @@ func (s *Site) deploymentStatus(req namesReq) (any, *wsmansim.PSError) {
 			}
 			reported[e.dev.id] = true
 			desc, msg := statusTexts(st)
+			enforcement := e.dev.outcome.enforcementMessage(st)
+			if enforcement == enforcementPendingRestart {
+				desc, msg = "Pending system restart", "Pending system restart"
+			}
 			at := e.at.Format(time.RFC3339Nano)
 			rows = append(rows, statusRow{
 				Deployment: n, DeploymentID: dep.id, Device: e.dev.name, ResourceID: e.dev.id,
 				StatusType: st, StatusErrorCode: int64(code), StatusDescription: desc,
-				LastEnforcementMessage: msg, StatusTime: &at,
+				LastEnforcementMessage: msg, LastEnforcementID: enforcement, StatusTime: &at,
 			})
 		}
 		// Get-CMCollectionMember: members without a row are unknown.
@@ -693,6 +700,59 @@ func (s *Site) deploymentStatus(req namesReq) (any, *wsmansim.PSError) {
 		}
 	}
 	return map[string]any{"statuses": rows, "missing": missing}, nil
+}
+
+type deviceStateReq struct {
+	Collections  []string `json:"collections"`
+	UpdateGroups []string `json:"update_groups"`
+}
+
+type deviceStateRow struct {
+	Collection         string  `json:"collection"`
+	Device             string  `json:"device"`
+	ResourceID         int     `json:"resource_id"`
+	IsClient           bool    `json:"is_client"`
+	ClientActiveStatus int     `json:"client_active_status"`
+	LastPolicyRequest  *string `json:"last_policy_request"`
+	Required           int     `json:"required"`
+	RebootPending      bool    `json:"reboot_pending"`
+}
+
+// deviceState answers the device state template: every member's client
+// state (an inactive client last asked for policy 30 days ago, a device
+// without a client never did) and, for the update groups (one update each
+// here), its compliance as its seeded outcome says.
+func (s *Site) deviceState(req deviceStateReq) (any, *wsmansim.PSError) {
+	found, perr := s.collectionsNamed(req.Collections)
+	if perr != nil {
+		return nil, perr
+	}
+	for _, g := range req.UpdateGroups {
+		if _, ok := s.groups[g]; !ok {
+			return nil, wsmansim.Throw("No software update group named '" + g + "' exists on site " + s.siteCode + ".")
+		}
+	}
+	now := s.now().UTC()
+	rows := []deviceStateRow{}
+	for _, c := range found {
+		for _, id := range c.members {
+			d := s.devByID[id]
+			isClient, active := d.outcome.client()
+			required, restart := d.outcome.compliance(len(req.UpdateGroups))
+			row := deviceStateRow{Collection: c.name, Device: d.name, ResourceID: d.id, IsClient: isClient,
+				ClientActiveStatus: active, Required: required, RebootPending: restart}
+			if isClient {
+				last := now.Add(-time.Hour)
+				if active == 0 {
+					last = now.Add(-30 * 24 * time.Hour)
+				}
+				at := formatTime(last)
+				row.LastPolicyRequest = &at
+			}
+			rows = append(rows, row)
+		}
+	}
+	return map[string]any{"devices": rows}, nil
 }
 
 func (s *Site) maintenanceWindowCollections(struct{}) (any, *wsmansim.PSError) {
