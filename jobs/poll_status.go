@@ -226,6 +226,10 @@ func (p *poll) apply(ctx context.Context, rep sccm.StatusReport) error {
 				t := st.Time
 				r.StatusTime = &t
 			}
+			if st.EnforcementMessage != 0 {
+				m := st.EnforcementMessage
+				r.EnforcementMessage = &m
+			}
 			results = append(results, r)
 			key := d.ChangeNumber + "\x00" + strings.ToLower(st.Device)
 			s, ok := devices[key]
