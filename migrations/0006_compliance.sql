@@ -38,16 +38,20 @@ CREATE TABLE manual_compliance (
 );
 
 -- The outcome each device last had, so that a change of outcome is seen
--- once (autopatch_patched_outside_window_total counts devices, not reads).
+-- once (autopatch_patched_outside_window_total counts devices, not reads),
+-- and the gauges by cycle read the same truth on every replica.
 CREATE TABLE compliance_outcomes (
     change_number text NOT NULL REFERENCES changes (number),
     device_name   text NOT NULL,
     outcome       text NOT NULL CHECK (outcome IN ('pending', 'patched_in_window', 'patched_outside_window',
                       'pending_reboot', 'failed', 'not_reported', 'client_inactive', 'manual_compliant',
                       'manual_noncompliant', 'deferred', 'forced')),
+    by_deadline   boolean NOT NULL DEFAULT false,
+    cycle         text NOT NULL,             -- YYYY-MM: the UTC month of the change's start
     updated_at    timestamptz NOT NULL,
     PRIMARY KEY (change_number, device_name)
 );
+CREATE INDEX compliance_outcomes_cycle ON compliance_outcomes (cycle);
 
 -- Notes written once per change: the summary when its last window closed
 -- ('closed'), the pre-flight of a window ('preflight <schedule> <start>'),

@@ -26,6 +26,17 @@ type Options struct {
 	// DeadlineAfter is the normal deadline after Patch Tuesday; zero means
 	// DefaultDeadlineAfter.
 	DeadlineAfter time.Duration
+	// DeadlineFor, when set, gives a change's deadline instead (tests and
+	// the demo, whose changes cannot wait for a real cycle's deadline).
+	DeadlineFor func(store.ChangeRow) time.Time
+}
+
+// Deadline is the deadline of change c.
+func (o Options) Deadline(c store.ChangeRow) time.Time {
+	if o.DeadlineFor != nil {
+		return o.DeadlineFor(c)
+	}
+	return DeadlineOf(CycleOf(c), o.deadlineAfter())
 }
 
 func (o Options) deadlineAfter() time.Duration {
@@ -155,7 +166,7 @@ func assemble(scope Scope, devs []Device, now time.Time) Ledger {
 // Devices in scope are the managed devices of the schedules of the change's
 // latest plan, and any other device SCCM reported in its deployments.
 func Devices(ev store.LedgerEvidence, now time.Time, opts Options) []Device {
-	deadline := DeadlineOf(CycleOf(ev.Change), opts.deadlineAfter())
+	deadline := opts.Deadline(ev.Change)
 	if ev.Plan == nil {
 		return nil
 	}
@@ -190,6 +201,20 @@ func Devices(ev store.LedgerEvidence, now time.Time, opts Options) []Device {
 		if ok && !known[strings.ToLower(r.Device)] {
 			known[strings.ToLower(r.Device)] = true
 			scope = append(scope, store.ScopeDevice{Name: r.Device, Schedule: d.Schedule})
+		}
+	}
+	// Members SCCM listed in a compliance read or the pre-flight are in
+	// scope too: a manual_patch schedule has no deployment to report them.
+	for _, m := range ev.Manual {
+		if _, ok := windows[m.Schedule]; ok && !known[strings.ToLower(m.Device)] {
+			known[strings.ToLower(m.Device)] = true
+			scope = append(scope, store.ScopeDevice{Name: m.Device, Schedule: m.Schedule})
+		}
+	}
+	for _, c := range ev.Clients {
+		if _, ok := windows[c.Schedule]; ok && !known[strings.ToLower(c.Device)] {
+			known[strings.ToLower(c.Device)] = true
+			scope = append(scope, store.ScopeDevice{Name: c.Device, Schedule: c.Schedule})
 		}
 	}
 	statuses := map[string][]compliance.Status{}

@@ -50,7 +50,8 @@ type ManualCompliance struct {
 type LedgerEvidence struct {
 	Change      ChangeRow
 	Plan        *Plan // nil: never planned
-	Kinds       map[string]string
+	Kinds       map[string]string // schedule → kind
+	Collections map[string]string // schedule → collection
 	Devices     []ScopeDevice
 	Deployments []LedgerDeployment
 	Results     []DeviceResult
@@ -78,13 +79,16 @@ func ChangeLedgerEvidence(ctx context.Context, db DBTX, number string) (LedgerEv
 		return fmt.Errorf("store: ledger of %s: %s: %w", number, what, err)
 	}
 
-	rows, err := db.Query(ctx, `SELECT name, kind FROM schedules`)
+	rows, err := db.Query(ctx, `SELECT name, kind, collection FROM schedules`)
 	if err != nil {
 		return ev, wrap("schedules", err)
 	}
-	ev.Kinds = map[string]string{}
-	var name, kind string
-	if _, err := pgx.ForEachRow(rows, []any{&name, &kind}, func() error { ev.Kinds[name] = kind; return nil }); err != nil {
+	ev.Kinds, ev.Collections = map[string]string{}, map[string]string{}
+	var name, kind, collection string
+	if _, err := pgx.ForEachRow(rows, []any{&name, &kind, &collection}, func() error {
+		ev.Kinds[name], ev.Collections[name] = kind, collection
+		return nil
+	}); err != nil {
 		return ev, wrap("schedules", err)
 	}
 
@@ -216,29 +220,37 @@ func RecordManualCompliance(ctx context.Context, db DBTX, ms []ManualCompliance)
 	return nil
 }
 
-// RecordOutcomes stores each device's outcome in a change and returns the
-// devices whose outcome changed (or that had none), so that a change of
-// outcome is acted on once.
-func RecordOutcomes(ctx context.Context, db DBTX, change string, outcomes map[string]string, at time.Time) (map[string]string, error) {
+// Outcome is a device's outcome in a change, as the ledger decided it.
+type Outcome struct {
+	Device     string
+	Outcome    string
+	ByDeadline bool
+}
+
+// RecordOutcomes stores each device's outcome in a change (of cycle
+// YYYY-MM) and returns the devices whose outcome changed (or that had
+// none), so that a change of outcome is acted on once.
+func RecordOutcomes(ctx context.Context, db DBTX, change, cycle string, outcomes []Outcome, at time.Time) (map[string]string, error) {
 	if len(outcomes) == 0 {
 		return nil, nil
 	}
-	devices, values := make([]string, 0, len(outcomes)), make([]string, 0, len(outcomes))
-	for d, o := range outcomes {
-		devices, values = append(devices, d), append(values, o)
+	devices, values, by := make([]string, len(outcomes)), make([]string, len(outcomes)), make([]bool, len(outcomes))
+	for i, o := range outcomes {
+		devices[i], values[i], by[i] = o.Device, o.Outcome, o.ByDeadline
 	}
 	rows, err := db.Query(ctx, `WITH input AS (
-			SELECT * FROM unnest($2::text[], $3::text[]) AS t(device_name, outcome)
+			SELECT DISTINCT ON (device_name) * FROM unnest($2::text[], $3::text[], $4::bool[]) AS t(device_name, outcome, by_deadline)
 		), changed AS (
-			SELECT i.* FROM input i LEFT JOIN compliance_outcomes o
+			SELECT i.*, o.outcome IS DISTINCT FROM i.outcome AS new_outcome FROM input i LEFT JOIN compliance_outcomes o
 				ON o.change_number = $1 AND o.device_name = i.device_name
-			WHERE o.outcome IS DISTINCT FROM i.outcome
+			WHERE (o.outcome, o.by_deadline) IS DISTINCT FROM (i.outcome, i.by_deadline)
 		), upsert AS (
-			INSERT INTO compliance_outcomes (change_number, device_name, outcome, updated_at)
-			SELECT $1, device_name, outcome, $4 FROM changed
-			ON CONFLICT (change_number, device_name) DO UPDATE SET outcome = EXCLUDED.outcome, updated_at = EXCLUDED.updated_at
+			INSERT INTO compliance_outcomes (change_number, device_name, outcome, by_deadline, cycle, updated_at)
+			SELECT $1, device_name, outcome, by_deadline, $5, $6 FROM changed
+			ON CONFLICT (change_number, device_name) DO UPDATE SET outcome = EXCLUDED.outcome,
+				by_deadline = EXCLUDED.by_deadline, cycle = EXCLUDED.cycle, updated_at = EXCLUDED.updated_at
 		)
-		SELECT device_name, outcome FROM changed`, change, devices, values, at)
+		SELECT device_name, outcome FROM changed WHERE new_outcome`, change, devices, values, by, cycle, at)
 	if err != nil {
 		return nil, fmt.Errorf("store: outcomes of %s: %w", change, err)
 	}
@@ -246,6 +258,31 @@ func RecordOutcomes(ctx context.Context, db DBTX, change string, outcomes map[st
 	var d, o string
 	if _, err := pgx.ForEachRow(rows, []any{&d, &o}, func() error { out[d] = o; return nil }); err != nil {
 		return nil, fmt.Errorf("store: outcomes of %s: %w", change, err)
+	}
+	return out, nil
+}
+
+// CycleCount is the number of devices with one outcome in one cycle, and
+// how many of them were patched by their deadline.
+type CycleCount struct {
+	Cycle, Outcome      string
+	Devices, ByDeadline int
+}
+
+// OutcomeCounts counts the stored outcomes by cycle and outcome.
+func OutcomeCounts(ctx context.Context, db DBTX) ([]CycleCount, error) {
+	rows, err := db.Query(ctx, `SELECT cycle, outcome, count(*), count(*) FILTER (WHERE by_deadline)
+		FROM compliance_outcomes GROUP BY cycle, outcome ORDER BY cycle, outcome`)
+	if err != nil {
+		return nil, fmt.Errorf("store: outcome counts: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (CycleCount, error) {
+		var c CycleCount
+		err := r.Scan(&c.Cycle, &c.Outcome, &c.Devices, &c.ByDeadline)
+		return c, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: outcome counts: %w", err)
 	}
 	return out, nil
 }
@@ -297,6 +334,30 @@ func ManualRequestItems(ctx context.Context, db DBTX, schedule string) ([][2]str
 	var n, s string
 	if _, err := pgx.ForEachRow(rows, []any{&n, &s}, func() error { out = append(out, [2]string{n, s}); return nil }); err != nil {
 		return nil, fmt.Errorf("store: request items of %s: %w", schedule, err)
+	}
+	return out, nil
+}
+
+// Noted reports whether the named note of a change was written.
+func Noted(ctx context.Context, db DBTX, change, note string) (bool, error) {
+	var ok bool
+	err := db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM compliance_notes WHERE change_number = $1 AND note = $2)`, change, note).Scan(&ok)
+	if err != nil {
+		return false, fmt.Errorf("store: note %q on %s: %w", note, change, err)
+	}
+	return ok, nil
+}
+
+// PlannedChangesSince returns the planned changes whose start is at or
+// after since: the ones whose ledger may still move.
+func PlannedChangesSince(ctx context.Context, db DBTX, since time.Time) ([]string, error) {
+	rows, err := db.Query(ctx, `SELECT number FROM changes WHERE status = 'planned' AND start_at >= $1 ORDER BY start_at, number`, since)
+	if err != nil {
+		return nil, fmt.Errorf("store: planned changes: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("store: planned changes: %w", err)
 	}
 	return out, nil
 }
