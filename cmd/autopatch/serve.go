@@ -28,6 +28,7 @@ import (
 	"github.com/autopatch/autopatch/connectors/winrm"
 	"github.com/autopatch/autopatch/handlers"
 	"github.com/autopatch/autopatch/internal/config"
+	"github.com/autopatch/autopatch/internal/ledger"
 	"github.com/autopatch/autopatch/internal/replica"
 	"github.com/autopatch/autopatch/internal/safety"
 	"github.com/autopatch/autopatch/internal/schedules"
@@ -115,7 +116,7 @@ func initServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*
 	}
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		jobs.NewDeploymentStates(st.Pool))
+		jobs.NewDeploymentStates(st.Pool), jobs.NewComplianceGauges(st.Pool))
 
 	sccmRunner, err := winrm.New(winrmConfig(cfg.SCCM), logger.With("system", "sccm"))
 	if err != nil {
@@ -150,6 +151,10 @@ func initServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*
 		},
 		StormThreshold: cfg.StormThreshold,
 		WindowComputer: windowComputer(cfg),
+		Compliance: jobs.ComplianceOptions{
+			Ledger:        ledger.Options{DeadlineAfter: cfg.DeadlineNormal},
+			PreflightLead: cfg.PreflightLead, Interval: cfg.ComplianceInterval,
+		},
 		Safety: jobs.SafetyOptions{
 			Services: &s.services, RequestPolicy: cfg.Safety.RequestPolicy, PlanPolicy: cfg.Safety.PlanPolicy,
 		},
@@ -163,6 +168,7 @@ func initServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*
 		Logger: logger, Ready: s.ready, Registry: registry,
 		APIToken: cfg.APIToken, Store: st, Schedules: &s.schedules, Pool: st.Pool,
 		ServiceRules: &s.services,
+		Compliance:   ledger.Options{DeadlineAfter: cfg.DeadlineNormal},
 		Webhooks: &handlers.WebhookOptions{Store: st, Jobs: s.river, Auth: handlers.WebhookAuth{
 			Secret: cfg.WebhookSecret, User: cfg.WebhookUser, Password: cfg.WebhookPassword,
 		}},

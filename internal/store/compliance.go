@@ -49,7 +49,7 @@ type ManualCompliance struct {
 // ledger is decided from.
 type LedgerEvidence struct {
 	Change      ChangeRow
-	Plan        *Plan // nil: never planned
+	Plan        *Plan             // nil: never planned
 	Kinds       map[string]string // schedule → kind
 	Collections map[string]string // schedule → collection
 	Devices     []ScopeDevice
