@@ -76,6 +76,10 @@ func (o ComplianceOptions) reminderLead() time.Duration {
 // the devices newly patched outside their window) and, once the change's
 // last window has closed and been read, writes the summary on the change.
 func refreshLedger(ctx context.Context, tx pgx.Tx, deps *Deps, number string, now time.Time) error {
+	// The poll and the sweep may both re-decide a change: one at a time.
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock(hashtext('autopatch ledger ' || $1))", number); err != nil {
+		return fmt.Errorf("ledger of %s: lock: %w", number, err)
+	}
 	ev, err := store.ChangeLedgerEvidence(ctx, tx, number)
 	if err != nil {
 		return err

@@ -1,0 +1,170 @@
+package jobs
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/stretchr/testify/require"
+
+	"github.com/autopatch/autopatch/connectors/sccm"
+	"github.com/autopatch/autopatch/internal/compliance"
+	"github.com/autopatch/autopatch/internal/estate"
+	"github.com/autopatch/autopatch/internal/ledger"
+	"github.com/autopatch/autopatch/internal/store"
+)
+
+// TestComplianceLedgerEveryOutcome runs one change over a simulated estate
+// whose devices do everything the ledger tells apart, and checks that
+// every outcome of §9.1 but deferred and forced is reached by a device, the
+// pre-flight and the summary are noted on the change, the JSON and the CSV
+// agree, and the metrics are there.
+func TestComplianceLedgerEveryOutcome(t *testing.T) {
+	t.Parallel()
+	auto := []estate.SeedDevice{
+		{Name: "OK01"},
+		{Name: "LATE01", Outcome: "success after close"},
+		{Name: "FAIL01", Outcome: "error 0x80240022"},
+		{Name: "QUIET01", Outcome: "silent"},
+		{Name: "SLEEPY01", Outcome: "inactive"},
+		{Name: "REBOOT01", Outcome: "pending restart"},
+	}
+	manual := []estate.SeedDevice{{Name: "HAND01", Outcome: "compliant"}, {Name: "HAND02", Outcome: "noncompliant"}}
+	h := newFailureHarness(t, failureOptions{devices: append(append([]estate.SeedDevice{}, auto...), manual...)})
+	h.deps.Compliance = ComplianceOptions{
+		PreflightLead: time.Hour, Interval: time.Second,
+		Ledger: ledger.Options{DeadlineFor: func(c store.ChangeRow) time.Time { return c.End }},
+	}
+	h.deps.Metrics = NewMetrics(nil) // shared by the client's copy of deps
+	h.startClient()
+	now := time.Now().Truncate(time.Second)
+	w := window{now.Add(10 * time.Second), now.Add(16 * time.Second)}
+	h.load(schedule("AUTO", "automatic", w), schedule("HAND", "manual_patch", w))
+	for _, d := range auto {
+		require.NoError(t, h.est.SCCM().AddMember("Patch - AUTO", d.Name))
+	}
+	for _, d := range manual {
+		require.NoError(t, h.est.SCCM().AddMember("Patch - HAND", d.Name))
+	}
+	number, sysID := h.approve(now, now.Add(time.Hour), "AUTO", "HAND")
+
+	ctx := context.Background()
+	seen := map[compliance.Outcome][]string{}
+	read := func() ledger.Ledger {
+		l, err := ledger.ForChange(ctx, h.pool, number, time.Now(), h.deps.Compliance.Ledger)
+		require.NoError(t, err)
+		for _, d := range l.Devices {
+			seen[d.Outcome] = append(seen[d.Outcome], d.Device)
+		}
+		return l
+	}
+
+	h.waitFor("the pre-flight on the change", func() bool { return strings.Contains(h.notes(sysID), "client pre-flight") })
+	before := read()
+	require.True(t, time.Now().Before(w.start), "the pre-flight ran ahead of the window")
+	outcomes := map[string]compliance.Outcome{}
+	for _, d := range before.Devices {
+		outcomes[d.Device] = d.Outcome
+	}
+	require.Equal(t, compliance.Pending, outcomes["OK01"])
+	require.Equal(t, compliance.ClientInactive, outcomes["SLEEPY01"], "found inactive before its window")
+	require.Contains(t, h.notes(sysID), "SLEEPY01: client inactive")
+
+	h.waitFor("the summary after the last window", func() bool { return strings.Contains(h.notes(sysID), "compliance of "+number) })
+	h.waitFor("the manual devices judged after their window", func() bool {
+		for _, d := range read().Devices {
+			if d.Device == "HAND02" {
+				return d.Outcome == compliance.ManualNoncompliant
+			}
+		}
+		return false
+	})
+	l := read()
+	want := map[string]compliance.Outcome{
+		"OK01": compliance.PatchedInWindow, "LATE01": compliance.PatchedOutsideWindow, "FAIL01": compliance.Failed,
+		"QUIET01": compliance.NotReported, "SLEEPY01": compliance.ClientInactive, "REBOOT01": compliance.PendingReboot,
+		"HAND01": compliance.ManualCompliant, "HAND02": compliance.ManualNoncompliant,
+	}
+	got := map[string]compliance.Outcome{}
+	for _, d := range l.Devices {
+		got[d.Device] = d.Outcome
+		require.NotEmpty(t, d.Evidence, d.Device)
+		require.NotNil(t, d.EvidenceAt, "%s: every outcome after the window rests on a read", d.Device)
+	}
+	require.Equal(t, want, got)
+	for _, o := range compliance.Outcomes {
+		if o == compliance.Deferred || o == compliance.Forced {
+			continue
+		}
+		require.NotEmpty(t, seen[o], "no device reached %s", o)
+	}
+	late := l.Devices[indexOf(l.Devices, "LATE01")]
+	require.True(t, late.StatusAt.After(w.end) || late.StatusAt.Equal(w.end), "LATE01's success is SCCM's time after the close")
+	require.Equal(t, 1, l.Summary.PatchedOutsideWindow)
+	require.Equal(t, 3, l.Summary.PatchedByDeadline, "OK01, LATE01, HAND01")
+
+	summary := h.notes(sysID)
+	require.Contains(t, summary, "Patched outside their window: 1")
+	require.Contains(t, summary, "- failed: 1")
+	require.Contains(t, summary, "FAIL01 (failed)")
+
+	// The CSV says what the JSON says.
+	var b bytes.Buffer
+	require.NoError(t, ledger.WriteCSV(&b, l))
+	rows, err := csv.NewReader(&b).ReadAll()
+	require.NoError(t, err)
+	require.Len(t, rows, len(l.Devices)+1)
+	for i, d := range l.Devices {
+		require.Equal(t, []string{d.Device, string(d.Outcome)}, []string{rows[i+1][1], rows[i+1][6]})
+	}
+
+	// The metrics.
+	var m dto.Metric
+	require.NoError(t, h.deps.Metrics.OutsideWindow.Write(&m))
+	require.Equal(t, 1.0, m.GetCounter().GetValue(), "one device newly patched outside its window")
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(NewComplianceGauges(h.pool))
+	cycle := ledger.CycleOf(store.ChangeRow{Change: store.Change{Start: now}}).String()
+	families, err := reg.Gather()
+	require.NoError(t, err)
+	gauges := map[string]float64{}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			key := f.GetName()
+			for _, l := range m.GetLabel() {
+				key += " " + l.GetName() + "=" + l.GetValue()
+			}
+			gauges[key] = m.GetGauge().GetValue()
+		}
+	}
+	require.InDelta(t, 3.0/8, gauges["autopatch_patched_by_deadline_ratio cycle="+cycle], 1e-9)
+	for _, o := range compliance.Outcomes {
+		v, ok := gauges["autopatch_compliance_devices cycle="+cycle+" outcome="+string(o)]
+		require.True(t, ok, "%s exported", o)
+		want := 0.0
+		if o != compliance.Deferred && o != compliance.Forced && o != compliance.Pending {
+			want = float64(l.Summary.ByOutcome[o])
+		}
+		require.Equal(t, want, v, o)
+	}
+
+	// One SCCM call per read: the status poll reads every deployment at
+	// once, the sweep every collection of the change at once.
+	var sweeps int
+	require.NoError(t, h.pool.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE kind = 'compliance_sweep' AND state = 'completed'`).Scan(&sweeps))
+	require.LessOrEqual(t, h.est.SCCM().CallsByTemplate()[sccm.DeviceStateTemplate], sweeps+1)
+}
+
+func indexOf(ds []ledger.Device, name string) int {
+	for i, d := range ds {
+		if d.Device == name {
+			return i
+		}
+	}
+	return -1
+}
