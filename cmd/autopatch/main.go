@@ -24,6 +24,7 @@ var commands = map[string]command{
 	"demo":    {runDemo, "run the whole flow against the simulated estate"},
 	"doctor":  {runDoctor, "check, read-only, that the configured SCCM, SCOM and ServiceNow are ready for autopatch"},
 	"chaos":   {runChaos, "the crash suite: SIGKILLs, dead replicas and outages, judged by invariants"},
+	"report":  {runReport, "print the compliance ledger of a change or a patch cycle (table, JSON, CSV)"},
 }
 
 const usage = `autopatch: SCCM patching under change control, driven by ServiceNow.
@@ -38,6 +39,7 @@ Commands:
   demo      run the whole flow against the simulated estate
   doctor    check, read-only, that the configured SCCM, SCOM and ServiceNow are ready for autopatch
   chaos     the crash suite: SIGKILLs, dead replicas and outages, judged by invariants
+  report    print the compliance ledger of a change or a patch cycle (table, JSON, CSV)
 
 Configuration comes from AUTOPATCH_* environment variables (secrets also as
 AUTOPATCH_*_FILE) and an optional YAML file given with --config; see README.md.
