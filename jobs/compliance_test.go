@@ -168,3 +168,60 @@ func indexOf(ds []ledger.Device, name string) int {
 	}
 	return -1
 }
+
+// TestManualScheduleFollowUp: a manual_patch device its owner has not
+// patched gets a reminder on the owner's request item before the deadline,
+// and exactly one incident at it; its compliant neighbour gets neither.
+func TestManualScheduleFollowUp(t *testing.T) {
+	t.Parallel()
+	manual := []estate.SeedDevice{{Name: "HAND01", Outcome: "compliant"}, {Name: "HAND02", Outcome: "noncompliant"}}
+	h := newFailureHarness(t, failureOptions{devices: manual})
+	h.deps.Metrics = NewMetrics(nil)
+	now := time.Now().Truncate(time.Second)
+	w := window{now.Add(6 * time.Second), now.Add(10 * time.Second)}
+	deadline := w.end.Add(6 * time.Second)
+	h.deps.Compliance = ComplianceOptions{
+		PreflightLead: time.Hour, Interval: time.Second, ReminderLead: time.Hour,
+		Ledger: ledger.Options{DeadlineFor: func(store.ChangeRow) time.Time { return deadline }},
+	}
+	h.startClient()
+	h.load(schedule("HAND", "manual_patch", w))
+	ctx := context.Background()
+	const ritmSysID = "aaaabbbbccccddddeeeeffff00001111"
+	require.NoError(t, h.sn.AddRecord("sc_req_item", ritmSysID, "RITM0010001"))
+	for _, d := range manual {
+		require.NoError(t, h.est.SCCM().AddMember("Patch - HAND", d.Name))
+		_, err := h.pool.Exec(ctx, `WITH ev AS (
+				INSERT INTO webhook_events (id, kind, record_number, record_sys_id, payload, outcome)
+				VALUES (gen_random_uuid(), 'schedule_request', 'RITM0010001', $2, '{}', 'accepted') RETURNING id
+			), dev AS (
+				INSERT INTO devices (name, schedule_name) VALUES ($1, 'HAND') RETURNING id
+			)
+			INSERT INTO device_assignments (device_id, schedule_name, request_item, webhook_event, outcome)
+			SELECT dev.id, 'HAND', 'RITM0010001', ev.id, 'moved' FROM dev, ev`, d.Name, ritmSysID)
+		require.NoError(t, err)
+	}
+	number, _ := h.approve(now, now.Add(time.Hour), "HAND")
+
+	h.waitFor("the reminder on the request item", func() bool { return strings.Contains(h.notes(ritmSysID), "reminder") })
+	reminder := h.notes(ritmSysID)
+	require.True(t, time.Now().Before(deadline), "reminded before the deadline")
+	require.Contains(t, reminder, "HAND02")
+	require.NotContains(t, reminder, "HAND01", "a compliant device needs no reminder")
+	require.Equal(t, 1, strings.Count(reminder, "reminder"), "one reminder")
+
+	h.waitFor("the incident at the deadline", func() bool {
+		fs := h.failures(number)
+		return len(fs) == 1 && fs[0].IncidentSysID != ""
+	})
+	f := h.failures(number)[0]
+	require.Equal(t, store.FailureNoncompliant, f.Kind)
+	require.Equal(t, "HAND02", f.Subject)
+	// More sweeps: nothing new.
+	time.Sleep(3 * time.Second)
+	require.Len(t, h.failures(number), 1)
+	incs := incidentByCorrelation(h.wireState(), f.CorrelationID)
+	require.Len(t, incs, 1)
+	require.Contains(t, incs[0].ShortDescription, "HAND02")
+	require.Equal(t, 1, strings.Count(h.notes(ritmSysID), "reminder"))
+}
