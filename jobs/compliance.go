@@ -109,7 +109,21 @@ func refreshLedger(ctx context.Context, tx pgx.Tx, deps *Deps, number string, no
 	l.Summary = summarize(devs, now)
 	deps.Logger.InfoContext(ctx, "last window closed; compliance summary noted on the change", "change", number,
 		"devices", l.Summary.Devices, "patched_by_deadline", l.Summary.PatchedByDeadline)
-	return note(ctx, tx, tableChangeRequest, ev.Change.SysID, summaryNote(l))
+	return note(ctx, tx, tableChangeRequest, ev.Change.SysID, summaryNote(l, "after its last window"))
+}
+
+// deadlineSummary writes the summary on the change once more when its
+// deadline has passed (ARCHITECTURE §9.1).
+func deadlineSummary(ctx context.Context, deps *Deps, ev store.LedgerEvidence, now time.Time) error {
+	return pgx.BeginFunc(ctx, deps.Pool, func(tx pgx.Tx) error {
+		first, err := store.MarkNoted(ctx, tx, ev.Change.Number, "deadline")
+		if err != nil || !first {
+			return err
+		}
+		devs := ledger.Devices(ev, now, deps.Compliance.Ledger)
+		l := ledger.Ledger{Scope: ledger.Scope{Change: ev.Change.Number}, AsOf: now.UTC(), Devices: devs, Summary: summarize(devs, now)}
+		return note(ctx, tx, tableChangeRequest, ev.Change.SysID, summaryNote(l, "at its deadline"))
+	})
 }
 
 func summarize(devs []ledger.Device, now time.Time) compliance.Summary {
@@ -127,13 +141,20 @@ func summarize(devs []ledger.Device, now time.Time) compliance.Summary {
 // windowsDone: every window of the change's plan has ended, and every
 // deployment that opened had its final status read.
 func windowsDone(ev store.LedgerEvidence, now time.Time) bool {
-	if ev.Plan == nil || len(ev.Deployments) == 0 {
+	if ev.Plan == nil {
 		return false
 	}
+	windows := 0
 	for _, e := range ev.Plan.Entries {
-		if e.WindowEnd != nil && now.Before(*e.WindowEnd) {
-			return false
+		if e.WindowEnd != nil {
+			windows++
+			if now.Before(*e.WindowEnd) {
+				return false
+			}
 		}
+	}
+	if windows == 0 {
+		return false
 	}
 	for _, d := range ev.Deployments {
 		switch d.State {
@@ -150,10 +171,10 @@ func windowsDone(ev store.LedgerEvidence, now time.Time) bool {
 
 // summaryNote is the work note of a change's compliance: the counts by
 // outcome and the devices that are not patched.
-func summaryNote(l ledger.Ledger) string {
+func summaryNote(l ledger.Ledger, when string) string {
 	var b strings.Builder
 	s := l.Summary
-	fmt.Fprintf(&b, "autopatch: compliance of %s after its last window (as of %s)\n", l.Scope.Change, l.AsOf.Format("2006-01-02 15:04 UTC"))
+	fmt.Fprintf(&b, "autopatch: compliance of %s %s (as of %s)\n", l.Scope.Change, when, l.AsOf.Format("2006-01-02 15:04 UTC"))
 	fmt.Fprintf(&b, "Devices: %d. Patched by the deadline: %d (%.0f%%). Patched outside their window: %d.\n",
 		s.Devices, s.PatchedByDeadline, 100*s.ByDeadlineRatio(), s.PatchedOutsideWindow)
 	for _, o := range compliance.Outcomes {
@@ -240,6 +261,11 @@ func (w *ComplianceSweepWorker) sweep(ctx context.Context, number string, now ti
 	deadline := deps.Compliance.Ledger.Deadline(ev.Change)
 	if now.After(deadline.Add(deps.Compliance.interval() * 4)) {
 		return nil // settled: its deadline passed and was acted on
+	}
+	if !now.Before(deadline) && windowsDone(ev, now) {
+		if err := deadlineSummary(ctx, deps, ev, now); err != nil {
+			return err
+		}
 	}
 	lead := deps.Compliance.preflightLead()
 	var preflight, manual []store.PlanEntry

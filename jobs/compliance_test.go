@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
+	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -201,7 +203,7 @@ func TestManualScheduleFollowUp(t *testing.T) {
 			SELECT dev.id, 'HAND', 'RITM0010001', ev.id, 'moved' FROM dev, ev`, d.Name, ritmSysID)
 		require.NoError(t, err)
 	}
-	number, _ := h.approve(now, now.Add(time.Hour), "HAND")
+	number, sysID := h.approve(now, now.Add(time.Hour), "HAND")
 
 	h.waitFor("the reminder on the request item", func() bool { return strings.Contains(h.notes(ritmSysID), "reminder") })
 	reminder := h.notes(ritmSysID)
@@ -224,4 +226,68 @@ func TestManualScheduleFollowUp(t *testing.T) {
 	require.Len(t, incs, 1)
 	require.Contains(t, incs[0].ShortDescription, "HAND02")
 	require.Equal(t, 1, strings.Count(h.notes(ritmSysID), "reminder"))
+	h.waitFor("the summary at the deadline", func() bool { return strings.Contains(h.notes(sysID), "at its deadline") })
+	require.Equal(t, 1, strings.Count(h.notes(sysID), "at its deadline"))
+	require.Equal(t, 1, strings.Count(h.notes(sysID), "after its last window"), "the manual-only change's summary after its window")
+}
+
+// unreachableSCCM fails the first device state reads, as an SCCM site
+// that cannot be reached would.
+type unreachableSCCM struct {
+	SCCM
+	mu    sync.Mutex
+	fails int
+	calls int
+}
+
+func (u *unreachableSCCM) DeviceStates(ctx context.Context, collections, groups []string) ([]sccm.DeviceState, error) {
+	u.mu.Lock()
+	u.calls++
+	fail := u.calls <= u.fails
+	u.mu.Unlock()
+	if fail {
+		return nil, errors.New("sccm: device state: dial tcp: connection refused")
+	}
+	return u.SCCM.DeviceStates(ctx, collections, groups)
+}
+
+// TestComplianceReadRetried: while SCCM is unreachable the sweep is
+// retried with backoff and nothing is guessed; the first read that gets
+// through is noted.
+func TestComplianceReadRetried(t *testing.T) {
+	t.Parallel()
+	devices := []estate.SeedDevice{{Name: "SLEEPY01", Outcome: "inactive"}, {Name: "OK01"}}
+	h := newFailureHarness(t, failureOptions{devices: devices})
+	flaky := &unreachableSCCM{SCCM: h.deps.SCCM, fails: 2}
+	h.deps.SCCM = flaky
+	h.deps.Compliance = ComplianceOptions{PreflightLead: time.Hour, Interval: time.Hour}
+	h.startClient()
+	now := time.Now().Truncate(time.Second)
+	w := window{now.Add(time.Hour), now.Add(2 * time.Hour)}
+	h.loadWithMembers(devices, schedule("AUTO", "automatic", w))
+	number, sysID := h.approve(now, now.Add(3*time.Hour), "AUTO")
+	h.waitFor("the plan", func() bool { return len(h.deployments(number)) == 2 })
+
+	l, err := ledger.ForChange(context.Background(), h.pool, number, time.Now(), h.deps.Compliance.Ledger)
+	require.NoError(t, err)
+	for _, d := range l.Devices {
+		require.NotEqual(t, compliance.ClientInactive, d.Outcome, "nothing read yet, nothing guessed")
+	}
+	h.insert(ComplianceSweepArgs{})
+	h.waitFor("the pre-flight after the outage", func() bool { return strings.Contains(h.notes(sysID), "client pre-flight") })
+	flaky.mu.Lock()
+	require.Equal(t, 3, flaky.calls, "two failed reads, then one that got through")
+	flaky.mu.Unlock()
+	var errs int
+	require.NoError(t, h.pool.QueryRow(context.Background(), `SELECT coalesce(max(jsonb_array_length(errors)), 0) FROM river_job WHERE kind = 'compliance_sweep'`).Scan(&errs))
+	require.GreaterOrEqual(t, errs, 2, "the failed reads are the job's errors, retried")
+	l, err = ledger.ForChange(context.Background(), h.pool, number, time.Now(), h.deps.Compliance.Ledger)
+	require.NoError(t, err)
+	got := map[string]compliance.Outcome{}
+	for _, d := range l.Devices {
+		got[d.Device] = d.Outcome
+	}
+	require.Equal(t, compliance.ClientInactive, got["SLEEPY01"])
+	require.Equal(t, compliance.Pending, got["OK01"])
+	require.Contains(t, h.notes(sysID), "SLEEPY01: client inactive")
 }
