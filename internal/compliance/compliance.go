@@ -215,6 +215,21 @@ func Classify(d Device, now time.Time) Result {
 			Evidence: fmt.Sprintf("SCCM StatusType 1 (success) in all %d deployment(s), last at %s, %s the window %s",
 				success, stamp(latest.At), where, windowText(d.WindowStart, d.WindowEnd))}
 	}
+	// A manual_reboot device whose owner restarted it: the deployment's
+	// last status (read until its window's final poll) still says pending
+	// restart, but a later compliance read finds nothing required and no
+	// restart pending. The read's time is the evidence of when it was
+	// compliant at the latest.
+	if m := d.Manual; d.Kind == KindManualReboot && m != nil && m.Required == 0 && !m.RebootPending &&
+		(restart != nil || success > 0) && m.ObservedAt.After(lastObserve) {
+		out, where := PatchedInWindow, "inside"
+		if !inside(m.ObservedAt, d.WindowStart, d.WindowEnd) {
+			out, where = PatchedOutsideWindow, "outside"
+		}
+		return Result{Outcome: out, StatusAt: m.ObservedAt, StatusType: StatusSuccess, Source: SourceCompliance, EvidenceAt: m.ObservedAt,
+			Evidence: fmt.Sprintf("restarted by its owner: no update required and no restart pending at %s, %s the window %s",
+				stamp(m.ObservedAt), where, windowText(d.WindowStart, d.WindowEnd))}
+	}
 	if restart != nil {
 		return pendingReboot(d, *restart)
 	}

@@ -44,6 +44,8 @@ func TestClassify(t *testing.T) {
 		{"PendingRestart", Device{FinalRead: true, Statuses: []Status{ok(start.Add(time.Hour)), {Type: StatusInProgress, EnforcementMessage: EnforcementPendingRestart, At: start.Add(time.Hour)}}}, read, PendingReboot},
 		{"ManualRebootInstalledRestartPending", Device{Kind: KindManualReboot, FinalRead: true, Statuses: []Status{ok(start.Add(time.Hour))}, Manual: &Manual{RebootPending: true, ObservedAt: read}}, read, PendingReboot},
 		{"ManualRebootRestarted", Device{Kind: KindManualReboot, FinalRead: true, Statuses: []Status{ok(start.Add(time.Hour))}, Manual: &Manual{ObservedAt: read}}, read, PatchedInWindow},
+		{"ManualRebootOwnerRestartedLater", Device{Kind: KindManualReboot, FinalRead: true, Statuses: []Status{{Type: StatusInProgress, EnforcementMessage: EnforcementPendingRestart, At: start.Add(time.Hour), ObservedAt: read}}, Manual: &Manual{ObservedAt: read.Add(time.Hour)}}, read.Add(time.Hour), PatchedOutsideWindow},
+		{"ManualRebootStaleComplianceRead", Device{Kind: KindManualReboot, FinalRead: true, Statuses: []Status{{Type: StatusInProgress, EnforcementMessage: EnforcementPendingRestart, At: start.Add(time.Hour), ObservedAt: read}}, Manual: &Manual{ObservedAt: start}}, read, PendingReboot},
 		{"SilentAtFinalRead", Device{FinalRead: true, Statuses: []Status{{Type: StatusUnknown, ObservedAt: read}}}, read, NotReported},
 		{"InProgressAtFinalRead", Device{FinalRead: true, Statuses: []Status{{Type: StatusInProgress, At: start.Add(time.Hour), ObservedAt: read}}}, read, NotReported},
 		{"NoRowAtAll", Device{FinalRead: true}, read, NotReported},
