@@ -506,7 +506,7 @@ const deviceStateScript = `param($Data)` + prelude + `
 # The members' SCCM client state, from SMS_CombinedDeviceResources (what
 # Get-CMDevice returns): IsClient, ClientActiveStatus (0 inactive, 1 active,
 # from client health) and LastPolicyRequest.
-# https://learn.microsoft.com/en-us/intune/configmgr/develop/reference/core/clients/manage/sms_combineddeviceresources-server-wmi-class
+# https://learn.microsoft.com/en-us/intune/configmgr/develop/reference/core/clients/collections/sms_combineddeviceresources-server-wmi-class
 # https://learn.microsoft.com/en-us/powershell/module/configurationmanager/get-cmdevice?view=sccm-ps
 # With update groups: each member's compliance for their updates (the group's
 # Updates, SMS_AuthorizationList), from SMS_UpdateComplianceStatus, one query
