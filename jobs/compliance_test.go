@@ -279,7 +279,7 @@ func TestComplianceReadRetried(t *testing.T) {
 	require.Equal(t, 3, flaky.calls, "two failed reads, then one that got through")
 	flaky.mu.Unlock()
 	var errs int
-	require.NoError(t, h.pool.QueryRow(context.Background(), `SELECT coalesce(max(jsonb_array_length(errors)), 0) FROM river_job WHERE kind = 'compliance_sweep'`).Scan(&errs))
+	require.NoError(t, h.pool.QueryRow(context.Background(), `SELECT coalesce(max(cardinality(errors)), 0) FROM river_job WHERE kind = 'compliance_sweep'`).Scan(&errs))
 	require.GreaterOrEqual(t, errs, 2, "the failed reads are the job's errors, retried")
 	l, err = ledger.ForChange(context.Background(), h.pool, number, time.Now(), h.deps.Compliance.Ledger)
 	require.NoError(t, err)
