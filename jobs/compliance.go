@@ -248,7 +248,67 @@ func (w *ComplianceSweepWorker) Work(ctx context.Context, job *river.Job[Complia
 			return fmt.Errorf("compliance of %s: %w", n, err)
 		}
 	}
+	if err := w.lateStatus(ctx, now); err != nil {
+		w.deps.Logger.WarnContext(ctx, "late status read failed; retrying", "attempt", job.Attempt, "error", err)
+		return fmt.Errorf("late status read: %w", err)
+	}
 	return nil
+}
+
+// lateStatus reads again, in one SCCM call, the closed windows' deployments
+// whose devices may still report (not reported, pending a restart or
+// failed at the close), until their change's deadline: an install that was
+// still running when its window closed reports its success, with its own
+// status time, after the window's final read. The read is acted on as a
+// status poll's (poll_status.go): results stored, failures of recovered
+// devices resolved, the ledger re-decided. It holds the poll lock, so it
+// never overlaps a poll.
+func (w *ComplianceSweepWorker) lateStatus(ctx context.Context, now time.Time) error {
+	deps := w.deps
+	return pgx.BeginFunc(ctx, deps.Pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '60s'"); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", pollLockKey); err != nil {
+			return fmt.Errorf("lock: %w", err)
+		}
+		if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = 0"); err != nil {
+			return err
+		}
+		unsettled, err := store.UnsettledDeployments(ctx, tx, now.AddDate(0, 0, -75))
+		if err != nil || len(unsettled) == 0 {
+			return err
+		}
+		deadlines := map[string]time.Time{}
+		var targets []store.Deployment
+		var names []string
+		for _, d := range unsettled {
+			dl, ok := deadlines[d.ChangeNumber]
+			if !ok {
+				c, err := store.GetChange(ctx, tx, d.ChangeNumber)
+				if err != nil {
+					return err
+				}
+				dl = deps.Compliance.Ledger.Deadline(c)
+				deadlines[d.ChangeNumber] = dl
+			}
+			if now.Before(dl) {
+				targets = append(targets, d)
+				if !slices.Contains(names, d.Name) {
+					names = append(names, d.Name)
+				}
+			}
+		}
+		if len(targets) == 0 {
+			return nil
+		}
+		rep, err := deps.SCCM.DeploymentStatus(ctx, names)
+		if err != nil {
+			return err
+		}
+		p := &poll{deps: deps, tx: tx, now: deps.now(), targets: targets}
+		return p.apply(ctx, rep)
+	})
 }
 
 // sweep reads one change's evidence, if any is due, and acts on it.

@@ -31,6 +31,10 @@ func TestComplianceLedgerEveryOutcome(t *testing.T) {
 	auto := []estate.SeedDevice{
 		{Name: "OK01"},
 		{Name: "LATE01", Outcome: "success after close"},
+		// Still installing at the window's final read: a grid poll may read
+		// between the disable and the final read, so success comes at the
+		// fourth read after the close, which only the late reads make.
+		{Name: "LATER01", Outcome: "success after close 4"},
 		{Name: "FAIL01", Outcome: "error 0x80240022"},
 		{Name: "QUIET01", Outcome: "silent"},
 		{Name: "SLEEPY01", Outcome: "inactive"},
@@ -86,9 +90,26 @@ func TestComplianceLedgerEveryOutcome(t *testing.T) {
 		}
 		return false
 	})
+	h.waitFor("the late read of the install that outlived its window", func() bool {
+		for _, d := range read().Devices {
+			if d.Device == "LATER01" {
+				return d.Outcome == compliance.PatchedOutsideWindow
+			}
+		}
+		return false
+	})
+	h.waitFor("LATER01's no-status failure (still installing at the final read) resolved by its late success", func() bool {
+		for _, f := range h.failures(number) {
+			if f.Subject == "LATER01" {
+				return f.Kind == store.FailureNoStatus && f.RecoveredAt != nil
+			}
+		}
+		return false
+	})
 	l := read()
 	want := map[string]compliance.Outcome{
 		"OK01": compliance.PatchedInWindow, "LATE01": compliance.PatchedOutsideWindow, "FAIL01": compliance.Failed,
+		"LATER01": compliance.PatchedOutsideWindow,
 		"QUIET01": compliance.NotReported, "SLEEPY01": compliance.ClientInactive, "REBOOT01": compliance.PendingReboot,
 		"HAND01": compliance.ManualCompliant, "HAND02": compliance.ManualNoncompliant,
 	}
@@ -107,8 +128,8 @@ func TestComplianceLedgerEveryOutcome(t *testing.T) {
 	}
 	late := l.Devices[indexOf(l.Devices, "LATE01")]
 	require.True(t, late.StatusAt.After(w.end) || late.StatusAt.Equal(w.end), "LATE01's success is SCCM's time after the close")
-	require.Equal(t, 1, l.Summary.PatchedOutsideWindow)
-	require.Equal(t, 3, l.Summary.PatchedByDeadline, "OK01, LATE01, HAND01")
+	require.Equal(t, 2, l.Summary.PatchedOutsideWindow)
+	require.Equal(t, 4, l.Summary.PatchedByDeadline, "OK01, LATE01, LATER01, HAND01")
 
 	summary := h.notes(sysID)
 	require.Contains(t, summary, "Patched outside their window: 1")
@@ -128,7 +149,7 @@ func TestComplianceLedgerEveryOutcome(t *testing.T) {
 	// The metrics.
 	var m dto.Metric
 	require.NoError(t, h.deps.Metrics.OutsideWindow.Write(&m))
-	require.Equal(t, 1.0, m.GetCounter().GetValue(), "one device newly patched outside its window")
+	require.Equal(t, 2.0, m.GetCounter().GetValue(), "two devices newly patched outside their window")
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(NewComplianceGauges(h.pool))
 	cycle := ledger.CycleOf(store.ChangeRow{Change: store.Change{Start: now}}).String()
@@ -144,7 +165,7 @@ func TestComplianceLedgerEveryOutcome(t *testing.T) {
 			gauges[key] = m.GetGauge().GetValue()
 		}
 	}
-	require.InDelta(t, 3.0/8, gauges["autopatch_patched_by_deadline_ratio cycle="+cycle], 1e-9)
+	require.InDelta(t, 4.0/9, gauges["autopatch_patched_by_deadline_ratio cycle="+cycle], 1e-9)
 	for _, o := range compliance.Outcomes {
 		v, ok := gauges["autopatch_compliance_devices cycle="+cycle+" outcome="+string(o)]
 		require.True(t, ok, "%s exported", o)

@@ -33,7 +33,8 @@ Seed (--seed FILE, YAML):
     - {name: WEB01, outcome: silent}        never reports (status unknown)
     - {name: APP02, outcome: "in progress"} installs forever
     - {name: APP03, outcome: "success after close"}  still installing when the window closes, then
-                                            succeeds (SCCM's StatusTime after the close)
+                                            succeeds (SCCM's StatusTime after the close); "success
+                                            after close 3": at the third status read after it
     - {name: APP04, outcome: "pending restart"}  installed, waits for a restart
                                             (LastEnforcementMessageID 9)
     - {name: OLD01, outcome: inactive}      SCCM client inactive (ClientActiveStatus 0); never reports

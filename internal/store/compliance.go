@@ -361,3 +361,16 @@ func PlannedChangesSince(ctx context.Context, db DBTX, since time.Time) ([]strin
 	}
 	return out, nil
 }
+
+// UnsettledDeployments returns the closed deployments, already read for the
+// last time at their window's end, of the planned changes started since
+// since that still have a device whose outcome may change with a later
+// status (not reported, pending a restart, failed): an install still
+// running at the close, a late client, a restart or a retry after it.
+func UnsettledDeployments(ctx context.Context, db DBTX, since time.Time) ([]Deployment, error) {
+	return queryDeployments(ctx, db, `WHERE d.state = 'closed' AND d.final_polled_at IS NOT NULL
+		AND c.status = 'planned' AND c.start_at >= $1
+		AND EXISTS (SELECT 1 FROM compliance_outcomes o WHERE o.change_number = d.change_number
+			AND o.outcome IN ('not_reported', 'pending_reboot', 'failed'))
+		ORDER BY d.id`, since)
+}

@@ -25,9 +25,10 @@ const (
 	// hangs).
 	OutcomeInProgress
 	// OutcomeLateSuccess is an install still running when the window
-	// closed: "in progress" while the deployment is enabled, success (with
-	// the status time of the read that first sees it) once it is disabled.
-	// Disabling a deployment does not stop an install that has started.
+	// closed: "in progress" while the deployment is enabled and for the
+	// first Outcome.After-1 reads after it is disabled, success (with the
+	// status time of the read that first sees it) from then on. Disabling a
+	// deployment does not stop an install that has started.
 	OutcomeLateSuccess
 	// OutcomePendingRestart installs and waits for a restart: "in progress"
 	// with LastEnforcementMessageID 9 ("pending system restart"), and its
@@ -51,6 +52,10 @@ type Outcome struct {
 	Kind OutcomeKind
 	// Code is the HRESULT reported for OutcomeError and OutcomeErrorThenSuccess.
 	Code uint32
+	// After is, for OutcomeLateSuccess, the status read after the close
+	// that first reports success (1: the first; "success after close 2":
+	// the second, so the window's final read still sees it installing).
+	After int
 }
 
 // ParseOutcome reads the seed's outcome strings: "" or "success",
@@ -68,7 +73,13 @@ func ParseOutcome(s string) (Outcome, error) {
 	case len(f) == 2 && f[0] == "in" && f[1] == "progress", len(f) == 1 && f[0] == "in_progress":
 		return Outcome{Kind: OutcomeInProgress}, nil
 	case strings.Join(f, " ") == "success after close":
-		return Outcome{Kind: OutcomeLateSuccess}, nil
+		return Outcome{Kind: OutcomeLateSuccess, After: 1}, nil
+	case len(f) == 4 && strings.Join(f[:3], " ") == "success after close":
+		n, err := strconv.Atoi(f[3])
+		if err != nil || n < 1 {
+			return Outcome{}, fmt.Errorf("sccmsim: outcome %q: the read after the close must be a number ≥ 1", s)
+		}
+		return Outcome{Kind: OutcomeLateSuccess, After: n}, nil
 	case strings.Join(f, " ") == "pending restart":
 		return Outcome{Kind: OutcomePendingRestart}, nil
 	case len(f) == 1 && f[0] == "inactive":
@@ -122,6 +133,9 @@ func (o Outcome) String() string {
 	case OutcomeInProgress:
 		return "in progress"
 	case OutcomeLateSuccess:
+		if o.After > 1 {
+			return fmt.Sprintf("success after close %d", o.After)
+		}
 		return "success after close"
 	case OutcomePendingRestart:
 		return "pending restart"
@@ -137,15 +151,16 @@ func (o Outcome) String() string {
 
 // status is what a device reports on its n-th status read (n ≥ 1) of a
 // deployment it was exposed to, enabled telling whether the deployment is
-// enabled now; ok is false when it reports nothing.
-func (o Outcome) status(n int, enabled bool) (statusType int, code uint32, ok bool) {
+// enabled now and closedReads how many reads (this one included) came
+// since it was disabled; ok is false when it reports nothing.
+func (o Outcome) status(n int, enabled bool, closedReads int) (statusType int, code uint32, ok bool) {
 	switch o.Kind {
 	case OutcomeError:
 		return statusError, o.Code, true
 	case OutcomeSilent, OutcomeInactive, OutcomeNoClient, OutcomeNoncompliant:
 		return 0, 0, false
 	case OutcomeLateSuccess:
-		if enabled {
+		if enabled || closedReads < max(o.After, 1) {
 			return statusInProgress, 0, true
 		}
 		return statusSuccess, 0, true

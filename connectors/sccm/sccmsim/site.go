@@ -103,11 +103,14 @@ type collection struct {
 func (c *collection) has(id int) bool { return slices.Contains(c.members, id) }
 
 type exposure struct {
-	dev        *device
-	reads      int
-	statusType int
-	code       uint32
-	at         time.Time
+	dev   *device
+	reads int
+	// closedReads counts the reads while the deployment was disabled
+	// after having reached the device.
+	closedReads int
+	statusType  int
+	code        uint32
+	at          time.Time
 }
 
 type deployment struct {
@@ -667,7 +670,10 @@ func (s *Site) deploymentStatus(req namesReq) (any, *wsmansim.PSError) {
 		// the devices that received the deployment and report.
 		for _, e := range dep.exposures {
 			e.reads++
-			st, code, ok := e.dev.outcome.status(e.reads, dep.enabled)
+			if !dep.enabled {
+				e.closedReads++
+			}
+			st, code, ok := e.dev.outcome.status(e.reads, dep.enabled, e.closedReads)
 			if !ok {
 				continue
 			}
