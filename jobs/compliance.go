@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 
+	"github.com/autopatch/autopatch/connectors/sccm"
 	"github.com/autopatch/autopatch/internal/calendar"
 	"github.com/autopatch/autopatch/internal/compliance"
 	"github.com/autopatch/autopatch/internal/ledger"
@@ -21,8 +22,9 @@ import (
 // re-decides the ledger of every change it read in the same transaction,
 // and the compliance sweep below, which reads the client state of the
 // members of windows about to open (the pre-flight) and the compliance of
-// manual schedules' devices, one SCCM call per change whatever the number
-// of devices.
+// manual schedules' devices, one SCCM call for every change and device,
+// then the status of closed windows whose devices may still report, one
+// more call.
 
 // Defaults of the sweep's timing.
 const (
@@ -242,11 +244,9 @@ func (w *ComplianceSweepWorker) Work(ctx context.Context, job *river.Job[Complia
 	if err != nil {
 		return err
 	}
-	for _, n := range numbers {
-		if err := w.sweep(ctx, n, now); err != nil {
-			w.deps.Logger.WarnContext(ctx, "compliance read failed; retrying", "change", n, "attempt", job.Attempt, "error", err)
-			return fmt.Errorf("compliance of %s: %w", n, err)
-		}
+	if err := w.sweep(ctx, numbers, now); err != nil {
+		w.deps.Logger.WarnContext(ctx, "compliance read failed; retrying", "attempt", job.Attempt, "error", err)
+		return fmt.Errorf("compliance read: %w", err)
 	}
 	if err := w.lateStatus(ctx, now); err != nil {
 		w.deps.Logger.WarnContext(ctx, "late status read failed; retrying", "attempt", job.Attempt, "error", err)
@@ -311,24 +311,32 @@ func (w *ComplianceSweepWorker) lateStatus(ctx context.Context, now time.Time) e
 	})
 }
 
-// sweep reads one change's evidence, if any is due, and acts on it.
-func (w *ComplianceSweepWorker) sweep(ctx context.Context, number string, now time.Time) error {
+// dueRead is what the sweep reads for one change: the windows whose
+// pre-flight is due and the manual schedules whose window has started.
+type dueRead struct {
+	ev                store.LedgerEvidence
+	deadline          time.Time
+	preflight, manual []store.PlanEntry
+}
+
+// due finds what is due for a change; nil when nothing is. A change whose
+// deadline has passed gets its summary once more here.
+func (w *ComplianceSweepWorker) due(ctx context.Context, number string, now time.Time) (*dueRead, error) {
 	deps := w.deps
 	ev, err := store.ChangeLedgerEvidence(ctx, deps.Pool, number)
 	if err != nil || ev.Plan == nil {
-		return err
+		return nil, err
 	}
-	deadline := deps.Compliance.Ledger.Deadline(ev.Change)
-	if now.After(deadline.Add(deps.Compliance.interval() * 4)) {
-		return nil // settled: its deadline passed and was acted on
+	d := &dueRead{ev: ev, deadline: deps.Compliance.Ledger.Deadline(ev.Change)}
+	if now.After(d.deadline.Add(deps.Compliance.interval() * 4)) {
+		return nil, nil // settled: its deadline passed and was acted on
 	}
-	if !now.Before(deadline) && windowsDone(ev, now) {
+	if !now.Before(d.deadline) && windowsDone(ev, now) {
 		if err := deadlineSummary(ctx, deps, ev, now); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	lead := deps.Compliance.preflightLead()
-	var preflight, manual []store.PlanEntry
 	for _, e := range ev.Plan.Entries {
 		if e.WindowStart == nil || e.Held != "" {
 			continue
@@ -337,90 +345,131 @@ func (w *ComplianceSweepWorker) sweep(ctx context.Context, number string, now ti
 		if !now.Before(e.WindowStart.Add(-lead)) && now.Before(*e.WindowEnd) {
 			done, err := store.Noted(ctx, deps.Pool, number, preflightKey(e))
 			if err != nil {
-				return err
+				return nil, err
 			}
 			if !done {
-				preflight = append(preflight, e)
+				d.preflight = append(d.preflight, e)
 			}
 		}
 		if (kind == string(calendar.KindManualPatch) || kind == string(calendar.KindManualReboot)) && !now.Before(*e.WindowStart) {
-			manual = append(manual, e)
+			d.manual = append(d.manual, e)
 		}
 	}
-	if len(preflight) == 0 && len(manual) == 0 {
+	if len(d.preflight) == 0 && len(d.manual) == 0 {
+		return nil, nil
+	}
+	return d, nil
+}
+
+// sweep reads, in one SCCM call for every change, the collections whose
+// pre-flight or compliance read is due, then records and acts on what it
+// read, one transaction per change.
+func (w *ComplianceSweepWorker) sweep(ctx context.Context, numbers []string, now time.Time) error {
+	type ref struct {
+		change            int
+		schedule          string
+		preflight, manual bool
+	}
+	var (
+		dues  []*dueRead
+		reads []sccm.StateRead
+		refs  []ref
+	)
+	for _, n := range numbers {
+		d, err := w.due(ctx, n, now)
+		if err != nil {
+			return fmt.Errorf("%s: %w", n, err)
+		}
+		if d == nil {
+			continue
+		}
+		byName := map[string]int{}
+		for _, e := range slices.Concat(d.preflight, d.manual) {
+			if _, ok := byName[e.Schedule]; !ok {
+				byName[e.Schedule] = len(refs)
+				reads = append(reads, sccm.StateRead{Collection: d.ev.Collections[e.Schedule]})
+				refs = append(refs, ref{change: len(dues), schedule: e.Schedule})
+			}
+		}
+		for _, e := range d.preflight {
+			refs[byName[e.Schedule]].preflight = true
+		}
+		for _, e := range d.manual {
+			i := byName[e.Schedule]
+			refs[i].manual = true
+			reads[i].UpdateGroups = d.ev.Change.UpdateGroups
+		}
+		dues = append(dues, d)
+	}
+	if len(reads) == 0 {
 		return nil
 	}
-	var collections []string
-	bySchedule := map[string]string{} // collection → schedule
-	for _, e := range slices.Concat(preflight, manual) {
-		c := ev.Collections[e.Schedule]
-		if _, ok := bySchedule[c]; !ok {
-			bySchedule[c] = e.Schedule
-			collections = append(collections, c)
-		}
-	}
-	var groups []string
-	if len(manual) > 0 {
-		groups = ev.Change.UpdateGroups
-	}
-	states, err := deps.SCCM.DeviceStates(ctx, collections, groups)
+	states, err := w.deps.SCCM.DeviceStates(ctx, reads)
 	if err != nil {
 		return err
 	}
-	read := deps.now()
-
-	return pgx.BeginFunc(ctx, deps.Pool, func(tx pgx.Tx) error {
-		inPreflight, inManual := map[string]bool{}, map[string]bool{}
-		for _, e := range preflight {
-			inPreflight[e.Schedule] = true
+	read := w.deps.now()
+	byChange := make([][]sccm.DeviceState, len(dues))
+	for _, s := range states {
+		if s.Read < 0 || s.Read >= len(refs) {
+			return fmt.Errorf("device state: answer for read %d of %d", s.Read, len(refs))
 		}
-		for _, e := range manual {
-			inManual[e.Schedule] = true
-		}
-		var health []store.ClientHealth
-		var comp []store.ManualCompliance
-		inactive := map[string][]string{}
-		for _, s := range states {
-			schedule := bySchedule[s.Collection]
-			if inPreflight[schedule] {
-				h := store.ClientHealth{Change: number, Device: s.Device, Schedule: schedule, Installed: s.IsClient,
-					Active: s.Active, ObservedAt: read}
-				if !s.LastPolicyRequest.IsZero() {
-					t := s.LastPolicyRequest
-					h.LastPolicyRequest = &t
+		c := refs[s.Read].change
+		byChange[c] = append(byChange[c], s)
+	}
+	for i, d := range dues {
+		number := d.ev.Change.Number
+		err := pgx.BeginFunc(ctx, w.deps.Pool, func(tx pgx.Tx) error {
+			var health []store.ClientHealth
+			var comp []store.ManualCompliance
+			inactive := map[string][]string{}
+			for _, s := range byChange[i] {
+				r := refs[s.Read]
+				if r.preflight {
+					h := store.ClientHealth{Change: number, Device: s.Device, Schedule: r.schedule, Installed: s.IsClient,
+						Active: s.Active, ObservedAt: read}
+					if !s.LastPolicyRequest.IsZero() {
+						t := s.LastPolicyRequest
+						h.LastPolicyRequest = &t
+					}
+					health = append(health, h)
+					if !s.IsClient || !s.Active {
+						inactive[r.schedule] = append(inactive[r.schedule], clientLine(s.Device, h))
+					}
 				}
-				health = append(health, h)
-				if !s.IsClient || !s.Active {
-					inactive[schedule] = append(inactive[schedule], clientLine(s.Device, h))
+				if r.manual {
+					comp = append(comp, store.ManualCompliance{Change: number, Device: s.Device, Schedule: r.schedule,
+						Required: s.Required, RebootPending: s.RebootPending, ObservedAt: read})
 				}
 			}
-			if inManual[schedule] {
-				comp = append(comp, store.ManualCompliance{Change: number, Device: s.Device, Schedule: schedule,
-					Required: s.Required, RebootPending: s.RebootPending, ObservedAt: read})
-			}
-		}
-		if err := store.RecordClientHealth(ctx, tx, health); err != nil {
-			return err
-		}
-		if err := store.RecordManualCompliance(ctx, tx, comp); err != nil {
-			return err
-		}
-		for _, e := range preflight {
-			first, err := store.MarkNoted(ctx, tx, number, preflightKey(e))
-			if err != nil {
+			if err := store.RecordClientHealth(ctx, tx, health); err != nil {
 				return err
 			}
-			if first {
-				if err := note(ctx, tx, tableChangeRequest, ev.Change.SysID, preflightNote(number, e, ev.Collections[e.Schedule], inactive[e.Schedule])); err != nil {
+			if err := store.RecordManualCompliance(ctx, tx, comp); err != nil {
+				return err
+			}
+			for _, e := range d.preflight {
+				first, err := store.MarkNoted(ctx, tx, number, preflightKey(e))
+				if err != nil {
 					return err
 				}
+				if first {
+					text := preflightNote(number, e, d.ev.Collections[e.Schedule], inactive[e.Schedule])
+					if err := note(ctx, tx, tableChangeRequest, d.ev.Change.SysID, text); err != nil {
+						return err
+					}
+				}
 			}
+			if err := refreshLedger(ctx, tx, w.deps, number, now); err != nil {
+				return err
+			}
+			return w.manualFollowUp(ctx, tx, d.ev, d.manual, d.deadline, now)
+		})
+		if err != nil {
+			return fmt.Errorf("%s: %w", number, err)
 		}
-		if err := refreshLedger(ctx, tx, deps, number, now); err != nil {
-			return err
-		}
-		return w.manualFollowUp(ctx, tx, ev, manual, deadline, now)
-	})
+	}
+	return nil
 }
 
 // manualFollowUp reminds the owners of manual schedules whose devices are

@@ -261,7 +261,7 @@ type unreachableSCCM struct {
 	calls int
 }
 
-func (u *unreachableSCCM) DeviceStates(ctx context.Context, collections, groups []string) ([]sccm.DeviceState, error) {
+func (u *unreachableSCCM) DeviceStates(ctx context.Context, reads []sccm.StateRead) ([]sccm.DeviceState, error) {
 	u.mu.Lock()
 	u.calls++
 	fail := u.calls <= u.fails
@@ -269,15 +269,15 @@ func (u *unreachableSCCM) DeviceStates(ctx context.Context, collections, groups 
 	if fail {
 		return nil, errors.New("sccm: device state: dial tcp: connection refused")
 	}
-	return u.SCCM.DeviceStates(ctx, collections, groups)
+	return u.SCCM.DeviceStates(ctx, reads)
 }
 
 // TestComplianceReadRetried: while SCCM is unreachable the sweep is
 // retried with backoff and nothing is guessed; the first read that gets
-// through is noted.
+// through reads both changes' collections in one call and is noted on each.
 func TestComplianceReadRetried(t *testing.T) {
 	t.Parallel()
-	devices := []estate.SeedDevice{{Name: "SLEEPY01", Outcome: "inactive"}, {Name: "OK01"}}
+	devices := []estate.SeedDevice{{Name: "SLEEPY01", Outcome: "inactive"}, {Name: "OK01"}, {Name: "WEB01"}}
 	h := newFailureHarness(t, failureOptions{devices: devices})
 	flaky := &unreachableSCCM{SCCM: h.deps.SCCM, fails: 2}
 	h.deps.SCCM = flaky
@@ -285,19 +285,24 @@ func TestComplianceReadRetried(t *testing.T) {
 	h.startClient()
 	now := time.Now().Truncate(time.Second)
 	w := window{now.Add(time.Hour), now.Add(2 * time.Hour)}
-	h.loadWithMembers(devices, schedule("AUTO", "automatic", w))
+	h.load(schedule("AUTO", "automatic", w), schedule("WEB", "automatic", w))
+	for _, d := range []string{"SLEEPY01", "OK01"} {
+		require.NoError(t, h.est.SCCM().AddMember("Patch - AUTO", d))
+	}
+	require.NoError(t, h.est.SCCM().AddMember("Patch - WEB", "WEB01"))
 	number, sysID := h.approve(now, now.Add(3*time.Hour), "AUTO")
-	h.waitFor("the plan", func() bool { return len(h.deployments(number)) == 2 })
+	number2, sysID2 := h.approve(now, now.Add(3*time.Hour), "WEB")
+	h.waitFor("the plans", func() bool { return len(h.deployments(number)) == 2 && len(h.deployments(number2)) == 2 })
 
 	l, err := ledger.ForChange(context.Background(), h.pool, number, time.Now(), h.deps.Compliance.Ledger)
 	require.NoError(t, err)
-	for _, d := range l.Devices {
-		require.NotEqual(t, compliance.ClientInactive, d.Outcome, "nothing read yet, nothing guessed")
-	}
+	require.Empty(t, l.Devices, "nothing read yet, nothing guessed")
 	h.insert(ComplianceSweepArgs{})
-	h.waitFor("the pre-flight after the outage", func() bool { return strings.Contains(h.notes(sysID), "client pre-flight") })
+	h.waitFor("the pre-flights after the outage", func() bool {
+		return strings.Contains(h.notes(sysID), "client pre-flight") && strings.Contains(h.notes(sysID2), "client pre-flight")
+	})
 	flaky.mu.Lock()
-	require.Equal(t, 3, flaky.calls, "two failed reads, then one that got through")
+	require.Equal(t, 3, flaky.calls, "two failed reads, then one that got through, for both changes")
 	flaky.mu.Unlock()
 	var errs int
 	require.NoError(t, h.pool.QueryRow(context.Background(), `SELECT coalesce(max(cardinality(errors)), 0) FROM river_job WHERE kind = 'compliance_sweep'`).Scan(&errs))
@@ -308,7 +313,7 @@ func TestComplianceReadRetried(t *testing.T) {
 	for _, d := range l.Devices {
 		got[d.Device] = d.Outcome
 	}
-	require.Equal(t, compliance.ClientInactive, got["SLEEPY01"])
-	require.Equal(t, compliance.Pending, got["OK01"])
+	require.Equal(t, map[string]compliance.Outcome{"SLEEPY01": compliance.ClientInactive, "OK01": compliance.Pending}, got)
 	require.Contains(t, h.notes(sysID), "SLEEPY01: client inactive")
+	require.Contains(t, h.notes(sysID2), "Every member's SCCM client is installed and active.")
 }

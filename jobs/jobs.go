@@ -40,7 +40,7 @@ type SCCM interface {
 	SetEnabled(ctx context.Context, names []string, enabled bool) ([]sccm.EnableResult, error)
 	DeleteDeployments(ctx context.Context, names []string) ([]sccm.DeleteResult, error)
 	DeploymentStatus(ctx context.Context, names []string) (sccm.StatusReport, error)
-	DeviceStates(ctx context.Context, collections, groups []string) ([]sccm.DeviceState, error)
+	DeviceStates(ctx context.Context, reads []sccm.StateRead) ([]sccm.DeviceState, error)
 }
 
 // SCOM is what the workers ask of the SCOM management server (connectors/scom).

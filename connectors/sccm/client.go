@@ -561,9 +561,11 @@ func IsRefusal(err error) bool {
 
 // ---- device state ----------------------------------------------------------------
 
-// DeviceState is one collection member's SCCM client state and, when update
-// groups were asked for, its compliance with them.
+// DeviceState is one collection member's SCCM client state and, when its
+// read named update groups, its compliance with them.
 type DeviceState struct {
+	// Read is the index of the StateRead this row answers.
+	Read       int
 	Collection string
 	Device     string
 	ResourceID int
@@ -573,22 +575,29 @@ type DeviceState struct {
 	Active bool
 	// LastPolicyRequest is when the client last asked for policy; zero: never.
 	LastPolicyRequest time.Time
-	// Required counts the updates of the groups the device still requires
-	// (SMS_UpdateComplianceStatus Status 2).
+	// Required counts the updates of the read's groups the device still
+	// requires (SMS_UpdateComplianceStatus Status 2).
 	Required int
 	// RebootPending: an update of the groups is installed and waits for a
 	// restart (LastEnforcementMessageID 9).
 	RebootPending bool
 }
 
-type deviceStateRequest struct {
-	SiteCode     string   `json:"site_code"`
-	Collections  []string `json:"collections"`
+// StateRead asks for the members of one collection and, when UpdateGroups
+// is not empty, their compliance with those groups.
+type StateRead struct {
+	Collection   string   `json:"collection"`
 	UpdateGroups []string `json:"update_groups"`
+}
+
+type deviceStateRequest struct {
+	SiteCode string      `json:"site_code"`
+	Reads    []StateRead `json:"reads"`
 }
 
 type deviceStateAnswer struct {
 	Devices []struct {
+		Read               int        `json:"read"`
 		Collection         string     `json:"collection"`
 		Device             string     `json:"device"`
 		ResourceID         int        `json:"resource_id"`
@@ -600,26 +609,29 @@ type deviceStateAnswer struct {
 	} `json:"devices"`
 }
 
-// DeviceStates reads, in one call, the client state of every member of the
-// collections and, when groups is not empty, their compliance with those
-// update groups (the client-health pre-flight and the compliance read of
-// manual schedules). An unknown collection or update group is an error and
-// nothing is read.
-func (c *Client) DeviceStates(ctx context.Context, collections, groups []string) ([]DeviceState, error) {
-	if len(collections) == 0 {
+// DeviceStates answers every read in one call: the client state of each
+// read's collection members and, for reads with update groups, their
+// compliance with those groups (the client-health pre-flight and the
+// compliance read of manual schedules, for every change at once). An
+// unknown collection or update group is an error and nothing is read.
+func (c *Client) DeviceStates(ctx context.Context, reads []StateRead) ([]DeviceState, error) {
+	if len(reads) == 0 {
 		return []DeviceState{}, nil
 	}
-	if groups == nil {
-		groups = []string{}
+	req := deviceStateRequest{SiteCode: c.siteCode, Reads: make([]StateRead, len(reads))}
+	for i, r := range reads {
+		req.Reads[i] = StateRead{Collection: r.Collection, UpdateGroups: r.UpdateGroups}
+		if req.Reads[i].UpdateGroups == nil {
+			req.Reads[i].UpdateGroups = []string{}
+		}
 	}
 	var ans deviceStateAnswer
-	if err := c.run(ctx, "device state", DeviceStateTemplate,
-		deviceStateRequest{SiteCode: c.siteCode, Collections: collections, UpdateGroups: groups}, &ans); err != nil {
+	if err := c.run(ctx, "device state", DeviceStateTemplate, req, &ans); err != nil {
 		return nil, err
 	}
 	out := make([]DeviceState, 0, len(ans.Devices))
 	for _, d := range ans.Devices {
-		s := DeviceState{Collection: d.Collection, Device: d.Device, ResourceID: d.ResourceID, IsClient: d.IsClient,
+		s := DeviceState{Read: d.Read, Collection: d.Collection, Device: d.Device, ResourceID: d.ResourceID, IsClient: d.IsClient,
 			Active: d.ClientActiveStatus == 1, Required: d.Required, RebootPending: d.RebootPending}
 		if d.LastPolicyRequest != nil {
 			s.LastPolicyRequest = *d.LastPolicyRequest

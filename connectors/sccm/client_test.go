@@ -749,31 +749,42 @@ func TestLedgerOutcomes(t *testing.T) {
 	require.Equal(t, b.clock.Now(), closed["LATE"].Time, "its status time is after the close")
 
 	t.Run("DeviceStates", func(t *testing.T) {
-		states, err := b.client.DeviceStates(t.Context(), []string{"Patch A"}, []string{"G1", "G2"})
+		before := b.site.Calls()
+		states, err := b.client.DeviceStates(t.Context(), []sccm.StateRead{
+			{Collection: "Patch A", UpdateGroups: []string{"G1", "G2"}},
+			{Collection: "Patch A"}, // the pre-flight of another change: client state only
+		})
 		require.NoError(t, err)
-		got := map[string]sccm.DeviceState{}
+		require.Equal(t, before+1, b.site.Calls(), "every read in one call")
+		got := map[int]map[string]sccm.DeviceState{0: {}, 1: {}}
 		for _, s := range states {
 			require.Equal(t, "Patch A", s.Collection)
-			got[s.Device] = s
+			got[s.Read][s.Device] = s
 		}
-		require.Len(t, got, len(devices))
-		require.True(t, got["OK"].IsClient && got["OK"].Active)
-		require.Zero(t, got["OK"].Required)
-		require.True(t, got["SLEEPY"].IsClient)
-		require.False(t, got["SLEEPY"].Active)
-		require.Equal(t, 2, got["SLEEPY"].Required, "one update per group, none installed")
-		require.False(t, got["BARE"].IsClient)
-		require.True(t, got["BARE"].LastPolicyRequest.IsZero())
-		require.True(t, got["REBOOT"].RebootPending)
-		require.Zero(t, got["REBOOT"].Required)
+		require.Len(t, got[0], len(devices))
+		require.Len(t, got[1], len(devices))
+		require.True(t, got[0]["OK"].IsClient && got[0]["OK"].Active)
+		require.Zero(t, got[0]["OK"].Required)
+		require.True(t, got[0]["SLEEPY"].IsClient)
+		require.False(t, got[0]["SLEEPY"].Active)
+		require.Equal(t, 2, got[0]["SLEEPY"].Required, "one update per group, none installed")
+		require.Zero(t, got[1]["SLEEPY"].Required, "no groups asked, none counted")
+		require.False(t, got[0]["BARE"].IsClient)
+		require.True(t, got[0]["BARE"].LastPolicyRequest.IsZero())
+		require.True(t, got[0]["REBOOT"].RebootPending)
+		require.Zero(t, got[0]["REBOOT"].Required)
 	})
 	t.Run("UnknownUpdateGroupRefused", func(t *testing.T) {
-		_, err := b.client.DeviceStates(t.Context(), []string{"Patch A"}, []string{"nope"})
+		_, err := b.client.DeviceStates(t.Context(), []sccm.StateRead{{Collection: "Patch A", UpdateGroups: []string{"nope"}}})
 		require.ErrorContains(t, err, "No software update group named 'nope'")
 	})
-	t.Run("NoCollectionsNoCall", func(t *testing.T) {
+	t.Run("UnknownCollectionRefused", func(t *testing.T) {
+		_, err := b.client.DeviceStates(t.Context(), []sccm.StateRead{{Collection: "Patch A"}, {Collection: "nope"}})
+		require.ErrorContains(t, err, "No device collection named 'nope'")
+	})
+	t.Run("NoReadsNoCall", func(t *testing.T) {
 		before := b.site.Calls()
-		states, err := b.client.DeviceStates(t.Context(), nil, nil)
+		states, err := b.client.DeviceStates(t.Context(), nil)
 		require.NoError(t, err)
 		require.Empty(t, states)
 		require.Equal(t, before, b.site.Calls())

@@ -500,61 +500,83 @@ Write-ApAnswer ([ordered]@{ collections = $names.ToArray() })
 `
 
 const deviceStateScript = `param($Data)` + prelude + `
-# In:  collections: [string], update_groups: [string] (may be empty)
-# Out: {devices: [{collection, device, resource_id, is_client, client_active_status,
-#       last_policy_request, required, reboot_pending}]}
-# The members' SCCM client state, from SMS_CombinedDeviceResources (what
-# Get-CMDevice returns): IsClient, ClientActiveStatus (0 inactive, 1 active,
-# from client health) and LastPolicyRequest.
+# In:  reads: [{collection: string, update_groups: [string] (may be empty)}]
+# Out: {devices: [{read, collection, device, resource_id, is_client, client_active_status,
+#       last_policy_request, required, reboot_pending}]}   read: the index of its read
+# Every read's collection members' SCCM client state, from
+# SMS_CombinedDeviceResources (what Get-CMDevice returns): IsClient,
+# ClientActiveStatus (0 inactive, 1 active, from client health) and LastPolicyRequest.
 # https://learn.microsoft.com/en-us/intune/configmgr/develop/reference/core/clients/collections/sms_combineddeviceresources-server-wmi-class
 # https://learn.microsoft.com/en-us/powershell/module/configurationmanager/get-cmdevice?view=sccm-ps
 # With update groups: each member's compliance for their updates (the group's
 # Updates, SMS_AuthorizationList), from SMS_UpdateComplianceStatus, one query
-# per update: Status 2 is "update is required"; LastEnforcementMessageID 9
-# ("pending system restart") on a required update counts as installed and
-# waiting for a restart, not as required.
+# per update whatever the number of reads: Status 2 is "update is required";
+# LastEnforcementMessageID 9 ("pending system restart") on a required update
+# counts as installed and waiting for a restart, not as required.
 # https://learn.microsoft.com/en-us/intune/configmgr/develop/reference/sum/sms_authorizationlist-server-wmi-class
 # https://learn.microsoft.com/en-us/intune/configmgr/develop/reference/sum/sms_updatecompliancestatus-server-wmi-class
 $found = New-ApList
-foreach ($name in $Data.collections) {
-    $collection = Find-ApCollection -Name ([string]$name)
+$groups = New-ApMap
+foreach ($read in $Data.reads) {
+    $collection = Find-ApCollection -Name ([string]$read.collection)
     if ($null -eq $collection) {
-        throw ("No device collection named '" + [string]$name + "' exists on site " + $SiteCode + ".")
+        throw ("No device collection named '" + [string]$read.collection + "' exists on site " + $SiteCode + ".")
     }
     $found.Add($collection)
-}
-$updates = New-Object -TypeName 'System.Collections.Generic.HashSet[int]'
-foreach ($name in $Data.update_groups) {
-    $group = Find-ApUpdateGroup -Name ([string]$name)
-    if ($null -eq $group) {
-        throw ("No software update group named '" + [string]$name + "' exists on site " + $SiteCode + ".")
-    }
-    foreach ($ci in $group.Updates) { $null = $updates.Add([int]$ci) }
-}
-$required = New-Object -TypeName 'System.Collections.Generic.Dictionary[int,int]'
-$restart = New-Object -TypeName 'System.Collections.Generic.HashSet[int]'
-$namespace = 'root\SMS\site_' + $SiteCode
-foreach ($ci in $updates) {
-    $filter = 'CI_ID = ' + ([int]$ci).ToString([Globalization.CultureInfo]::InvariantCulture)
-    foreach ($row in Get-CimInstance -Namespace $namespace -ClassName SMS_UpdateComplianceStatus -Filter $filter) {
-        if ([int]$row.Status -ne 2) { continue }
-        $machine = [int]$row.MachineID
-        if ([int]$row.LastEnforcementMessageID -eq 9) {
-            $null = $restart.Add($machine)
-            continue
+    foreach ($name in $read.update_groups) {
+        if ($groups.ContainsKey([string]$name)) { continue }
+        $group = Find-ApUpdateGroup -Name ([string]$name)
+        if ($null -eq $group) {
+            throw ("No software update group named '" + [string]$name + "' exists on site " + $SiteCode + ".")
         }
-        $count = 0
-        $null = $required.TryGetValue($machine, [ref]$count)
-        $required[$machine] = $count + 1
+        $ids = New-ApList
+        foreach ($ci in $group.Updates) { $ids.Add([int]$ci) }
+        $groups[[string]$name] = $ids
+    }
+}
+# Per update: the machines that require it, and those waiting for a restart after it.
+$required = New-Object -TypeName 'System.Collections.Generic.Dictionary[int,object]'
+$restart = New-Object -TypeName 'System.Collections.Generic.Dictionary[int,object]'
+$namespace = 'root\SMS\site_' + $SiteCode
+foreach ($ids in $groups.Values) {
+    foreach ($ci in $ids) {
+        if ($required.ContainsKey([int]$ci)) { continue }
+        $need = New-Object -TypeName 'System.Collections.Generic.HashSet[int]'
+        $wait = New-Object -TypeName 'System.Collections.Generic.HashSet[int]'
+        $filter = 'CI_ID = ' + ([int]$ci).ToString([Globalization.CultureInfo]::InvariantCulture)
+        foreach ($row in Get-CimInstance -Namespace $namespace -ClassName SMS_UpdateComplianceStatus -Filter $filter) {
+            if ([int]$row.Status -ne 2) { continue }
+            if ([int]$row.LastEnforcementMessageID -eq 9) {
+                $null = $wait.Add([int]$row.MachineID)
+            } else {
+                $null = $need.Add([int]$row.MachineID)
+            }
+        }
+        $required[[int]$ci] = $need
+        $restart[[int]$ci] = $wait
     }
 }
 $rows = New-ApList
-foreach ($collection in $found) {
+$index = 0
+foreach ($read in $Data.reads) {
+    $collection = $found[$index]
+    $cis = New-Object -TypeName 'System.Collections.Generic.HashSet[int]'
+    foreach ($name in $read.update_groups) {
+        foreach ($ci in $groups[[string]$name]) { $null = $cis.Add([int]$ci) }
+    }
     foreach ($device in Get-CMDevice -CollectionId $collection.CollectionID) {
         $id = [int]$device.ResourceID
         $count = 0
-        $null = $required.TryGetValue($id, [ref]$count)
+        $pending = $false
+        foreach ($ci in $cis) {
+            if ($required[$ci].Contains($id)) {
+                $count = $count + 1
+            } elseif ($restart[$ci].Contains($id)) {
+                $pending = $true
+            }
+        }
         $rows.Add([ordered]@{
+            read                 = $index
             collection           = [string]$collection.Name
             device               = [string]$device.Name
             resource_id          = $id
@@ -562,9 +584,10 @@ foreach ($collection in $found) {
             client_active_status = [int]$device.ClientActiveStatus
             last_policy_request  = Format-ApTime $device.LastPolicyRequest
             required             = $count
-            reboot_pending       = $restart.Contains($id)
+            reboot_pending       = $pending
         })
     }
+    $index = $index + 1
 }
 Write-ApAnswer ([ordered]@{ devices = $rows.ToArray() })
 `

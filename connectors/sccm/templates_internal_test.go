@@ -180,7 +180,7 @@ func TestTemplatesReadOnlyWhatTheClientSends(t *testing.T) {
 		DeploymentStatusTemplate:   namesRequest{Names: []string{"n"}},
 		MaintenanceWindowsTemplate: siteRequest{},
 		DoctorTemplate:             doctorRequest{Collections: []string{"c"}, UpdateGroups: []string{"g"}},
-		DeviceStateTemplate:        deviceStateRequest{Collections: []string{"c"}, UpdateGroups: []string{"g"}},
+		DeviceStateTemplate:        deviceStateRequest{Reads: []StateRead{{Collection: "c", UpdateGroups: []string{"g"}}}},
 	}
 	// Top-level fields, and the fields of the array elements the templates
 	// iterate as $move and $spec.

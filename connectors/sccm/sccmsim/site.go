@@ -709,11 +709,14 @@ func (s *Site) deploymentStatus(req namesReq) (any, *wsmansim.PSError) {
 }
 
 type deviceStateReq struct {
-	Collections  []string `json:"collections"`
-	UpdateGroups []string `json:"update_groups"`
+	Reads []struct {
+		Collection   string   `json:"collection"`
+		UpdateGroups []string `json:"update_groups"`
+	} `json:"reads"`
 }
 
 type deviceStateRow struct {
+	Read               int     `json:"read"`
 	Collection         string  `json:"collection"`
 	Device             string  `json:"device"`
 	ResourceID         int     `json:"resource_id"`
@@ -724,28 +727,34 @@ type deviceStateRow struct {
 	RebootPending      bool    `json:"reboot_pending"`
 }
 
-// deviceState answers the device state template: every member's client
-// state (an inactive client last asked for policy 30 days ago, a device
-// without a client never did) and, for the update groups (one update each
-// here), its compliance as its seeded outcome says.
+// deviceState answers the device state template: for every read, its
+// collection members' client state (an inactive client last asked for
+// policy 30 days ago, a device without a client never did) and, for the
+// read's update groups (one update each here), their compliance as their
+// seeded outcome says. Every name is looked up before anything is read.
 func (s *Site) deviceState(req deviceStateReq) (any, *wsmansim.PSError) {
-	found, perr := s.collectionsNamed(req.Collections)
-	if perr != nil {
-		return nil, perr
-	}
-	for _, g := range req.UpdateGroups {
-		if _, ok := s.groups[g]; !ok {
-			return nil, wsmansim.Throw("No software update group named '" + g + "' exists on site " + s.siteCode + ".")
+	found := make([]*collection, 0, len(req.Reads))
+	for _, r := range req.Reads {
+		c, ok := s.colByName[r.Collection]
+		if !ok {
+			return nil, s.noCollection(r.Collection)
 		}
+		for _, g := range r.UpdateGroups {
+			if _, ok := s.groups[g]; !ok {
+				return nil, wsmansim.Throw("No software update group named '" + g + "' exists on site " + s.siteCode + ".")
+			}
+		}
+		found = append(found, c)
 	}
 	now := s.now().UTC()
 	rows := []deviceStateRow{}
-	for _, c := range found {
+	for i, c := range found {
+		groups := len(slices.Compact(slices.Sorted(slices.Values(req.Reads[i].UpdateGroups))))
 		for _, id := range c.members {
 			d := s.devByID[id]
 			isClient, active := d.outcome.client()
-			required, restart := d.outcome.compliance(len(req.UpdateGroups))
-			row := deviceStateRow{Collection: c.name, Device: d.name, ResourceID: d.id, IsClient: isClient,
+			required, restart := d.outcome.compliance(groups)
+			row := deviceStateRow{Read: i, Collection: c.name, Device: d.name, ResourceID: d.id, IsClient: isClient,
 				ClientActiveStatus: active, Required: required, RebootPending: restart}
 			if isClient {
 				last := now.Add(-time.Hour)
