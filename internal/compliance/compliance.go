@@ -161,11 +161,12 @@ func (r Result) ByDeadline(deadline time.Time) bool {
 	return !at.IsZero() && !at.After(deadline)
 }
 
-// Sources of evidence, named after the SCCM classes.
+// Sources of evidence: the SCCM class, and the read of it (the template
+// that queries it, in connectors/sccm).
 const (
-	SourceStatus     = "SMS_SUMDeploymentAssetDetails"
-	SourceClient     = "SMS_CombinedDeviceResources"
-	SourceCompliance = "SMS_UpdateComplianceStatus"
+	SourceStatus     = "SMS_SUMDeploymentAssetDetails via Get-CMSoftwareUpdateDeploymentStatus | Get-CMDeploymentStatusDetails (sccm.deployment_status)"
+	SourceClient     = "SMS_CombinedDeviceResources via Get-CMDevice -CollectionId (sccm.device_state)"
+	SourceCompliance = "SMS_UpdateComplianceStatus via Get-CimInstance -Filter CI_ID (sccm.device_state)"
 )
 
 // Classify decides d's outcome at now. The order of the rules is the order
