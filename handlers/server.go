@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/autopatch/autopatch/internal/config"
+	"github.com/autopatch/autopatch/internal/ledger"
 	"github.com/autopatch/autopatch/internal/safety"
 	"github.com/autopatch/autopatch/internal/schedules"
 )
@@ -37,6 +38,9 @@ type Options struct {
 
 	// Webhooks configures POST /webhooks/servicenow/*; nil leaves them out.
 	Webhooks *WebhookOptions
+
+	// Compliance decides the compliance ledger's deadlines.
+	Compliance ledger.Options
 
 	// ServiceRules are the service-safety limits in force (services
 	// file); nil leaves GET /api/v1/services/{name} out.
@@ -89,6 +93,7 @@ func New(opts Options) *echo.Echo {
 	api.GET("/devices", listDevices(opts.Pool))
 	api.GET("/windows", listWindows(opts.Pool, opts.Schedules, now))
 	api.GET("/failures", listFailures(opts.Pool))
+	api.GET("/compliance", getCompliance(opts.Pool, opts.Compliance, now))
 	return e
 }
 

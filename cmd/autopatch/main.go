@@ -27,6 +27,7 @@ var commands = map[string]command{
 	"send":        {runSend, "post a signed change or schedule request as ServiceNow would (to try autopatch or test the path)"},
 	"healthcheck": {runHealthcheck, "exit 0 when autopatch's /readyz (or --url) answers 200: for container healthchecks"},
 	"version":     {runVersion, "print the version, VCS revision and Go version of this binary"},
+	"report":      {runReport, "print the compliance ledger of a change or a patch cycle (table, JSON, CSV)"},
 }
 
 const usage = `autopatch: SCCM patching under change control, driven by ServiceNow.
@@ -44,6 +45,7 @@ Commands:
   send      post a signed change or schedule request as ServiceNow would (to try autopatch or test the path)
   version   print the version, VCS revision and Go version of this binary
   healthcheck  exit 0 when autopatch's /readyz (or --url) answers 200: for container healthchecks
+  report    print the compliance ledger of a change or a patch cycle (table, JSON, CSV)
 
 Configuration comes from AUTOPATCH_* environment variables (secrets also as
 AUTOPATCH_*_FILE) and an optional YAML file given with --config; see README.md.

@@ -31,6 +31,7 @@ import (
 	"github.com/autopatch/autopatch/handlers/ui"
 	"github.com/autopatch/autopatch/internal/buildinfo"
 	"github.com/autopatch/autopatch/internal/config"
+	"github.com/autopatch/autopatch/internal/ledger"
 	"github.com/autopatch/autopatch/internal/remotemetrics"
 	"github.com/autopatch/autopatch/internal/replica"
 	"github.com/autopatch/autopatch/internal/safety"
@@ -127,7 +128,8 @@ func initServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*
 	}
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		jobs.NewDeploymentStates(st.Pool), jobs.NewQueueDepth(st.Pool), jobs.NewOverdueWindows(st.Pool))
+		jobs.NewDeploymentStates(st.Pool), jobs.NewQueueDepth(st.Pool), jobs.NewOverdueWindows(st.Pool),
+		jobs.NewComplianceGauges(st.Pool))
 	buildinfo.Read().Register(registry)
 	calls := remotemetrics.New(registry)
 	s.reloadFailed = prometheus.NewGaugeVec(prometheus.GaugeOpts{
@@ -171,6 +173,10 @@ func initServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*
 		},
 		StormThreshold: cfg.StormThreshold,
 		WindowComputer: windowComputer(cfg),
+		Compliance: jobs.ComplianceOptions{
+			Ledger:        ledger.Options{DeadlineAfter: cfg.DeadlineNormal},
+			PreflightLead: cfg.PreflightLead, Interval: cfg.ComplianceInterval,
+		},
 		Safety: jobs.SafetyOptions{
 			Services: &s.services, RequestPolicy: cfg.Safety.RequestPolicy, PlanPolicy: cfg.Safety.PlanPolicy,
 		},
@@ -184,6 +190,7 @@ func initServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*
 		Logger: logger, Ready: s.ready, Registry: registry,
 		APIToken: cfg.APIToken, Store: st, Schedules: &s.schedules, Pool: st.Pool,
 		ServiceRules: &s.services,
+		Compliance:   ledger.Options{DeadlineAfter: cfg.DeadlineNormal},
 		Webhooks: &handlers.WebhookOptions{Store: st, Jobs: s.river, Auth: handlers.WebhookAuth{
 			Secret: cfg.WebhookSecret, User: cfg.WebhookUser, Password: cfg.WebhookPassword,
 		}},

@@ -23,6 +23,29 @@ instance (Table API, plain HTTP), and a control server whose GET /state shows
 what the simulators hold. Point autopatch serve at it with --env-file. Runs
 until interrupted.
 
+Seed (--seed FILE, YAML):
+  update_groups: ["2026-12 Servers"]        software update groups
+  collections: ["Patch - Extra"]            device collections (schedules' come from --schedules)
+  latency: 500ms                            delay of every WinRM call
+  devices:                                  each device and what it does when a deployment reaches it:
+    - {name: SQL01}                         success (also: outcome: success, compliant)
+    - {name: SQL02, outcome: "error 0x80240022"}              fails with that HRESULT
+    - {name: APP01, outcome: "error 0x8024402C then success"} fails once, then succeeds
+    - {name: WEB01, outcome: silent}        never reports (status unknown)
+    - {name: APP02, outcome: "in progress"} installs forever
+    - {name: APP03, outcome: "success after close"}  still installing when the window closes, then
+                                            succeeds (SCCM's StatusTime after the close); "success
+                                            after close 3": at the third status read after it
+    - {name: APP04, outcome: "pending restart"}  installed, waits for a restart
+                                            (LastEnforcementMessageID 9)
+    - {name: OLD01, outcome: inactive}      SCCM client inactive (ClientActiveStatus 0); never reports
+    - {name: NEW01, outcome: "no client"}   no SCCM client (IsClient false); never reports
+    - {name: MAN01, outcome: compliant}     a manual_patch device its owner patched
+    - {name: MAN02, outcome: noncompliant}  a manual_patch device still requiring the updates
+  In a compliance read (the device state template) every update group has one
+  update: success outcomes require none, pending restart has its restart
+  pending, every other outcome still requires each group's update.
+
 Flags:
 `
 

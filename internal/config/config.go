@@ -60,6 +60,9 @@ type Config struct {
 	APIToken        Secret `env:"API_TOKEN" doc:"Bearer token for /api/v1."`
 
 	StatusPollInterval time.Duration `env:"STATUS_POLL_INTERVAL" default:"5m" doc:"How often deployment status is read while a window is open."`
+	PreflightLead      time.Duration `env:"PREFLIGHT_LEAD" default:"24h" doc:"How long before a window its members' SCCM clients are checked (installed, active, last policy request); inactive ones are noted on the change and counted client_inactive in the compliance ledger."`
+	DeadlineNormal     time.Duration `env:"DEADLINE_NORMAL" default:"720h" doc:"A patch cycle's deadline after its Patch Tuesday (00:00 UTC): the compliance ledger's patched-by-deadline and the incidents of manual devices not compliant at it."`
+	ComplianceInterval time.Duration `env:"COMPLIANCE_INTERVAL" default:"15m" doc:"How often the compliance sweep reads client state before windows, the compliance of manual schedules' devices (one SCCM call for every change) and, until the deadline, the late status of closed windows."`
 	MinWindowRemaining time.Duration `env:"MIN_WINDOW_REMAINING" default:"30m" doc:"A window opened late must have at least this much left (windows shorter than twice this: half of it); otherwise it is missed."`
 
 	ServicesFile string `env:"SERVICES_FILE" doc:"Optional YAML of per-service safety limits (services: [{name, max_unavailable}]), loaded at start and on SIGHUP; see Service safety."`

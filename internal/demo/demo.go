@@ -124,6 +124,8 @@ type run struct {
 	// stalls measures how long the machine stopped running the demo: the
 	// on-time checks allow for it (package stallwatch).
 	stalls *stallwatch.Watch
+	// ledger is what the compliance step saw (compliance.go).
+	ledger ledgerSeen
 }
 
 // cleanup stops everything the demo started. The logs stay: in LogDir,
@@ -202,6 +204,7 @@ func (d *run) setUp(ctx context.Context) error {
 		"AUTOPATCH_LISTEN="+fmt.Sprintf("127.0.0.1:%d", port),
 		"AUTOPATCH_SCHEDULES_FILE="+schedules,
 		"AUTOPATCH_STATUS_POLL_INTERVAL=2s",
+		"AUTOPATCH_COMPLIANCE_INTERVAL=2s",
 		"AUTOPATCH_LOG_FORMAT=text",
 		"AUTOPATCH_SHUTDOWN_TIMEOUT=10s",
 		"AUTOPATCH_INCIDENT_ASSIGNMENT_GROUP=Server Operations",

@@ -30,21 +30,24 @@ type scenario struct {
 }
 
 // Devices: three services across the tiers. Outcomes come from the
-// simulator's seed: success, a failure, a device that never reports, and one
-// that fails and then recovers.
+// simulator's seed: success, a failure, a device that never reports, one
+// that fails and then recovers, and the ones the compliance ledger tells
+// apart: an install still running when its window closes, an install
+// waiting for its restart (manual_reboot), an inactive SCCM client, and the
+// two manual_patch devices, one patched by its owner and one not.
 const demoSeed = `
 update_groups: ["2026-12 Servers", "2026-12 Office"]
 devices:
   - {name: PAY-SQL01}
-  - {name: PAY-APP01}
+  - {name: PAY-APP01, outcome: "pending restart"}
   - {name: PAY-WEB01}
-  - {name: PAY-WEB02}
+  - {name: PAY-WEB02, outcome: compliant}
   - {name: INT-SQL01, outcome: "error 0x80240022"}
   - {name: INT-WEB01, outcome: silent}
-  - {name: BIL-SQL01}
+  - {name: BIL-SQL01, outcome: "success after close"}
   - {name: BIL-APP01, outcome: "error 0x8024402C then success"}
-  - {name: BIL-WEB01}
-  - {name: BIL-WEB02}
+  - {name: BIL-WEB01, outcome: inactive}
+  - {name: BIL-WEB02, outcome: noncompliant}
   - {name: SCCM01}   # the site server: SCOM raises window alerts (missed, storm) on it
 `
 
@@ -264,6 +267,9 @@ func (d *run) play(ctx context.Context) error {
 	if err := d.changeWebhook(chgB, "canceled", "approved"); err != nil {
 		return err
 	}
+	if err := d.ledgerBefore(ctx, chgA.number, chgA.sysID); err != nil {
+		return err
+	}
 
 	// 4. The windows open and close; failures come out as alerts and
 	//    incidents while they are open and after they close.
@@ -292,7 +298,7 @@ func (d *run) play(ctx context.Context) error {
 		return err
 	}
 	// Let the last reports (incidents, links, notes) land.
-	return d.waitFor(ctx, time.Now().Add(30*time.Second), "every alert linked to its incident", func(s estate.State) bool {
+	if err := d.waitFor(ctx, time.Now().Add(30*time.Second), "every alert linked to its incident", func(s estate.State) bool {
 		if len(s.Alerts) < 4 {
 			return false
 		}
@@ -302,7 +308,12 @@ func (d *run) play(ctx context.Context) error {
 			}
 		}
 		return true
-	})
+	}); err != nil {
+		return err
+	}
+
+	// 6. The compliance ledger of the change, as the monthly report reads it.
+	return d.ledgerAfter(ctx, chgA.number, chgA.sysID)
 }
 
 func (d *run) schedulesPath() string { return envValue(d.env, "AUTOPATCH_SCHEDULES_FILE") }
@@ -499,6 +510,8 @@ func (d *run) check() error {
 	}
 	expect(err == nil && dev.Device.Schedule == "DB" && dev.Device.Service == "Intranet" && failedResult,
 		"GET /api/v1/devices/INT-SQL01: schedule DB, service Intranet, its failed result")
+
+	d.checkLedger(expect)
 
 	if len(failed) > 0 {
 		return fmt.Errorf("%w:\n  - %s", errExpectations, strings.Join(failed, "\n  - "))
