@@ -46,15 +46,7 @@ type CreateDeploymentsWorker struct {
 // the first five attempts, so a blip of a few seconds costs seconds, then
 // the windows' own schedule, 2 s doubling to at most 30 s.
 func (w *CreateDeploymentsWorker) NextRetry(job *river.Job[CreateDeploymentsArgs]) time.Time {
-	return time.Now().Add(creationRetry(job.Attempt))
-}
-
-// creationRetry: 1 s for attempts 1–5, then 2 s, 4 s … at most 30 s.
-func creationRetry(attempt int) time.Duration {
-	if attempt <= 5 {
-		return time.Second
-	}
-	return windowRetry(attempt - 5)
+	return time.Now().Add(quickRetry(job.Attempt))
 }
 
 // waitForOpenPredecessor is how long a deployment waits for the open
