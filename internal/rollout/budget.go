@@ -5,6 +5,7 @@
 package rollout
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -170,7 +171,7 @@ func FromJSON(raw []byte) (Budget, error) {
 	s := strings.TrimSpace(string(raw))
 	if strings.HasPrefix(s, `"`) {
 		var v string
-		if err := jsonUnquote(s, &v); err != nil {
+		if err := json.Unmarshal([]byte(s), &v); err != nil {
 			return Budget{}, errors.New("must be a whole number of failures (like 5) or a share of devices as a string (like \"10%\")")
 		}
 		if !strings.HasSuffix(v, "%") {
