@@ -17,6 +17,7 @@ import (
 	"github.com/autopatch/autopatch/connectors/scom"
 	"github.com/autopatch/autopatch/connectors/servicenow"
 	"github.com/autopatch/autopatch/internal/config"
+	"github.com/autopatch/autopatch/internal/rollout"
 	"github.com/autopatch/autopatch/internal/schedules"
 )
 
@@ -87,6 +88,9 @@ type Deps struct {
 	// WindowComputer is the Windows Computer that carries the alerts of a
 	// whole window (missed windows, storms); empty means none is raised.
 	WindowComputer string
+	// ErrorBudget is AUTOPATCH_ERROR_BUDGET, for changes without their
+	// own; nil means rollout.DefaultBudget (10%).
+	ErrorBudget *rollout.Budget
 	// ClientID names this process to River and to the other replicas
 	// (internal/replica); empty lets River choose.
 	ClientID string
