@@ -122,6 +122,7 @@ func NewClient(deps *Deps, q config.Queues) (*river.Client[pgx.Tx], error) {
 	river.AddWorker(workers, &FailureAlertsWorker{deps: deps})
 	river.AddWorker(workers, &FailureIncidentsWorker{deps: deps})
 	river.AddWorker(workers, &SweepFailuresWorker{deps: deps})
+	river.AddWorker(workers, &HoldChangeWorker{deps: deps})
 
 	return river.NewClient(riverpgxv5.New(deps.Pool), &river.Config{
 		Logger: deps.Logger,

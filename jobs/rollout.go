@@ -71,7 +71,7 @@ func (v rolloutVerdict) holds(d store.Deployment) string {
 	return ""
 }
 
-// judge reads what the rollout rules decide on and applies them. It only
+// judgeRollout reads what the rollout rules decide on and applies them. It only
 // reads, so openDue can ask it without taking the change's lock.
 func judgeRollout(ctx context.Context, db store.DBTX, deps *Deps, c store.ChangeRow) (rolloutVerdict, error) {
 	v := rolloutVerdict{budget: deps.budgetFor(c)}
@@ -104,7 +104,15 @@ func judgeRollout(ctx context.Context, db store.DBTX, deps *Deps, c store.Change
 	for _, f := range failed {
 		fs = append(fs, rollout.Failed{Device: f.Device, Service: f.Service, Tier: f.Tier, Start: f.WindowStart})
 	}
-	v.gates = rollout.TierGates(ms, fs)
+	resumed, err := store.ResumedScopes(ctx, db, c.Number)
+	if err != nil {
+		return v, err
+	}
+	for _, g := range rollout.TierGates(ms, fs) {
+		if !resumed[windowScope(g.Window.Schedule, g.Window.Start)] {
+			v.gates = append(v.gates, g)
+		}
+	}
 	return v, nil
 }
 

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -65,7 +66,7 @@ func InsertHold(ctx context.Context, tx pgx.Tx, h Hold) (int64, bool, error) {
 		VALUES ($1, $2, $3, $4, $5, $6)
 		ON CONFLICT (change_number, kind, scope) WHERE released_at IS NULL DO NOTHING RETURNING id`,
 		h.ChangeNumber, h.Kind, h.Scope, h.Reason, h.FailureID, h.HeldAt).Scan(&id)
-	if err == pgx.ErrNoRows {
+	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, false, nil
 	}
 	if err != nil {
@@ -200,4 +201,66 @@ func WaitingMembers(ctx context.Context, db DBTX, number string) ([]WindowMember
 		return nil, fmt.Errorf("store: members of %s: %w", number, err)
 	}
 	return out, nil
+}
+
+// ErrNotHeld: a resume of a change that has no hold in force.
+var ErrNotHeld = errors.New("store: the change is not held")
+
+// Resume releases every hold in force on a change, under its lock, and
+// accepts the failures counted so far against its budget. It returns the
+// released holds, ErrNotFound for an unknown change and ErrNotHeld when
+// nothing holds it.
+func Resume(ctx context.Context, tx pgx.Tx, number, reason, by string, at time.Time) ([]Hold, error) {
+	if _, err := LockChange(ctx, tx, number); err != nil {
+		return nil, err
+	}
+	active, err := ActiveHolds(ctx, tx, number)
+	if err != nil {
+		return nil, err
+	}
+	if len(active) == 0 {
+		return nil, fmt.Errorf("store: resume %s: %w", number, ErrNotHeld)
+	}
+	failures, devices, err := BudgetCounts(ctx, tx, number)
+	if err != nil {
+		return nil, err
+	}
+	if err := AckBudget(ctx, tx, number, len(failures), devices); err != nil {
+		return nil, err
+	}
+	return ReleaseHolds(ctx, tx, number, nil, reason, by, at)
+}
+
+// ResumedScopes returns the windows whose tier hold a person released: the
+// failures that gated them were accepted, so they do not gate again.
+func ResumedScopes(ctx context.Context, db DBTX, number string) (map[string]bool, error) {
+	rows, err := db.Query(ctx, `SELECT DISTINCT scope FROM rollout_holds
+		WHERE change_number = $1 AND kind = 'tier' AND released_at IS NOT NULL AND released_by <> 'autopatch'`, number)
+	if err != nil {
+		return nil, fmt.Errorf("store: resumed windows of %s: %w", number, err)
+	}
+	scopes, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("store: resumed windows of %s: %w", number, err)
+	}
+	out := map[string]bool{}
+	for _, s := range scopes {
+		out[s] = true
+	}
+	return out, nil
+}
+
+// UnresolvedHalts returns the failures of released budget holds (halts)
+// not yet marked recovered: their alert and incident close on resume.
+func UnresolvedHalts(ctx context.Context, db DBTX, number string) ([]int64, error) {
+	rows, err := db.Query(ctx, `SELECT f.id FROM rollout_holds h JOIN failures f ON f.id = h.failure_id
+		WHERE h.change_number = $1 AND h.released_at IS NOT NULL AND f.recovered_at IS NULL ORDER BY f.id`, number)
+	if err != nil {
+		return nil, fmt.Errorf("store: halts of %s: %w", number, err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, fmt.Errorf("store: halts of %s: %w", number, err)
+	}
+	return ids, nil
 }
