@@ -55,14 +55,14 @@ type Change struct {
 // ChangeRow is a stored change.
 type ChangeRow struct {
 	Change
-	Status    string
-	Revision  int64 // bumped for every plan or unwind asked for
+	Status   string
+	Revision int64 // bumped for every plan or unwind asked for
 	// FailuresAcked and DevicesAcked are the failures and devices counted
 	// against the budget when the change was last resumed: the budget
 	// applies to what came after.
 	FailuresAcked, DevicesAcked int
 	CreatedAt                   time.Time
-	UpdatedAt time.Time
+	UpdatedAt                   time.Time
 }
 
 // Approved reports whether c may be patched: approved, and neither canceled
