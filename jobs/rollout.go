@@ -134,7 +134,13 @@ func evaluateRollout(ctx context.Context, tx pgx.Tx, deps *Deps, number string, 
 	}
 	var report []int64
 	var newHolds []store.Hold
-	if v.exceeded && !hasHold(active, store.HoldBudget, "") {
+	// A halt with nothing left to hold would only be noise: the failures
+	// have their own alerts and incidents.
+	waiting, err := store.LockChangeDeployments(ctx, tx, number, store.DeploymentPlanned, store.DeploymentCreated)
+	if err != nil {
+		return nil, err
+	}
+	if v.exceeded && len(waiting) > 0 && !hasHold(active, store.HoldBudget, "") {
 		h := store.Hold{ChangeNumber: number, Kind: store.HoldBudget, HeldAt: now,
 			Reason: fmt.Sprintf("error budget exceeded: %d failure(s) in the closed windows, more than the budget of %s",
 				len(v.failures), v.budget.Describe(v.devices))}
