@@ -91,6 +91,10 @@ type Deps struct {
 	// ErrorBudget is AUTOPATCH_ERROR_BUDGET, for changes without their
 	// own; nil means rollout.DefaultBudget (10%).
 	ErrorBudget *rollout.Budget
+	// beforeHoldCommit, when set (tests only), runs when a decision made
+	// new holds, before its transaction commits: a test makes it fail to
+	// stand for a process killed in the middle of the decision.
+	beforeHoldCommit func(*Deps) error
 	// ClientID names this process to River and to the other replicas
 	// (internal/replica); empty lets River choose.
 	ClientID string

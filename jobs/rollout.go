@@ -202,6 +202,11 @@ func evaluateRollout(ctx context.Context, tx pgx.Tx, deps *Deps, number string, 
 	if err != nil {
 		return nil, err
 	}
+	if len(newHolds) > 0 && deps.beforeHoldCommit != nil {
+		if err := deps.beforeHoldCommit(deps); err != nil {
+			return nil, err
+		}
+	}
 	for _, h := range newHolds {
 		if err := note(ctx, tx, tableChangeRequest, c.SysID, holdNote(ctx, tx, c, h, v, held)); err != nil {
 			return nil, err

@@ -87,7 +87,7 @@ func SetHoldFailure(ctx context.Context, tx pgx.Tx, holdID, failureID int64) err
 // (none: every kind) and returns them.
 func ReleaseHolds(ctx context.Context, tx pgx.Tx, number string, kinds []string, reason, by string, at time.Time) ([]Hold, error) {
 	rows, err := tx.Query(ctx, `UPDATE rollout_holds SET released_at = $3, release_reason = $4, released_by = $5
-		WHERE change_number = $1 AND released_at IS NULL AND (cardinality($2::text[]) = 0 OR kind = ANY($2))
+		WHERE change_number = $1 AND released_at IS NULL AND (coalesce(cardinality($2::text[]), 0) = 0 OR kind = ANY($2))
 		RETURNING id, change_number, kind, scope, reason, failure_id, held_at, released_at,
 			coalesce(release_reason, ''), coalesce(released_by, '')`, number, kinds, at, reason, by)
 	if err != nil {
@@ -114,9 +114,8 @@ type BudgetFailure struct {
 // BudgetCounts returns what the error budget of a change is judged on: the
 // failures of its closed windows and the number of devices in them.
 //
-// A closed window is a deployment that closed at its window's end and had
-// its final status read (one closed early by a cancellation or re-plan
-// says nothing about the patch). Its devices are those SCCM reported for
+// A closed window is a deployment that closed at its window's end (one
+// closed early by a cancellation or re-plan says nothing about the patch). Its devices are those SCCM reported for
 // it; its failures are the change's device failures (an error, or no
 // status by the end: the ledger's failed, pending_reboot and not_reported)
 // first seen in it that have not recovered since. Devices whose client was
@@ -138,9 +137,12 @@ func BudgetCounts(ctx context.Context, db DBTX, number string) (failures []Budge
 	return failures, devices, nil
 }
 
-// closedWindow selects the deployments d whose window closed at its end and
-// had its final status read.
-const closedWindow = `d.state = 'closed' AND d.final_polled_at IS NOT NULL AND d.close_at >= d.window_end`
+// closedWindow selects the deployments d whose window closed at its end.
+// Their final status read is not waited for: the failures seen while the
+// window was open count as soon as it closes, so the window keeper's own
+// check holds the next window even when that read cannot reach SCCM; the
+// devices silent at the end count once it has run.
+const closedWindow = `d.state = 'closed' AND d.close_at >= d.window_end`
 
 // FailedDevices returns the change's device failures that have not
 // recovered, in any window, open or closed: tier gating acts on a backend
