@@ -208,7 +208,11 @@ func evaluateRollout(ctx context.Context, tx pgx.Tx, deps *Deps, number string, 
 		}
 	}
 	for _, h := range newHolds {
-		if err := note(ctx, tx, tableChangeRequest, c.SysID, holdNote(ctx, tx, c, h, v, held)); err != nil {
+		text, err := holdNote(ctx, tx, c, h, v, held)
+		if err != nil {
+			return nil, err
+		}
+		if err := note(ctx, tx, tableChangeRequest, c.SysID, text); err != nil {
 			return nil, err
 		}
 	}
@@ -294,7 +298,7 @@ func applyHolds(ctx context.Context, tx pgx.Tx, deps *Deps, c store.ChangeRow, n
 }
 
 // holdNote is the work note of a new hold.
-func holdNote(ctx context.Context, tx pgx.Tx, c store.ChangeRow, h store.Hold, v rolloutVerdict, held []store.Deployment) string {
+func holdNote(ctx context.Context, tx pgx.Tx, c store.ChangeRow, h store.Hold, v rolloutVerdict, held []store.Deployment) (string, error) {
 	var b strings.Builder
 	switch h.Kind {
 	case store.HoldBudget:
@@ -311,32 +315,38 @@ func holdNote(ctx context.Context, tx pgx.Tx, c store.ChangeRow, h store.Hold, v
 	case store.HoldTier:
 		fmt.Fprintf(&b, "autopatch: window HELD in %s: %s.\n", c.Number, h.Reason)
 	}
-	var mine []store.Deployment
+	var mine, opened []store.Deployment
 	for _, d := range held {
-		if h.Scope == "" || h.Scope == windowScope(d.Schedule, d.WindowStart) {
+		if h.Scope == windowScope(d.Schedule, d.WindowStart) {
 			mine = append(mine, d)
+		}
+	}
+	if h.Scope == "" {
+		// The whole change: every held window (some may have been held
+		// before, by tier gating), and the open ones, which stay open.
+		all, err := store.ChangeDeployments(ctx, tx, c.Number)
+		if err != nil {
+			return "", err
+		}
+		for _, d := range all {
+			switch d.State {
+			case store.DeploymentHeld:
+				mine = append(mine, d)
+			case store.DeploymentOpen:
+				opened = append(opened, d)
+			}
 		}
 	}
 	if len(mine) > 0 {
 		b.WriteString("\nHeld, never enabled until the change is resumed:\n")
 		writeWindows(&b, mine)
 	}
-	if h.Kind == store.HoldBudget {
-		if open, err := store.ChangeDeployments(ctx, tx, c.Number); err == nil {
-			var opened []store.Deployment
-			for _, d := range open {
-				if d.State == store.DeploymentOpen {
-					opened = append(opened, d)
-				}
-			}
-			if len(opened) > 0 {
-				b.WriteString("\nOpen now and left open to the end of their window (their devices may be mid-install):\n")
-				writeWindows(&b, opened)
-			}
-		}
+	if len(opened) > 0 {
+		b.WriteString("\nOpen now and left open to the end of their window (their devices may be mid-install):\n")
+		writeWindows(&b, opened)
 	}
 	fmt.Fprintf(&b, "\nResume with the UI action \"Resume autopatch rollout\" on this change (POST /api/v1/changes/%s/resume with a reason). Windows whose time passes while held are missed.", c.Number)
-	return b.String()
+	return b.String(), nil
 }
 
 // releaseNote is the work note of released windows.
