@@ -135,8 +135,9 @@ func evaluateRollout(ctx context.Context, tx pgx.Tx, deps *Deps, number string, 
 	var report []int64
 	var newHolds []store.Hold
 	// A halt with nothing left to hold would only be noise: the failures
-	// have their own alerts and incidents.
-	waiting, err := store.LockChangeDeployments(ctx, tx, number, store.DeploymentPlanned, store.DeploymentCreated)
+	// have their own alerts and incidents. Windows held already (tier
+	// gating, a pause) count: their other holds may be released.
+	waiting, err := store.LockChangeDeployments(ctx, tx, number, store.DeploymentPlanned, store.DeploymentCreated, store.DeploymentHeld)
 	if err != nil {
 		return nil, err
 	}
