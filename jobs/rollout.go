@@ -71,13 +71,35 @@ func (v rolloutVerdict) holds(d store.Deployment) string {
 	return ""
 }
 
+// rebootRequired is ERROR_SUCCESS_REBOOT_REQUIRED: installed, restart
+// pending.
+const rebootRequired = 0x80070BC2
+
+// outcome is a failure's outcome as the compliance ledger names it
+// (ARCHITECTURE §9.1), until the ledger provides it.
+func outcome(f store.BudgetFailure) string {
+	switch {
+	case f.Kind == store.FailureNoStatus:
+		return rollout.OutcomeNotReported
+	case f.ErrorCode != nil && uint32(*f.ErrorCode) == rebootRequired:
+		return rollout.OutcomePendingReboot
+	}
+	return rollout.OutcomeFailed
+}
+
 // judgeRollout reads what the rollout rules decide on and applies them. It only
 // reads, so openDue can ask it without taking the change's lock.
 func judgeRollout(ctx context.Context, db store.DBTX, deps *Deps, c store.ChangeRow) (rolloutVerdict, error) {
 	v := rolloutVerdict{budget: deps.budgetFor(c)}
-	failures, devices, err := store.BudgetCounts(ctx, db, c.Number)
+	all, devices, err := store.BudgetCounts(ctx, db, c.Number)
 	if err != nil {
 		return v, err
+	}
+	var failures []store.BudgetFailure
+	for _, f := range all {
+		if rollout.Counts(outcome(f)) {
+			failures = append(failures, f)
+		}
 	}
 	// Failures are listed oldest window first: those a resume accepted
 	// are the first FailuresAcked.
@@ -308,7 +330,10 @@ func holdNote(ctx context.Context, tx pgx.Tx, c store.ChangeRow, h store.Hold, v
 		b.WriteString("\nFailures:\n")
 		for _, f := range v.failures {
 			what := "no status by the end of the window"
-			if f.Kind == store.FailureError && f.ErrorCode != nil {
+			switch {
+			case outcome(f) == rollout.OutcomePendingReboot:
+				what = "installed, restart pending"
+			case f.Kind == store.FailureError && f.ErrorCode != nil:
 				what = "error " + errorName(*f.ErrorCode)
 			}
 			fmt.Fprintf(&b, "- %s (%s, window %s UTC): %s\n", f.Device, f.Schedule, clock(f.WindowStart), what)
