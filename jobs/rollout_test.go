@@ -368,33 +368,54 @@ func TestPauseAndRelease(t *testing.T) {
 
 // TestTierGating: a backend member of a service fails in the first window;
 // the later window with that service's frontend members is held with the
-// reason, another service's frontend window opens on time.
+// reason, another service's frontend window opens on time. A third
+// service's backend fails and then recovers within the first window: its
+// frontend window is held, then released by autopatch, and opens on time.
 func TestTierGating(t *testing.T) {
 	t.Parallel()
 	h := newRolloutHarness(t, "100", []estate.SeedDevice{
 		{Name: "SQL01", Outcome: "error 0x80240022"}, {Name: "WEB01"}, {Name: "SHOP01"},
+		{Name: "BIL-SQL01", Outcome: "error 0x8024402C then success"}, {Name: "BIL-WEB01"},
 	})
 	h.startClient()
 	now := time.Now().Truncate(time.Second)
-	back := window{now.Add(8 * time.Second), now.Add(12 * time.Second)}
+	back := window{now.Add(8 * time.Second), now.Add(14 * time.Second)}
 	front := window{now.Add(22 * time.Second), now.Add(26 * time.Second)}
-	h.load(schedule("BACK", "automatic", back), schedule("FRONT", "automatic", front), schedule("SHOP", "automatic", front))
-	h.members("BACK", member{"SQL01", "Payroll", "backend"})
+	h.load(schedule("BACK", "automatic", back), schedule("FRONT", "automatic", front), schedule("SHOP", "automatic", front),
+		schedule("BILLING", "automatic", front))
+	h.members("BACK", member{"SQL01", "Payroll", "backend"}, member{"BIL-SQL01", "Billing", "backend"})
 	h.members("FRONT", member{"WEB01", "Payroll", "frontend"})
 	h.members("SHOP", member{"SHOP01", "Shop", "frontend"})
-	number, sysID := h.approve(now, now.Add(time.Hour), "BACK", "FRONT", "SHOP")
+	h.members("BILLING", member{"BIL-WEB01", "Billing", "frontend"})
+	number, sysID := h.approve(now, now.Add(time.Hour), "BACK", "FRONT", "SHOP", "BILLING")
 
-	h.waitFor("the shop window closed", func() bool { return h.scheduleStates(number, "SHOP")["closed"] == 2 })
+	h.waitFor("the shop and billing windows closed", func() bool {
+		return h.scheduleStates(number, "SHOP")["closed"] == 2 && h.scheduleStates(number, "BILLING")["closed"] == 2
+	})
 	require.Equal(t, 2, h.scheduleStates(number, "FRONT")["held"])
 	for _, d := range h.of(number, "FRONT") {
 		requireNeverEnabled(t, d)
 	}
-	for _, d := range h.of(number, "SHOP") {
-		h.requireOnTime(t, d, front)
+	for _, schedule := range []string{"SHOP", "BILLING"} {
+		for _, d := range h.of(number, schedule) {
+			h.requireOnTime(t, d, front)
+		}
 	}
-	holds := h.holds(number)
+	var holds []store.Hold
+	billing := false
+	for _, hd := range h.holds(number) {
+		if strings.Contains(hd.Reason, "service Billing") {
+			billing = true
+			require.Equal(t, "autopatch", hd.ReleasedBy, "lifted when BIL-SQL01 recovered")
+			require.False(t, hd.Active())
+			continue
+		}
+		holds = append(holds, hd)
+	}
+	require.True(t, billing, "BIL-SQL01's first failure held the billing window")
 	require.Len(t, holds, 1)
 	require.Equal(t, store.HoldTier, holds[0].Kind)
+	require.True(t, holds[0].Active())
 	require.Contains(t, holds[0].Reason, "service Payroll: SQL01 (backend) failed in an earlier window")
 	h.waitFor("the tier note", func() bool { return strings.Contains(h.notes(sysID), "window HELD") })
 	for _, f := range h.failures(number) {
