@@ -51,7 +51,7 @@ func TestBudgetCounts(t *testing.T) {
 	}
 	fail("SQL01", "error", "AP-A", false)
 	fail("SQL02", "no_status", "AP-A", false)
-	fail("SQL03", "error", "AP-A", true) // recovered since
+	fail("SQL03", "error", "AP-A", true)  // recovered since
 	fail("APP01", "error", "AP-B", false) // window still open
 	fail("WEB01", "error", "AP-C", false) // closed early
 	fail("WEB02", "error", "AP-D", false)
