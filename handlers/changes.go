@@ -50,7 +50,7 @@ type changeResponse struct {
 func getChange(pool *pgxpool.Pool) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		ctx := c.Request().Context()
-		number := c.Param("number")
+		number := PathParam(c, "number")
 		ch, err := store.GetChange(ctx, pool, number)
 		if errors.Is(err, store.ErrNotFound) {
 			return NewError(http.StatusNotFound, "not_found", fmt.Sprintf("autopatch has received no change %q", number))

@@ -22,7 +22,7 @@ import (
 	"github.com/autopatch/autopatch/internal/store"
 )
 
-// Webhook routes (ARCHITECTURE §4.3).
+// Webhook routes (docs/architecture.md §4.3).
 const (
 	PathChangeWebhook          = "/webhooks/servicenow/change"
 	PathScheduleRequestWebhook = "/webhooks/servicenow/schedule-request"
@@ -91,7 +91,7 @@ func (m webhookMetrics) observe(kind, outcome string) {
 
 // --- change -----------------------------------------------------------------
 
-// changeWebhook is the change body (ARCHITECTURE §4.3).
+// changeWebhook is the change body (docs/architecture.md §4.3).
 type changeWebhook struct {
 	EventID  string         `json:"event_id,omitempty" validate:"max=255,graphic"`
 	Change   *changeRecord  `json:"change" validate:"required"`
@@ -197,7 +197,7 @@ func (w *webhooks) change(c echo.Context) error {
 
 // --- schedule request -------------------------------------------------------
 
-// scheduleRequestWebhook is the schedule-request body (ARCHITECTURE §4.3),
+// scheduleRequestWebhook is the schedule-request body (docs/architecture.md §4.3),
 // with ServiceNow's request_item.sys_updated_on as an optional extra.
 type scheduleRequestWebhook struct {
 	EventID      string              `json:"event_id,omitempty" validate:"max=255,graphic"`

@@ -41,10 +41,12 @@ type CreateDeploymentsWorker struct {
 
 // NextRetry implements river.Worker. River's default backoff (1 s, 16 s,
 // 81 s …) would let a short WinRM outage right after an approval push the
-// creation past a window that starts minutes later (found by make chaos);
-// the windows' own schedule, 2 s doubling to at most 30 s, keeps it close.
+// creation past a window that starts soon after (found by make chaos): an
+// emergency change is approved minutes before its window. Every second for
+// the first five attempts, so a blip of a few seconds costs seconds, then
+// the windows' own schedule, 2 s doubling to at most 30 s.
 func (w *CreateDeploymentsWorker) NextRetry(job *river.Job[CreateDeploymentsArgs]) time.Time {
-	return time.Now().Add(windowRetry(job.Attempt))
+	return time.Now().Add(quickRetry(job.Attempt))
 }
 
 // waitForOpenPredecessor is how long a deployment waits for the open
@@ -115,9 +117,6 @@ func (w *CreateDeploymentsWorker) Work(ctx context.Context, job *river.Job[Creat
 				return err
 			}
 		}
-		if err := scheduleWindows(ctx, tx, ready, now); err != nil {
-			return err
-		}
 		return note(ctx, tx, tableChangeRequest, ready[0].ChangeSysID, createdNote(ready))
 	})
 	if err != nil {
@@ -173,38 +172,6 @@ func (w *CreateDeploymentsWorker) refused(ctx context.Context, tx pgx.Tx, rows [
 	text := fmt.Sprintf("autopatch could NOT create the deployments of %s: SCCM refused them.\n%s\n\nNothing was deployed. Fix the cause (collection or software update group names) and update the change to re-plan it.",
 		rows[0].ChangeNumber, cause)
 	return note(ctx, tx, tableChangeRequest, rows[0].ChangeSysID, text)
-}
-
-// scheduleWindows enqueues the open and close jobs of the deployments'
-// windows. Jobs are keyed by instant, so deployments of every change that
-// open at the same moment are enabled in one call.
-func scheduleWindows(ctx context.Context, tx pgx.Tx, rows []store.Deployment, now time.Time) error {
-	opens, closes := map[time.Time]bool{}, map[time.Time]bool{}
-	for _, d := range rows {
-		opens[d.WindowStart.UTC()] = true
-		closes[d.CloseAt.UTC()] = true
-	}
-	for at := range opens {
-		if err := insertTx(ctx, tx, OpenWindowArgs{At: dueAt(at, now)}, windowInsertOpts(dueAt(at, now), now)); err != nil {
-			return err
-		}
-	}
-	for at := range closes {
-		if err := insertTx(ctx, tx, CloseWindowArgs{At: dueAt(at, now)}, windowInsertOpts(dueAt(at, now), now)); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// dueAt is when a window job must act: its instant, or now when that has
-// passed (a job for a past instant may have run already, and its args would
-// make the new one a duplicate).
-func dueAt(at, now time.Time) time.Time {
-	if at.Before(now) {
-		return now.UTC()
-	}
-	return at
 }
 
 func createdNote(rows []store.Deployment) string {

@@ -18,19 +18,18 @@ import (
 	"github.com/autopatch/autopatch/connectors/servicenow"
 	"github.com/autopatch/autopatch/internal/config"
 	"github.com/autopatch/autopatch/internal/rollout"
+	"github.com/autopatch/autopatch/internal/logfilter"
 	"github.com/autopatch/autopatch/internal/schedules"
 )
 
 // Queues, one per remote system so a slow or failing system cannot hold up
 // the others, and small so WinRM's per-user shell limits are respected.
-// Window jobs have their own queue: they wait for their instant, and must
-// never queue behind a slow batch of creations.
+// Windows are not jobs: every replica's WindowKeeper opens and closes them.
 const (
 	QueueDefault    = river.QueueDefault
 	QueueSCCM       = "sccm"
 	QueueSCOM       = "scom"
 	QueueServiceNow = "servicenow"
-	QueueWindows    = "windows"
 )
 
 // SCCM is what the workers ask of the site server (connectors/sccm).
@@ -41,6 +40,7 @@ type SCCM interface {
 	SetEnabled(ctx context.Context, names []string, enabled bool) ([]sccm.EnableResult, error)
 	DeleteDeployments(ctx context.Context, names []string) ([]sccm.DeleteResult, error)
 	DeploymentStatus(ctx context.Context, names []string) (sccm.StatusReport, error)
+	DeviceStates(ctx context.Context, reads []sccm.StateRead) ([]sccm.DeviceState, error)
 }
 
 // SCOM is what the workers ask of the SCOM management server (connectors/scom).
@@ -95,6 +95,9 @@ type Deps struct {
 	// new holds, before its transaction commits: a test makes it fail to
 	// stand for a process killed in the middle of the decision.
 	beforeHoldCommit func(*Deps) error
+	// Compliance times the compliance ledger's reads and deadlines
+	// (compliance.go).
+	Compliance ComplianceOptions
 	// ClientID names this process to River and to the other replicas
 	// (internal/replica); empty lets River choose.
 	ClientID string
@@ -119,23 +122,21 @@ func NewClient(deps *Deps, q config.Queues) (*river.Client[pgx.Tx], error) {
 	river.AddWorker(workers, &PlanChangeWorker{deps: deps})
 	river.AddWorker(workers, &UnwindChangeWorker{deps: deps})
 	river.AddWorker(workers, &CreateDeploymentsWorker{deps: deps})
-	river.AddWorker(workers, &OpenWindowWorker{deps: deps})
-	river.AddWorker(workers, &CloseWindowWorker{deps: deps})
 	river.AddWorker(workers, &WorkNoteWorker{deps: deps})
 	river.AddWorker(workers, &PollStatusWorker{deps: deps})
 	river.AddWorker(workers, &FailureAlertsWorker{deps: deps})
 	river.AddWorker(workers, &FailureIncidentsWorker{deps: deps})
 	river.AddWorker(workers, &SweepFailuresWorker{deps: deps})
 	river.AddWorker(workers, &HoldChangeWorker{deps: deps})
+	river.AddWorker(workers, &ComplianceSweepWorker{deps: deps})
 
 	return river.NewClient(riverpgxv5.New(deps.Pool), &river.Config{
-		Logger: deps.Logger,
+		Logger: logfilter.RiverLogger(deps.Logger), // its 5-second chatter at debug
 		Queues: map[string]river.QueueConfig{
 			QueueDefault:    {MaxWorkers: q.Default},
 			QueueSCCM:       {MaxWorkers: q.SCCM},
 			QueueSCOM:       {MaxWorkers: q.SCOM},
 			QueueServiceNow: {MaxWorkers: q.ServiceNow},
-			QueueWindows:    {MaxWorkers: q.Windows},
 		},
 		Workers: workers,
 		// River's own rescue of a job whose client died mid-run. It stays
@@ -151,6 +152,9 @@ func NewClient(deps *Deps, q config.Queues) (*river.Client[pgx.Tx], error) {
 			}, &river.PeriodicJobOpts{RunOnStart: true}),
 			river.NewPeriodicJob(river.PeriodicInterval(failureSweepInterval), func() (river.JobArgs, *river.InsertOpts) {
 				return SweepFailuresArgs{}, nil
+			}, &river.PeriodicJobOpts{RunOnStart: true}),
+			river.NewPeriodicJob(river.PeriodicInterval(deps.Compliance.interval()), func() (river.JobArgs, *river.InsertOpts) {
+				return ComplianceSweepArgs{}, nil
 			}, &river.PeriodicJobOpts{RunOnStart: true}),
 		},
 	})

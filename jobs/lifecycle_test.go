@@ -135,7 +135,7 @@ func (h *harness) startClient() (stop func(abrupt bool)) {
 	// runs beside it.
 	deps := *h.deps
 	deps.ClientID = fmt.Sprintf("%s-%d", replica.NewID(), h.clients.Add(1))
-	client, err := NewClient(&deps, config.Queues{Default: 4, SCCM: 2, SCOM: 1, ServiceNow: 2, Windows: 4})
+	client, err := NewClient(&deps, config.Queues{Default: 4, SCCM: 2, SCOM: 1, ServiceNow: 2})
 	require.NoError(h.t, err)
 	require.NoError(h.t, client.Start(context.Background()))
 	keeperCtx, stopKeeper := context.WithCancel(context.Background())

@@ -112,11 +112,6 @@ func (w *PlanChangeWorker) Work(ctx context.Context, job *river.Job[PlanChangeAr
 				return err
 			}
 		}
-		if r.closeNow > 0 {
-			if err := insertTx(ctx, tx, CloseWindowArgs{At: now}, nil); err != nil {
-				return err
-			}
-		}
 		return nil
 	})
 }

@@ -3,6 +3,7 @@ package jobs
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -231,6 +232,10 @@ func (p *poll) apply(ctx context.Context, rep sccm.StatusReport) error {
 				t := st.Time
 				r.StatusTime = &t
 			}
+			if st.EnforcementMessage != 0 {
+				m := st.EnforcementMessage
+				r.EnforcementMessage = &m
+			}
 			results = append(results, r)
 			key := d.ChangeNumber + "\x00" + strings.ToLower(st.Device)
 			s, ok := devices[key]
@@ -260,6 +265,19 @@ func (p *poll) apply(ctx context.Context, rep sccm.StatusReport) error {
 	}
 	if err := store.MarkFinalPolled(ctx, p.tx, finals, p.now); err != nil {
 		return err
+	}
+	// The compliance ledger of every change read: the status just stored
+	// is its evidence.
+	var changes []string
+	for _, d := range p.targets {
+		if !slices.Contains(changes, d.ChangeNumber) {
+			changes = append(changes, d.ChangeNumber)
+		}
+	}
+	for _, c := range changes {
+		if err := refreshLedger(ctx, p.tx, p.deps, c, p.now); err != nil {
+			return err
+		}
 	}
 	return enqueueReports(ctx, p.tx, p.report)
 }

@@ -137,6 +137,8 @@ func failureKey(change, kind, subject string) string {
 		return servicenow.CorrelationID(change, "storm:"+subject)
 	case store.FailureHalt:
 		return servicenow.CorrelationID(change, "halt:"+subject)
+	case store.FailureNoncompliant:
+		return servicenow.CorrelationID(change, "noncompliant:"+subject)
 	}
 	return servicenow.CorrelationID(change, subject)
 }
@@ -358,6 +360,15 @@ func describe(ctx context.Context, db store.DBTX, f store.Failure) (report, erro
 		line("Deployments", strings.Join(names, ", "))
 		writeWindow(line, window)
 		b.WriteString("\nPatch these devices in a later change.")
+	case store.FailureNoncompliant:
+		r.severity = scom.SeverityWarning
+		r.summary = fmt.Sprintf("%s not compliant with %s at its deadline", f.Subject, f.ChangeNumber)
+		fmt.Fprintf(&b, "autopatch: %s is in a manual schedule, patched or restarted by its owner, and SCCM still\n"+
+			"reports it not compliant with the update groups of %s at its deadline.\n\n", f.Subject, f.ChangeNumber)
+		line("Device", f.Subject)
+		line("Change", f.ChangeNumber)
+		line("Evidence", f.Message)
+		b.WriteString("\nPatch (or restart) the device, or ask for a deferral.")
 	case store.FailureStorm:
 		members, err := store.StormMembers(ctx, db, f.ID)
 		if err != nil {

@@ -13,7 +13,7 @@ import (
 	"github.com/autopatch/autopatch/internal/store"
 )
 
-// Rollout control (issue #16, ARCHITECTURE §9.3). A change's windows that
+// Rollout control (issue #16, docs/architecture.md §9.3). A change's windows that
 // have not opened are held — deployment state held, which the code that
 // opens windows never selects — when:
 //
@@ -76,7 +76,7 @@ func (v rolloutVerdict) holds(d store.Deployment) string {
 const rebootRequired = 0x80070BC2
 
 // outcome is a failure's outcome as the compliance ledger names it
-// (ARCHITECTURE §9.1), until the ledger provides it.
+// (docs/architecture.md §9.1), until the ledger provides it.
 func outcome(f store.BudgetFailure) string {
 	switch {
 	case f.Kind == store.FailureNoStatus:

@@ -79,11 +79,6 @@ func (w *UnwindChangeWorker) Work(ctx context.Context, job *river.Job[UnwindChan
 				return err
 			}
 		}
-		if closing > 0 {
-			if err := insertTx(ctx, tx, CloseWindowArgs{At: now.UTC()}, nil); err != nil {
-				return err
-			}
-		}
 		text := fmt.Sprintf("autopatch: %s is %s (approval: %s). Unwound: %d deployment(s) not yet open will be deleted from SCCM; %d open deployment(s) are being disabled now.",
 			c.Number, c.State, c.Approval, removed, closing)
 		return note(ctx, tx, tableChangeRequest, c.SysID, text)

@@ -18,17 +18,17 @@ import (
 // new plans, cancellations and re-plans), then closes and opens whatever is
 // due in one SCCM call each. The due rows are locked (SKIP LOCKED) for the
 // whole call and change state in the same transaction, so of all the
-// replicas, and the scheduled open_window/close_window jobs, exactly one acts
-// on a row; when a process dies mid-call, PostgreSQL rolls its transaction
-// back and frees the rows for the next replica's tick.
+// replicas exactly one acts on a row; when a process dies mid-call,
+// PostgreSQL rolls its transaction back and frees the rows for the next
+// replica's tick.
 //
-// The keeper replaces the old periodic sweep (30 s, leader only, 20 s
-// grace): a restart finds due and missed windows on its first tick.
+// The keeper replaced both the River open_window/close_window jobs (a
+// process killed while it held them left its windows to River's stuck-job
+// rescue, minutes later) and the periodic sweep behind them: a restart finds
+// due and missed windows on its first tick.
 type WindowKeeper struct {
 	deps   *Deps
 	client *river.Client[pgx.Tx]
-	open   *OpenWindowWorker
-	close  *CloseWindowWorker
 }
 
 // keeperPoll bounds how long the keeper sleeps without looking: how late a
@@ -41,8 +41,7 @@ const keeperBusy = 250 * time.Millisecond
 
 // NewWindowKeeper returns the keeper of this process; Run starts it.
 func NewWindowKeeper(deps *Deps, client *river.Client[pgx.Tx]) *WindowKeeper {
-	return &WindowKeeper{deps: deps, client: client,
-		open: &OpenWindowWorker{deps: deps}, close: &CloseWindowWorker{deps: deps}}
+	return &WindowKeeper{deps: deps, client: client}
 }
 
 // Run keeps the windows until ctx ends.
@@ -55,7 +54,7 @@ func (k *WindowKeeper) Run(ctx context.Context) {
 		next, err := store.NextWindowInstant(ctx, k.deps.Pool)
 		switch {
 		case err != nil:
-			wait = windowRetry(max(failures, 1))
+			wait = quickRetry(max(failures, 1))
 		case next != nil:
 			wait = min(wait, next.Sub(k.deps.now()))
 			if wait <= 0 && idle {
@@ -63,7 +62,7 @@ func (k *WindowKeeper) Run(ctx context.Context) {
 			}
 		}
 		if failures > 0 {
-			wait = max(wait, windowRetry(failures))
+			wait = max(wait, quickRetry(failures))
 		}
 		if wait > 0 {
 			t := time.NewTimer(wait)
@@ -93,8 +92,8 @@ func (k *WindowKeeper) Run(ctx context.Context) {
 // tick closes, then opens, what is due now. Closing first: a window that
 // ends as another starts never has both enabled longer than needed.
 func (k *WindowKeeper) tick(ctx context.Context, attempt int) (int, error) {
-	closed, cerr := k.close.closeDue(ctx, attempt)
-	opened, oerr := k.open.openDue(ctx, attempt)
+	closed, cerr := k.closeDue(ctx, attempt)
+	opened, oerr := k.openDue(ctx, attempt)
 	if err := errors.Join(cerr, oerr); err != nil {
 		return closed + opened, fmt.Errorf("window keeper: %w", err)
 	}

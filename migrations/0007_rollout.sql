@@ -49,5 +49,5 @@ CREATE INDEX rollout_holds_change ON rollout_holds (change_number, held_at);
 -- A halt is a failure of its own kind: one alert and one incident per halt.
 ALTER TABLE failures DROP CONSTRAINT failures_kind_check;
 ALTER TABLE failures ADD CONSTRAINT failures_kind_check
-    CHECK (kind IN ('error', 'no_status', 'missed_window', 'storm', 'halt'));
+    CHECK (kind IN ('error', 'no_status', 'missed_window', 'storm', 'noncompliant', 'halt'));
 ALTER TABLE rollout_holds ADD CONSTRAINT rollout_holds_failure FOREIGN KEY (failure_id) REFERENCES failures (id);

@@ -16,8 +16,9 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	summary := fs.String("summary-json", "", "write the simulator's final /state to `FILE`")
+	logDir := fs.String("log-dir", "", "keep serve's log in `DIR`/serve.log (default: a temporary directory, kept only when the demo fails)")
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), `Usage: autopatch demo [--summary-json FILE]
+		fmt.Fprint(fs.Output(), `Usage: autopatch demo [--summary-json FILE] [--log-dir DIR]
 
 Plays the whole mission in about a minute and a half: a throwaway PostgreSQL
 (unless AUTOPATCH_DATABASE_URL is set), the simulated SCCM, SCOM and ServiceNow,
@@ -45,7 +46,7 @@ Flags:
 	}
 	err = demo.Run(ctx, demo.Options{
 		Binary: self, DatabaseURL: os.Getenv("AUTOPATCH_DATABASE_URL"),
-		SummaryJSON: *summary, Out: stdout, TTY: isTerminal(stdout),
+		SummaryJSON: *summary, Out: stdout, TTY: isTerminal(stdout), LogDir: *logDir,
 	})
 	if err != nil {
 		if !errors.Is(err, context.Canceled) {

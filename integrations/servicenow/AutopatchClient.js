@@ -1,6 +1,6 @@
 /*
  * AutopatchClient — Script Include (global scope) that builds, signs and sends
- * autopatch's webhooks (ARCHITECTURE §4.3).
+ * autopatch's webhooks (docs/architecture.md §4.3).
  *
  *   Name:                AutopatchClient
  *   API Name:            global.AutopatchClient
@@ -12,7 +12,7 @@
  *   - the async business rule "Autopatch: notify change" (change_request_autopatch.br.js),
  *   - the RITM flow action / workflow activity (ritm_autopatch_workflow.js),
  *   - the Script Action "Autopatch: retry webhook" (autopatch_webhook_retry.action.js),
- *   - the UI action "Resume autopatch rollout" (change_request_resume_rollout.action.js).
+ *   - the UI action "Resume autopatch rollout" (change_request_resume_rollout.ui_action.js).
  *
  * System properties (sys_properties), see README.md:
  *   autopatch.url                     https://autopatch.corp.example.com (no trailing slash)
@@ -124,7 +124,7 @@ AutopatchClient.prototype = {
     },
 
     /*
-     * buildChangeBody returns the change body of ARCHITECTURE §4.3. Dates are
+     * buildChangeBody returns the change body of docs/architecture.md §4.3. Dates are
      * getValue's "YYYY-MM-DD HH:MM:SS" in UTC. The update groups and the
      * optional schedules are one per line in u_autopatch_update_groups and
      * u_autopatch_schedules (names may contain commas, so lines, not commas).
@@ -189,7 +189,7 @@ AutopatchClient.prototype = {
 
     /*
      * buildScheduleRequestBody returns the schedule-request body of
-     * ARCHITECTURE §4.3 from the item's variables: autopatch_schedule (select
+     * docs/architecture.md §4.3 from the item's variables: autopatch_schedule (select
      * box, the schedule's name) and the multi-row variable set
      * autopatch_devices (device → cmdb_ci_server, service → cmdb_ci_service,
      * tier → backend|middle|frontend). request_item.sys_updated_on is an

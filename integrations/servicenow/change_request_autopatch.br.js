@@ -1,7 +1,8 @@
 /*
  * Business rule "Autopatch: notify change" — tells autopatch about patching
- * changes (ARCHITECTURE §4.3, change body).
+ * changes (docs/architecture.md §4.3, change body).
  *
+ *   Name:       Autopatch: notify change
  *   Table:      Change Request [change_request]
  *   Active:     true
  *   Advanced:   true
@@ -12,9 +13,8 @@
  *   Update:     true
  *   Delete:     false
  *   Query:      false
- *   Condition:  (paste as one line into the Condition field)
- *
- *     !current.u_autopatch_update_groups.nil() && (current.approval.changesTo('approved') || current.approval.changesFrom('approved') || current.state.changesTo('4') || current.start_date.changes() || current.end_date.changes() || current.u_autopatch_update_groups.changes() || current.u_autopatch_schedules.changes() || current.on_hold.changes() || current.u_autopatch_error_budget.changes())
+ *   Condition:  !current.u_autopatch_update_groups.nil() && (current.approval.changesTo('approved') || current.approval.changesFrom('approved') || current.state.changesTo('4') || current.start_date.changes() || current.end_date.changes() || current.u_autopatch_update_groups.changes() || current.u_autopatch_schedules.changes() || current.on_hold.changes() || current.u_autopatch_error_budget.changes())
+ *               (one line; the update set carries it, or paste it into the Condition field)
  *
  * Which changes are patching changes: those whose "Autopatch update groups"
  * field (u_autopatch_update_groups, one Software Update Group per line) is

@@ -92,6 +92,9 @@ type Harness struct {
 	stalls *stallwatch.Watch
 
 	replicas []*replica
+	// watch is the connection holder polls on, kept open so that it can
+	// look every few milliseconds (an open takes tens of them).
+	watch *pgx.Conn
 
 	mu      sync.Mutex
 	windows []window
@@ -193,6 +196,9 @@ func (h *Harness) Close() {
 	}
 	if h.est != nil {
 		_ = h.est.Close()
+	}
+	if h.watch != nil {
+		_ = h.watch.Close(context.Background())
 	}
 	if h.pg != nil {
 		_ = h.pg.Close()

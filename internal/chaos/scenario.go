@@ -245,22 +245,25 @@ func (h *Harness) play(ctx context.Context, it *Iteration, rng *rand.Rand) error
 	return sleepUntil(ctx, t0.Add(iterLen))
 }
 
-// holder finds the replica whose River client is working a window job
-// now: the job's last attempt names the client, and serve registers its
-// client id with its pid in the replicas table. -1 when no live replica
-// holds one (window jobs are short now that every replica's keeper opens
-// and closes at the instant; a random replica is killed then).
+// holder finds the replica whose window keeper is inside an open or close
+// now: its session (application_name "autopatch <replica id>") sits in the
+// transaction that locked the due rows (FOR NO KEY UPDATE … SKIP LOCKED)
+// while SCCM answers, and serve registers its replica id with its pid in the
+// replicas table. -1 when no live replica holds one (a random replica is
+// killed then).
 func (h *Harness) holder(ctx context.Context) (int, string) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, h.dbURL)
-	if err != nil {
-		return -1, ""
+	if h.watch == nil || h.watch.IsClosed() {
+		conn, err := pgx.Connect(ctx, h.dbURL)
+		if err != nil {
+			return -1, ""
+		}
+		h.watch = conn
 	}
-	defer conn.Close(ctx)
-	rows, err := conn.Query(ctx, `SELECT r.pid, r.client_id FROM river_job j
-		JOIN replicas r ON r.client_id = j.attempted_by[array_length(j.attempted_by, 1)]
-		WHERE j.state = 'running' AND j.kind IN ('open_window', 'close_window') ORDER BY j.id DESC`)
+	rows, err := h.watch.Query(ctx, `SELECT r.pid, r.client_id FROM pg_stat_activity a
+		JOIN replicas r ON a.application_name = 'autopatch ' || r.client_id
+		WHERE a.state = 'idle in transaction' AND a.query LIKE '%FOR NO KEY UPDATE OF d SKIP LOCKED%'`)
 	if err != nil {
 		return -1, ""
 	}
@@ -280,7 +283,7 @@ func (h *Harness) holder(ctx context.Context) (int, string) {
 	for _, x := range held {
 		for _, r := range h.replicas {
 			if r.alive() && r.cmd.Process != nil && r.cmd.Process.Pid == x.pid {
-				return r.n, "it holds a running window job, " + x.id
+				return r.n, "it is opening or closing a window, " + x.id
 			}
 		}
 	}

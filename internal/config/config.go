@@ -4,7 +4,21 @@
 // Precedence is default < YAML file < environment, so a container can ship a
 // file and still override one setting. Every setting is declared once, on the
 // Config struct, with its name, default and documentation; the README's table
-// is generated from the same declarations (see Settings).
+// is generated from the same declarations (see Settings). Load reports every
+// invalid setting at once; LoadServe adds the settings serve requires.
+//
+// Why not a library (caarlos0/env, envconfig, koanf, viper; looked at for
+// issue #17): each covers the environment half, none the rest without as
+// much glue as this package is. caarlos0/env's ",file" reads a file named by
+// the variable itself, not a NAME_FILE twin beside NAME, and does not refuse
+// both being set; none refuses unknown keys in a flat YAML file while
+// letting the environment win per key; and their errors name Go fields and
+// types ("parse error on field StatusPollInterval of type time.Duration")
+// where autopatch's name the variable and say what is wanted
+// (AUTOPATCH_STATUS_POLL_INTERVAL="often" is invalid: want a positive Go
+// duration such as 30s or 5m), without ever echoing a secret. The loader is
+// one small reflective walk over tagged fields, tested; a dependency would
+// not make it smaller.
 package config
 
 import (
@@ -36,7 +50,7 @@ const Prefix = "AUTOPATCH_"
 type Config struct {
 	DatabaseURL     Secret        `env:"DATABASE_URL" doc:"PostgreSQL URL (pgx syntax). Required by serve and migrate."`
 	Listen          string        `env:"LISTEN" default:":8080" doc:"HTTP listen address."`
-	SchedulesFile   string        `env:"SCHEDULES_FILE" doc:"YAML schedules file (ARCHITECTURE §4.2), loaded at start and on SIGHUP."`
+	SchedulesFile   string        `env:"SCHEDULES_FILE" doc:"YAML schedules file (docs/architecture.md §4.2), loaded at start and on SIGHUP."`
 	MigrateOnStart  bool          `env:"MIGRATE_ON_START" default:"true" doc:"serve applies autopatch's and River's migrations at start."`
 	LogLevel        string        `env:"LOG_LEVEL" default:"info" doc:"debug, info, warn or error."`
 	LogFormat       string        `env:"LOG_FORMAT" default:"json" doc:"json or text."`
@@ -48,6 +62,9 @@ type Config struct {
 	APIToken        Secret `env:"API_TOKEN" doc:"Bearer token for /api/v1."`
 
 	StatusPollInterval time.Duration `env:"STATUS_POLL_INTERVAL" default:"5m" doc:"How often deployment status is read while a window is open."`
+	PreflightLead      time.Duration `env:"PREFLIGHT_LEAD" default:"24h" doc:"How long before a window its members' SCCM clients are checked (installed, active, last policy request); inactive ones are noted on the change and counted client_inactive in the compliance ledger."`
+	DeadlineNormal     time.Duration `env:"DEADLINE_NORMAL" default:"720h" doc:"A patch cycle's deadline after its Patch Tuesday (00:00 UTC): the compliance ledger's patched-by-deadline and the incidents of manual devices not compliant at it."`
+	ComplianceInterval time.Duration `env:"COMPLIANCE_INTERVAL" default:"15m" doc:"How often the compliance sweep reads client state before windows, the compliance of manual schedules' devices (one SCCM call for every change) and, until the deadline, the late status of closed windows."`
 	MinWindowRemaining time.Duration `env:"MIN_WINDOW_REMAINING" default:"30m" doc:"A window opened late must have at least this much left (windows shorter than twice this: half of it); otherwise it is missed."`
 
 	ServicesFile string `env:"SERVICES_FILE" doc:"Optional YAML of per-service safety limits (services: [{name, max_unavailable}]), loaded at start and on SIGHUP; see Service safety."`
@@ -90,7 +107,6 @@ type Queues struct {
 	SCCM       int `env:"SCCM_WORKERS" default:"2" doc:"Concurrent jobs talking to the SCCM site server."`
 	SCOM       int `env:"SCOM_WORKERS" default:"2" doc:"Concurrent jobs talking to the SCOM management server."`
 	ServiceNow int `env:"SERVICENOW_WORKERS" default:"4" doc:"Concurrent jobs talking to ServiceNow."`
-	Windows    int `env:"WINDOWS_WORKERS" default:"4" doc:"Concurrent window open/close jobs (they wait for their instant, then call SCCM)."`
 }
 
 // WinRM is how autopatch reaches a Windows server (SCCM site server, SCOM
@@ -126,8 +142,38 @@ type Setting struct {
 
 // Load builds the configuration from the environment (getenv, usually
 // os.Getenv) and, when yamlPath is not empty, a YAML file. Errors name the
-// setting and never contain a secret's value.
+// setting and never contain a secret's value; every invalid setting is
+// reported, not only the first.
 func Load(getenv func(string) string, yamlPath string) (*Config, error) {
+	cfg, errs, err := load(getenv, yamlPath)
+	if err != nil {
+		return nil, err
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// LoadServe is Load and ValidateServe in one: the invalid and the missing
+// settings of serve are reported together, so an administrator does not
+// discover them one start-up at a time.
+func LoadServe(getenv func(string) string, yamlPath string) (*Config, error) {
+	cfg, errs, err := load(getenv, yamlPath)
+	if err != nil {
+		return nil, err
+	}
+	errs = append(errs, cfg.ValidateServe())
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// load reads every setting and checks them. The error is a file that
+// cannot be read (nothing else can be judged); errs are the settings'
+// problems, all of them.
+func load(getenv func(string) string, yamlPath string) (*Config, []error, error) {
 	cfg := &Config{}
 	settings := walk(reflect.ValueOf(cfg).Elem(), Prefix)
 
@@ -135,7 +181,7 @@ func Load(getenv func(string) string, yamlPath string) (*Config, error) {
 	if yamlPath != "" {
 		var err error
 		if fileValues, err = readYAML(yamlPath, settings); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 
@@ -151,12 +197,15 @@ func Load(getenv func(string) string, yamlPath string) (*Config, error) {
 		}
 		if err := set(s, raw); err != nil {
 			errs = append(errs, err)
+			// The default stands in, so that the checks below judge the
+			// other settings and do not report this one a second time.
+			_ = set(s, s.Default)
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
+	if err := cfg.validateCommon(); err != nil {
+		errs = append(errs, err)
 	}
-	return cfg, cfg.validateCommon()
+	return cfg, errs, nil
 }
 
 // Settings lists every setting with its default and documentation.

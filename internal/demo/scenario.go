@@ -30,21 +30,24 @@ type scenario struct {
 }
 
 // Devices: three services across the tiers. Outcomes come from the
-// simulator's seed: success, a failure, a device that never reports, and one
-// that fails and then recovers.
+// simulator's seed: success, a failure, a device that never reports, one
+// that fails and then recovers, and the ones the compliance ledger tells
+// apart: an install still running when its window closes, an install
+// waiting for its restart (manual_reboot), an inactive SCCM client, and the
+// two manual_patch devices, one patched by its owner and one not.
 const demoSeed = `
 update_groups: ["2026-12 Servers", "2026-12 Office"]
 devices:
   - {name: PAY-SQL01}
-  - {name: PAY-APP01}
+  - {name: PAY-APP01, outcome: "pending restart"}
   - {name: PAY-WEB01}
-  - {name: PAY-WEB02}
+  - {name: PAY-WEB02, outcome: compliant}
   - {name: INT-SQL01, outcome: "error 0x80240022"}
   - {name: INT-WEB01, outcome: silent}
-  - {name: BIL-SQL01}
+  - {name: BIL-SQL01, outcome: "success after close"}
   - {name: BIL-APP01, outcome: "error 0x8024402C then success"}
-  - {name: BIL-WEB01}
-  - {name: BIL-WEB02}
+  - {name: BIL-WEB01, outcome: inactive}
+  - {name: BIL-WEB02, outcome: noncompliant}
   - {name: SCCM01}   # the site server: SCOM raises window alerts (missed, storm) on it
 `
 
@@ -250,13 +253,28 @@ func (d *run) play(ctx context.Context) error {
 	if err := d.changeWebhook(chgB, "scheduled", "approved"); err != nil {
 		return err
 	}
-	if err := d.waitFor(ctx, time.Now().Add(20*time.Second), chgB.number+"'s deployment created", func(s estate.State) bool {
-		return len(deploymentsOf(s, chgB.number)) == 1
+	// The cancellation waits for the note that says the deployment was
+	// created: the notes are separate jobs, so a cancellation sent right
+	// after the creation could be noted first, and the timeline would show
+	// a creation after its deletion.
+	if err := d.waitFor(ctx, time.Now().Add(20*time.Second), chgB.number+"'s deployment created and noted", func(s estate.State) bool {
+		if len(deploymentsOf(s, chgB.number)) != 1 {
+			return false
+		}
+		for _, n := range notesTexts(s, chgB.sysID) {
+			if strings.HasPrefix(n, "autopatch created ") {
+				return true
+			}
+		}
+		return false
 	}); err != nil {
 		return err
 	}
 	d.tl.line("DEMO", "ServiceNow: %s is canceled before its window", chgB.number)
 	if err := d.changeWebhook(chgB, "canceled", "approved"); err != nil {
+		return err
+	}
+	if err := d.ledgerBefore(ctx, chgA.number, chgA.sysID); err != nil {
 		return err
 	}
 
@@ -313,7 +331,7 @@ func (d *run) play(ctx context.Context) error {
 		return err
 	}
 	// Let the last reports (incidents, links, notes) land.
-	return d.waitFor(ctx, time.Now().Add(30*time.Second), "every alert linked to its incident", func(s estate.State) bool {
+	if err := d.waitFor(ctx, time.Now().Add(30*time.Second), "every alert linked to its incident", func(s estate.State) bool {
 		// The missed window's alert is the last to come; the halt of
 		// CHG0030003 makes the count of alerts alone no sign of the end.
 		missed := false
@@ -329,7 +347,12 @@ func (d *run) play(ctx context.Context) error {
 			}
 		}
 		return true
-	})
+	}); err != nil {
+		return err
+	}
+
+	// 6. The compliance ledger of the change, as the monthly report reads it.
+	return d.ledgerAfter(ctx, chgA.number, chgA.sysID)
 }
 
 // waitForHold waits until GET /api/v1/changes/{number} shows a hold of
@@ -609,6 +632,8 @@ func (d *run) check() error {
 	expect(err == nil && dev.Device.Schedule == "DB" && dev.Device.Service == "Intranet" && failedResult,
 		"GET /api/v1/devices/INT-SQL01: schedule DB, service Intranet, its failed result")
 
+	d.checkLedger(expect)
+
 	if len(failed) > 0 {
 		return fmt.Errorf("%w:\n  - %s", errExpectations, strings.Join(failed, "\n  - "))
 	}
@@ -634,16 +659,19 @@ func (d *run) printSummary() {
 				off = append(off, e.At.UTC().Format("15:04:05.000"))
 			}
 		}
-		state := "created, disabled"
+		// A missed window is disabled in SCCM too (it was created
+		// disabled; the disable makes sure): without an enable it is
+		// missed, not closed.
+		state := "created, disabled (waiting for its window)"
 		switch {
 		case dp.Deleted:
 			state = "deleted"
 		case dp.Enabled:
 			state = "ENABLED"
-		case len(dp.Events) > 0:
+		case len(on) > 0:
 			state = "closed"
-		case time.Now().After(end):
-			state = "never enabled"
+		case time.Now().After(end) || len(off) > 0:
+			state = "missed, never enabled"
 		}
 		fmt.Fprintf(tw, "  %s\t%s–%s\t%s\t%s\t%s\n", dp.Name, start.UTC().Format("15:04:05"), end.UTC().Format("15:04:05"),
 			orDash(strings.Join(on, " ")), orDash(strings.Join(off, " ")), state)

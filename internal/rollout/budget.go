@@ -1,4 +1,4 @@
-// Package rollout decides when a change's rollout must stop (ARCHITECTURE
+// Package rollout decides when a change's rollout must stop (docs/architecture.md
 // §9.3): its error budget, and tier gating between the windows of one
 // change. Everything here is a pure function of what the jobs read from the
 // database; the jobs record the holds and act on them.
@@ -141,7 +141,7 @@ func plural(n int, word string) string {
 }
 
 // Outcomes of a device in a closed window, as the compliance ledger names
-// them (ARCHITECTURE §9.1).
+// them (docs/architecture.md §9.1).
 const (
 	OutcomeFailed         = "failed"
 	OutcomeNotReported    = "not_reported"

@@ -45,7 +45,7 @@ type Change struct {
 	ShortDescription string
 	SysUpdatedOn     time.Time
 	// OnHold is ServiceNow's "On hold": the change's windows not yet open
-	// are held (ARCHITECTURE §9.3).
+	// are held (docs/architecture.md §9.3).
 	OnHold bool
 	// ErrorBudget is the change's own budget (rollout.ParseBudget); empty
 	// means AUTOPATCH_ERROR_BUDGET.

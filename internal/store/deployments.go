@@ -122,20 +122,6 @@ func LockDueToClose(ctx context.Context, tx pgx.Tx, now time.Time) ([]Deployment
 		ORDER BY d.id FOR NO KEY UPDATE OF d SKIP LOCKED`, now)
 }
 
-// DueRemaining counts deployments due to open (or close) by now that are
-// still waiting, locked ones included.
-func DueRemaining(ctx context.Context, db DBTX, now time.Time, closing bool) (int, error) {
-	q := `SELECT count(*) FROM deployments WHERE state = 'created' AND window_start <= $1`
-	if closing {
-		q = `SELECT count(*) FROM deployments WHERE state = 'open' AND close_at <= $1`
-	}
-	var n int
-	if err := db.QueryRow(ctx, q, now).Scan(&n); err != nil {
-		return 0, fmt.Errorf("store: due deployments: %w", err)
-	}
-	return n, nil
-}
-
 // OpenNames returns those of names that an open deployment holds (a window
 // moved while open keeps its SCCM name until it closes), in one query.
 func OpenNames(ctx context.Context, db DBTX, names []string) (map[string]bool, error) {

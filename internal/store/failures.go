@@ -24,6 +24,9 @@ const (
 	// FailureHalt: a change's rollout was halted because the failures of
 	// its closed windows exceeded its error budget (subject halt#<hold id>).
 	FailureHalt = "halt"
+	// FailureNoncompliant: a device of a manual schedule was still not
+	// compliant (updates required, or a restart pending) at its deadline.
+	FailureNoncompliant = "noncompliant"
 )
 
 // Failure states (failures.state).

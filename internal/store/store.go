@@ -39,6 +39,12 @@ type Store struct {
 
 // Open connects to the database and checks it answers.
 func Open(ctx context.Context, url string) (*Store, error) {
+	return OpenAs(ctx, url, "autopatch")
+}
+
+// OpenAs is Open with the sessions' application_name set to name (unless
+// the URL sets one), so pg_stat_activity shows which replica holds a lock.
+func OpenAs(ctx context.Context, url, name string) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		// pgx's parse errors can quote the URL, password included.
@@ -49,6 +55,9 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	// must still be recorded meanwhile. pool_max_conns in the URL wins.
 	if !strings.Contains(url, "pool_max_conns") {
 		cfg.MaxConns = DefaultMaxConns
+	}
+	if _, set := cfg.ConnConfig.RuntimeParams["application_name"]; !set {
+		cfg.ConnConfig.RuntimeParams["application_name"] = name
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

@@ -44,15 +44,20 @@ func (s *Server) handleJournal(w http.ResponseWriter, r *http.Request) {
 	}
 	fields := s.viewOptions(r).fields
 	s.mu.Lock()
-	result := []map[string]any{}
+	var matched []record
 	for i, e := range s.journal {
 		row := record{
 			"sys_id": strconv.Itoa(i), "name": e.table, "element": "work_notes", "element_id": e.sysID,
 			"value": e.text, "sys_created_by": e.by, "sys_created_on": e.at.UTC().Format(glideDateTime),
 		}
-		if !query.matches(row) {
-			continue
+		if query.matches(row) {
+			matched = append(matched, row)
 		}
+	}
+	s.mu.Unlock()
+	sortRecords(matched, orderOf(q.Get("sysparm_query")))
+	result := []map[string]any{}
+	for _, row := range matched {
 		out := map[string]any{}
 		for name, v := range row {
 			if len(fields) == 0 || slices.Contains(fields, name) {
@@ -64,6 +69,5 @@ func (s *Server) handleJournal(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 	}
-	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]any{"result": result})
 }

@@ -2,6 +2,7 @@ package servicenowsim
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -40,7 +41,7 @@ func parseQuery(q string) (encodedQuery, error) {
 			case term == "" || term == "EQ":
 				continue // an instance tolerates empty terms and the ^EQ terminator
 			case strings.HasPrefix(term, "ORDERBY"):
-				continue // ordering is not simulated: records come in insertion order
+				continue // ordering is applied to the matches, see orderOf
 			case strings.HasPrefix(term, "OR"):
 				if len(group) == 0 {
 					return nil, fmt.Errorf("^OR without a preceding condition in %q", term)
@@ -178,4 +179,49 @@ func (c condition) matches(row record) bool {
 			return cmp >= 0
 		}
 	}
+}
+
+// orderBy is one ORDERBY<field> or ORDERBYDESC<field> term.
+type orderBy struct {
+	field string
+	desc  bool
+}
+
+// orderOf returns a query's ordering terms, first term first. An instance
+// sorts the matching records by them before sysparm_offset and
+// sysparm_limit apply, so "the latest entry" (ORDERBYDESCsys_created_on with
+// a limit of 1) is the latest, not the first inserted.
+func orderOf(q string) []orderBy {
+	var out []orderBy
+	for _, term := range strings.Split(q, "^") {
+		switch {
+		case strings.HasPrefix(term, "ORDERBYDESC"):
+			out = append(out, orderBy{field: term[len("ORDERBYDESC"):], desc: true})
+		case strings.HasPrefix(term, "ORDERBY"):
+			out = append(out, orderBy{field: term[len("ORDERBY"):]})
+		}
+	}
+	return out
+}
+
+// sortRecords orders rows by the terms, stably (ties keep insertion
+// order). Values compare as text: the simulator stores dates as glide
+// date-times (yyyy-MM-dd HH:mm:ss) and numbers zero-padded, which sort as
+// text the way an instance sorts them.
+func sortRecords(rows []record, by []orderBy) {
+	if len(by) == 0 {
+		return
+	}
+	slices.SortStableFunc(rows, func(a, b record) int {
+		for _, o := range by {
+			c := strings.Compare(a[o.field], b[o.field])
+			if o.desc {
+				c = -c
+			}
+			if c != 0 {
+				return c
+			}
+		}
+		return 0
+	})
 }

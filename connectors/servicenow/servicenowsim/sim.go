@@ -55,7 +55,7 @@ type Options struct {
 }
 
 // Incident is an incident as the simulated estate's /state shows it
-// (ARCHITECTURE §4.5); the fields after ShortDescription are extras.
+// (docs/architecture.md §4.5); the fields after ShortDescription are extras.
 type Incident struct {
 	Number           string `json:"number"`
 	SysID            string `json:"sys_id"`
@@ -388,6 +388,7 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request, t *table) in
 			matched = append(matched, row)
 		}
 	}
+	sortRecords(matched, orderOf(q.Get("sysparm_query")))
 	total := len(matched)
 	matched = matched[min(offset, total):min(offset+limit, total)]
 	result := make([]map[string]any, 0, len(matched))

@@ -16,7 +16,6 @@
  *   Client:         true
  *   Onclick:        autopatchResumeRollout()
  *   Condition:      !current.u_autopatch_update_groups.nil() && (gs.hasRole('change_manager') || gs.hasRole('admin'))
- *   Script:         below
  *
  * Needs the system property autopatch.api_token (password2, private): the
  * value of AUTOPATCH_API_TOKEN. To pause instead, tick "On hold": the

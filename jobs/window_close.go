@@ -3,56 +3,18 @@ package jobs
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/riverqueue/river"
 
 	"github.com/autopatch/autopatch/connectors/sccm"
 	"github.com/autopatch/autopatch/internal/store"
 )
 
-// CloseWindowArgs disables, at instant At, every open deployment that must
-// close by then (its window ended, or a cancellation or re-plan asked for it
-// to close now), in one SCCM call. Closing always happens: after failures,
-// restarts, a crash mid-window or a canceled change; the sweep re-asks for it
-// if this job itself is lost with its client.
-type CloseWindowArgs struct {
-	At time.Time `json:"at"`
-}
-
-// Kind implements river.JobArgs.
-func (CloseWindowArgs) Kind() string { return "close_window" }
-
-// InsertOpts: one job per instant.
-func (CloseWindowArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: QueueWindows, MaxAttempts: windowMaxAttempts, UniqueOpts: river.UniqueOpts{ByArgs: true}}
-}
-
-// CloseWindowWorker works CloseWindowArgs.
-type CloseWindowWorker struct {
-	river.WorkerDefaults[CloseWindowArgs]
-	deps *Deps
-}
-
-// Timeout implements river.Worker.
-func (w *CloseWindowWorker) Timeout(*river.Job[CloseWindowArgs]) time.Duration { return windowTimeout }
-
-// NextRetry implements river.Worker.
-func (w *CloseWindowWorker) NextRetry(job *river.Job[CloseWindowArgs]) time.Time {
-	return time.Now().Add(windowRetry(job.Attempt))
-}
-
-// Work implements river.Worker.
-func (w *CloseWindowWorker) Work(ctx context.Context, job *river.Job[CloseWindowArgs]) error {
-	if err := waitUntil(ctx, job.Args.At, w.deps.now()); err != nil {
-		return err
-	}
-	return drain(ctx, w.deps, true, func() (int, error) { return w.closeDue(ctx, job.Attempt) })
-}
-
-// closeDue closes, in one SCCM call, what is due and not taken by another job.
-func (w *CloseWindowWorker) closeDue(ctx context.Context, attempt int) (int, error) {
+// closeDue disables, in one SCCM call, every open deployment that must close
+// by now (its window ended, or a cancellation or re-plan asked for it to
+// close now) and that no other replica holds. Closing always happens: after
+// failures, restarts, a crash mid-window or a canceled change.
+func (w *WindowKeeper) closeDue(ctx context.Context, attempt int) (int, error) {
 	var n int
 	err := pgx.BeginFunc(ctx, w.deps.Pool, func(tx pgx.Tx) error {
 		now := w.deps.now()
@@ -104,7 +66,7 @@ func (w *CloseWindowWorker) closeDue(ctx context.Context, attempt int) (int, err
 // closeOneByOne disables deployments one call each and returns those SCCM
 // refused (they no longer exist), so a deleted one never keeps the others
 // enabled. Only used after a batch was refused.
-func (w *CloseWindowWorker) closeOneByOne(ctx context.Context, names []string) (map[string]string, error) {
+func (w *WindowKeeper) closeOneByOne(ctx context.Context, names []string) (map[string]string, error) {
 	gone := map[string]string{}
 	for _, n := range names {
 		_, err := w.deps.SCCM.SetEnabled(ctx, []string{n}, false)

@@ -8,56 +8,19 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/riverqueue/river"
 
 	"github.com/autopatch/autopatch/connectors/sccm"
 	"github.com/autopatch/autopatch/internal/store"
 )
 
-// OpenWindowArgs enables, at instant At, every created deployment whose
-// window has started, in one SCCM call with a policy refresh of their
-// collections. It acts on what the database says is due, not on a list
-// fixed when it was scheduled, so a re-plan or a cancellation in between is
-// respected, and a late run (autopatch was down) catches up.
-type OpenWindowArgs struct {
-	At time.Time `json:"at"`
-}
-
-// Kind implements river.JobArgs.
-func (OpenWindowArgs) Kind() string { return "open_window" }
-
-// InsertOpts: one job per instant, whatever the number of deployments.
-func (OpenWindowArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: QueueWindows, MaxAttempts: windowMaxAttempts, UniqueOpts: river.UniqueOpts{ByArgs: true}}
-}
-
-// OpenWindowWorker works OpenWindowArgs.
-type OpenWindowWorker struct {
-	river.WorkerDefaults[OpenWindowArgs]
-	deps *Deps
-}
-
-// Timeout implements river.Worker.
-func (w *OpenWindowWorker) Timeout(*river.Job[OpenWindowArgs]) time.Duration { return windowTimeout }
-
-// NextRetry implements river.Worker.
-func (w *OpenWindowWorker) NextRetry(job *river.Job[OpenWindowArgs]) time.Time {
-	return time.Now().Add(windowRetry(job.Attempt))
-}
-
-// Work implements river.Worker. The due rows stay locked during the SCCM
-// call: a job of another replica or instant skips them, so nothing is
-// enabled twice; a crash rolls back and the retry enables again, which SCCM
-// takes as a no-op.
-func (w *OpenWindowWorker) Work(ctx context.Context, job *river.Job[OpenWindowArgs]) error {
-	if err := waitUntil(ctx, job.Args.At, w.deps.now()); err != nil {
-		return err
-	}
-	return drain(ctx, w.deps, false, func() (int, error) { return w.openDue(ctx, job.Attempt) })
-}
-
-// openDue opens, in one SCCM call, what is due and not taken by another job.
-func (w *OpenWindowWorker) openDue(ctx context.Context, attempt int) (int, error) {
+// openDue enables, in one SCCM call with a policy refresh of their
+// collections, every created deployment whose window has started and that no
+// other replica holds. It acts on what the database says is due, so a
+// re-plan or a cancellation is respected and a late start (autopatch was
+// down) catches up. The due rows stay locked during the SCCM call: another
+// replica skips them, so nothing is enabled twice; a crash rolls back and the
+// next tick enables again, which the template makes a no-op in SCCM.
+func (w *WindowKeeper) openDue(ctx context.Context, attempt int) (int, error) {
 	var n int
 	var deferred []store.Deployment
 	err := pgx.BeginFunc(ctx, w.deps.Pool, func(tx pgx.Tx) error {
@@ -87,7 +50,7 @@ func (w *OpenWindowWorker) openDue(ctx context.Context, attempt int) (int, error
 			_, err := w.deps.SCCM.SetEnabled(ctx, names, false)
 			if sccm.IsRefusal(err) {
 				// One was deleted in the console: disable the others.
-				_, err = (&CloseWindowWorker{deps: w.deps}).closeOneByOne(ctx, names)
+				_, err = w.closeOneByOne(ctx, names)
 			}
 			if err != nil {
 				w.deps.Logger.WarnContext(ctx, "disabling missed windows failed; retrying", "deployments", len(names), "attempt", attempt, "error", err)
@@ -151,7 +114,7 @@ func (w *OpenWindowWorker) openDue(ctx context.Context, attempt int) (int, error
 }
 
 // minRemaining is the least of d's window that must be left to open it.
-func (w *OpenWindowWorker) minRemaining(d store.Deployment) time.Duration {
+func (w *WindowKeeper) minRemaining(d store.Deployment) time.Duration {
 	return min(w.deps.MinRemaining, d.WindowEnd.Sub(d.WindowStart)/2)
 }
 
