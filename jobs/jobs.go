@@ -17,8 +17,8 @@ import (
 	"github.com/autopatch/autopatch/connectors/scom"
 	"github.com/autopatch/autopatch/connectors/servicenow"
 	"github.com/autopatch/autopatch/internal/config"
-	"github.com/autopatch/autopatch/internal/rollout"
 	"github.com/autopatch/autopatch/internal/logfilter"
+	"github.com/autopatch/autopatch/internal/rollout"
 	"github.com/autopatch/autopatch/internal/schedules"
 )
 

@@ -98,7 +98,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "autopatch_deployments_held_total",
 		Help: "Deployments held by rollout control (autopatch_deployments{state=\"held\"} is how many are held now).",
 	})
-		m.OutsideWindow = prometheus.NewCounter(prometheus.CounterOpts{
+	m.OutsideWindow = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "autopatch_patched_outside_window_total",
 		Help: "Devices SCCM reports patched outside their maintenance window (after its close, or before it opened).",
 	})
