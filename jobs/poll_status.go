@@ -159,6 +159,11 @@ func (w *PollStatusWorker) Work(ctx context.Context, job *river.Job[PollStatusAr
 		if err := p.apply(ctx, rep); err != nil {
 			return err
 		}
+		// Rollout control decides in the transaction that recorded the
+		// failures: a crash leaves both or neither.
+		if err := evaluateRollouts(ctx, tx, w.deps, targets, p.now); err != nil {
+			return err
+		}
 		for _, d := range targets {
 			if d.State == store.DeploymentOpen {
 				return pollAfterOpen(ctx, tx, w.deps, p.now)

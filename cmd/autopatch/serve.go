@@ -34,6 +34,7 @@ import (
 	"github.com/autopatch/autopatch/internal/ledger"
 	"github.com/autopatch/autopatch/internal/remotemetrics"
 	"github.com/autopatch/autopatch/internal/replica"
+	"github.com/autopatch/autopatch/internal/rollout"
 	"github.com/autopatch/autopatch/internal/safety"
 	"github.com/autopatch/autopatch/internal/schedules"
 	"github.com/autopatch/autopatch/internal/store"
@@ -173,6 +174,7 @@ func initServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*
 		},
 		StormThreshold: cfg.StormThreshold,
 		WindowComputer: windowComputer(cfg),
+		ErrorBudget:    errorBudget(cfg),
 		Compliance: jobs.ComplianceOptions{
 			Ledger:        ledger.Options{DeadlineAfter: cfg.DeadlineNormal},
 			PreflightLead: cfg.PreflightLead, Interval: cfg.ComplianceInterval,
@@ -392,4 +394,14 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// errorBudget is AUTOPATCH_ERROR_BUDGET, checked when the configuration was
+// loaded.
+func errorBudget(cfg *config.Config) *rollout.Budget {
+	b, err := rollout.ParseBudget(cfg.ErrorBudget)
+	if err != nil {
+		return nil
+	}
+	return &b
 }
