@@ -202,6 +202,7 @@ func initServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*
 	if err := ui.Register(e, ui.Options{
 		Logger: logger, Token: cfg.APIToken, DB: st.Pool, Schedules: &s.schedules, ServiceRules: &s.services,
 		Collections: consoleSCCM.CollectionsWithMaintenanceWindows, ServiceNowURL: cfg.ServiceNow.URL,
+		Ledger: ledger.Options{DeadlineAfter: cfg.DeadlineNormal},
 	}); err != nil {
 		st.Close()
 		return nil, err
