@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -27,4 +28,15 @@ func bearerAuth(token config.Secret) echo.MiddlewareFunc {
 			return next(c)
 		}
 	}
+}
+
+// PathParam returns a path parameter decoded. Echo matches on the escaped
+// path and leaves parameters escaped, and device, service and schedule names
+// may hold spaces, slashes or anything else.
+func PathParam(c echo.Context, name string) string {
+	v := c.Param(name)
+	if u, err := url.PathUnescape(v); err == nil {
+		return u
+	}
+	return v
 }

@@ -20,7 +20,7 @@ import (
 	"github.com/autopatch/autopatch/internal/config"
 )
 
-// Webhook authentication headers (ARCHITECTURE §4.3).
+// Webhook authentication headers (docs/architecture.md §4.3).
 const (
 	HeaderTimestamp = "X-Autopatch-Timestamp"
 	HeaderSignature = "X-Autopatch-Signature"

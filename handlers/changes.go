@@ -25,6 +25,10 @@ type changeJSON struct {
 	Status           string    `json:"status"`
 	Revision         int64     `json:"revision"`
 	UpdatedAt        time.Time `json:"updated_at"`
+	OnHold           bool      `json:"on_hold"`
+	ErrorBudget      string    `json:"error_budget,omitempty"` // the change's own; empty: AUTOPATCH_ERROR_BUDGET
+	// Held is true while a hold is in force (see holds).
+	Held bool `json:"held"`
 }
 
 type deploymentJSON struct {
@@ -36,6 +40,9 @@ type changeResponse struct {
 	Change      changeJSON       `json:"change"`
 	Plan        *store.Plan      `json:"plan"`
 	Deployments []deploymentJSON `json:"deployments"`
+	// Holds is the rollout's history: every hold and its release, with
+	// their reasons, oldest first.
+	Holds []store.Hold `json:"holds"`
 }
 
 // getChange is GET /api/v1/changes/{number}: the change as last received,
@@ -43,7 +50,7 @@ type changeResponse struct {
 func getChange(pool *pgxpool.Pool) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		ctx := c.Request().Context()
-		number := c.Param("number")
+		number := PathParam(c, "number")
 		ch, err := store.GetChange(ctx, pool, number)
 		if errors.Is(err, store.ErrNotFound) {
 			return NewError(http.StatusNotFound, "not_found", fmt.Sprintf("autopatch has received no change %q", number))
@@ -56,8 +63,20 @@ func getChange(pool *pgxpool.Pool) echo.HandlerFunc {
 				Number: ch.Number, SysID: ch.SysID, State: ch.State, Approval: ch.Approval,
 				Start: ch.Start.UTC(), End: ch.End.UTC(), UpdateGroups: ch.UpdateGroups, Schedules: ch.Schedules,
 				ShortDescription: ch.ShortDescription, Status: ch.Status, Revision: ch.Revision, UpdatedAt: ch.UpdatedAt.UTC(),
+				OnHold: ch.OnHold, ErrorBudget: ch.ErrorBudget,
 			},
 			Deployments: []deploymentJSON{},
+		}
+		holds, err := store.ChangeHolds(ctx, pool, number)
+		if err != nil {
+			return err
+		}
+		resp.Holds = holds
+		if resp.Holds == nil {
+			resp.Holds = []store.Hold{}
+		}
+		for _, h := range holds {
+			resp.Change.Held = resp.Change.Held || h.Active()
 		}
 		plan, err := store.LatestPlan(ctx, pool, number)
 		switch {

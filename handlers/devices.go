@@ -29,7 +29,7 @@ type deviceResponse struct {
 func getDevice(pool *pgxpool.Pool, current *schedules.Current, now func() time.Time) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		ctx := c.Request().Context()
-		name := c.Param("name")
+		name := PathParam(c, "name")
 		d, err := store.GetDevice(ctx, pool, name)
 		if errors.Is(err, store.ErrNotFound) {
 			return NewError(http.StatusNotFound, "not_found", fmt.Sprintf("autopatch manages no device %q", name))

@@ -2,7 +2,9 @@ package handlers
 
 import (
 	"context"
+	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -14,7 +16,17 @@ type ReadyFunc func(ctx context.Context) error
 type healthResponse struct {
 	Status string `json:"status"`
 	Error  string `json:"error,omitempty"`
+	// Warnings are what an operator should fix although autopatch works,
+	// such as a schedules file that failed to reload (the old one stays).
+	Warnings []string `json:"warnings,omitempty"`
 }
+
+// Warnings is what a ReadyFunc returns when autopatch can do its work but
+// something needs an operator: /readyz still answers 200 (a load balancer
+// must not take the replica out), with the warnings in its body.
+type Warnings []string
+
+func (w Warnings) Error() string { return strings.Join(w, "; ") }
 
 // healthz answers while the process serves HTTP at all; orchestrators use it
 // to restart a wedged process, so it checks nothing else.
@@ -29,7 +41,12 @@ func readyz(ready ReadyFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
 		defer cancel()
-		if err := ready(ctx); err != nil {
+		err := ready(ctx)
+		var warnings Warnings
+		if errors.As(err, &warnings) {
+			return c.JSON(http.StatusOK, healthResponse{Status: "ok", Warnings: warnings})
+		}
+		if err != nil {
 			return c.JSON(http.StatusServiceUnavailable, healthResponse{Status: "unavailable", Error: err.Error()})
 		}
 		return c.JSON(http.StatusOK, healthResponse{Status: "ok"})

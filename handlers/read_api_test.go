@@ -52,6 +52,7 @@ func TestReadAPIMatchesOpenAPI(t *testing.T) {
 		INSERT INTO deployment_transitions (deployment_id, from_state, to_state, reason)
 		SELECT id, 'created', 'open', 'enabled' FROM deployments;
 		INSERT INTO devices (name, resource_id, schedule_name, service, tier) VALUES ('SQL01', 16777300, 'DB', 'Payroll', 'backend');
+		INSERT INTO devices (name, resource_id, schedule_name, service, tier) VALUES ('SQL 02', 16777301, 'DB', 'HR Portal', 'backend');
 		INSERT INTO device_assignments (device_id, schedule_name, service, tier, request_item, outcome)
 		SELECT id, 'DB', 'Payroll', 'backend', 'RITM0010001', 'moved' FROM devices;
 		INSERT INTO device_results (deployment_id, device_name, status_type, error_code, message, observed_at)
@@ -80,6 +81,9 @@ func TestReadAPIMatchesOpenAPI(t *testing.T) {
 		{"/api/v1/devices/NOPE01", "token", http.StatusNotFound},
 		{"/api/v1/services/payroll", "token", http.StatusOK},
 		{"/api/v1/services/Nothing", "token", http.StatusNotFound},
+		// Path parameters are decoded: names may hold spaces.
+		{"/api/v1/devices/SQL%2002", "token", http.StatusOK},
+		{"/api/v1/services/HR%20Portal", "token", http.StatusOK},
 	} {
 		req := httptest.NewRequest(http.MethodGet, tt.path, nil)
 		if tt.token != "" {

@@ -66,9 +66,9 @@ type windowsResponse struct {
 // in [from, to). Defaults: from now, to 90 days later.
 func scheduleWindows(current *schedules.Current, now func() time.Time) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		sc, ok := current.Get().Get(c.Param("name"))
+		sc, ok := current.Get().Get(PathParam(c, "name"))
 		if !ok {
-			return NewError(http.StatusNotFound, "not_found", fmt.Sprintf("no schedule %q is in force", c.Param("name")))
+			return NewError(http.StatusNotFound, "not_found", fmt.Sprintf("no schedule %q is in force", PathParam(c, "name")))
 		}
 		from, to := now(), time.Time{}
 		var details []FieldError

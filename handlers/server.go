@@ -16,11 +16,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/autopatch/autopatch/internal/config"
+	"github.com/autopatch/autopatch/internal/ledger"
 	"github.com/autopatch/autopatch/internal/safety"
 	"github.com/autopatch/autopatch/internal/schedules"
 )
 
-// MaxBody is the largest request body accepted (ARCHITECTURE §4.3).
+// MaxBody is the largest request body accepted (docs/architecture.md §4.3).
 const MaxBody = 1 << 20
 
 // Options are the dependencies of the HTTP server.
@@ -37,6 +38,9 @@ type Options struct {
 
 	// Webhooks configures POST /webhooks/servicenow/*; nil leaves them out.
 	Webhooks *WebhookOptions
+
+	// Compliance decides the compliance ledger's deadlines.
+	Compliance ledger.Options
 
 	// ServiceRules are the service-safety limits in force (services
 	// file); nil leaves GET /api/v1/services/{name} out.
@@ -78,12 +82,23 @@ func New(opts Options) *echo.Echo {
 	api.GET("/schedules", listSchedules(opts.Store))
 	api.GET("/schedules/:name/windows", scheduleWindows(opts.Schedules, now))
 	api.GET("/changes/:number", getChange(opts.Pool))
+	if opts.Webhooks != nil {
+		// Resuming a change enqueues a job: it needs the job client that
+		// the webhooks use.
+		api.POST("/changes/:number/resume", resumeChange(opts.Pool, opts.Webhooks.Jobs, now))
+	}
 	api.GET("/devices/:name", getDevice(opts.Pool, opts.Schedules, now))
 	rules := opts.ServiceRules
 	if rules == nil {
 		rules = &safety.CurrentServices{} // no services file: default limits
 	}
 	api.GET("/services/:name", getService(opts.Pool, opts.Schedules, rules, now))
+	// The list APIs (docs/architecture.md §9.5, handlers/lists.go).
+	api.GET("/changes", listChanges(opts.Pool))
+	api.GET("/devices", listDevices(opts.Pool))
+	api.GET("/windows", listWindows(opts.Pool, opts.Schedules, now))
+	api.GET("/failures", listFailures(opts.Pool))
+	api.GET("/compliance", getCompliance(opts.Pool, opts.Compliance, now))
 	return e
 }
 

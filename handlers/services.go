@@ -59,7 +59,7 @@ type serviceScheduleJSON struct {
 func getService(db store.DBTX, current *schedules.Current, rules *safety.CurrentServices, now func() time.Time) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		ctx := c.Request().Context()
-		name := c.Param("name")
+		name := PathParam(c, "name")
 		members, err := store.ServiceMembers(ctx, db, []string{safety.ServiceKey(name)}, nil)
 		if err != nil {
 			return err

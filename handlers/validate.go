@@ -18,7 +18,7 @@ import (
 	"github.com/go-playground/validator/v10"
 )
 
-// Limits of a webhook body (ARCHITECTURE §4.3, issue 5).
+// Limits of a webhook body (docs/architecture.md §4.3, issue 5).
 const (
 	maxUpdateGroups    = 100
 	maxUpdateGroupLen  = 256 // characters, SCCM's LocalizedDisplayName
@@ -262,7 +262,7 @@ func plural(n, word string) string {
 // decodeJSON decodes a JSON object from raw into v. A body that is not JSON
 // is a 400 bad_json saying where (line, column, byte offset); a value of the
 // wrong type is a 400 validation_failed naming the field. Unknown fields are
-// ignored (ARCHITECTURE §4.3).
+// ignored (docs/architecture.md §4.3).
 func decodeJSON(raw []byte, v any) *APIError {
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return jsonError(raw, 0, "the body is empty; want a JSON object")

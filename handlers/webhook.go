@@ -18,10 +18,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/autopatch/autopatch/internal/ingest"
+	"github.com/autopatch/autopatch/internal/rollout"
 	"github.com/autopatch/autopatch/internal/store"
 )
 
-// Webhook routes (ARCHITECTURE §4.3).
+// Webhook routes (docs/architecture.md §4.3).
 const (
 	PathChangeWebhook          = "/webhooks/servicenow/change"
 	PathScheduleRequestWebhook = "/webhooks/servicenow/schedule-request"
@@ -90,7 +91,7 @@ func (m webhookMetrics) observe(kind, outcome string) {
 
 // --- change -----------------------------------------------------------------
 
-// changeWebhook is the change body (ARCHITECTURE §4.3).
+// changeWebhook is the change body (docs/architecture.md §4.3).
 type changeWebhook struct {
 	EventID  string         `json:"event_id,omitempty" validate:"max=255,graphic"`
 	Change   *changeRecord  `json:"change" validate:"required"`
@@ -107,6 +108,9 @@ type changeRecord struct {
 	EndDate          string `json:"end_date" validate:"required,max=64,snow_time"`
 	ShortDescription string `json:"short_description,omitempty" validate:"max=4000,multiline"`
 	SysUpdatedOn     string `json:"sys_updated_on" validate:"required,max=64,snow_time"`
+	// OnHold is ServiceNow's "On hold": true holds the change's windows
+	// that have not opened, false releases them (issue #16).
+	OnHold bool `json:"on_hold,omitempty"`
 }
 
 type patchingInput struct {
@@ -114,6 +118,10 @@ type patchingInput struct {
 	// Schedules nil (omitted or null) means every automatic and
 	// manual_reboot schedule; an empty list is refused as ambiguous.
 	Schedules []string `json:"schedules,omitempty" validate:"omitnil,min=1,max=1000,dive,required,max=255,graphic"`
+	// ErrorBudget is the change's own error budget: a JSON number of
+	// failures (5) or a string share of devices ("10%"); omitted means
+	// AUTOPATCH_ERROR_BUDGET. Checked by rollout.FromJSON.
+	ErrorBudget json.RawMessage `json:"error_budget,omitempty"`
 }
 
 // scheduleLookup returns those of names that are not active schedules.
@@ -151,6 +159,16 @@ func parseChange(ctx context.Context, raw []byte, known scheduleLookup) (*change
 			return nil, store.Change{}, nil, err
 		}
 		c.UpdateGroups, c.Schedules = req.Patching.SoftwareUpdateGroups, req.Patching.Schedules
+		if raw := req.Patching.ErrorBudget; len(raw) > 0 && string(raw) != "null" {
+			if b, err := rollout.FromJSON(raw); err != nil {
+				p.add("patching.error_budget", "%s", err)
+			} else {
+				c.ErrorBudget = b.String()
+			}
+		}
+	}
+	if req.Change != nil {
+		c.OnHold = req.Change.OnHold
 	}
 	if apiErr := p.err(); apiErr != nil {
 		return nil, store.Change{}, apiErr, nil
@@ -179,7 +197,7 @@ func (w *webhooks) change(c echo.Context) error {
 
 // --- schedule request -------------------------------------------------------
 
-// scheduleRequestWebhook is the schedule-request body (ARCHITECTURE §4.3),
+// scheduleRequestWebhook is the schedule-request body (docs/architecture.md §4.3),
 // with ServiceNow's request_item.sys_updated_on as an optional extra.
 type scheduleRequestWebhook struct {
 	EventID      string              `json:"event_id,omitempty" validate:"max=255,graphic"`

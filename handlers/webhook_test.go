@@ -75,6 +75,7 @@ func setupPool(t testing.TB, pool *pgxpool.Pool, auth *WebhookAuth) *testBundle 
 	river.AddWorker(workers, &noopWorker[jobs.PlanChangeArgs]{})
 	river.AddWorker(workers, &noopWorker[jobs.UnwindChangeArgs]{})
 	river.AddWorker(workers, &noopWorker[jobs.AssignDevicesArgs]{})
+	river.AddWorker(workers, &noopWorker[jobs.HoldChangeArgs]{})
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Workers: workers})
 	require.NoError(t, err)
 
@@ -88,6 +89,7 @@ func setupPool(t testing.TB, pool *pgxpool.Pool, auth *WebhookAuth) *testBundle 
 		Ready:    func(context.Context) error { return nil },
 		Registry: b.registry,
 		APIToken: config.Secret("test-token"),
+		Pool:     pool,
 		Webhooks: &WebhookOptions{
 			Store: &store.Store{Pool: pool},
 			Jobs:  client,

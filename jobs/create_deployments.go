@@ -41,10 +41,12 @@ type CreateDeploymentsWorker struct {
 
 // NextRetry implements river.Worker. River's default backoff (1 s, 16 s,
 // 81 s …) would let a short WinRM outage right after an approval push the
-// creation past a window that starts minutes later (found by make chaos);
-// the windows' own schedule, 2 s doubling to at most 30 s, keeps it close.
+// creation past a window that starts soon after (found by make chaos): an
+// emergency change is approved minutes before its window. Every second for
+// the first five attempts, so a blip of a few seconds costs seconds, then
+// the windows' own schedule, 2 s doubling to at most 30 s.
 func (w *CreateDeploymentsWorker) NextRetry(job *river.Job[CreateDeploymentsArgs]) time.Time {
-	return time.Now().Add(windowRetry(job.Attempt))
+	return time.Now().Add(quickRetry(job.Attempt))
 }
 
 // waitForOpenPredecessor is how long a deployment waits for the open

@@ -17,6 +17,8 @@ import (
 	"github.com/autopatch/autopatch/connectors/scom"
 	"github.com/autopatch/autopatch/connectors/servicenow"
 	"github.com/autopatch/autopatch/internal/config"
+	"github.com/autopatch/autopatch/internal/logfilter"
+	"github.com/autopatch/autopatch/internal/rollout"
 	"github.com/autopatch/autopatch/internal/schedules"
 )
 
@@ -38,6 +40,7 @@ type SCCM interface {
 	SetEnabled(ctx context.Context, names []string, enabled bool) ([]sccm.EnableResult, error)
 	DeleteDeployments(ctx context.Context, names []string) ([]sccm.DeleteResult, error)
 	DeploymentStatus(ctx context.Context, names []string) (sccm.StatusReport, error)
+	DeviceStates(ctx context.Context, reads []sccm.StateRead) ([]sccm.DeviceState, error)
 }
 
 // SCOM is what the workers ask of the SCOM management server (connectors/scom).
@@ -86,6 +89,16 @@ type Deps struct {
 	// WindowComputer is the Windows Computer that carries the alerts of a
 	// whole window (missed windows, storms); empty means none is raised.
 	WindowComputer string
+	// ErrorBudget is AUTOPATCH_ERROR_BUDGET, for changes without their
+	// own; nil means rollout.DefaultBudget (10%).
+	ErrorBudget *rollout.Budget
+	// beforeHoldCommit, when set (tests only), runs when a decision made
+	// new holds, before its transaction commits: a test makes it fail to
+	// stand for a process killed in the middle of the decision.
+	beforeHoldCommit func(*Deps) error
+	// Compliance times the compliance ledger's reads and deadlines
+	// (compliance.go).
+	Compliance ComplianceOptions
 	// ClientID names this process to River and to the other replicas
 	// (internal/replica); empty lets River choose.
 	ClientID string
@@ -115,9 +128,11 @@ func NewClient(deps *Deps, q config.Queues) (*river.Client[pgx.Tx], error) {
 	river.AddWorker(workers, &FailureAlertsWorker{deps: deps})
 	river.AddWorker(workers, &FailureIncidentsWorker{deps: deps})
 	river.AddWorker(workers, &SweepFailuresWorker{deps: deps})
+	river.AddWorker(workers, &HoldChangeWorker{deps: deps})
+	river.AddWorker(workers, &ComplianceSweepWorker{deps: deps})
 
 	return river.NewClient(riverpgxv5.New(deps.Pool), &river.Config{
-		Logger: deps.Logger,
+		Logger: logfilter.RiverLogger(deps.Logger), // its 5-second chatter at debug
 		Queues: map[string]river.QueueConfig{
 			QueueDefault:    {MaxWorkers: q.Default},
 			QueueSCCM:       {MaxWorkers: q.SCCM},
@@ -138,6 +153,9 @@ func NewClient(deps *Deps, q config.Queues) (*river.Client[pgx.Tx], error) {
 			}, &river.PeriodicJobOpts{RunOnStart: true}),
 			river.NewPeriodicJob(river.PeriodicInterval(failureSweepInterval), func() (river.JobArgs, *river.InsertOpts) {
 				return SweepFailuresArgs{}, nil
+			}, &river.PeriodicJobOpts{RunOnStart: true}),
+			river.NewPeriodicJob(river.PeriodicInterval(deps.Compliance.interval()), func() (river.JobArgs, *river.InsertOpts) {
+				return ComplianceSweepArgs{}, nil
 			}, &river.PeriodicJobOpts{RunOnStart: true}),
 		},
 	})

@@ -6,6 +6,9 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/autopatch/autopatch/internal/compliance"
+	"github.com/autopatch/autopatch/internal/store"
 )
 
 // Metrics are the workers' Prometheus metrics.
@@ -24,6 +27,13 @@ type Metrics struct {
 	AlertsClosed      prometheus.Counter
 	IncidentsCreated  prometheus.Counter
 	IncidentsResolved prometheus.Counter
+
+	// Rollout control.
+	Halts *prometheus.CounterVec // holds decided, by kind: budget, tier, pause
+	Held  prometheus.Counter     // deployments moved to held
+	// OutsideWindow counts devices whose ledger outcome became
+	// patched_outside_window (compliance.go).
+	OutsideWindow prometheus.Counter
 }
 
 var lagBuckets = []float64{0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 1800}
@@ -80,12 +90,29 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "autopatch_incidents_resolved_total",
 		Help: "ServiceNow incidents resolved because their device recovered.",
 	})
-	for _, kind := range []string{"error", "no_status", "missed_window", "storm"} {
+	m.Halts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "autopatch_rollout_holds_total",
+		Help: "Rollout holds decided, by kind: budget (a halt: the error budget was exceeded), tier (tier gating), pause (On hold in ServiceNow).",
+	}, []string{"kind"})
+	m.Held = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "autopatch_deployments_held_total",
+		Help: "Deployments held by rollout control (autopatch_deployments{state=\"held\"} is how many are held now).",
+	})
+	m.OutsideWindow = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "autopatch_patched_outside_window_total",
+		Help: "Devices SCCM reports patched outside their maintenance window (after its close, or before it opened).",
+	})
+	for _, kind := range []string{"error", "no_status", "missed_window", "storm", "halt", "noncompliant"} {
 		m.Failures.WithLabelValues(kind)
 	}
+	for _, kind := range []string{"budget", "tier", "pause"} {
+		m.Halts.WithLabelValues(kind)
+	}
 	if reg != nil {
+		reg.MustRegister(m.OutsideWindow)
 		reg.MustRegister(m.OpenLag, m.CloseLag, m.Missed, m.JobsRescued)
 		reg.MustRegister(m.Polls, m.PollDuration, m.Failures, m.AlertsRaised, m.AlertsClosed, m.IncidentsCreated, m.IncidentsResolved)
+		reg.MustRegister(m.Halts, m.Held)
 	}
 	return m
 }
@@ -110,7 +137,7 @@ func (c *DeploymentStates) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
 func (c *DeploymentStates) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	counts := map[string]float64{"planned": 0, "created": 0, "open": 0, "closed": 0, "missed": 0, "obsolete": 0, "deleted": 0, "failed": 0}
+	counts := map[string]float64{"planned": 0, "created": 0, "open": 0, "closed": 0, "missed": 0, "obsolete": 0, "deleted": 0, "failed": 0, "held": 0}
 	rows, err := c.Pool.Query(ctx, "SELECT state, count(*) FROM deployments GROUP BY state")
 	if err == nil {
 		for rows.Next() {
@@ -128,5 +155,61 @@ func (c *DeploymentStates) Collect(ch chan<- prometheus.Metric) {
 	}
 	for s, n := range counts {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, n, s)
+	}
+}
+
+// ComplianceGauges exports the compliance ledger by patch cycle, read from
+// the database at scrape time: autopatch_compliance_devices{cycle,outcome}
+// and autopatch_patched_by_deadline_ratio{cycle}.
+type ComplianceGauges struct {
+	Pool    *pgxpool.Pool
+	devices *prometheus.Desc
+	ratio   *prometheus.Desc
+}
+
+// NewComplianceGauges returns the collector.
+func NewComplianceGauges(pool *pgxpool.Pool) *ComplianceGauges {
+	return &ComplianceGauges{Pool: pool,
+		devices: prometheus.NewDesc("autopatch_compliance_devices",
+			"Devices in the compliance ledger by patch cycle (YYYY-MM) and outcome.", []string{"cycle", "outcome"}, nil),
+		ratio: prometheus.NewDesc("autopatch_patched_by_deadline_ratio",
+			"Share of a patch cycle's devices patched by their deadline.", []string{"cycle"}, nil),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *ComplianceGauges) Describe(ch chan<- *prometheus.Desc) { ch <- c.devices; ch <- c.ratio }
+
+// Collect implements prometheus.Collector. Every outcome of a cycle is
+// exported, zero or not.
+func (c *ComplianceGauges) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	counts, err := store.OutcomeCounts(ctx, c.Pool)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(c.devices, err)
+		return
+	}
+	type cycle struct {
+		by       map[string]int
+		total    int
+		deadline int
+	}
+	cycles := map[string]*cycle{}
+	for _, n := range counts {
+		cy, ok := cycles[n.Cycle]
+		if !ok {
+			cy = &cycle{by: map[string]int{}}
+			cycles[n.Cycle] = cy
+		}
+		cy.by[n.Outcome] += n.Devices
+		cy.total += n.Devices
+		cy.deadline += n.ByDeadline
+	}
+	for name, cy := range cycles {
+		for _, o := range compliance.Outcomes {
+			ch <- prometheus.MustNewConstMetric(c.devices, prometheus.GaugeValue, float64(cy.by[string(o)]), name, string(o))
+		}
+		ch <- prometheus.MustNewConstMetric(c.ratio, prometheus.GaugeValue, float64(cy.deadline)/float64(cy.total), name)
 	}
 }

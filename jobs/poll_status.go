@@ -3,6 +3,7 @@ package jobs
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -158,6 +159,11 @@ func (w *PollStatusWorker) Work(ctx context.Context, job *river.Job[PollStatusAr
 		if err := p.apply(ctx, rep); err != nil {
 			return err
 		}
+		// Rollout control decides in the transaction that recorded the
+		// failures: a crash leaves both or neither.
+		if err := evaluateRollouts(ctx, tx, w.deps, targets, p.now); err != nil {
+			return err
+		}
 		for _, d := range targets {
 			if d.State == store.DeploymentOpen {
 				return pollAfterOpen(ctx, tx, w.deps, p.now)
@@ -226,6 +232,10 @@ func (p *poll) apply(ctx context.Context, rep sccm.StatusReport) error {
 				t := st.Time
 				r.StatusTime = &t
 			}
+			if st.EnforcementMessage != 0 {
+				m := st.EnforcementMessage
+				r.EnforcementMessage = &m
+			}
 			results = append(results, r)
 			key := d.ChangeNumber + "\x00" + strings.ToLower(st.Device)
 			s, ok := devices[key]
@@ -255,6 +265,19 @@ func (p *poll) apply(ctx context.Context, rep sccm.StatusReport) error {
 	}
 	if err := store.MarkFinalPolled(ctx, p.tx, finals, p.now); err != nil {
 		return err
+	}
+	// The compliance ledger of every change read: the status just stored
+	// is its evidence.
+	var changes []string
+	for _, d := range p.targets {
+		if !slices.Contains(changes, d.ChangeNumber) {
+			changes = append(changes, d.ChangeNumber)
+		}
+	}
+	for _, c := range changes {
+		if err := refreshLedger(ctx, p.tx, p.deps, c, p.now); err != nil {
+			return err
+		}
 	}
 	return enqueueReports(ctx, p.tx, p.report)
 }

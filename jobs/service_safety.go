@@ -14,7 +14,7 @@ import (
 	"github.com/autopatch/autopatch/internal/store"
 )
 
-// The service-safety policies (ARCHITECTURE §1.5, issue #8).
+// The service-safety policies (docs/architecture.md §1.5, issue #8).
 const (
 	// PolicyReject refuses a schedule request that would break a rule.
 	PolicyReject = "reject"

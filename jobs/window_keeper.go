@@ -54,7 +54,7 @@ func (k *WindowKeeper) Run(ctx context.Context) {
 		next, err := store.NextWindowInstant(ctx, k.deps.Pool)
 		switch {
 		case err != nil:
-			wait = windowRetry(max(failures, 1))
+			wait = quickRetry(max(failures, 1))
 		case next != nil:
 			wait = min(wait, next.Sub(k.deps.now()))
 			if wait <= 0 && idle {
@@ -62,7 +62,7 @@ func (k *WindowKeeper) Run(ctx context.Context) {
 			}
 		}
 		if failures > 0 {
-			wait = max(wait, windowRetry(failures))
+			wait = max(wait, quickRetry(failures))
 		}
 		if wait > 0 {
 			t := time.NewTimer(wait)

@@ -19,8 +19,9 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	summary := fs.String("summary-json", "", "write the simulator's final /state to `FILE`")
 	scale := fs.Bool("scale", false, "play Microsoft IT's month instead (issue #19): the generated estate of 8,000 servers, 24 windows seconds apart, then the month's figures (about 5 minutes)")
 	scaleSpec := fs.String("scale-estate", "", "with --scale: the estate, `key=value,…` over internal/estate/scale.yaml (as sim --generate)")
+	logDir := fs.String("log-dir", "", "keep serve's log in `DIR`/serve.log (default: a temporary directory, kept only when the demo fails)")
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), `Usage: autopatch demo [--summary-json FILE] [--scale [--scale-estate k=v,…]]
+		fmt.Fprint(fs.Output(), `Usage: autopatch demo [--summary-json FILE] [--log-dir DIR] [--scale [--scale-estate k=v,…]]
 
 Plays the whole mission in about a minute and a half: a throwaway PostgreSQL
 (unless AUTOPATCH_DATABASE_URL is set), the simulated SCCM, SCOM and ServiceNow,
@@ -60,7 +61,7 @@ Flags:
 	}
 	err = demo.Run(ctx, demo.Options{
 		Binary: self, DatabaseURL: os.Getenv("AUTOPATCH_DATABASE_URL"),
-		SummaryJSON: *summary, Out: stdout, TTY: isTerminal(stdout),
+		SummaryJSON: *summary, Out: stdout, TTY: isTerminal(stdout), LogDir: *logDir,
 	})
 	if err != nil {
 		if !errors.Is(err, context.Canceled) {

@@ -17,13 +17,17 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"serve":   {runServe, "run the HTTP server and the job workers"},
-	"migrate": {runMigrate, "apply autopatch's and River's database migrations (idempotent)"},
-	"plan":    {runPlan, "show a schedules file's windows, or the plan of a change window, offline"},
-	"sim":     {runSim, "run the simulated estate (SCCM/SCOM over WinRM, ServiceNow) on loopback"},
-	"demo":    {runDemo, "run the whole flow against the simulated estate"},
-	"doctor":  {runDoctor, "check, read-only, that the configured SCCM, SCOM and ServiceNow are ready for autopatch"},
-	"chaos":   {runChaos, "the crash suite: SIGKILLs, dead replicas and outages, judged by invariants"},
+	"serve":       {runServe, "run the HTTP server and the job workers"},
+	"migrate":     {runMigrate, "apply autopatch's and River's database migrations (idempotent)"},
+	"plan":        {runPlan, "show a schedules file's windows, or the plan of a change window, offline"},
+	"sim":         {runSim, "run the simulated estate (SCCM/SCOM over WinRM, ServiceNow) on loopback"},
+	"demo":        {runDemo, "run the whole flow against the simulated estate"},
+	"doctor":      {runDoctor, "check, read-only, that the configured SCCM, SCOM and ServiceNow are ready for autopatch"},
+	"chaos":       {runChaos, "the crash suite: SIGKILLs, dead replicas and outages, judged by invariants"},
+	"send":        {runSend, "post a signed change or schedule request as ServiceNow would (to try autopatch or test the path)"},
+	"healthcheck": {runHealthcheck, "exit 0 when autopatch's /readyz (or --url) answers 200: for container healthchecks"},
+	"version":     {runVersion, "print the version, VCS revision and Go version of this binary"},
+	"report":      {runReport, "print the compliance ledger of a change or a patch cycle (table, JSON, CSV)"},
 }
 
 const usage = `autopatch: SCCM patching under change control, driven by ServiceNow.
@@ -38,6 +42,10 @@ Commands:
   demo      run the whole flow against the simulated estate
   doctor    check, read-only, that the configured SCCM, SCOM and ServiceNow are ready for autopatch
   chaos     the crash suite: SIGKILLs, dead replicas and outages, judged by invariants
+  send      post a signed change or schedule request as ServiceNow would (to try autopatch or test the path)
+  version   print the version, VCS revision and Go version of this binary
+  healthcheck  exit 0 when autopatch's /readyz (or --url) answers 200: for container healthchecks
+  report    print the compliance ledger of a change or a patch cycle (table, JSON, CSV)
 
 Configuration comes from AUTOPATCH_* environment variables (secrets also as
 AUTOPATCH_*_FILE) and an optional YAML file given with --config; see README.md.

@@ -25,7 +25,7 @@ Shows the windows of a schedules file, or the plan of a change window, offline:
 no database, no network.
 
 Flags:
-  --schedules FILE     the schedules file (YAML, ARCHITECTURE §4.2); required
+  --schedules FILE     the schedules file (YAML, docs/architecture.md §4.2); required
   --month YYYY-MM      the windows of that patch cycle: the cycle a window belongs to
                        is the month of its Patch Tuesday (patch_tuesday schedules,
                        so PT+25 of December falls in January but shows under
@@ -78,7 +78,7 @@ type planOptions struct {
 	cycles          int
 }
 
-// runPlan implements `autopatch plan` (ARCHITECTURE §4.1).
+// runPlan implements `autopatch plan` (docs/architecture.md §4.1).
 func runPlan(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	opts, err := parsePlanFlags(args)
 	if errors.Is(err, flag.ErrHelp) {

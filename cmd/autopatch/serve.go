@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -27,8 +28,13 @@ import (
 	"github.com/autopatch/autopatch/connectors/servicenow"
 	"github.com/autopatch/autopatch/connectors/winrm"
 	"github.com/autopatch/autopatch/handlers"
+	"github.com/autopatch/autopatch/handlers/ui"
+	"github.com/autopatch/autopatch/internal/buildinfo"
 	"github.com/autopatch/autopatch/internal/config"
+	"github.com/autopatch/autopatch/internal/ledger"
+	"github.com/autopatch/autopatch/internal/remotemetrics"
 	"github.com/autopatch/autopatch/internal/replica"
+	"github.com/autopatch/autopatch/internal/rollout"
 	"github.com/autopatch/autopatch/internal/safety"
 	"github.com/autopatch/autopatch/internal/schedules"
 	"github.com/autopatch/autopatch/internal/store"
@@ -55,11 +61,12 @@ Flags:
 	if code, done := parseFlags(fs, args, stdout); done {
 		return code
 	}
-	cfg, err := loadConfig(*configFile)
-	if err == nil {
-		err = cfg.ValidateServe()
-	}
+	cfg, err := config.LoadServe(os.Getenv, *configFile)
 	if err != nil {
+		if lines := strings.Split(err.Error(), "\n"); len(lines) > 1 {
+			fmt.Fprintf(stderr, "autopatch serve: %d problems with the settings:\n  - %s\n", len(lines), strings.Join(lines, "\n  - "))
+			return 1
+		}
 		fmt.Fprintf(stderr, "autopatch serve: %v\n", err)
 		return 1
 	}
@@ -89,6 +96,12 @@ type server struct {
 	services     safety.CurrentServices // the services file in force
 	http         *http.Server
 	listener     net.Listener
+
+	// reloadFailed is 1 per file (schedules, services) while its last
+	// reload on SIGHUP failed; reloadErrs holds why, for /readyz.
+	reloadFailed *prometheus.GaugeVec
+	reloadMu     sync.Mutex
+	reloadErrs   map[string]string
 }
 
 // initServer builds the server: config → database (migrated) → River →
@@ -116,7 +129,17 @@ func initServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*
 	}
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		jobs.NewDeploymentStates(st.Pool))
+		jobs.NewDeploymentStates(st.Pool), jobs.NewQueueDepth(st.Pool), jobs.NewOverdueWindows(st.Pool),
+		jobs.NewComplianceGauges(st.Pool))
+	buildinfo.Read().Register(registry)
+	calls := remotemetrics.New(registry)
+	s.reloadFailed = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "autopatch_reload_failed",
+		Help: "1 while the last reload (SIGHUP) of the file failed and the previous content stays in force, else 0.",
+	}, []string{"file"})
+	s.reloadFailed.WithLabelValues("schedules").Set(0)
+	s.reloadFailed.WithLabelValues("services").Set(0)
+	registry.MustRegister(s.reloadFailed)
 
 	sccmRunner, err := winrm.New(winrmConfig(cfg.SCCM), logger.With("system", "sccm"))
 	if err != nil {
@@ -132,7 +155,7 @@ func initServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*
 		URL: cfg.ServiceNow.URL, User: cfg.ServiceNow.User, Password: cfg.ServiceNow.Password.Reveal(),
 		OAuthClientID: cfg.ServiceNow.OAuthClientID, OAuthClientSecret: cfg.ServiceNow.OAuthClientSecret.Reveal(),
 		Timeout: cfg.ServiceNow.Timeout,
-	}, nil, logger.With("system", "servicenow"))
+	}, &http.Client{Transport: calls.Transport("servicenow", nil)}, logger.With("system", "servicenow"))
 	if err != nil {
 		st.Close()
 		return nil, fmt.Errorf("AUTOPATCH_SERVICENOW_*: %w", err)
@@ -140,17 +163,22 @@ func initServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*
 	s.id = id
 	s.deps = &jobs.Deps{
 		Pool: st.Pool, Logger: logger, Schedules: &s.schedules, ClientID: s.id,
-		SCCM:         sccm.New(sccmRunner, "", logger.With("system", "sccm")),
+		SCCM:         sccm.New(calls.Runner("sccm", sccmRunner), "", logger.With("system", "sccm")),
 		ServiceNow:   snow,
 		Metrics:      jobs.NewMetrics(registry),
 		MinRemaining: cfg.MinWindowRemaining,
-		SCOM:         scom.New(scomRunner, scom.Options{}, logger.With("system", "scom")),
+		SCOM:         scom.New(calls.Runner("scom", scomRunner), scom.Options{}, logger.With("system", "scom")),
 		PollInterval: cfg.StatusPollInterval,
 		Incidents: jobs.IncidentSettings{
 			AssignmentGroup: cfg.Incident.AssignmentGroup, Urgency: cfg.Incident.Urgency, Impact: cfg.Incident.Impact,
 		},
 		StormThreshold: cfg.StormThreshold,
 		WindowComputer: windowComputer(cfg),
+		ErrorBudget:    errorBudget(cfg),
+		Compliance: jobs.ComplianceOptions{
+			Ledger:        ledger.Options{DeadlineAfter: cfg.DeadlineNormal},
+			PreflightLead: cfg.PreflightLead, Interval: cfg.ComplianceInterval,
+		},
 		Safety: jobs.SafetyOptions{
 			Services: &s.services, RequestPolicy: cfg.Safety.RequestPolicy, PlanPolicy: cfg.Safety.PlanPolicy,
 		},
@@ -164,10 +192,21 @@ func initServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*
 		Logger: logger, Ready: s.ready, Registry: registry,
 		APIToken: cfg.APIToken, Store: st, Schedules: &s.schedules, Pool: st.Pool,
 		ServiceRules: &s.services,
+		Compliance:   ledger.Options{DeadlineAfter: cfg.DeadlineNormal},
 		Webhooks: &handlers.WebhookOptions{Store: st, Jobs: s.river, Auth: handlers.WebhookAuth{
 			Secret: cfg.WebhookSecret, User: cfg.WebhookUser, Password: cfg.WebhookPassword,
 		}},
 	})
+	// The administrator's console (handlers/ui, docs/architecture.md §9.5).
+	consoleSCCM := sccm.New(sccmRunner, "", logger.With("system", "sccm"))
+	if err := ui.Register(e, ui.Options{
+		Logger: logger, Token: cfg.APIToken, DB: st.Pool, Schedules: &s.schedules, ServiceRules: &s.services,
+		Collections: consoleSCCM.CollectionsWithMaintenanceWindows, ServiceNowURL: cfg.ServiceNow.URL,
+		Ledger: ledger.Options{DeadlineAfter: cfg.DeadlineNormal},
+	}); err != nil {
+		st.Close()
+		return nil, err
+	}
 	s.http = handlers.Server(cfg.Listen, e)
 	if s.listener, err = net.Listen("tcp", cfg.Listen); err != nil {
 		st.Close()
@@ -184,7 +223,36 @@ func (s *server) ready(ctx context.Context) error {
 	if err := s.store.Ping(ctx); err != nil {
 		return errors.New("database unreachable")
 	}
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	var warnings handlers.Warnings
+	for _, file := range []string{"schedules", "services"} {
+		if msg, ok := s.reloadErrs[file]; ok {
+			warnings = append(warnings, msg)
+		}
+	}
+	if len(warnings) > 0 {
+		return warnings
+	}
 	return nil
+}
+
+// reloaded records the outcome of a file's reload for the metric and
+// /readyz.
+func (s *server) reloaded(file string, err error) {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	if s.reloadErrs == nil {
+		s.reloadErrs = map[string]string{}
+	}
+	if err == nil {
+		delete(s.reloadErrs, file)
+		s.reloadFailed.WithLabelValues(file).Set(0)
+		return
+	}
+	s.reloadErrs[file] = fmt.Sprintf("%s file reload failed at %s; the %s in force are kept: %v",
+		file, time.Now().UTC().Format(time.RFC3339), file, err)
+	s.reloadFailed.WithLabelValues(file).Set(1)
 }
 
 // run starts River and HTTP, waits for ctx, then stops in order: HTTP first
@@ -219,8 +287,8 @@ func (s *server) run(ctx context.Context) error {
 
 	httpErr := make(chan error, 1)
 	go func() { httpErr <- s.http.Serve(s.listener) }()
-	s.logger.Info("autopatch serving", "listen", s.listener.Addr().String(), "replica", s.id,
-		"database", config.RedactURL(s.cfg.DatabaseURL.Reveal()))
+	s.logger.Info("autopatch serving", append([]any{"listen", s.listener.Addr().String(), "replica", s.id,
+		"database", config.RedactURL(s.cfg.DatabaseURL.Reveal())}, buildinfo.Read().Attrs()...)...)
 
 	select {
 	case <-ctx.Done():
@@ -257,14 +325,25 @@ func (s *server) reloadOnHangup(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-hup:
-			if err := s.schedules.Load(ctx, s.cfg.SchedulesFile, s.store, s.logger); err != nil {
-				s.logger.Error("schedules reload failed; the schedules in force are kept", "error", err)
-			}
-			if err := s.loadServices(); err != nil {
-				s.logger.Error("services file reload failed; the service limits in force are kept", "error", err)
-			}
+			s.reload(ctx)
 		}
 	}
+}
+
+// reload re-reads the schedules and services files. A file that does not
+// validate is logged, counted in autopatch_reload_failed and reported in
+// /readyz's body; what is in force stays.
+func (s *server) reload(ctx context.Context) {
+	err := s.schedules.Load(ctx, s.cfg.SchedulesFile, s.store, s.logger)
+	if err != nil {
+		s.logger.Error("schedules reload failed; the schedules in force are kept", "error", err)
+	}
+	s.reloaded("schedules", err)
+	err = s.loadServices()
+	if err != nil {
+		s.logger.Error("services file reload failed; the service limits in force are kept", "error", err)
+	}
+	s.reloaded("services", err)
 }
 
 // windowComputer is the Windows Computer that carries window alerts: the
@@ -316,4 +395,14 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// errorBudget is AUTOPATCH_ERROR_BUDGET, checked when the configuration was
+// loaded.
+func errorBudget(cfg *config.Config) *rollout.Budget {
+	b, err := rollout.ParseBudget(cfg.ErrorBudget)
+	if err != nil {
+		return nil
+	}
+	return &b
 }

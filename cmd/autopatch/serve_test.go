@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -152,10 +154,14 @@ func TestMigrateTwice(t *testing.T) {
 func TestServeRequiresDatabaseURL(t *testing.T) {
 	t.Setenv("AUTOPATCH_DATABASE_URL", "")
 	t.Setenv("AUTOPATCH_DATABASE_URL_FILE", "")
+	t.Setenv("AUTOPATCH_SCHEDULES_FILE", "")
 	var stdout, stderr bytes.Buffer
 	code := run(context.Background(), []string{"serve"}, &stdout, &stderr)
 	require.NotEqual(t, 0, code)
 	require.Contains(t, stderr.String(), "AUTOPATCH_DATABASE_URL is required")
+	// Every problem at once, not one per start-up.
+	require.Contains(t, stderr.String(), "problems with the settings:")
+	require.Contains(t, stderr.String(), "  - AUTOPATCH_SCHEDULES_FILE is required")
 }
 
 func TestHelp(t *testing.T) {
@@ -229,4 +235,60 @@ func TestScheduleAPI(t *testing.T) {
 	}
 	code, _ = apiGet(t, base+"/api/v1/schedules/NOPE/windows", "test-token")
 	require.Equal(t, http.StatusNotFound, code)
+}
+
+// TestServeReloadFailureShows: a schedules file that fails to reload keeps
+// the schedules in force, and says so in /readyz (still 200) and in
+// autopatch_reload_failed, until a reload succeeds.
+func TestServeReloadFailureShows(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t, testdb.URL(t))
+	good, err := os.ReadFile(cfg.SchedulesFile)
+	require.NoError(t, err)
+	cfg.SchedulesFile = filepath.Join(t.TempDir(), "schedules.yaml")
+	require.NoError(t, os.WriteFile(cfg.SchedulesFile, good, 0o600))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	srv, err := initServer(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- srv.run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+	})
+	base := "http://" + srv.listener.Addr().String()
+	waitStatus(t, base+"/readyz", http.StatusOK)
+	_, metrics := get(t, base+"/metrics")
+	require.Contains(t, metrics, `autopatch_reload_failed{file="schedules"} 0`)
+
+	require.NoError(t, os.WriteFile(cfg.SchedulesFile, []byte("schedules:\n  - name: X\n    collection: C\n    timezone: Europe/Lundon\n    recurrence: {anchor: patch_tuesday, offset_days: 0}\n    start: \"02:00\"\n    duration: 1h\n"), 0o600))
+	srv.reload(ctx)
+	code, body := get(t, base+"/readyz")
+	require.Equal(t, http.StatusOK, code, "the old schedules stay in force: still ready")
+	var ready struct {
+		Status   string   `json:"status"`
+		Warnings []string `json:"warnings"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(body), &ready))
+	require.Equal(t, "ok", ready.Status)
+	require.Len(t, ready.Warnings, 1)
+	require.Contains(t, ready.Warnings[0], "schedules file reload failed")
+	require.Contains(t, ready.Warnings[0], "Europe/Lundon")
+	_, metrics = get(t, base+"/metrics")
+	require.Contains(t, metrics, `autopatch_reload_failed{file="schedules"} 1`)
+	require.Contains(t, metrics, `autopatch_build_info{`)
+	require.Contains(t, metrics, `autopatch_jobs{queue="sccm",state="available"} 0`)
+	require.Contains(t, metrics, "autopatch_deployments_open_past_close 0")
+	require.Contains(t, metrics, `autopatch_remote_calls_total{outcome="unreachable",system="sccm"} 0`)
+	code, body = get(t, base+"/api/v1/schedules")
+	require.Equal(t, http.StatusUnauthorized, code, body)
+
+	require.NoError(t, os.WriteFile(cfg.SchedulesFile, good, 0o600))
+	srv.reload(ctx)
+	code, body = get(t, base+"/readyz")
+	require.Equal(t, http.StatusOK, code)
+	require.JSONEq(t, `{"status":"ok"}`, body)
+	_, metrics = get(t, base+"/metrics")
+	require.Contains(t, metrics, `autopatch_reload_failed{file="schedules"} 0`)
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -22,6 +23,29 @@ plays the SCCM site server and the SCOM management server, a ServiceNow
 instance (Table API, plain HTTP), and a control server whose GET /state shows
 what the simulators hold. Point autopatch serve at it with --env-file. Runs
 until interrupted.
+
+Seed (--seed FILE, YAML):
+  update_groups: ["2026-12 Servers"]        software update groups
+  collections: ["Patch - Extra"]            device collections (schedules' come from --schedules)
+  latency: 500ms                            delay of every WinRM call
+  devices:                                  each device and what it does when a deployment reaches it:
+    - {name: SQL01}                         success (also: outcome: success, compliant)
+    - {name: SQL02, outcome: "error 0x80240022"}              fails with that HRESULT
+    - {name: APP01, outcome: "error 0x8024402C then success"} fails once, then succeeds
+    - {name: WEB01, outcome: silent}        never reports (status unknown)
+    - {name: APP02, outcome: "in progress"} installs forever
+    - {name: APP03, outcome: "success after close"}  still installing when the window closes, then
+                                            succeeds (SCCM's StatusTime after the close); "success
+                                            after close 3": at the third status read after it
+    - {name: APP04, outcome: "pending restart"}  installed, waits for a restart
+                                            (LastEnforcementMessageID 9)
+    - {name: OLD01, outcome: inactive}      SCCM client inactive (ClientActiveStatus 0); never reports
+    - {name: NEW01, outcome: "no client"}   no SCCM client (IsClient false); never reports
+    - {name: MAN01, outcome: compliant}     a manual_patch device its owner patched
+    - {name: MAN02, outcome: noncompliant}  a manual_patch device still requiring the updates
+  In a compliance read (the device state template) every update group has one
+  update: success outcomes require none, pending restart has its restart
+  pending, every other outcome still requires each group's update.
 
 Flags:
 `
@@ -40,6 +64,8 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	generateDir := fs.String("generate-dir", "", "with --generate: write the estate's schedules.yaml and assignments.yaml to `DIR` (for serve and plan --check)")
 	generateMonth := fs.String("generate-month", "2026-12", "with --generate: the `month` that names the update groups")
 	schedulesFile := fs.String("schedules", "", "schedules `FILE` (YAML): every schedule's collection exists in the site")
+	trySchedules := fs.String("try-schedules", "", "write to `FILE` the --schedules file plus a one-off schedule "+trySchedule+
+		" whose window opens two minutes from now for three hours, so that a change sent now (autopatch send) sees a deployment enabled (make run)")
 	envFile := fs.String("env-file", "", "write the AUTOPATCH_* settings that point serve at the estate to `FILE`")
 	host := fs.String("listen-host", estate.DefaultHost, "`address` to listen on")
 	winrmPort := fs.Int("winrm-port", 0, "WinRM `port` (0: any free port)")
@@ -48,6 +74,10 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	plainHTTP := fs.Bool("http", false, "serve WinRM over plain HTTP instead of HTTPS with a generated CA")
 	latency := fs.Duration("latency", -1, "simulated `delay` of every WinRM call (overrides the seed's latency)")
 	verbose := fs.Bool("verbose", false, "log every call")
+	winrmUser := fs.String("winrm-user", "", "the simulated WinRM account's `name` (default: random); for a fixed setup such as docker compose")
+	winrmPassword := fs.String("winrm-password", "", "its `password` (default: random); a simulator's, never a real one")
+	snowUser := fs.String("servicenow-user", "", "the simulated ServiceNow integration user's `name` (default: random)")
+	snowPassword := fs.String("servicenow-password", "", "its `password` (default: random)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -75,6 +105,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	opts := estate.Options{
 		Host: *host, WinRMPort: *winrmPort, ServiceNowPort: *snowPort, ControlPort: *controlPort,
 		PlainHTTP: *plainHTTP, Logger: logger,
+		User: *winrmUser, Password: *winrmPassword, ServiceNowUser: *snowUser, ServiceNowPassword: *snowPassword,
 	}
 	generateSet := false
 	fs.Visit(func(f *flag.Flag) { generateSet = generateSet || f.Name == "generate" })
@@ -122,6 +153,20 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		opts.ScheduleCollections = collections
 	}
+	var tryStart, tryEnd time.Time
+	if *trySchedules != "" {
+		if *schedulesFile == "" {
+			fmt.Fprintln(stderr, "autopatch sim: --try-schedules needs --schedules")
+			return 2
+		}
+		tryStart = time.Now().UTC().Truncate(time.Minute).Add(2 * time.Minute)
+		tryEnd = tryStart.Add(3 * time.Hour)
+		if err := writeTrySchedules(*schedulesFile, *trySchedules, tryStart, tryEnd); err != nil {
+			fmt.Fprintf(stderr, "autopatch sim: %v\n", err)
+			return 1
+		}
+		opts.ScheduleCollections = append(opts.ScheduleCollections, tryCollection)
+	}
 
 	e, err := estate.Start(ctx, opts)
 	if err != nil {
@@ -149,6 +194,10 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "autopatch sim: CA certificate in %s\n", e.CAFile())
 	}
 	fmt.Fprintf(stdout, "autopatch sim: WinRM user %s, latency %s per call\n", e.User(), opts.Seed.Latency)
+	if *trySchedules != "" {
+		fmt.Fprintf(stdout, "autopatch sim: schedule %s (collection %q) has its window %s–%s UTC; schedules written to %s\n",
+			trySchedule, tryCollection, tryStart.Format("15:04"), tryEnd.Format("15:04"), *trySchedules)
+	}
 	if *envFile != "" {
 		fmt.Fprintf(stdout, "autopatch sim: settings for serve written to %s\n", *envFile)
 	}
@@ -168,6 +217,57 @@ func writeGenerated(dir string, gen estate.ScaleEstate) error {
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
 			return fmt.Errorf("generate: %w", err)
 		}
+	}
+	return nil
+}
+
+// The one-off schedule of --try-schedules.
+const (
+	trySchedule   = "TRY-IT"
+	tryCollection = "Patch - Try it"
+)
+
+// writeTrySchedules copies the schedules file from to the file to, adding
+// the one-off schedule TRY-IT with the window [start, end). The copy keeps
+// the original's schedules and comments; it is written before the env file,
+// so whoever waits for the env file finds it.
+func writeTrySchedules(from, to string, start, end time.Time) error {
+	b, err := os.ReadFile(from)
+	if err != nil {
+		return fmt.Errorf("schedules: %w", err)
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		return fmt.Errorf("schedules %s: %w", from, err)
+	}
+	if len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode {
+		return fmt.Errorf("schedules %s: not a mapping with a schedules list", from)
+	}
+	var list *yaml.Node
+	root := doc.Content[0]
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		if root.Content[i].Value == "schedules" && root.Content[i+1].Kind == yaml.SequenceNode {
+			list = root.Content[i+1]
+		}
+	}
+	if list == nil {
+		return fmt.Errorf("schedules %s: no schedules list", from)
+	}
+	var entry yaml.Node
+	if err := entry.Encode(map[string]any{
+		"name": trySchedule, "collection": tryCollection, "kind": "automatic",
+		"windows": []map[string]string{{"start": start.Format(time.RFC3339), "end": end.Format(time.RFC3339)}},
+	}); err != nil {
+		return fmt.Errorf("schedules: %w", err)
+	}
+	entry.HeadComment = "Added by autopatch sim --try-schedules: a window that opens two minutes after the estate started."
+	list.Content = append(list.Content, &entry)
+	out, err := yaml.Marshal(&doc)
+	if err != nil {
+		return fmt.Errorf("schedules: %w", err)
+	}
+	if err := os.WriteFile(to, out, 0o644); err != nil {
+		return fmt.Errorf("schedules: %w", err)
 	}
 	return nil
 }

@@ -451,6 +451,9 @@ type DeviceStatus struct {
 	Description string
 	// Message is LastEnforcementMessageDesc.
 	Message string
+	// EnforcementMessage is LastEnforcementMessageID: 9 is "pending system
+	// restart" (installed, waiting for a reboot).
+	EnforcementMessage int
 	// Time is StatusTime; zero for a device that never reported.
 	Time time.Time
 }
@@ -478,6 +481,7 @@ type statusAnswer struct {
 		ErrorCode    int64     `json:"status_error_code"`
 		Description  string    `json:"status_description"`
 		Message      string    `json:"last_enforcement_message"`
+		MessageID    int       `json:"last_enforcement_message_id"`
 		Time         time.Time `json:"status_time"`
 	} `json:"statuses"`
 	Missing []string `json:"missing"`
@@ -516,6 +520,7 @@ func (c *Client) DeploymentStatus(ctx context.Context, names []string) (StatusRe
 			// both truncate to the same 32 bits.
 			ErrorCode:   uint32(s.ErrorCode),
 			Description: s.Description, Message: s.Message, Time: s.Time,
+			EnforcementMessage: s.MessageID,
 		})
 	}
 	rep.Missing = append(rep.Missing, ans.Missing...)
@@ -552,4 +557,86 @@ func (c *Client) CollectionsWithMaintenanceWindows(ctx context.Context) ([]strin
 func IsRefusal(err error) bool {
 	var se *winrm.ScriptError
 	return errors.As(err, &se)
+}
+
+// ---- device state ----------------------------------------------------------------
+
+// DeviceState is one collection member's SCCM client state and, when its
+// read named update groups, its compliance with them.
+type DeviceState struct {
+	// Read is the index of the StateRead this row answers.
+	Read       int
+	Collection string
+	Device     string
+	ResourceID int
+	// IsClient is SMS_CombinedDeviceResources.IsClient: a ConfigMgr client is installed.
+	IsClient bool
+	// Active is ClientActiveStatus = 1 (client health: active).
+	Active bool
+	// LastPolicyRequest is when the client last asked for policy; zero: never.
+	LastPolicyRequest time.Time
+	// Required counts the updates of the read's groups the device still
+	// requires (SMS_UpdateComplianceStatus Status 2).
+	Required int
+	// RebootPending: an update of the groups is installed and waits for a
+	// restart (LastEnforcementMessageID 9).
+	RebootPending bool
+}
+
+// StateRead asks for the members of one collection and, when UpdateGroups
+// is not empty, their compliance with those groups.
+type StateRead struct {
+	Collection   string   `json:"collection"`
+	UpdateGroups []string `json:"update_groups"`
+}
+
+type deviceStateRequest struct {
+	SiteCode string      `json:"site_code"`
+	Reads    []StateRead `json:"reads"`
+}
+
+type deviceStateAnswer struct {
+	Devices []struct {
+		Read               int        `json:"read"`
+		Collection         string     `json:"collection"`
+		Device             string     `json:"device"`
+		ResourceID         int        `json:"resource_id"`
+		IsClient           bool       `json:"is_client"`
+		ClientActiveStatus int        `json:"client_active_status"`
+		LastPolicyRequest  *time.Time `json:"last_policy_request"`
+		Required           int        `json:"required"`
+		RebootPending      bool       `json:"reboot_pending"`
+	} `json:"devices"`
+}
+
+// DeviceStates answers every read in one call: the client state of each
+// read's collection members and, for reads with update groups, their
+// compliance with those groups (the client-health pre-flight and the
+// compliance read of manual schedules, for every change at once). An
+// unknown collection or update group is an error and nothing is read.
+func (c *Client) DeviceStates(ctx context.Context, reads []StateRead) ([]DeviceState, error) {
+	if len(reads) == 0 {
+		return []DeviceState{}, nil
+	}
+	req := deviceStateRequest{SiteCode: c.siteCode, Reads: make([]StateRead, len(reads))}
+	for i, r := range reads {
+		req.Reads[i] = StateRead{Collection: r.Collection, UpdateGroups: r.UpdateGroups}
+		if req.Reads[i].UpdateGroups == nil {
+			req.Reads[i].UpdateGroups = []string{}
+		}
+	}
+	var ans deviceStateAnswer
+	if err := c.run(ctx, "device state", DeviceStateTemplate, req, &ans); err != nil {
+		return nil, err
+	}
+	out := make([]DeviceState, 0, len(ans.Devices))
+	for _, d := range ans.Devices {
+		s := DeviceState{Read: d.Read, Collection: d.Collection, Device: d.Device, ResourceID: d.ResourceID, IsClient: d.IsClient,
+			Active: d.ClientActiveStatus == 1, Required: d.Required, RebootPending: d.RebootPending}
+		if d.LastPolicyRequest != nil {
+			s.LastPolicyRequest = *d.LastPolicyRequest
+		}
+		out = append(out, s)
+	}
+	return out, nil
 }

@@ -703,3 +703,90 @@ func TestEmptyBatchesMakeNoCall(t *testing.T) {
 	require.NoError(t, err)
 	require.Zero(t, b.site.Calls())
 }
+
+// TestLedgerOutcomes covers the statuses the compliance ledger needs: an
+// install that runs past the window's close, a pending restart, and
+// clients that never report because they are inactive or missing.
+func TestLedgerOutcomes(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{})
+	devices := map[string]string{
+		"LATE": "success after close", "REBOOT": "pending restart",
+		"SLEEPY": "inactive", "BARE": "no client", "OK": "success",
+	}
+	b.seed(t, []string{"Patch A"}, []string{"G1", "G2"}, devices)
+	for d := range devices {
+		require.NoError(t, b.site.AddMember("Patch A", d))
+	}
+	_, err := b.client.CreateDeployments(t.Context(), []sccm.DeploymentSpec{spec("dep-a", "Patch A", "G1", b.clock.Now())})
+	require.NoError(t, err)
+	_, err = b.client.SetEnabled(t.Context(), []string{"dep-a"}, true)
+	require.NoError(t, err)
+
+	read := func() map[string]sccm.DeviceStatus {
+		rep, err := b.client.DeploymentStatus(t.Context(), []string{"dep-a"})
+		require.NoError(t, err)
+		out := map[string]sccm.DeviceStatus{}
+		for _, d := range rep.Devices {
+			out[d.Device] = d
+		}
+		return out
+	}
+	open := read()
+	require.Equal(t, sccm.StatusInProgress, open["LATE"].Type, "still installing while the window is open")
+	require.Equal(t, sccm.StatusInProgress, open["REBOOT"].Type)
+	require.Equal(t, 9, open["REBOOT"].EnforcementMessage, "LastEnforcementMessageID 9: pending system restart")
+	require.Zero(t, open["OK"].EnforcementMessage)
+	require.Equal(t, sccm.StatusUnknown, open["SLEEPY"].Type)
+	require.Equal(t, sccm.StatusUnknown, open["BARE"].Type)
+
+	b.clock.Advance(time.Hour)
+	_, err = b.client.SetEnabled(t.Context(), []string{"dep-a"}, false)
+	require.NoError(t, err)
+	b.clock.Advance(time.Minute)
+	closed := read()
+	require.Equal(t, sccm.StatusSuccess, closed["LATE"].Type, "disabling does not stop a started install")
+	require.Equal(t, b.clock.Now(), closed["LATE"].Time, "its status time is after the close")
+
+	t.Run("DeviceStates", func(t *testing.T) {
+		before := b.site.Calls()
+		states, err := b.client.DeviceStates(t.Context(), []sccm.StateRead{
+			{Collection: "Patch A", UpdateGroups: []string{"G1", "G2"}},
+			{Collection: "Patch A"}, // the pre-flight of another change: client state only
+		})
+		require.NoError(t, err)
+		require.Equal(t, before+1, b.site.Calls(), "every read in one call")
+		got := map[int]map[string]sccm.DeviceState{0: {}, 1: {}}
+		for _, s := range states {
+			require.Equal(t, "Patch A", s.Collection)
+			got[s.Read][s.Device] = s
+		}
+		require.Len(t, got[0], len(devices))
+		require.Len(t, got[1], len(devices))
+		require.True(t, got[0]["OK"].IsClient && got[0]["OK"].Active)
+		require.Zero(t, got[0]["OK"].Required)
+		require.True(t, got[0]["SLEEPY"].IsClient)
+		require.False(t, got[0]["SLEEPY"].Active)
+		require.Equal(t, 2, got[0]["SLEEPY"].Required, "one update per group, none installed")
+		require.Zero(t, got[1]["SLEEPY"].Required, "no groups asked, none counted")
+		require.False(t, got[0]["BARE"].IsClient)
+		require.True(t, got[0]["BARE"].LastPolicyRequest.IsZero())
+		require.True(t, got[0]["REBOOT"].RebootPending)
+		require.Zero(t, got[0]["REBOOT"].Required)
+	})
+	t.Run("UnknownUpdateGroupRefused", func(t *testing.T) {
+		_, err := b.client.DeviceStates(t.Context(), []sccm.StateRead{{Collection: "Patch A", UpdateGroups: []string{"nope"}}})
+		require.ErrorContains(t, err, "No software update group named 'nope'")
+	})
+	t.Run("UnknownCollectionRefused", func(t *testing.T) {
+		_, err := b.client.DeviceStates(t.Context(), []sccm.StateRead{{Collection: "Patch A"}, {Collection: "nope"}})
+		require.ErrorContains(t, err, "No device collection named 'nope'")
+	})
+	t.Run("NoReadsNoCall", func(t *testing.T) {
+		before := b.site.Calls()
+		states, err := b.client.DeviceStates(t.Context(), nil)
+		require.NoError(t, err)
+		require.Empty(t, states)
+		require.Equal(t, before, b.site.Calls())
+	})
+}

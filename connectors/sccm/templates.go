@@ -32,6 +32,7 @@ const (
 	DeleteDeploymentsTemplate  = "sccm.delete_deployments"
 	DeploymentStatusTemplate   = "sccm.deployment_status"
 	MaintenanceWindowsTemplate = "sccm.maintenance_window_collections"
+	DeviceStateTemplate        = "sccm.device_state"
 )
 
 // prelude loads the ConfigurationManager module, selects the site drive and
@@ -441,9 +442,12 @@ Write-ApAnswer ([ordered]@{ deployments = $results.ToArray() })
 const deploymentStatusScript = `param($Data)` + prelude + `
 # In:  names: [string]
 # Out: {statuses: [{deployment, deployment_id, device, resource_id, status_type,
-#       status_error_code, status_description, last_enforcement_message, status_time}],
-#       missing: [string]}
+#       status_error_code, status_description, last_enforcement_message,
+#       last_enforcement_message_id, status_time}], missing: [string]}
 # status_type as SMS_SUMDeploymentAssetDetails: 1 success, 2 in progress, 4 unknown, 5 error.
+# last_enforcement_message_id is its LastEnforcementMessageID (the state of
+# topic type 402; 9 is "pending system restart"):
+# https://learn.microsoft.com/en-us/intune/configmgr/develop/reference/sum/sms_sumdeploymentassetdetails-server-wmi-class
 $rows = New-ApList
 $missing = New-ApList
 foreach ($name in $Data.names) {
@@ -465,6 +469,7 @@ foreach ($name in $Data.names) {
             status_error_code        = [int64]$detail.StatusErrorCode
             status_description       = [string]$detail.StatusDescription
             last_enforcement_message = [string]$detail.LastEnforcementMessageDesc
+            last_enforcement_message_id = [int]$detail.LastEnforcementMessageID
             status_time              = Format-ApTime $detail.StatusTime
         })
     }
@@ -481,6 +486,7 @@ foreach ($name in $Data.names) {
             status_error_code        = 0
             status_description       = ''
             last_enforcement_message = ''
+            last_enforcement_message_id = 0
             status_time              = $null
         })
     }
@@ -498,6 +504,99 @@ foreach ($collection in Get-CMDeviceCollection) {
 Write-ApAnswer ([ordered]@{ collections = $names.ToArray() })
 `
 
+const deviceStateScript = `param($Data)` + prelude + `
+# In:  reads: [{collection: string, update_groups: [string] (may be empty)}]
+# Out: {devices: [{read, collection, device, resource_id, is_client, client_active_status,
+#       last_policy_request, required, reboot_pending}]}   read: the index of its read
+# Every read's collection members' SCCM client state, from
+# SMS_CombinedDeviceResources (what Get-CMDevice returns): IsClient,
+# ClientActiveStatus (0 inactive, 1 active, from client health) and LastPolicyRequest.
+# https://learn.microsoft.com/en-us/intune/configmgr/develop/reference/core/clients/collections/sms_combineddeviceresources-server-wmi-class
+# https://learn.microsoft.com/en-us/powershell/module/configurationmanager/get-cmdevice?view=sccm-ps
+# With update groups: each member's compliance for their updates (the group's
+# Updates, SMS_AuthorizationList), from SMS_UpdateComplianceStatus, one query
+# per update whatever the number of reads: Status 2 is "update is required";
+# LastEnforcementMessageID 9 ("pending system restart") on a required update
+# counts as installed and waiting for a restart, not as required.
+# https://learn.microsoft.com/en-us/intune/configmgr/develop/reference/sum/sms_authorizationlist-server-wmi-class
+# https://learn.microsoft.com/en-us/intune/configmgr/develop/reference/sum/sms_updatecompliancestatus-server-wmi-class
+$found = New-ApList
+$groups = New-ApMap
+foreach ($read in $Data.reads) {
+    $collection = Find-ApCollection -Name ([string]$read.collection)
+    if ($null -eq $collection) {
+        throw ("No device collection named '" + [string]$read.collection + "' exists on site " + $SiteCode + ".")
+    }
+    $found.Add($collection)
+    foreach ($name in $read.update_groups) {
+        if ($groups.ContainsKey([string]$name)) { continue }
+        $group = Find-ApUpdateGroup -Name ([string]$name)
+        if ($null -eq $group) {
+            throw ("No software update group named '" + [string]$name + "' exists on site " + $SiteCode + ".")
+        }
+        $ids = New-ApList
+        foreach ($ci in $group.Updates) { $ids.Add([int]$ci) }
+        $groups[[string]$name] = $ids
+    }
+}
+# Per update: the machines that require it, and those waiting for a restart after it.
+$required = New-Object -TypeName 'System.Collections.Generic.Dictionary[int,object]'
+$restart = New-Object -TypeName 'System.Collections.Generic.Dictionary[int,object]'
+$namespace = 'root\SMS\site_' + $SiteCode
+foreach ($ids in $groups.Values) {
+    foreach ($ci in $ids) {
+        if ($required.ContainsKey([int]$ci)) { continue }
+        $need = New-Object -TypeName 'System.Collections.Generic.HashSet[int]'
+        $wait = New-Object -TypeName 'System.Collections.Generic.HashSet[int]'
+        $filter = 'CI_ID = ' + ([int]$ci).ToString([Globalization.CultureInfo]::InvariantCulture)
+        foreach ($row in Get-CimInstance -Namespace $namespace -ClassName SMS_UpdateComplianceStatus -Filter $filter) {
+            if ([int]$row.Status -ne 2) { continue }
+            if ([int]$row.LastEnforcementMessageID -eq 9) {
+                $null = $wait.Add([int]$row.MachineID)
+            } else {
+                $null = $need.Add([int]$row.MachineID)
+            }
+        }
+        $required[[int]$ci] = $need
+        $restart[[int]$ci] = $wait
+    }
+}
+$rows = New-ApList
+$index = 0
+foreach ($read in $Data.reads) {
+    $collection = $found[$index]
+    $cis = New-Object -TypeName 'System.Collections.Generic.HashSet[int]'
+    foreach ($name in $read.update_groups) {
+        foreach ($ci in $groups[[string]$name]) { $null = $cis.Add([int]$ci) }
+    }
+    foreach ($device in Get-CMDevice -CollectionId $collection.CollectionID) {
+        $id = [int]$device.ResourceID
+        $count = 0
+        $pending = $false
+        foreach ($ci in $cis) {
+            if ($required[$ci].Contains($id)) {
+                $count = $count + 1
+            } elseif ($restart[$ci].Contains($id)) {
+                $pending = $true
+            }
+        }
+        $rows.Add([ordered]@{
+            read                 = $index
+            collection           = [string]$collection.Name
+            device               = [string]$device.Name
+            resource_id          = $id
+            is_client            = [bool]$device.IsClient
+            client_active_status = [int]$device.ClientActiveStatus
+            last_policy_request  = Format-ApTime $device.LastPolicyRequest
+            required             = $count
+            reboot_pending       = $pending
+        })
+    }
+    $index = $index + 1
+}
+Write-ApAnswer ([ordered]@{ devices = $rows.ToArray() })
+`
+
 // Templates returns every script the SCCM connector can run, in a fixed order.
 // The simulator accepts exactly these texts and nothing else.
 func Templates() []winrm.Template {
@@ -510,6 +609,7 @@ func Templates() []winrm.Template {
 		{Name: DeleteDeploymentsTemplate, Script: deleteDeploymentsScript},
 		{Name: DeploymentStatusTemplate, Script: deploymentStatusScript},
 		{Name: MaintenanceWindowsTemplate, Script: maintenanceWindowsScript},
+		{Name: DeviceStateTemplate, Script: deviceStateScript},
 		{Name: DoctorTemplate, Script: doctorScript},
 	}
 }

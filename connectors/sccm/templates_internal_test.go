@@ -92,11 +92,11 @@ func TestTemplatesShape(t *testing.T) {
 		names[tmpl.Name], texts[tmpl.Script] = true, true
 		require.Equal(t, tmpl, template(tmpl.Name))
 	}
-	require.Len(t, names, 9)
+	require.Len(t, names, 10)
 }
 
 // TestTemplatesUseTheDocumentedCmdlets pins the ConfigMgr cmdlets and
-// parameters of ARCHITECTURE §5 to the template that must use them.
+// parameters of docs/architecture.md §5 to the template that must use them.
 func TestTemplatesUseTheDocumentedCmdlets(t *testing.T) {
 	t.Parallel()
 
@@ -180,6 +180,7 @@ func TestTemplatesReadOnlyWhatTheClientSends(t *testing.T) {
 		DeploymentStatusTemplate:   namesRequest{Names: []string{"n"}},
 		MaintenanceWindowsTemplate: siteRequest{},
 		DoctorTemplate:             doctorRequest{Collections: []string{"c"}, UpdateGroups: []string{"g"}},
+		DeviceStateTemplate:        deviceStateRequest{Reads: []StateRead{{Collection: "c", UpdateGroups: []string{"g"}}}},
 	}
 	// Top-level fields, and the fields of the array elements the templates
 	// iterate as $move and $spec.

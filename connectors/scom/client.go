@@ -1,6 +1,6 @@
 // Package scom raises, links and closes Operations Manager (SCOM) alerts
 // through the OperationsManager PowerShell module on a management server,
-// over WinRM (ARCHITECTURE §5).
+// over WinRM (docs/architecture.md §5).
 //
 // SCOM has no API that creates an alert (its REST API cannot). autopatch
 // writes an event of the source "autopatch" to the Application log of the

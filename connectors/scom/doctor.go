@@ -6,7 +6,7 @@ import (
 	"strings"
 )
 
-// DoctorTemplate is the read-only check of `autopatch doctor` (ARCHITECTURE
+// DoctorTemplate is the read-only check of `autopatch doctor` (docs/architecture.md
 // §9.6). It lives apart from templates.go so that the doctor changes nothing
 // the jobs run.
 const DoctorTemplate = "scom.doctor"

@@ -1,5 +1,5 @@
 // Package servicenow is autopatch's client of the ServiceNow Table API
-// (ARCHITECTURE §5): it raises, updates and resolves incidents and appends
+// (docs/architecture.md §5): it raises, updates and resolves incidents and appends
 // work notes to change requests and request items.
 //
 // The Table API has no upsert and scripted callers do not retry, so the

@@ -15,7 +15,7 @@ import (
 // TestReadmeSignatureScheme checks that what integrations/servicenow/README.md
 // tells an administrator (its test vector, the openssl one-liner, the
 // Scripts - Background check) and what AutopatchClient.js does are the
-// webhook signature of ARCHITECTURE §4.3: base64(HMAC-SHA256(secret,
+// webhook signature of docs/architecture.md §4.3: base64(HMAC-SHA256(secret,
 // "<timestamp>.<raw body>")) after "sha256=". The vector was computed with
 // openssl when the README was written; here Go's crypto recomputes it.
 func TestReadmeSignatureScheme(t *testing.T) {

@@ -1,5 +1,5 @@
 /*
- * Sends an "Automated Patching" request item to autopatch (ARCHITECTURE §4.3,
+ * Sends an "Automated Patching" request item to autopatch (docs/architecture.md §4.3,
  * schedule-request body). Use ONE of the two forms below, depending on how
  * the catalog item is fulfilled. Both only hand the RITM to AutopatchClient,
  * which builds, signs, sends, schedules retries and records final failures.

@@ -1,6 +1,6 @@
 // Package calendar turns patch schedules into concrete windows and change plans.
 //
-// It implements the schedules file and calendar rules of ARCHITECTURE §4.2: Patch
+// It implements the schedules file and calendar rules of docs/architecture.md §4.2: Patch
 // Tuesday (the second Tuesday of a month, in the schedule's time zone), recurrences
 // anchored on Patch Tuesday plus any number of days or on the nth weekday of a month,
 // explicit one-off windows, and the plan of a change. It is pure: no file, network or

@@ -7,7 +7,7 @@ import "time"
 // from the Z of the UTC fields.
 const LocalLayout = "2006-01-02T15:04:05-07:00"
 
-// WindowJSON is a window in autopatch's JSON contract (ARCHITECTURE §4.1),
+// WindowJSON is a window in autopatch's JSON contract (docs/architecture.md §4.1),
 // shared by `autopatch plan` and the read API.
 type WindowJSON struct {
 	Schedule string `json:"schedule"`

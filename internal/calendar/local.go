@@ -27,7 +27,7 @@ type period struct {
 // when it decides the answer and updated otherwise.
 //
 // time.Date leaves the result unspecified for clocks that do not exist or exist twice,
-// so the rules of ARCHITECTURE §4.2 are applied here explicitly: the zone periods
+// so the rules of docs/architecture.md §4.2 are applied here explicitly: the zone periods
 // around the wall clock are walked in order; the first period whose offset maps the
 // wall clock back into that same period gives the earliest matching instant (the
 // earlier one of an overlap). A wall clock that no period maps lies in a gap between

@@ -14,7 +14,7 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// The bounds of a recurring window's duration (ARCHITECTURE §4.2 / issue #3).
+// The bounds of a recurring window's duration (docs/architecture.md §4.2 / issue #3).
 const (
 	MinDuration = 15 * time.Minute
 	MaxDuration = 24 * time.Hour
@@ -64,7 +64,7 @@ func (e *FieldError) Error() string {
 	return b.String()
 }
 
-// Parse reads and validates a schedules file (ARCHITECTURE §4.2). It reports every
+// Parse reads and validates a schedules file (docs/architecture.md §4.2). It reports every
 // problem, not just the first: the error wraps an errors.Join of one *FieldError per
 // problem, in file order, so the message reads one problem per line; errors.As finds
 // the first, and errors.Unwrap then Unwrap() []error yields them all.

@@ -30,7 +30,7 @@ type Unplaceable struct {
 }
 
 // Plan picks, for each schedule, its earliest window with start ≥ changeStart and
-// end ≤ changeEnd (ARCHITECTURE §4.2); a schedule without one is unplaceable, with the
+// end ≤ changeEnd (docs/architecture.md §4.2); a schedule without one is unplaceable, with the
 // reason.
 func Plan(schedules []Schedule, changeStart, changeEnd time.Time) PlanResult {
 	res := PlanResult{Windows: []Window{}, Unplaceable: []Unplaceable{}}

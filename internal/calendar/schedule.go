@@ -10,7 +10,7 @@ import (
 // Kind says what autopatch does in a schedule's windows.
 type Kind string
 
-// The kinds of schedule (ARCHITECTURE §2).
+// The kinds of schedule (docs/architecture.md §2).
 const (
 	// KindAutomatic deploys updates and lets SCCM restart the devices.
 	KindAutomatic Kind = "automatic"

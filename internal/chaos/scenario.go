@@ -254,12 +254,14 @@ func (h *Harness) play(ctx context.Context, it *Iteration, rng *rand.Rand) error
 func (h *Harness) holder(ctx context.Context) (int, string) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, h.dbURL)
-	if err != nil {
-		return -1, ""
+	if h.watch == nil || h.watch.IsClosed() {
+		conn, err := pgx.Connect(ctx, h.dbURL)
+		if err != nil {
+			return -1, ""
+		}
+		h.watch = conn
 	}
-	defer conn.Close(ctx)
-	rows, err := conn.Query(ctx, `SELECT r.pid, r.client_id FROM pg_stat_activity a
+	rows, err := h.watch.Query(ctx, `SELECT r.pid, r.client_id FROM pg_stat_activity a
 		JOIN replicas r ON a.application_name = 'autopatch ' || r.client_id
 		WHERE a.state = 'idle in transaction' AND a.query LIKE '%FOR NO KEY UPDATE OF d SKIP LOCKED%'`)
 	if err != nil {

@@ -4,7 +4,21 @@
 // Precedence is default < YAML file < environment, so a container can ship a
 // file and still override one setting. Every setting is declared once, on the
 // Config struct, with its name, default and documentation; the README's table
-// is generated from the same declarations (see Settings).
+// is generated from the same declarations (see Settings). Load reports every
+// invalid setting at once; LoadServe adds the settings serve requires.
+//
+// Why not a library (caarlos0/env, envconfig, koanf, viper; looked at for
+// issue #17): each covers the environment half, none the rest without as
+// much glue as this package is. caarlos0/env's ",file" reads a file named by
+// the variable itself, not a NAME_FILE twin beside NAME, and does not refuse
+// both being set; none refuses unknown keys in a flat YAML file while
+// letting the environment win per key; and their errors name Go fields and
+// types ("parse error on field StatusPollInterval of type time.Duration")
+// where autopatch's name the variable and say what is wanted
+// (AUTOPATCH_STATUS_POLL_INTERVAL="often" is invalid: want a positive Go
+// duration such as 30s or 5m), without ever echoing a secret. The loader is
+// one small reflective walk over tagged fields, tested; a dependency would
+// not make it smaller.
 package config
 
 import (
@@ -19,6 +33,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/autopatch/autopatch/internal/rollout"
 )
 
 // Prefix starts every environment variable autopatch reads.
@@ -34,7 +50,7 @@ const Prefix = "AUTOPATCH_"
 type Config struct {
 	DatabaseURL     Secret        `env:"DATABASE_URL" doc:"PostgreSQL URL (pgx syntax). Required by serve and migrate."`
 	Listen          string        `env:"LISTEN" default:":8080" doc:"HTTP listen address."`
-	SchedulesFile   string        `env:"SCHEDULES_FILE" doc:"YAML schedules file (ARCHITECTURE §4.2), loaded at start and on SIGHUP."`
+	SchedulesFile   string        `env:"SCHEDULES_FILE" doc:"YAML schedules file (docs/architecture.md §4.2), loaded at start and on SIGHUP."`
 	MigrateOnStart  bool          `env:"MIGRATE_ON_START" default:"true" doc:"serve applies autopatch's and River's migrations at start."`
 	LogLevel        string        `env:"LOG_LEVEL" default:"info" doc:"debug, info, warn or error."`
 	LogFormat       string        `env:"LOG_FORMAT" default:"json" doc:"json or text."`
@@ -46,6 +62,9 @@ type Config struct {
 	APIToken        Secret `env:"API_TOKEN" doc:"Bearer token for /api/v1."`
 
 	StatusPollInterval time.Duration `env:"STATUS_POLL_INTERVAL" default:"5m" doc:"How often deployment status is read while a window is open."`
+	PreflightLead      time.Duration `env:"PREFLIGHT_LEAD" default:"24h" doc:"How long before a window its members' SCCM clients are checked (installed, active, last policy request); inactive ones are noted on the change and counted client_inactive in the compliance ledger."`
+	DeadlineNormal     time.Duration `env:"DEADLINE_NORMAL" default:"720h" doc:"A patch cycle's deadline after its Patch Tuesday (00:00 UTC): the compliance ledger's patched-by-deadline and the incidents of manual devices not compliant at it."`
+	ComplianceInterval time.Duration `env:"COMPLIANCE_INTERVAL" default:"15m" doc:"How often the compliance sweep reads client state before windows, the compliance of manual schedules' devices (one SCCM call for every change) and, until the deadline, the late status of closed windows."`
 	MinWindowRemaining time.Duration `env:"MIN_WINDOW_REMAINING" default:"30m" doc:"A window opened late must have at least this much left (windows shorter than twice this: half of it); otherwise it is missed."`
 
 	ServicesFile string `env:"SERVICES_FILE" doc:"Optional YAML of per-service safety limits (services: [{name, max_unavailable}]), loaded at start and on SIGHUP; see Service safety."`
@@ -56,6 +75,8 @@ type Config struct {
 	Incident           Incident `env:"INCIDENT_"`
 	StormThreshold     int      `env:"STORM_THRESHOLD" default:"50" doc:"Above this many failures in one window, the window gets one incident and one SCOM alert listing its devices instead of one each."`
 	SCOMWindowComputer string   `env:"SCOM_WINDOW_COMPUTER" doc:"Windows Computer (FQDN or NetBIOS name, as SCOM monitors it) that carries the alerts of a whole window: missed windows, storms. Default: the host of AUTOPATCH_SCCM_ENDPOINT."`
+
+	ErrorBudget string `env:"ERROR_BUDGET" default:"10%" doc:"Error budget of a change's rollout: a count of failures (5) or a share of the devices of the windows closed so far (10%, 2.5%). When the failures of the closed windows exceed it (a budget of 5 holds at the 6th failure), the windows not yet open are held until resumed. A change's patching.error_budget overrides it."`
 
 	DoctorUpdateGroups string `env:"DOCTOR_UPDATE_GROUPS" doc:"Comma-separated software update groups that autopatch doctor checks exist (added to its --update-group flags): the groups your changes name."`
 
@@ -121,8 +142,38 @@ type Setting struct {
 
 // Load builds the configuration from the environment (getenv, usually
 // os.Getenv) and, when yamlPath is not empty, a YAML file. Errors name the
-// setting and never contain a secret's value.
+// setting and never contain a secret's value; every invalid setting is
+// reported, not only the first.
 func Load(getenv func(string) string, yamlPath string) (*Config, error) {
+	cfg, errs, err := load(getenv, yamlPath)
+	if err != nil {
+		return nil, err
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// LoadServe is Load and ValidateServe in one: the invalid and the missing
+// settings of serve are reported together, so an administrator does not
+// discover them one start-up at a time.
+func LoadServe(getenv func(string) string, yamlPath string) (*Config, error) {
+	cfg, errs, err := load(getenv, yamlPath)
+	if err != nil {
+		return nil, err
+	}
+	errs = append(errs, cfg.ValidateServe())
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// load reads every setting and checks them. The error is a file that
+// cannot be read (nothing else can be judged); errs are the settings'
+// problems, all of them.
+func load(getenv func(string) string, yamlPath string) (*Config, []error, error) {
 	cfg := &Config{}
 	settings := walk(reflect.ValueOf(cfg).Elem(), Prefix)
 
@@ -130,7 +181,7 @@ func Load(getenv func(string) string, yamlPath string) (*Config, error) {
 	if yamlPath != "" {
 		var err error
 		if fileValues, err = readYAML(yamlPath, settings); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 
@@ -146,12 +197,15 @@ func Load(getenv func(string) string, yamlPath string) (*Config, error) {
 		}
 		if err := set(s, raw); err != nil {
 			errs = append(errs, err)
+			// The default stands in, so that the checks below judge the
+			// other settings and do not report this one a second time.
+			_ = set(s, s.Default)
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
+	if err := cfg.validateCommon(); err != nil {
+		errs = append(errs, err)
 	}
-	return cfg, cfg.validateCommon()
+	return cfg, errs, nil
 }
 
 // Settings lists every setting with its default and documentation.
@@ -343,6 +397,9 @@ func (c *Config) validateCommon() error {
 		if f.value < 1 || f.value > 3 {
 			errs = append(errs, fmt.Errorf("AUTOPATCH_INCIDENT_%s=%d is invalid: want 1 (high), 2 (medium) or 3 (low)", f.name, f.value))
 		}
+	}
+	if _, err := rollout.ParseBudget(c.ErrorBudget); err != nil {
+		errs = append(errs, fmt.Errorf("AUTOPATCH_ERROR_BUDGET is invalid: %w", err))
 	}
 	if c.WebhookUser != "" && !c.WebhookPassword.IsSet() {
 		errs = append(errs, errors.New("AUTOPATCH_WEBHOOK_PASSWORD is required when AUTOPATCH_WEBHOOK_USER is set"))

@@ -86,6 +86,9 @@ func TestLoad(t *testing.T) {
 		{"LogLevel", "AUTOPATCH_LOG_LEVEL", "loud", "AUTOPATCH_LOG_LEVEL"},
 		{"Urgency", "AUTOPATCH_INCIDENT_URGENCY", "4", "AUTOPATCH_INCIDENT_URGENCY=4 is invalid"},
 		{"Impact", "AUTOPATCH_INCIDENT_IMPACT", "high", `AUTOPATCH_INCIDENT_IMPACT="high" is invalid`},
+		{"BudgetNegative", "AUTOPATCH_ERROR_BUDGET", "-1", `AUTOPATCH_ERROR_BUDGET is invalid: "-1"`},
+		{"BudgetShareAbove100", "AUTOPATCH_ERROR_BUDGET", "110%", `AUTOPATCH_ERROR_BUDGET is invalid: "110%"`},
+		{"BudgetQuoted", "AUTOPATCH_ERROR_BUDGET", `"12"`, `AUTOPATCH_ERROR_BUDGET is invalid`},
 		{"StormThreshold", "AUTOPATCH_STORM_THRESHOLD", "0", "AUTOPATCH_STORM_THRESHOLD"},
 		{"DatabaseURL", "AUTOPATCH_DATABASE_URL", "mysql://x", "AUTOPATCH_DATABASE_URL is invalid"},
 	}
@@ -214,5 +217,29 @@ func TestREADMEDocumentsEverySetting(t *testing.T) {
 	}
 	if want != readme {
 		t.Fatal("README.md's configuration table is out of date: go test ./internal/config -run README -update")
+	}
+}
+
+// TestLoadServeReportsEverythingAtOnce: invalid values, invalid
+// combinations and missing settings come in one error, each named once.
+func TestLoadServeReportsEverythingAtOnce(t *testing.T) {
+	t.Parallel()
+
+	_, err := LoadServe(env(map[string]string{
+		"AUTOPATCH_STATUS_POLL_INTERVAL":  "often",
+		"AUTOPATCH_QUEUE_SCCM_WORKERS":    "0",
+		"AUTOPATCH_LOG_LEVEL":             "chatty",
+		"AUTOPATCH_SCCM_ENDPOINT":         "sccm01:5986",
+		"AUTOPATCH_SAFETY_REQUEST_POLICY": "maybe",
+	}), "")
+	require.Error(t, err)
+	msg := err.Error()
+	for _, name := range []string{
+		"AUTOPATCH_STATUS_POLL_INTERVAL=", "AUTOPATCH_QUEUE_SCCM_WORKERS=", "AUTOPATCH_LOG_LEVEL=",
+		"AUTOPATCH_SCCM_ENDPOINT=", "AUTOPATCH_SAFETY_REQUEST_POLICY=",
+		"AUTOPATCH_DATABASE_URL is required", "AUTOPATCH_API_TOKEN is required", "AUTOPATCH_SCOM_ENDPOINT is required",
+		"AUTOPATCH_SERVICENOW_URL is required", "AUTOPATCH_SCHEDULES_FILE is required", "AUTOPATCH_WEBHOOK_SECRET or",
+	} {
+		require.Equal(t, 1, strings.Count(msg, name), "%s once in:\n%s", name, msg)
 	}
 }

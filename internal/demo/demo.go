@@ -7,6 +7,7 @@
 package demo
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -36,15 +38,27 @@ type Options struct {
 	Out         io.Writer
 	// TTY draws a progress line while waiting.
 	TTY bool
+	// LogDir receives serve's log (serve.log), kept after the demo; empty
+	// means the demo's temporary directory, which is kept when the demo
+	// fails and removed when it succeeds.
+	LogDir string
 }
 
 // Run plays the scenario. The error names every expectation that failed.
 func Run(ctx context.Context, opts Options) error {
 	d := &run{opts: opts, tl: newTimeline(opts.Out, opts.TTY), stalls: stallwatch.Start()}
 	defer d.stalls.Stop()
-	defer d.cleanup()
+	var err error
+	defer func() { d.cleanup(err != nil) }()
+	err = d.run(ctx)
+	return err
+}
+
+// run plays the demo; Run cleans up after it.
+func (d *run) run(ctx context.Context) error {
+	opts := d.opts
 	if err := d.setUp(ctx); err != nil {
-		return err
+		return d.withCause(err)
 	}
 	scenarioErr := d.play(ctx)
 	d.printSummary()
@@ -59,9 +73,36 @@ func Run(ctx context.Context, opts Options) error {
 		fmt.Fprintf(opts.Out, "\nThe simulator's final state is in %s.\n", opts.SummaryJSON)
 	}
 	if scenarioErr != nil {
-		return scenarioErr
+		return d.withCause(scenarioErr)
 	}
 	return d.check()
+}
+
+// withCause adds to err what serve said last about a failure: its error and
+// warning lines (or, when it logged none, its last lines), so the reason is
+// on the screen and not only in a file.
+func (d *run) withCause(err error) error {
+	if errors.Is(err, context.Canceled) || d.logPath == "" {
+		return err
+	}
+	b, rerr := os.ReadFile(d.logPath)
+	if rerr != nil || len(b) == 0 {
+		return err
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	var bad []string
+	for _, l := range lines {
+		if strings.Contains(l, "level=ERROR") || strings.Contains(l, "level=WARN") || strings.HasPrefix(l, "autopatch serve:") {
+			bad = append(bad, l)
+		}
+	}
+	if len(bad) == 0 {
+		bad = lines
+	}
+	if len(bad) > 10 {
+		bad = bad[len(bad)-10:]
+	}
+	return fmt.Errorf("%w\nserve's log (%s) ends:\n  %s", err, d.logPath, strings.Join(bad, "\n  "))
 }
 
 type run struct {
@@ -84,13 +125,26 @@ type run struct {
 	// stalls measures how long the machine stopped running the demo: the
 	// on-time checks allow for it (package stallwatch).
 	stalls *stallwatch.Watch
+	// ledger is what the compliance step saw (compliance.go).
+	ledger ledgerSeen
 }
 
-func (d *run) cleanup() {
+// cleanup stops everything the demo started. The logs stay: in LogDir,
+// or, after a failure, in the temporary directory, whose path the error
+// names.
+func (d *run) cleanup(failed bool) {
 	d.stopServe()
 	for i := len(d.closers) - 1; i >= 0; i-- {
 		d.closers[i]()
 	}
+	if d.dir == "" {
+		return
+	}
+	if failed && d.opts.LogDir == "" {
+		fmt.Fprintf(d.opts.Out, "\nThe demo's files (serve.log, schedules.yaml) are kept in %s.\n", d.dir)
+		return
+	}
+	_ = os.RemoveAll(d.dir)
 }
 
 func (d *run) setUp(ctx context.Context) error {
@@ -98,8 +152,17 @@ func (d *run) setUp(ctx context.Context) error {
 	if d.dir, err = os.MkdirTemp("", "autopatch-demo-"); err != nil {
 		return err
 	}
-	d.closers = append(d.closers, func() { os.RemoveAll(d.dir) })
 	d.logPath = filepath.Join(d.dir, "serve.log")
+	if d.opts.LogDir != "" {
+		if err := os.MkdirAll(d.opts.LogDir, 0o755); err != nil {
+			return fmt.Errorf("demo: log directory: %w", err)
+		}
+		d.logPath = filepath.Join(d.opts.LogDir, "serve.log")
+		// One run's log at a time: a stale one would mislead.
+		if err := os.Remove(d.logPath); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("demo: %w", err)
+		}
+	}
 
 	d.dbURL = d.opts.DatabaseURL
 	if d.dbURL == "" {
@@ -142,6 +205,7 @@ func (d *run) setUp(ctx context.Context) error {
 		"AUTOPATCH_LISTEN="+fmt.Sprintf("127.0.0.1:%d", port),
 		"AUTOPATCH_SCHEDULES_FILE="+schedules,
 		"AUTOPATCH_STATUS_POLL_INTERVAL=2s",
+		"AUTOPATCH_COMPLIANCE_INTERVAL=2s",
 		"AUTOPATCH_LOG_FORMAT=text",
 		"AUTOPATCH_SHUTDOWN_TIMEOUT=10s",
 		"AUTOPATCH_INCIDENT_ASSIGNMENT_GROUP=Server Operations",
@@ -228,6 +292,31 @@ func (d *run) api(path string, out any) error {
 		return fmt.Errorf("GET %s: %d %s", path, resp.StatusCode, b)
 	}
 	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// resume plays an operator resuming a held change through the API (what
+// the ServiceNow UI action "Resume autopatch rollout" sends).
+func (d *run) resume(number, reason string) error {
+	body, err := json.Marshal(map[string]string{"reason": reason})
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequest(http.MethodPost, d.apiURL+"/api/v1/changes/"+number+"/resume", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+d.est.APIToken())
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		return fmt.Errorf("resume %s: %d %s", number, resp.StatusCode, b)
+	}
+	return nil
 }
 
 // waitUntil waits for t, showing what it waits for and printing what the

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -37,4 +38,34 @@ func TestDemo(t *testing.T) {
 	require.NoError(t, err)
 	require.Contains(t, string(b), `"deployments"`)
 	require.Contains(t, string(b), `"work_notes"`)
+}
+
+// TestDemoFailureShowsTheCause: when serve cannot start, the demo's error
+// quotes serve's own message, and the log it names still exists.
+func TestDemoFailureShowsTheCause(t *testing.T) {
+	t.Parallel()
+	bin := filepath.Join(t.TempDir(), "autopatch")
+	script := "#!/bin/sh\necho 'time=2026-12-03T07:05:00Z level=INFO msg=starting'\necho 'autopatch serve: AUTOPATCH_SCCM_ENDPOINT=\"sccm01\" is invalid: want an absolute URL' >&2\nexit 1\n"
+	require.NoError(t, os.WriteFile(bin, []byte(script), 0o755))
+
+	logDir := t.TempDir()
+	var buf bytes.Buffer
+	err := Run(context.Background(), Options{Binary: bin, DatabaseURL: "postgres://unused@127.0.0.1:1/x", Out: &buf, LogDir: logDir})
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "serve exited during start-up")
+	require.Contains(t, err.Error(), `AUTOPATCH_SCCM_ENDPOINT="sccm01" is invalid`, "the real cause is printed")
+	log, rerr := os.ReadFile(filepath.Join(logDir, "serve.log"))
+	require.NoError(t, rerr, "the log the error names is kept")
+	require.Contains(t, string(log), "is invalid")
+
+	// Without a log directory the demo's own directory is kept on failure.
+	buf.Reset()
+	err = Run(context.Background(), Options{Binary: bin, DatabaseURL: "postgres://unused@127.0.0.1:1/x", Out: &buf})
+	require.Error(t, err)
+	require.Contains(t, buf.String(), "are kept in ")
+	kept := buf.String()[strings.LastIndex(buf.String(), "are kept in ")+len("are kept in "):]
+	kept = strings.TrimSuffix(strings.TrimSpace(kept), ".")
+	_, serr := os.Stat(filepath.Join(kept, "serve.log"))
+	require.NoError(t, serr)
+	require.NoError(t, os.RemoveAll(kept))
 }

@@ -165,11 +165,17 @@ func firstLine(s string) string {
 	return l
 }
 
-// indentNote keeps a note short on the timeline: its first lines.
+// noteLines is how much of a work note the timeline shows. The demo's
+// longest notes (a plan of five schedules with its deployments, a window of
+// eight deployments) fit; a longer one is cut, and says where the rest is.
+const noteLines = 16
+
+// indentNote keeps a note readable on the timeline.
 func indentNote(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
-	if len(lines) > 8 {
-		lines = append(lines[:8], fmt.Sprintf("(%d more lines)", len(lines)-8))
+	if len(lines) > noteLines {
+		more := len(lines) - noteLines + 1
+		lines = append(lines[:noteLines-1], fmt.Sprintf("… %d more line%s: the whole note is in the summary JSON (work_notes)", more, map[bool]string{true: "", false: "s"}[more == 1]))
 	}
 	return strings.Join(lines, "\n")
 }

@@ -1,5 +1,5 @@
 // Package estate assembles the simulated estate of `autopatch sim`, the demo
-// and the end-to-end tests (ARCHITECTURE §4.5): one WinRM (WS-Management)
+// and the end-to-end tests (docs/architecture.md §4.5): one WinRM (WS-Management)
 // listener that stands in for both the SCCM site server and the SCOM
 // management server (a script goes to the simulator whose template it is), a
 // ServiceNow instance (Table API) on its own listener, and a control server
@@ -80,7 +80,7 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// State is GET /state: the shape of ARCHITECTURE §4.5 (contract); each
+// State is GET /state: the shape of docs/architecture.md §4.5 (contract); each
 // object may carry more fields than the contract names. Empty parts are
 // empty arrays, never null.
 type State struct {
@@ -171,6 +171,17 @@ func Start(ctx context.Context, opts Options) (*Estate, error) {
 	e.snow = servicenowsim.New(servicenowsim.Options{
 		User: opts.ServiceNowUser, Password: opts.ServiceNowPassword, Clock: opts.Now, Logger: opts.Logger,
 	})
+
+	for _, seeded := range []struct {
+		table   string
+		records []SeedRecord
+	}{{"change_request", opts.Seed.ChangeRequests}, {"sc_req_item", opts.Seed.RequestItems}} {
+		for _, r := range seeded.records {
+			if err := e.snow.AddRecord(seeded.table, r.ID(), r.Number); err != nil {
+				return nil, fmt.Errorf("estate: %w", err)
+			}
+		}
+	}
 
 	e.wsman = wsmansim.New(wsmansim.Options{
 		User: opts.User, Password: opts.Password, Latency: opts.Seed.Latency,

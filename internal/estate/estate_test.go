@@ -21,7 +21,7 @@ import (
 	"github.com/autopatch/autopatch/internal/estate"
 )
 
-// The seed of ARCHITECTURE §4.5, plus a collection with a maintenance window
+// The seed of docs/architecture.md §4.5, plus a collection with a maintenance window
 // and a device that starts in a collection.
 const exampleSeed = `
 update_groups: ["2026-12 Servers"]

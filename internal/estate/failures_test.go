@@ -21,7 +21,7 @@ const changeSysID = "0123456789abcdef0123456789abcdef"
 // TestEstateFailuresOut raises alerts on the simulated SCOM and incidents and
 // work notes on the simulated ServiceNow, with nothing but what the env file
 // says, as serve would, and checks GET /state shows them in the shape of
-// ARCHITECTURE §4.5.
+// docs/architecture.md §4.5.
 func TestEstateFailuresOut(t *testing.T) {
 	t.Parallel()
 	b := setup(t, func(o *estate.Options) {

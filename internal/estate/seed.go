@@ -2,6 +2,8 @@ package estate
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -14,7 +16,7 @@ import (
 	"github.com/autopatch/autopatch/connectors/sccm/sccmsim"
 )
 
-// Seed is the simulated estate's starting content (ARCHITECTURE §4.5):
+// Seed is the simulated estate's starting content (docs/architecture.md §4.5):
 //
 //	site_code: PS1                      # optional, default PS1
 //	update_groups: ["2026-12 Servers"]
@@ -31,6 +33,10 @@ import (
 //	  - {name: DB09, collections: ["Patch - Extra"]}    # already a member
 //	  - {name: LAB01, scom: false}                      # not monitored by SCOM
 //	scom_domain: corp.example           # optional, default corp.example
+//	change_requests:                    # ServiceNow records a tester's webhooks name
+//	  - {number: CHG0030001}            # sys_id: SysIDOf(number) unless given
+//	request_items:
+//	  - {number: RITM0010001, sys_id: 0badf00d0badf00d0badf00d0badf00d}
 //
 // Every device is also a Windows Computer of the simulated SCOM management
 // group, as "<name>.<scom_domain>" with NetBIOS name <name> (a name that has a
@@ -46,6 +52,34 @@ type Seed struct {
 	// SCOMDomain is the DNS domain of the devices' SCOM principal names;
 	// empty means DefaultSCOMDomain.
 	SCOMDomain string `yaml:"scom_domain"`
+	// ChangeRequests and RequestItems are records of the simulated
+	// ServiceNow, so that the work notes of webhooks a tester sends about
+	// them (autopatch send) land somewhere instead of answering 404.
+	ChangeRequests []SeedRecord `yaml:"change_requests"`
+	RequestItems   []SeedRecord `yaml:"request_items"`
+}
+
+// SeedRecord is a ServiceNow record of the seed.
+type SeedRecord struct {
+	Number string `yaml:"number"`
+	// SysID is the record's sys_id; empty means SysIDOf(Number).
+	SysID string `yaml:"sys_id"`
+}
+
+// ID returns the record's sys_id: the one given, or SysIDOf(Number).
+func (r SeedRecord) ID() string {
+	if r.SysID != "" {
+		return r.SysID
+	}
+	return SysIDOf(r.Number)
+}
+
+// SysIDOf is the sys_id the simulated estate gives a seeded record that
+// names none: 32 hex digits derived from its number, so that `autopatch
+// send` finds the same one without being told.
+func SysIDOf(number string) string {
+	sum := sha256.Sum256([]byte("autopatch-sim:" + number))
+	return hex.EncodeToString(sum[:16])
 }
 
 // DefaultSCOMDomain is the domain of the devices' SCOM principal names when
@@ -173,5 +207,32 @@ func (s Seed) Validate() error {
 			}
 		}
 	}
+	for key, records := range map[string][]SeedRecord{"change_requests": s.ChangeRequests, "request_items": s.RequestItems} {
+		ids := map[string]bool{}
+		for i, r := range records {
+			if r.Number == "" {
+				return fmt.Errorf("estate: seed: %s[%d] has no number", key, i)
+			}
+			if !isSysID(r.ID()) {
+				return fmt.Errorf("estate: seed: %s[%d] %q: sys_id %q is not 32 lowercase hex digits", key, i, r.Number, r.SysID)
+			}
+			if ids[r.ID()] {
+				return fmt.Errorf("estate: seed: %s[%d] %q: sys_id %s appears twice", key, i, r.Number, r.ID())
+			}
+			ids[r.ID()] = true
+		}
+	}
 	return nil
+}
+
+func isSysID(s string) bool {
+	if len(s) != 32 {
+		return false
+	}
+	for _, c := range s {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }

@@ -96,3 +96,45 @@ func TestParseSeedSCOM(t *testing.T) {
 	_, err = estate.ParseSeed([]byte("devices: [{name: A, scom: maybe}]\n"))
 	require.ErrorContains(t, err, "estate: seed")
 }
+
+// TestShippedSeed starts the estate of make run from its seed: the change
+// requests and request items a tester's webhooks name exist in the simulated
+// ServiceNow, under the sys_id autopatch send derives from the number.
+func TestShippedSeed(t *testing.T) {
+	t.Parallel()
+
+	seed, err := estate.LoadSeed("../../integrations/sim/estate.yaml")
+	require.NoError(t, err)
+	require.Contains(t, seed.UpdateGroups, "2026-12 Servers", "the README's change names it")
+	mw := 0
+	for _, c := range seed.Collections {
+		if c.MaintenanceWindows > 0 {
+			mw++
+		}
+	}
+	require.Equal(t, 1, mw, "one collection with its own maintenance window")
+
+	e, err := estate.Start(t.Context(), estate.Options{Seed: seed, PlainHTTP: true})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = e.Close() })
+	for _, r := range []struct{ table, sysID string }{
+		{"change_request", estate.SysIDOf("CHG0030001")},
+		{"sc_req_item", "0badf00d0badf00d0badf00d0badf00d"},
+		{"sc_req_item", estate.SysIDOf("RITM0010002")},
+	} {
+		require.Error(t, e.ServiceNow().AddRecord(r.table, r.sysID, ""), "%s %s is seeded already", r.table, r.sysID)
+	}
+}
+
+func TestSeedRecordsRejected(t *testing.T) {
+	t.Parallel()
+
+	for _, y := range []string{
+		"change_requests: [{sys_id: 0badf00d0badf00d0badf00d0badf00d}]\n",
+		"request_items: [{number: RITM1, sys_id: XYZ}]\n",
+		"request_items: [{number: RITM1}, {number: RITM1}]\n",
+	} {
+		_, err := estate.ParseSeed([]byte(y))
+		require.Error(t, err, y)
+	}
+}

@@ -44,10 +44,15 @@ trap 'rm -rf "$work"' EXIT
 check() { node --liftoff-only "$here/check.cjs" "$cache/node_modules" "$@"; }
 
 "$GO" run ./internal/parsecheck/dump "$work/templates" >/dev/null
+# Every script the ServiceNow update set embeds (script fields and
+# conditions), as the generator writes them: the file checked in must be
+# what the scripts generate (go test ./internal/updateset), so these are its
+# scripts.
+"$GO" run ./internal/updateset/gen --dir "$root/integrations/servicenow" --out /dev/null --scripts "$work/updateset" 2>/dev/null
 # Paths relative to the repository (templates: their names), so errors read
 # sccm.create_deployments:42:7 or integrations/servicenow/x.js:3:7.
-(cd "$work/templates" && check --powershell * --javascript "$root"/integrations/servicenow/*.js) |
-  sed "s#^$root/##"
+(cd "$work/templates" && check --powershell * --javascript "$root"/integrations/servicenow/*.js "$work"/updateset/*.js) |
+  sed -e "s#^$root/##" -e "s#^$work/updateset/#autopatch.update_set.xml: #"
 
 if [ "${1:-}" = "--selftest" ]; then
   # A template with an unclosed block and an ES5 script using let: both must

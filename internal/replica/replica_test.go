@@ -44,6 +44,16 @@ func kill(t *testing.T, pool *pgxpool.Pool, r *Replica) {
 	_, err := pool.Exec(context.Background(), `UPDATE replicas SET seen_at = now() - make_interval(secs => $2) WHERE client_id = $1`,
 		r.ID, DeadAfterLockLost.Seconds()+1)
 	require.NoError(t, err)
+	// The server drops the lock when the backend behind the closed
+	// connection exits, a moment after the client has closed it.
+	require.Eventually(t, func() bool {
+		var held bool
+		err := pool.QueryRow(context.Background(), `SELECT EXISTS (SELECT 1 FROM pg_locks
+			WHERE locktype = 'advisory' AND granted AND classid = $1 AND objid::bigint = $2 AND objsubid = 2
+			  AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))`,
+			lockClass, r.key).Scan(&held)
+		return err == nil && !held
+	}, 10*time.Second, 5*time.Millisecond, "the killed replica's lock is released")
 }
 
 func TestRescue(t *testing.T) {

@@ -135,12 +135,18 @@ func describeWindows(ws []Involved, reasons bool) string {
 	return strings.Join(parts, "; ")
 }
 
+// formatUTC shows [from, to) to the minute, or to the second when either
+// end is not on a minute (short windows would otherwise read 07:05–07:05).
 func formatUTC(from, to time.Time) string {
 	from, to = from.UTC(), to.UTC()
-	if from.Format("2006-01-02") == to.Format("2006-01-02") {
-		return from.Format("Mon 2006-01-02 15:04") + "–" + to.Format("15:04") + " UTC"
+	clock := "15:04"
+	if from.Second() != 0 || to.Second() != 0 {
+		clock = "15:04:05"
 	}
-	return from.Format("Mon 2006-01-02 15:04") + " – " + to.Format("Mon 2006-01-02 15:04") + " UTC"
+	if from.Format("2006-01-02") == to.Format("2006-01-02") {
+		return from.Format("Mon 2006-01-02 "+clock) + "–" + to.Format(clock) + " UTC"
+	}
+	return from.Format("Mon 2006-01-02 "+clock) + " – " + to.Format("Mon 2006-01-02 "+clock) + " UTC"
 }
 
 // Summary is a violation that recurs: the same rule broken by the same

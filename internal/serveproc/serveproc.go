@@ -42,7 +42,7 @@ func WithoutAutopatch(env []string) []string {
 }
 
 // PostSigned posts body as JSON to url, signed as ServiceNow's Script
-// Include signs a webhook (ARCHITECTURE §4.3), and returns the status and
+// Include signs a webhook (docs/architecture.md §4.3), and returns the status and
 // the response body.
 func PostSigned(client *http.Client, url, secret string, body any) (int, string, error) {
 	raw, err := json.Marshal(body)

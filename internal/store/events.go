@@ -38,7 +38,7 @@ type Event struct {
 }
 
 // ScheduleRequest is an accepted schedule request, as stored in
-// webhook_events.payload (ARCHITECTURE §4.3, validated).
+// webhook_events.payload (docs/architecture.md §4.3, validated).
 type ScheduleRequest struct {
 	EventID      string            `json:"event_id,omitempty"`
 	RequestItem  RequestItem       `json:"request_item"`

@@ -21,6 +21,12 @@ const (
 	// FailureStorm: more devices failed in one window than the storm
 	// threshold; the devices beyond it are reported together.
 	FailureStorm = "storm"
+	// FailureHalt: a change's rollout was halted because the failures of
+	// its closed windows exceeded its error budget (subject halt#<hold id>).
+	FailureHalt = "halt"
+	// FailureNoncompliant: a device of a manual schedule was still not
+	// compliant (updates required, or a restart pending) at its deadline.
+	FailureNoncompliant = "noncompliant"
 )
 
 // Failure states (failures.state).

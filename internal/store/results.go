@@ -17,6 +17,9 @@ type DeviceResult struct {
 	// StatusType is 5.
 	ErrorCode *int64 `json:"error_code,omitempty"`
 	Message   string `json:"message,omitempty"`
+	// EnforcementMessage is LastEnforcementMessageID (9: pending system
+	// restart), nil when SCCM gave none.
+	EnforcementMessage *int `json:"enforcement_message,omitempty"`
 	// StatusTime is SCCM's StatusTime, nil for a device that never reported.
 	StatusTime *time.Time `json:"status_time,omitempty"`
 	// ObservedAt is when autopatch read it.
@@ -54,8 +57,13 @@ func RecordResults(ctx context.Context, db DBTX, rs []DeviceResult) (int64, erro
 	deps, devices, types := make([]int64, n), make([]string, n), make([]int32, n)
 	codes, messages := make([]*int64, n), make([]string, n)
 	statusTimes, observed := make([]*time.Time, n), make([]time.Time, n)
+	enforcement := make([]*int32, n)
 	for i, r := range rs {
 		deps[i], devices[i], types[i] = r.DeploymentID, r.Device, int32(r.StatusType)
+		if r.EnforcementMessage != nil {
+			v := int32(*r.EnforcementMessage)
+			enforcement[i] = &v
+		}
 		codes[i], messages[i], statusTimes[i], observed[i] = r.ErrorCode, r.Message, r.StatusTime, r.ObservedAt
 	}
 	// One statement: every part sees the rows as they were before it, so
@@ -64,26 +72,28 @@ func RecordResults(ctx context.Context, db DBTX, rs []DeviceResult) (int64, erro
 	var changed int64
 	err := db.QueryRow(ctx, `WITH input AS (
 			SELECT DISTINCT ON (deployment_id, device_name) *
-			FROM unnest($1::bigint[], $2::text[], $3::int[], $4::bigint[], $5::text[], $6::timestamptz[], $7::timestamptz[])
-				AS t(deployment_id, device_name, status_type, error_code, message, status_time, observed_at)
+			FROM unnest($1::bigint[], $2::text[], $3::int[], $4::bigint[], $5::text[], $6::timestamptz[], $7::timestamptz[], $8::int[])
+				AS t(deployment_id, device_name, status_type, error_code, message, status_time, observed_at, enforcement_message)
 		), changed AS (
 			SELECT i.* FROM input i
 			LEFT JOIN device_results r ON r.deployment_id = i.deployment_id AND r.device_name = i.device_name
 			WHERE r.deployment_id IS NULL
-			   OR (r.status_type, r.error_code, r.message) IS DISTINCT FROM (i.status_type, i.error_code, i.message)
+			   OR (r.status_type, r.error_code, r.message, r.enforcement_message)
+			      IS DISTINCT FROM (i.status_type, i.error_code, i.message, i.enforcement_message)
 		), history AS (
-			INSERT INTO device_result_history (deployment_id, device_name, status_type, error_code, message, status_time, observed_at)
-			SELECT deployment_id, device_name, status_type, error_code, message, status_time, observed_at FROM changed
+			INSERT INTO device_result_history (deployment_id, device_name, status_type, error_code, message, status_time, observed_at, enforcement_message)
+			SELECT deployment_id, device_name, status_type, error_code, message, status_time, observed_at, enforcement_message FROM changed
 			RETURNING 1
 		), latest AS (
-			INSERT INTO device_results (deployment_id, device_name, status_type, error_code, message, status_time, observed_at)
-			SELECT deployment_id, device_name, status_type, error_code, message, status_time, observed_at FROM input
+			INSERT INTO device_results (deployment_id, device_name, status_type, error_code, message, status_time, observed_at, enforcement_message)
+			SELECT deployment_id, device_name, status_type, error_code, message, status_time, observed_at, enforcement_message FROM input
 			ON CONFLICT (deployment_id, device_name) DO UPDATE SET
 				status_type = EXCLUDED.status_type, error_code = EXCLUDED.error_code, message = EXCLUDED.message,
-				status_time = EXCLUDED.status_time, observed_at = EXCLUDED.observed_at
+				status_time = EXCLUDED.status_time, observed_at = EXCLUDED.observed_at,
+				enforcement_message = EXCLUDED.enforcement_message
 		)
 		SELECT count(*) FROM history`,
-		deps, devices, types, codes, messages, statusTimes, observed).Scan(&changed)
+		deps, devices, types, codes, messages, statusTimes, observed, enforcement).Scan(&changed)
 	if err != nil {
 		return 0, fmt.Errorf("store: record %d device result(s): %w", n, err)
 	}

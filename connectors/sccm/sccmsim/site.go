@@ -103,11 +103,14 @@ type collection struct {
 func (c *collection) has(id int) bool { return slices.Contains(c.members, id) }
 
 type exposure struct {
-	dev        *device
-	reads      int
-	statusType int
-	code       uint32
-	at         time.Time
+	dev   *device
+	reads int
+	// closedReads counts the reads while the deployment was disabled
+	// after having reached the device.
+	closedReads int
+	statusType  int
+	code        uint32
+	at          time.Time
 }
 
 type deployment struct {
@@ -309,6 +312,8 @@ func (s *Site) dispatch(name string, data []byte) (any, *wsmansim.PSError) {
 		return decodeAnd(data, s.deleteDeployments)
 	case sccm.DeploymentStatusTemplate:
 		return decodeAnd(data, s.deploymentStatus)
+	case sccm.DeviceStateTemplate:
+		return decodeAnd(data, s.deviceState)
 	case sccm.MaintenanceWindowsTemplate:
 		return decodeAnd(data, s.maintenanceWindowCollections)
 	case sccm.DoctorTemplate:
@@ -651,6 +656,7 @@ type statusRow struct {
 	StatusErrorCode        int64   `json:"status_error_code"`
 	StatusDescription      string  `json:"status_description"`
 	LastEnforcementMessage string  `json:"last_enforcement_message"`
+	LastEnforcementID      int     `json:"last_enforcement_message_id"`
 	StatusTime             *string `json:"status_time"`
 }
 
@@ -669,7 +675,10 @@ func (s *Site) deploymentStatus(req namesReq) (any, *wsmansim.PSError) {
 		// the devices that received the deployment and report.
 		for _, e := range dep.exposures {
 			e.reads++
-			st, code, ok := e.dev.outcome.status(e.reads)
+			if !dep.enabled {
+				e.closedReads++
+			}
+			st, code, ok := e.dev.outcome.status(e.reads, dep.enabled, e.closedReads)
 			if !ok {
 				continue
 			}
@@ -678,11 +687,15 @@ func (s *Site) deploymentStatus(req namesReq) (any, *wsmansim.PSError) {
 			}
 			reported[e.dev.id] = true
 			desc, msg := statusTexts(st)
+			enforcement := e.dev.outcome.enforcementMessage(st)
+			if enforcement == enforcementPendingRestart {
+				desc, msg = "Pending system restart", "Pending system restart"
+			}
 			at := e.at.Format(time.RFC3339Nano)
 			rows = append(rows, statusRow{
 				Deployment: n, DeploymentID: dep.id, Device: e.dev.name, ResourceID: e.dev.id,
 				StatusType: st, StatusErrorCode: int64(code), StatusDescription: desc,
-				LastEnforcementMessage: msg, StatusTime: &at,
+				LastEnforcementMessage: msg, LastEnforcementID: enforcement, StatusTime: &at,
 			})
 		}
 		// Get-CMCollectionMember: members without a row are unknown.
@@ -698,6 +711,68 @@ func (s *Site) deploymentStatus(req namesReq) (any, *wsmansim.PSError) {
 		}
 	}
 	return map[string]any{"statuses": rows, "missing": missing}, nil
+}
+
+type deviceStateReq struct {
+	Reads []struct {
+		Collection   string   `json:"collection"`
+		UpdateGroups []string `json:"update_groups"`
+	} `json:"reads"`
+}
+
+type deviceStateRow struct {
+	Read               int     `json:"read"`
+	Collection         string  `json:"collection"`
+	Device             string  `json:"device"`
+	ResourceID         int     `json:"resource_id"`
+	IsClient           bool    `json:"is_client"`
+	ClientActiveStatus int     `json:"client_active_status"`
+	LastPolicyRequest  *string `json:"last_policy_request"`
+	Required           int     `json:"required"`
+	RebootPending      bool    `json:"reboot_pending"`
+}
+
+// deviceState answers the device state template: for every read, its
+// collection members' client state (an inactive client last asked for
+// policy 30 days ago, a device without a client never did) and, for the
+// read's update groups (one update each here), their compliance as their
+// seeded outcome says. Every name is looked up before anything is read.
+func (s *Site) deviceState(req deviceStateReq) (any, *wsmansim.PSError) {
+	found := make([]*collection, 0, len(req.Reads))
+	for _, r := range req.Reads {
+		c, ok := s.colByName[r.Collection]
+		if !ok {
+			return nil, s.noCollection(r.Collection)
+		}
+		for _, g := range r.UpdateGroups {
+			if _, ok := s.groups[g]; !ok {
+				return nil, wsmansim.Throw("No software update group named '" + g + "' exists on site " + s.siteCode + ".")
+			}
+		}
+		found = append(found, c)
+	}
+	now := s.now().UTC()
+	rows := []deviceStateRow{}
+	for i, c := range found {
+		groups := len(slices.Compact(slices.Sorted(slices.Values(req.Reads[i].UpdateGroups))))
+		for _, id := range c.members {
+			d := s.devByID[id]
+			isClient, active := d.outcome.client()
+			required, restart := d.outcome.compliance(groups)
+			row := deviceStateRow{Read: i, Collection: c.name, Device: d.name, ResourceID: d.id, IsClient: isClient,
+				ClientActiveStatus: active, Required: required, RebootPending: restart}
+			if isClient {
+				last := now.Add(-time.Hour)
+				if active == 0 {
+					last = now.Add(-30 * 24 * time.Hour)
+				}
+				at := formatTime(last)
+				row.LastPolicyRequest = &at
+			}
+			rows = append(rows, row)
+		}
+	}
+	return map[string]any{"devices": rows}, nil
 }
 
 func (s *Site) maintenanceWindowCollections(struct{}) (any, *wsmansim.PSError) {

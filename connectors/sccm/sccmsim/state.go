@@ -6,7 +6,7 @@ import (
 )
 
 // State is the site's content as `autopatch sim` shows it under GET /state
-// (ARCHITECTURE §4.5): the contract fields plus a few more per object.
+// (docs/architecture.md §4.5): the contract fields plus a few more per object.
 type State struct {
 	Collections []CollectionState `json:"collections"`
 	Deployments []DeploymentState `json:"deployments"`

@@ -50,7 +50,7 @@ type HistoryEntry struct {
 }
 
 // AlertState is one alert. The first five fields are the shape of
-// ARCHITECTURE §4.5 (contract); the rest are extras.
+// docs/architecture.md §4.5 (contract); the rest are extras.
 type AlertState struct {
 	ID string `json:"id"`
 	// Device is the device as autopatch named it (CustomField4).

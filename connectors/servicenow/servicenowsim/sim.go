@@ -55,7 +55,7 @@ type Options struct {
 }
 
 // Incident is an incident as the simulated estate's /state shows it
-// (ARCHITECTURE §4.5); the fields after ShortDescription are extras.
+// (docs/architecture.md §4.5); the fields after ShortDescription are extras.
 type Incident struct {
 	Number           string `json:"number"`
 	SysID            string `json:"sys_id"`
