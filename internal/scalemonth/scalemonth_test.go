@@ -45,4 +45,5 @@ func BenchmarkScaleMonth(b *testing.B) {
 	b.ReportMetric(float64(f.TotalCalls), "winrm-calls")
 	b.ReportMetric(float64(f.ServiceNowRequests), "servicenow-requests")
 	b.ReportMetric(float64(f.Incidents), "incidents")
+	b.ReportMetric(float64(f.Held), "held-deployments")
 }
