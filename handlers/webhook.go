@@ -17,6 +17,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/autopatch/autopatch/internal/deadline"
 	"github.com/autopatch/autopatch/internal/ingest"
 	"github.com/autopatch/autopatch/internal/store"
 )
@@ -114,6 +115,10 @@ type patchingInput struct {
 	// Schedules nil (omitted or null) means every automatic and
 	// manual_reboot schedule; an empty list is refused as ambiguous.
 	Schedules []string `json:"schedules,omitempty" validate:"omitnil,min=1,max=1000,dive,required,max=255,graphic"`
+	// Classification is normal (the default), critical or emergency;
+	// Deadline, when given, replaces its default (docs/architecture.md §9.2).
+	Classification string `json:"classification,omitempty" validate:"omitempty,oneof=normal critical emergency"`
+	Deadline       string `json:"deadline,omitempty" validate:"omitempty,max=64,snow_time"`
 }
 
 // scheduleLookup returns those of names that are not active schedules.
@@ -151,6 +156,19 @@ func parseChange(ctx context.Context, raw []byte, known scheduleLookup) (*change
 			return nil, store.Change{}, nil, err
 		}
 		c.UpdateGroups, c.Schedules = req.Patching.SoftwareUpdateGroups, req.Patching.Schedules
+		c.Classification = req.Patching.Classification
+		if c.Classification == "" {
+			c.Classification = string(deadline.Normal)
+		}
+		if req.Patching.Deadline != "" {
+			if dl, err := parseTime(req.Patching.Deadline); err == nil {
+				c.Deadline = &dl
+				if !c.Start.IsZero() && !dl.After(c.Start) {
+					p.add("patching.deadline", "must be after change.start_date (%s): nothing can be patched by a deadline that comes before the change starts",
+						c.Start.Format(snowTimeLayout))
+				}
+			}
+		}
 	}
 	if apiErr := p.err(); apiErr != nil {
 		return nil, store.Change{}, apiErr, nil

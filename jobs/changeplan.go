@@ -26,6 +26,10 @@ type changePlan struct {
 	// policy its held schedules keep their window in the plan's entries
 	// but get no deployment.
 	safety *planSafety
+	// deadline is when the change's devices must be patched by, and why
+	// (docs/architecture.md §9.2); zero when not known.
+	deadline    time.Time
+	deadlineWhy string
 }
 
 // held returns why service safety holds schedule out of the change; empty
@@ -170,6 +174,10 @@ func (p *changePlan) note(version int, r reconciled) string {
 	fmt.Fprintf(&b, "autopatch plan v%d for %s\n", version, c.Number)
 	fmt.Fprintf(&b, "Change window: %s – %s UTC\n", c.Start.UTC().Format("2006-01-02 15:04"), c.End.UTC().Format("2006-01-02 15:04"))
 	fmt.Fprintf(&b, "Software update groups: %s\n", strings.Join(c.UpdateGroups, "; "))
+	if !p.deadline.IsZero() {
+		fmt.Fprintf(&b, "Deadline: %s UTC (%s)\n",
+			p.deadline.UTC().Format("2006-01-02 15:04"), p.deadlineWhy)
+	}
 	if len(p.result.Windows) > 0 {
 		b.WriteString("\nWindows:\n")
 	}

@@ -293,7 +293,7 @@ func TestWindowsOpenAndCloseOnTime(t *testing.T) {
 	}
 
 	// Notes are jobs of their own and may land in any order: wait for all.
-	want := []string{"autopatch plan v1 for " + number, "BYHAND", "manual_patch: tracked only", "restart suppressed", "DISABLED until their window opens"}
+	want := []string{"autopatch plan v1 for " + number, "Deadline: ", "(normal change: Patch Tuesday ", "BYHAND", "manual_patch: tracked only", "restart suppressed", "DISABLED until their window opens"}
 	h.waitFor("the notes on the change", func() bool {
 		notes := h.notes(sysID)
 		for _, w := range want {

@@ -31,7 +31,6 @@ import (
 	"github.com/autopatch/autopatch/handlers/ui"
 	"github.com/autopatch/autopatch/internal/buildinfo"
 	"github.com/autopatch/autopatch/internal/config"
-	"github.com/autopatch/autopatch/internal/ledger"
 	"github.com/autopatch/autopatch/internal/remotemetrics"
 	"github.com/autopatch/autopatch/internal/replica"
 	"github.com/autopatch/autopatch/internal/safety"
@@ -174,7 +173,7 @@ func initServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*
 		StormThreshold: cfg.StormThreshold,
 		WindowComputer: windowComputer(cfg),
 		Compliance: jobs.ComplianceOptions{
-			Ledger:        ledger.Options{DeadlineAfter: cfg.DeadlineNormal},
+			Ledger:        ledgerOptions(cfg),
 			PreflightLead: cfg.PreflightLead, Interval: cfg.ComplianceInterval,
 		},
 		Safety: jobs.SafetyOptions{
@@ -190,7 +189,7 @@ func initServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*
 		Logger: logger, Ready: s.ready, Registry: registry,
 		APIToken: cfg.APIToken, Store: st, Schedules: &s.schedules, Pool: st.Pool,
 		ServiceRules: &s.services,
-		Compliance:   ledger.Options{DeadlineAfter: cfg.DeadlineNormal},
+		Compliance:   ledgerOptions(cfg),
 		Webhooks: &handlers.WebhookOptions{Store: st, Jobs: s.river, Auth: handlers.WebhookAuth{
 			Secret: cfg.WebhookSecret, User: cfg.WebhookUser, Password: cfg.WebhookPassword,
 		}},

@@ -14,6 +14,7 @@ import (
 
 	"github.com/autopatch/autopatch/internal/calendar"
 	"github.com/autopatch/autopatch/internal/compliance"
+	"github.com/autopatch/autopatch/internal/deadline"
 	"github.com/autopatch/autopatch/internal/store"
 )
 
@@ -26,17 +27,27 @@ type Options struct {
 	// DeadlineAfter is the normal deadline after Patch Tuesday; zero means
 	// DefaultDeadlineAfter.
 	DeadlineAfter time.Duration
+	// DeadlineCritical (after Patch Tuesday) and DeadlineEmergency (after
+	// the change's start) are the other classifications' defaults; zero
+	// means internal/deadline's.
+	DeadlineCritical, DeadlineEmergency time.Duration
 	// DeadlineFor, when set, gives a change's deadline instead (tests and
 	// the demo, whose changes cannot wait for a real cycle's deadline).
 	DeadlineFor func(store.ChangeRow) time.Time
 }
 
-// Deadline is the deadline of change c.
+// Deadline is the deadline of change c: the one it gives, else its
+// classification's (docs/architecture.md §9.2).
 func (o Options) Deadline(c store.ChangeRow) time.Time {
 	if o.DeadlineFor != nil {
 		return o.DeadlineFor(c)
 	}
-	return DeadlineOf(CycleOf(c), o.deadlineAfter())
+	return o.Policy().Of(deadline.Classification(c.Classification), c.Start, c.Deadline)
+}
+
+// Policy is the deadline policy of the options.
+func (o Options) Policy() deadline.Policy {
+	return deadline.Policy{Normal: o.deadlineAfter(), Critical: o.DeadlineCritical, Emergency: o.DeadlineEmergency}
 }
 
 func (o Options) deadlineAfter() time.Duration {

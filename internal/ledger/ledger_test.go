@@ -65,3 +65,30 @@ func TestDevicesFromEvidence(t *testing.T) {
 	// Not planned yet: nothing in scope.
 	require.Empty(t, Devices(store.LedgerEvidence{Change: ev.Change}, read, Options{}))
 }
+
+// TestDeadlineOfChange: each change's deadline follows its classification,
+// or the deadline it gives (docs/architecture.md §9.2).
+func TestDeadlineOfChange(t *testing.T) {
+	t.Parallel()
+	start := time.Date(2026, 12, 12, 20, 0, 0, 0, time.UTC)
+	given := time.Date(2026, 12, 15, 6, 0, 0, 0, time.UTC)
+	opts := Options{DeadlineAfter: 720 * time.Hour}
+	for _, tt := range []struct {
+		name   string
+		class  string
+		given  *time.Time
+		expect time.Time
+	}{
+		{"Unclassified", "", nil, time.Date(2027, 1, 7, 0, 0, 0, 0, time.UTC)},
+		{"Normal", "normal", nil, time.Date(2027, 1, 7, 0, 0, 0, 0, time.UTC)},
+		{"Critical", "critical", nil, time.Date(2026, 12, 22, 0, 0, 0, 0, time.UTC)},
+		{"Emergency", "emergency", nil, time.Date(2026, 12, 13, 20, 0, 0, 0, time.UTC)},
+		{"Given", "critical", &given, given},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c := store.ChangeRow{Change: store.Change{Number: "CHG0031234", Start: start, Classification: tt.class, Deadline: tt.given}}
+			require.Equal(t, tt.expect, opts.Deadline(c))
+		})
+	}
+}
