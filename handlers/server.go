@@ -71,7 +71,9 @@ func New(opts Options) *echo.Echo {
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{Registry: opts.Registry})))
 	e.GET("/openapi.yaml", openAPIDocument)
 	if opts.Webhooks != nil {
-		registerWebhooks(e, *opts.Webhooks, opts.Logger, opts.Registry)
+		wo := *opts.Webhooks
+		wo.ledger = opts.Compliance // the deferral webhook checks deadlines as the ledger does
+		registerWebhooks(e, wo, opts.Logger, opts.Registry)
 	}
 
 	now := opts.Now

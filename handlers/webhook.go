@@ -19,6 +19,7 @@ import (
 
 	"github.com/autopatch/autopatch/internal/deadline"
 	"github.com/autopatch/autopatch/internal/ingest"
+	"github.com/autopatch/autopatch/internal/ledger"
 	"github.com/autopatch/autopatch/internal/store"
 )
 
@@ -36,6 +37,8 @@ type WebhookOptions struct {
 	// Now is the clock the signature timestamp is checked against; nil is
 	// time.Now.
 	Now func() time.Time
+	// ledger decides deadlines for the deferral webhook (Options.Compliance).
+	ledger ledger.Options
 }
 
 // WebhookResponse is the answer to an authenticated, valid delivery.
@@ -54,16 +57,19 @@ type webhooks struct {
 	now      func() time.Time
 	logger   *slog.Logger
 	metrics  webhookMetrics
+	ledger   ledger.Options
 }
 
 // registerWebhooks adds the webhook routes to e and their metrics to reg.
 func registerWebhooks(e *echo.Echo, opts WebhookOptions, logger *slog.Logger, reg prometheus.Registerer) {
-	w := &webhooks{store: opts.Store, ingester: ingest.New(opts.Store.Pool, opts.Jobs, reg), auth: opts.Auth, now: opts.Now, logger: logger, metrics: newWebhookMetrics(reg)}
+	w := &webhooks{store: opts.Store, ingester: ingest.New(opts.Store.Pool, opts.Jobs, reg), auth: opts.Auth, now: opts.Now, logger: logger, metrics: newWebhookMetrics(reg),
+		ledger: opts.ledger}
 	if w.now == nil {
 		w.now = time.Now
 	}
 	e.POST(PathChangeWebhook, w.change, w.verifyWebhook(store.EventChange))
 	e.POST(PathScheduleRequestWebhook, w.scheduleRequest, w.verifyWebhook(store.EventScheduleRequest))
+	e.POST(PathDeferralWebhook, w.deferral, w.verifyWebhook(store.EventDeferral))
 }
 
 // webhookMetrics counts deliveries by kind and outcome: accepted,

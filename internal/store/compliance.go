@@ -57,6 +57,9 @@ type LedgerEvidence struct {
 	Results     []DeviceResult
 	Clients     []ClientHealth
 	Manual      []ManualCompliance
+	// Deferrals is the deferral in force of each deferred device
+	// (lower-case name → until).
+	Deferrals map[string]time.Time
 }
 
 // ChangeLedgerEvidence reads the evidence of one change's ledger. An
@@ -68,6 +71,9 @@ func ChangeLedgerEvidence(ctx context.Context, db DBTX, number string) (LedgerEv
 		return ev, err
 	}
 	ev.Change = c
+	if ev.Deferrals, err = DeferralsOf(ctx, db, number); err != nil {
+		return ev, err
+	}
 	p, err := LatestPlan(ctx, db, number)
 	switch {
 	case err == nil:
