@@ -59,7 +59,15 @@ func parseDeferral(ctx context.Context, raw []byte, find deferralLookup) (*defer
 	}
 	var p problems
 	p.check(&req)
-	p.duplicates("devices", req.Devices, strings.ToLower)
+	// Not p.duplicates: these devices are plain names, not {name, …}.
+	seen := map[string]int{}
+	for i, name := range req.Devices {
+		if j, ok := seen[strings.ToLower(name)]; ok && name != "" {
+			p.add(fmt.Sprintf("devices[%d]", i), "repeats devices[%d] (SCCM names are not case-sensitive)", j)
+			continue
+		}
+		seen[strings.ToLower(name)] = i
+	}
 	if apiErr := p.err(); apiErr != nil {
 		return nil, store.Deferral{}, apiErr, nil
 	}
