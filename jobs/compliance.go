@@ -89,7 +89,7 @@ func refreshLedger(ctx context.Context, tx pgx.Tx, deps *Deps, number string, no
 	devs := ledger.Devices(ev, now, deps.Compliance.Ledger)
 	outs := make([]store.Outcome, 0, len(devs))
 	for _, d := range devs {
-		outs = append(outs, store.Outcome{Device: d.Device, Outcome: string(d.Outcome), ByDeadline: d.ByDeadline})
+		outs = append(outs, store.Outcome{Device: d.Device, Outcome: string(d.Outcome), ByDeadline: d.ByDeadline, Deadline: d.Deadline})
 	}
 	changed, err := store.RecordOutcomes(ctx, tx, number, ledger.CycleOf(ev.Change).String(), outs, now)
 	if err != nil {

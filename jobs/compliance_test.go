@@ -166,6 +166,9 @@ func TestComplianceLedgerEveryOutcome(t *testing.T) {
 		}
 	}
 	require.InDelta(t, 4.0/9, gauges["autopatch_patched_by_deadline_ratio cycle="+cycle], 1e-9)
+	past, ok := gauges["autopatch_devices_past_deadline cycle="+cycle]
+	require.True(t, ok, "devices past deadline exported")
+	require.Zero(t, past, "the cycle's deadline (Patch Tuesday + 30 days) is still ahead")
 	for _, o := range compliance.Outcomes {
 		v, ok := gauges["autopatch_compliance_devices cycle="+cycle+" outcome="+string(o)]
 		require.True(t, ok, "%s exported", o)

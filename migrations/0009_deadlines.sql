@@ -32,3 +32,9 @@ CREATE TABLE deferrals (
     PRIMARY KEY (event, device_name)
 );
 CREATE INDEX deferrals_device ON deferrals (change_number, lower(device_name), recorded_at);
+
+-- Each device's deadline beside its last outcome (a deferral moves it), so
+-- that autopatch_devices_past_deadline{cycle} counts, at scrape time, the
+-- devices whose deadline has passed and that are neither patched nor
+-- deferred.
+ALTER TABLE compliance_outcomes ADD COLUMN deadline timestamptz;
