@@ -320,3 +320,62 @@ func TestComplianceReadRetried(t *testing.T) {
 	require.Contains(t, h.notes(sysID), "SLEEPY01: client inactive")
 	require.Contains(t, h.notes(sysID2), "Every member's SCCM client is installed and active.")
 }
+
+// TestDeferredManualDevice: a manual device deferred past the change's
+// deadline gets no incident at the change's deadline, shows deferred in
+// the ledger, and gets its incident at its own deadline if it is still not
+// compliant then (docs/architecture.md §9.2).
+func TestDeferredManualDevice(t *testing.T) {
+	t.Parallel()
+	manual := []estate.SeedDevice{{Name: "HAND02", Outcome: "noncompliant"}, {Name: "HAND03", Outcome: "noncompliant"}}
+	h := newFailureHarness(t, failureOptions{devices: manual})
+	h.deps.Metrics = NewMetrics(nil)
+	now := time.Now().Truncate(time.Second)
+	w := window{now.Add(6 * time.Second), now.Add(10 * time.Second)}
+	deadline := w.end.Add(4 * time.Second)
+	until := deadline.Add(8 * time.Second)
+	h.deps.Compliance = ComplianceOptions{
+		PreflightLead: time.Hour, Interval: time.Second, ReminderLead: time.Hour,
+		Ledger: ledger.Options{DeadlineFor: func(store.ChangeRow) time.Time { return deadline }},
+	}
+	h.startClient()
+	h.load(schedule("HAND", "manual_patch", w))
+	ctx := context.Background()
+	for _, d := range manual {
+		require.NoError(t, h.est.SCCM().AddMember("Patch - HAND", d.Name))
+		_, err := h.pool.Exec(ctx, `INSERT INTO devices (name, schedule_name) VALUES ($1, 'HAND')`, d.Name)
+		require.NoError(t, err)
+	}
+	number, _ := h.approve(now, now.Add(time.Hour), "HAND")
+	_, err := h.pool.Exec(ctx, `WITH ev AS (
+			INSERT INTO webhook_events (id, kind, record_number, record_sys_id, payload, outcome)
+			VALUES (gen_random_uuid(), 'deferral', 'RITM0010002', 'aaaabbbbccccddddeeeeffff00002222', '{}', 'accepted') RETURNING id)
+		INSERT INTO deferrals (event, change_number, device_name, until, reason, approved_by, ritm_number, ritm_sys_id)
+		SELECT id, $1, 'HAND03', $2, 'month-end', 'approver', 'RITM0010002', 'aaaabbbbccccddddeeeeffff00002222' FROM ev`, number, until)
+	require.NoError(t, err)
+
+	h.waitFor("HAND02's incident at the change's deadline", func() bool {
+		fs := h.failures(number)
+		return len(fs) >= 1 && fs[0].IncidentSysID != ""
+	})
+	require.True(t, time.Now().Before(until), "the test machine was too slow to see the deferral in force")
+	fs := h.failures(number)
+	require.Len(t, fs, 1, "HAND03 is deferred: no incident yet")
+	require.Equal(t, "HAND02", fs[0].Subject)
+	l, err := ledger.ForChange(ctx, h.pool, number, time.Now(), h.deps.Compliance.Ledger)
+	require.NoError(t, err)
+	got := map[string]compliance.Outcome{}
+	for _, d := range l.Devices {
+		got[d.Device] = d.Outcome
+	}
+	require.Equal(t, compliance.Deferred, got["HAND03"])
+	require.Equal(t, compliance.ManualNoncompliant, got["HAND02"])
+
+	h.waitFor("HAND03's incident at its own deadline", func() bool { return len(h.failures(number)) == 2 })
+	for _, f := range h.failures(number) {
+		require.Equal(t, store.FailureNoncompliant, f.Kind)
+		if f.Subject == "HAND03" {
+			require.False(t, f.FirstSeenAt.Before(until), "raised at %s, before its deferral ended at %s", f.FirstSeenAt, until)
+		}
+	}
+}
