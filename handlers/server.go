@@ -83,7 +83,7 @@ func New(opts Options) *echo.Echo {
 	api := e.Group("/api/v1", bearerAuth(opts.APIToken))
 	api.GET("/schedules", listSchedules(opts.Store))
 	api.GET("/schedules/:name/windows", scheduleWindows(opts.Schedules, now))
-	api.GET("/changes/:number", getChange(opts.Pool))
+	api.GET("/changes/:number", getChange(opts.Pool, opts.Compliance))
 	api.GET("/devices/:name", getDevice(opts.Pool, opts.Schedules, now))
 	rules := opts.ServiceRules
 	if rules == nil {
