@@ -75,6 +75,7 @@ func TestDeferralWebhook(t *testing.T) {
 		require.Equal(t, 1, b.count(t, `SELECT count(*) FROM river_job WHERE kind = 'work_note' AND args->>'table' = 'change_request' AND args->>'sys_id' = $1
 			AND args->>'text' LIKE '%Deferred until 2026-12-28 10:00 UTC (1 device(s)): SQL01%'`, sysID1))
 		require.Equal(t, 1.0, b.metric(t, "deferral", "accepted"))
+		require.Equal(t, 1, b.jobs(t, "refresh_ledger"), "the stored outcomes follow the deferral")
 
 		l, err := ledger.ForChange(ctx, b.pool, "CHG0031234", time.Date(2026, 12, 23, 0, 0, 0, 0, time.UTC), ledger.Options{})
 		require.NoError(t, err)

@@ -76,6 +76,7 @@ func setupPool(t testing.TB, pool *pgxpool.Pool, auth *WebhookAuth) *testBundle 
 	river.AddWorker(workers, &noopWorker[jobs.UnwindChangeArgs]{})
 	river.AddWorker(workers, &noopWorker[jobs.AssignDevicesArgs]{})
 	river.AddWorker(workers, &noopWorker[jobs.WorkNoteArgs]{})
+	river.AddWorker(workers, &noopWorker[jobs.RefreshLedgerArgs]{})
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Workers: workers})
 	require.NoError(t, err)
 

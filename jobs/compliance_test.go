@@ -379,3 +379,33 @@ func TestDeferredManualDevice(t *testing.T) {
 		}
 	}
 }
+
+// TestRefreshLedgerAfterDeferral: the refresh a deferral enqueues stores
+// the deferred outcome and the moved deadline at once, without an SCCM read.
+func TestRefreshLedgerAfterDeferral(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.startClient()
+	ctx := context.Background()
+	now := time.Now().Truncate(time.Second)
+	w := window{now.Add(time.Hour), now.Add(2 * time.Hour)}
+	h.load(schedule("AUTO", "automatic", w))
+	_, err := h.pool.Exec(ctx, `INSERT INTO devices (name, schedule_name, service, tier) VALUES ('SQL01', 'AUTO', 'Payroll', 'backend')`)
+	require.NoError(t, err)
+	number, _ := h.approve(now, now.Add(3*time.Hour), "AUTO")
+	h.waitFor("the plan", func() bool { return h.states(number)["created"] == 2 })
+	until := time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC)
+	_, err = h.pool.Exec(ctx, `WITH ev AS (
+			INSERT INTO webhook_events (id, kind, record_number, record_sys_id, payload, outcome)
+			VALUES (gen_random_uuid(), 'deferral', 'RITM0010002', 'aaaabbbbccccddddeeeeffff00003333', '{}', 'accepted') RETURNING id)
+		INSERT INTO deferrals (event, change_number, device_name, until, reason, approved_by, ritm_number, ritm_sys_id)
+		SELECT id, $1, 'SQL01', $2, 'month-end', 'approver', 'RITM0010002', 'aaaabbbbccccddddeeeeffff00003333' FROM ev`, number, until)
+	require.NoError(t, err)
+	h.insert(RefreshLedgerArgs{ChangeNumber: number})
+	h.waitFor("SQL01 stored deferred", func() bool {
+		var outcome string
+		var dl *time.Time
+		err := h.pool.QueryRow(ctx, `SELECT outcome, deadline FROM compliance_outcomes WHERE change_number = $1 AND device_name = 'SQL01'`, number).Scan(&outcome, &dl)
+		return err == nil && outcome == "deferred" && dl != nil && dl.Equal(until)
+	})
+}

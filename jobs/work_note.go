@@ -66,11 +66,11 @@ func note(ctx context.Context, tx pgx.Tx, table, sysID, text string) error {
 	return insertTx(ctx, tx, WorkNoteArgs{Table: table, SysID: sysID, Text: text}, nil)
 }
 
-// DeferralNotes are the work notes of an approved deferral
-// (docs/architecture.md §9.2): one on the change and one on the request item
-// that asked for it. Devices forced before the deferral arrived are named
+// DeferralJobs are the jobs of an approved deferral (docs/architecture.md
+// §9.2): its work notes, one on the change and one on the request item that
+// asked for it, and the refresh of the change's ledger. Devices forced before the deferral arrived are named
 // as such: the deferral is recorded for them, and moves nothing.
-func DeferralNotes(d store.Deferral) []river.JobArgs {
+func DeferralJobs(d store.Deferral) []river.JobArgs {
 	var deferred, forced []string
 	for _, name := range d.Devices {
 		if at, ok := d.ForcedAt[strings.ToLower(name)]; ok {
@@ -93,5 +93,5 @@ func DeferralNotes(d store.Deferral) []river.JobArgs {
 	if d.ChangeSysID != "" {
 		out = append(out, WorkNoteArgs{Table: tableChangeRequest, SysID: d.ChangeSysID, Text: text})
 	}
-	return out
+	return append(out, RefreshLedgerArgs{ChangeNumber: d.Change})
 }

@@ -307,7 +307,7 @@ func (in *Ingester) writeTx(ctx context.Context, tx pgx.Tx, batch []*pending) er
 // leaves the work to it.
 func judge(d Delivery, stored []store.ChangeRow) (args []river.JobArgs, save *store.ChangeRow, stale bool, err error) {
 	if d.Deferral != nil {
-		return jobs.DeferralNotes(*d.Deferral), nil, false, nil
+		return jobs.DeferralJobs(*d.Deferral), nil, false, nil
 	}
 	if d.Change == nil {
 		return []river.JobArgs{jobs.AssignDevicesArgs{EventID: d.Event.ID}}, nil, false, nil
