@@ -31,6 +31,10 @@ type changeJSON struct {
 	Classification string    `json:"classification"`
 	Deadline       time.Time `json:"deadline"`
 	DeadlineGiven  bool      `json:"deadline_given"`
+	OnHold         bool      `json:"on_hold"`
+	ErrorBudget    string    `json:"error_budget,omitempty"` // the change's own; empty: AUTOPATCH_ERROR_BUDGET
+	// Held is true while a hold is in force (see holds).
+	Held bool `json:"held"`
 }
 
 type deploymentJSON struct {
@@ -42,6 +46,9 @@ type changeResponse struct {
 	Change      changeJSON       `json:"change"`
 	Plan        *store.Plan      `json:"plan"`
 	Deployments []deploymentJSON `json:"deployments"`
+	// Holds is the rollout's history: every hold and its release, with
+	// their reasons, oldest first.
+	Holds []store.Hold `json:"holds"`
 }
 
 // getChange is GET /api/v1/changes/{number}: the change as last received,
@@ -63,8 +70,20 @@ func getChange(pool *pgxpool.Pool, deadlines ledger.Options) echo.HandlerFunc {
 				Start: ch.Start.UTC(), End: ch.End.UTC(), UpdateGroups: ch.UpdateGroups, Schedules: ch.Schedules,
 				ShortDescription: ch.ShortDescription, Status: ch.Status, Revision: ch.Revision, UpdatedAt: ch.UpdatedAt.UTC(),
 				Classification: ch.Classification, Deadline: deadlines.Deadline(ch).UTC(), DeadlineGiven: ch.Deadline != nil,
+				OnHold: ch.OnHold, ErrorBudget: ch.ErrorBudget,
 			},
 			Deployments: []deploymentJSON{},
+		}
+		holds, err := store.ChangeHolds(ctx, pool, number)
+		if err != nil {
+			return err
+		}
+		resp.Holds = holds
+		if resp.Holds == nil {
+			resp.Holds = []store.Hold{}
+		}
+		for _, h := range holds {
+			resp.Change.Held = resp.Change.Held || h.Active()
 		}
 		plan, err := store.LatestPlan(ctx, pool, number)
 		switch {

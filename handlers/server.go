@@ -84,6 +84,11 @@ func New(opts Options) *echo.Echo {
 	api.GET("/schedules", listSchedules(opts.Store))
 	api.GET("/schedules/:name/windows", scheduleWindows(opts.Schedules, now))
 	api.GET("/changes/:number", getChange(opts.Pool, opts.Compliance))
+	if opts.Webhooks != nil {
+		// Resuming a change enqueues a job: it needs the job client that
+		// the webhooks use.
+		api.POST("/changes/:number/resume", resumeChange(opts.Pool, opts.Webhooks.Jobs, now))
+	}
 	api.GET("/devices/:name", getDevice(opts.Pool, opts.Schedules, now))
 	rules := opts.ServiceRules
 	if rules == nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/autopatch/autopatch/internal/deadline"
 	"github.com/autopatch/autopatch/internal/ingest"
 	"github.com/autopatch/autopatch/internal/ledger"
+	"github.com/autopatch/autopatch/internal/rollout"
 	"github.com/autopatch/autopatch/internal/store"
 )
 
@@ -114,6 +115,9 @@ type changeRecord struct {
 	EndDate          string `json:"end_date" validate:"required,max=64,snow_time"`
 	ShortDescription string `json:"short_description,omitempty" validate:"max=4000,multiline"`
 	SysUpdatedOn     string `json:"sys_updated_on" validate:"required,max=64,snow_time"`
+	// OnHold is ServiceNow's "On hold": true holds the change's windows
+	// that have not opened, false releases them (issue #16).
+	OnHold bool `json:"on_hold,omitempty"`
 }
 
 type patchingInput struct {
@@ -125,6 +129,10 @@ type patchingInput struct {
 	// Deadline, when given, replaces its default (docs/architecture.md §9.2).
 	Classification string `json:"classification,omitempty" validate:"omitempty,oneof=normal critical emergency"`
 	Deadline       string `json:"deadline,omitempty" validate:"omitempty,max=64,snow_time"`
+	// ErrorBudget is the change's own error budget: a JSON number of
+	// failures (5) or a string share of devices ("10%"); omitted means
+	// AUTOPATCH_ERROR_BUDGET. Checked by rollout.FromJSON.
+	ErrorBudget json.RawMessage `json:"error_budget,omitempty"`
 }
 
 // scheduleLookup returns those of names that are not active schedules.
@@ -175,6 +183,16 @@ func parseChange(ctx context.Context, raw []byte, known scheduleLookup) (*change
 				}
 			}
 		}
+		if raw := req.Patching.ErrorBudget; len(raw) > 0 && string(raw) != "null" {
+			if b, err := rollout.FromJSON(raw); err != nil {
+				p.add("patching.error_budget", "%s", err)
+			} else {
+				c.ErrorBudget = b.String()
+			}
+		}
+	}
+	if req.Change != nil {
+		c.OnHold = req.Change.OnHold
 	}
 	if apiErr := p.err(); apiErr != nil {
 		return nil, store.Change{}, apiErr, nil

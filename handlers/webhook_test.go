@@ -77,6 +77,7 @@ func setupPool(t testing.TB, pool *pgxpool.Pool, auth *WebhookAuth) *testBundle 
 	river.AddWorker(workers, &noopWorker[jobs.AssignDevicesArgs]{})
 	river.AddWorker(workers, &noopWorker[jobs.WorkNoteArgs]{})
 	river.AddWorker(workers, &noopWorker[jobs.RefreshLedgerArgs]{})
+	river.AddWorker(workers, &noopWorker[jobs.HoldChangeArgs]{})
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Workers: workers})
 	require.NoError(t, err)
 
@@ -90,6 +91,7 @@ func setupPool(t testing.TB, pool *pgxpool.Pool, auth *WebhookAuth) *testBundle 
 		Ready:    func(context.Context) error { return nil },
 		Registry: b.registry,
 		APIToken: config.Secret("test-token"),
+		Pool:     pool,
 		Webhooks: &WebhookOptions{
 			Store: &store.Store{Pool: pool},
 			Jobs:  client,

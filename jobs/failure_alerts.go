@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -42,6 +43,9 @@ func (a FailureAlertsArgs) InsertOpts() river.InsertOpts {
 // had not raised yet looks again.
 const alertPendingRetry = 5 * time.Second
 
+// alertsPerJob bounds the pending failures a job takes along with its own.
+const alertsPerJob = 1000
+
 // alertTimeout bounds one job: three WinRM calls at most.
 const alertTimeout = 15 * time.Minute
 
@@ -58,9 +62,17 @@ func (w *FailureAlertsWorker) Timeout(*river.Job[FailureAlertsArgs]) time.Durati
 
 // Work implements river.Worker.
 func (w *FailureAlertsWorker) Work(ctx context.Context, job *river.Job[FailureAlertsArgs]) error {
+	// Every failure with a SCOM step to do comes along: with SCOM at
+	// seconds a call, a month's polls and incidents would otherwise queue
+	// one job of up to three calls each behind one another (issue #19).
+	others, err := store.PendingAlerts(ctx, w.deps.Pool, alertsPerJob)
+	if err != nil {
+		return err
+	}
+	ids := sortedIDs(append(slices.Clone(job.Args.IDs), others...))
 	pending := false
-	err := withFailureLocks(ctx, w.deps.Pool, lockAlerts, sortedIDs(job.Args.IDs), func(conn *pgxpool.Conn) error {
-		all, err := store.FailuresByID(ctx, conn, sortedIDs(job.Args.IDs))
+	err = withFailureLocks(ctx, w.deps.Pool, lockAlerts, ids, func(conn *pgxpool.Conn) error {
+		all, err := store.FailuresByID(ctx, conn, ids)
 		if err != nil {
 			return err
 		}

@@ -54,22 +54,25 @@ func (w *FailureIncidentsWorker) Timeout(job *river.Job[FailureIncidentsArgs]) t
 	return 5*time.Minute + time.Duration(len(job.Args.IDs))*time.Minute
 }
 
+// incidentChunk is how many failures a job holds the locks of at once:
+// their incidents are looked up in one request (a storm of a thousand
+// failures reported one each costs ten look-ups, not a thousand, against an
+// instance's rate limit), then handled one after the other.
+const incidentChunk = 100
+
 // Work implements river.Worker. A failure that cannot be handled now does
 // not hold back the others; the job is retried for what is left.
 func (w *FailureIncidentsWorker) Work(ctx context.Context, job *river.Job[FailureIncidentsArgs]) error {
 	var opened []int64
 	var errs []error
-	for _, id := range sortedIDs(job.Args.IDs) {
-		created, err := w.one(ctx, id)
+	ids := sortedIDs(job.Args.IDs)
+	for len(ids) > 0 && ctx.Err() == nil {
+		chunk := ids[:min(incidentChunk, len(ids))]
+		ids = ids[len(chunk):]
+		o, err := w.chunk(ctx, chunk)
+		opened = append(opened, o...)
 		if err != nil {
 			errs = append(errs, err)
-			if ctx.Err() != nil {
-				break
-			}
-			continue
-		}
-		if created {
-			opened = append(opened, id)
 		}
 	}
 	if len(opened) > 0 {
@@ -82,54 +85,96 @@ func (w *FailureIncidentsWorker) Work(ctx context.Context, job *river.Job[Failur
 	return errors.Join(errs...)
 }
 
-// one brings one failure's incident up to date and reports whether it
-// opened it.
-func (w *FailureIncidentsWorker) one(ctx context.Context, id int64) (created bool, err error) {
-	err = withFailureLocks(ctx, w.deps.Pool, lockIncidents, []int64{id}, func(conn *pgxpool.Conn) error {
-		fs, err := store.FailuresByID(ctx, conn, []int64{id})
-		if err != nil || len(fs) == 0 || !fs[0].Reported() {
+// chunk brings the incidents of failures ids up to date under their locks
+// and returns those it opened.
+func (w *FailureIncidentsWorker) chunk(ctx context.Context, ids []int64) (opened []int64, err error) {
+	var errs []error
+	err = withFailureLocks(ctx, w.deps.Pool, lockIncidents, ids, func(conn *pgxpool.Conn) error {
+		fs, err := store.FailuresByID(ctx, conn, ids)
+		if err != nil {
 			return err
 		}
-		f := fs[0]
-		if f.IncidentSysID == "" {
-			if err := w.open(ctx, conn, &f); err != nil {
-				return err
-			}
-			created = true
-		}
-		if f.Kind == store.FailureStorm && f.RecoveredAt == nil {
-			if err := w.noteNewMembers(ctx, conn, f); err != nil {
-				return err
+		var open []string
+		for _, f := range fs {
+			if f.Reported() && f.IncidentSysID == "" {
+				open = append(open, f.CorrelationID)
 			}
 		}
-		if f.RecoveredAt != nil && f.IncidentResolvedAt == nil {
-			return w.resolve(ctx, conn, f)
+		// Under the locks nobody else creates these incidents: one look-up
+		// for all finds those a crash left unrecorded, and the others are
+		// created without a look-up each. One alone keeps the guard's own.
+		var found map[string]servicenow.Ref
+		if len(open) > 1 {
+			if found, err = w.deps.ServiceNow.FindIncidentsByCorrelation(ctx, open); err != nil {
+				return err
+			}
+		}
+		for _, f := range fs {
+			created, err := w.one(ctx, conn, f, found, len(open) > 1)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("incident of failure %d: %w", f.ID, err))
+				if ctx.Err() != nil {
+					break
+				}
+				continue
+			}
+			if created {
+				opened = append(opened, f.ID)
+			}
 		}
 		return nil
 	})
 	if err != nil {
-		return created, fmt.Errorf("incident of failure %d: %w", id, err)
+		return opened, fmt.Errorf("incidents of %d failure(s): %w", len(ids), err)
+	}
+	return opened, errors.Join(errs...)
+}
+
+// one brings one failure's incident up to date and reports whether it
+// opened it. found are the open incidents a look-up under the lock found
+// (lookedUp: for every failure of the chunk).
+func (w *FailureIncidentsWorker) one(ctx context.Context, conn *pgxpool.Conn, f store.Failure, found map[string]servicenow.Ref, lookedUp bool) (created bool, err error) {
+	if !f.Reported() {
+		return false, nil
+	}
+	if f.IncidentSysID == "" {
+		if err := w.open(ctx, conn, &f, found, lookedUp); err != nil {
+			return false, err
+		}
+		created = true
+	}
+	if f.Kind == store.FailureStorm && f.RecoveredAt == nil {
+		if err := w.noteNewMembers(ctx, conn, f); err != nil {
+			return created, err
+		}
+	}
+	if f.RecoveredAt != nil && f.IncidentResolvedAt == nil {
+		return created, w.resolve(ctx, conn, f)
 	}
 	return created, nil
 }
 
 // open raises f's incident and records it (updating f).
-func (w *FailureIncidentsWorker) open(ctx context.Context, conn *pgxpool.Conn, f *store.Failure) error {
+func (w *FailureIncidentsWorker) open(ctx context.Context, conn *pgxpool.Conn, f *store.Failure, found map[string]servicenow.Ref, lookedUp bool) error {
 	r, err := describe(ctx, conn, *f)
 	if err != nil {
 		return err
 	}
-	s := w.deps.Incidents
-	ref, err := w.deps.ServiceNow.CreateIncident(ctx, servicenow.Incident{
-		ShortDescription: truncate(r.summary, maxShortDescription),
-		Description:      r.description,
-		AssignmentGroup:  s.AssignmentGroup,
-		Urgency:          s.urgency(),
-		Impact:           s.impact(),
-		CorrelationID:    f.CorrelationID,
-	})
-	if err != nil {
-		return err
+	ref, exists := found[f.CorrelationID]
+	if !exists {
+		s := w.deps.Incidents
+		ref, err = w.deps.ServiceNow.CreateIncident(ctx, servicenow.Incident{
+			ShortDescription: truncate(r.summary, maxShortDescription),
+			Description:      r.description,
+			AssignmentGroup:  s.AssignmentGroup,
+			Urgency:          s.urgency(),
+			Impact:           s.impact(),
+			CorrelationID:    f.CorrelationID,
+			LookedUp:         lookedUp,
+		})
+		if err != nil {
+			return err
+		}
 	}
 	now := w.deps.now()
 	err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {

@@ -18,6 +18,7 @@ import (
 	"github.com/autopatch/autopatch/connectors/servicenow"
 	"github.com/autopatch/autopatch/internal/config"
 	"github.com/autopatch/autopatch/internal/logfilter"
+	"github.com/autopatch/autopatch/internal/rollout"
 	"github.com/autopatch/autopatch/internal/schedules"
 )
 
@@ -54,6 +55,7 @@ type ServiceNow interface {
 	AddWorkNote(ctx context.Context, table, sysID, text string) error
 	HasWorkNote(ctx context.Context, table, sysID, text string) (bool, error)
 	CreateIncident(ctx context.Context, inc servicenow.Incident) (servicenow.Ref, error)
+	FindIncidentsByCorrelation(ctx context.Context, ids []string) (map[string]servicenow.Ref, error)
 	ResolveIncident(ctx context.Context, sysID, closeNotes string) error
 }
 
@@ -87,6 +89,13 @@ type Deps struct {
 	// WindowComputer is the Windows Computer that carries the alerts of a
 	// whole window (missed windows, storms); empty means none is raised.
 	WindowComputer string
+	// ErrorBudget is AUTOPATCH_ERROR_BUDGET, for changes without their
+	// own; nil means rollout.DefaultBudget (10%).
+	ErrorBudget *rollout.Budget
+	// beforeHoldCommit, when set (tests only), runs when a decision made
+	// new holds, before its transaction commits: a test makes it fail to
+	// stand for a process killed in the middle of the decision.
+	beforeHoldCommit func(*Deps) error
 	// Compliance times the compliance ledger's reads and deadlines
 	// (compliance.go).
 	Compliance ComplianceOptions
@@ -119,6 +128,7 @@ func NewClient(deps *Deps, q config.Queues) (*river.Client[pgx.Tx], error) {
 	river.AddWorker(workers, &FailureAlertsWorker{deps: deps})
 	river.AddWorker(workers, &FailureIncidentsWorker{deps: deps})
 	river.AddWorker(workers, &SweepFailuresWorker{deps: deps})
+	river.AddWorker(workers, &HoldChangeWorker{deps: deps})
 	river.AddWorker(workers, &ComplianceSweepWorker{deps: deps})
 	river.AddWorker(workers, &RefreshLedgerWorker{deps: deps})
 

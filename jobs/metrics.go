@@ -28,6 +28,9 @@ type Metrics struct {
 	IncidentsCreated  prometheus.Counter
 	IncidentsResolved prometheus.Counter
 
+	// Rollout control.
+	Halts *prometheus.CounterVec // holds decided, by kind: budget, tier, pause
+	Held  prometheus.Counter     // deployments moved to held
 	// OutsideWindow counts devices whose ledger outcome became
 	// patched_outside_window (compliance.go).
 	OutsideWindow prometheus.Counter
@@ -87,17 +90,29 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "autopatch_incidents_resolved_total",
 		Help: "ServiceNow incidents resolved because their device recovered.",
 	})
+	m.Halts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "autopatch_rollout_holds_total",
+		Help: "Rollout holds decided, by kind: budget (a halt: the error budget was exceeded), tier (tier gating), pause (On hold in ServiceNow).",
+	}, []string{"kind"})
+	m.Held = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "autopatch_deployments_held_total",
+		Help: "Deployments held by rollout control (autopatch_deployments{state=\"held\"} is how many are held now).",
+	})
 	m.OutsideWindow = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "autopatch_patched_outside_window_total",
 		Help: "Devices SCCM reports patched outside their maintenance window (after its close, or before it opened).",
 	})
-	for _, kind := range []string{"error", "no_status", "missed_window", "storm", "noncompliant"} {
+	for _, kind := range []string{"error", "no_status", "missed_window", "storm", "halt", "noncompliant"} {
 		m.Failures.WithLabelValues(kind)
+	}
+	for _, kind := range []string{"budget", "tier", "pause"} {
+		m.Halts.WithLabelValues(kind)
 	}
 	if reg != nil {
 		reg.MustRegister(m.OutsideWindow)
 		reg.MustRegister(m.OpenLag, m.CloseLag, m.Missed, m.JobsRescued)
 		reg.MustRegister(m.Polls, m.PollDuration, m.Failures, m.AlertsRaised, m.AlertsClosed, m.IncidentsCreated, m.IncidentsResolved)
+		reg.MustRegister(m.Halts, m.Held)
 	}
 	return m
 }
@@ -122,7 +137,7 @@ func (c *DeploymentStates) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
 func (c *DeploymentStates) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	counts := map[string]float64{"planned": 0, "created": 0, "open": 0, "closed": 0, "missed": 0, "obsolete": 0, "deleted": 0, "failed": 0}
+	counts := map[string]float64{"planned": 0, "created": 0, "open": 0, "closed": 0, "missed": 0, "obsolete": 0, "deleted": 0, "failed": 0, "held": 0}
 	rows, err := c.Pool.Query(ctx, "SELECT state, count(*) FROM deployments GROUP BY state")
 	if err == nil {
 		for rows.Next() {

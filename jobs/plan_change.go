@@ -97,7 +97,7 @@ func (w *PlanChangeWorker) Work(ctx context.Context, job *river.Job[PlanChangeAr
 		if err != nil {
 			return err
 		}
-		live, err := store.LockChangeDeployments(ctx, tx, c.Number, store.DeploymentPlanned, store.DeploymentCreated, store.DeploymentOpen)
+		live, err := store.LockChangeDeployments(ctx, tx, c.Number, store.DeploymentPlanned, store.DeploymentCreated, store.DeploymentOpen, store.DeploymentHeld)
 		if err != nil {
 			return err
 		}
@@ -106,6 +106,10 @@ func (w *PlanChangeWorker) Work(ctx context.Context, job *river.Job[PlanChangeAr
 			return err
 		}
 		if err := store.SetChangeStatus(ctx, tx, c.Number, store.ChangePlanned); err != nil {
+			return err
+		}
+		// Holds in force (a halt, a pause) hold the new and moved windows too.
+		if _, _, err := applyHolds(ctx, tx, w.deps, c, now, "re-planned"); err != nil {
 			return err
 		}
 		if err := note(ctx, tx, tableChangeRequest, c.SysID, p.note(version, r)); err != nil {

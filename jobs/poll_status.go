@@ -159,6 +159,11 @@ func (w *PollStatusWorker) Work(ctx context.Context, job *river.Job[PollStatusAr
 		if err := p.apply(ctx, rep); err != nil {
 			return err
 		}
+		// Rollout control decides in the transaction that recorded the
+		// failures: a crash leaves both or neither.
+		if err := evaluateRollouts(ctx, tx, w.deps, targets, p.now); err != nil {
+			return err
+		}
 		for _, d := range targets {
 			if d.State == store.DeploymentOpen {
 				return pollAfterOpen(ctx, tx, w.deps, p.now)
@@ -393,6 +398,7 @@ func (p *poll) decide(ctx context.Context, devices map[string]*seen, order []str
 		}
 	}
 
+	var batch []store.Failure
 	for _, wk := range windows {
 		news := newByWindow[wk]
 		storm, stormy := storms[wk]
@@ -420,17 +426,7 @@ func (p *poll) decide(ctx context.Context, devices map[string]*seen, order []str
 			if stormy {
 				n.f.StormID = &storm.ID
 			}
-			id, created, err := store.InsertFailure(ctx, p.tx, n.f)
-			if err != nil {
-				return err
-			}
-			if !created {
-				continue
-			}
-			p.deps.Metrics.Failures.WithLabelValues(n.f.Kind).Inc()
-			if !stormy {
-				p.report = append(p.report, id)
-			}
+			batch = append(batch, n.f)
 		}
 		if stormy {
 			// New storm: its alert and incident; known storm: its incident
@@ -438,13 +434,32 @@ func (p *poll) decide(ctx context.Context, devices map[string]*seen, order []str
 			p.report = append(p.report, storm.ID)
 		}
 	}
+	// The devices' failures in one statement: a poll of thousands of
+	// devices may find hundreds failing (issue #19).
+	ids, err := store.InsertFailures(ctx, p.tx, batch)
+	if err != nil {
+		return err
+	}
+	for i, id := range ids {
+		if id == 0 {
+			continue
+		}
+		p.deps.Metrics.Failures.WithLabelValues(batch[i].Kind).Inc()
+		if batch[i].StormID == nil {
+			p.report = append(p.report, id)
+		}
+	}
 
 	stormsTouched := map[int64]bool{}
 	sort.Slice(recovered, func(i, j int) bool { return recovered[i].ID < recovered[j].ID })
+	recoveredIDs := make([]int64, len(recovered))
+	for i, f := range recovered {
+		recoveredIDs[i] = f.ID
+	}
+	if err := store.MarkRecoveredAll(ctx, p.tx, recoveredIDs, p.now); err != nil {
+		return err
+	}
 	for _, f := range recovered {
-		if err := store.MarkRecovered(ctx, p.tx, f.ID, p.now); err != nil {
-			return err
-		}
 		if f.StormID != nil {
 			stormsTouched[*f.StormID] = true
 			continue

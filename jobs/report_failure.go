@@ -135,6 +135,8 @@ func failureKey(change, kind, subject string) string {
 		return servicenow.CorrelationID(change, "missed:"+subject)
 	case store.FailureStorm:
 		return servicenow.CorrelationID(change, "storm:"+subject)
+	case store.FailureHalt:
+		return servicenow.CorrelationID(change, "halt:"+subject)
 	case store.FailureNoncompliant:
 		return servicenow.CorrelationID(change, "noncompliant:"+subject)
 	}
@@ -388,6 +390,22 @@ func describe(ctx context.Context, db store.DBTX, f store.Failure) (report, erro
 		writeWindow(line, window)
 		fmt.Fprintf(&b, "\nDevices (%d):\n%s", len(members), memberLines(members))
 		r.members = len(members)
+	case store.FailureHalt:
+		r.severity = scom.SeverityCritical
+		r.summary = fmt.Sprintf("Patching rollout of %s halted: error budget exceeded", f.ChangeNumber)
+		fmt.Fprintf(&b, "autopatch HALTED the rollout of %s: %s.\n"+
+			"Every window of the change that had not opened is held (never enabled); a window that was open\n"+
+			"stays open to its end. The change's work notes list the failures and the held windows.\n\n", f.ChangeNumber, f.Message)
+		line("Change", f.ChangeNumber)
+		var held []string
+		for _, d := range deployments {
+			if d.State == store.DeploymentHeld {
+				held = append(held, d.Name)
+			}
+		}
+		line("Held", strings.Join(held, ", "))
+		fmt.Fprintf(&b, "\nFind the common cause of the failures, then resume the rollout from the change (UI action \"Resume autopatch rollout\",\n"+
+			"or POST /api/v1/changes/%s/resume with a reason). This alert and incident close when it is resumed.", f.ChangeNumber)
 	default:
 		return report{}, fmt.Errorf("failure %d: unknown kind %q", f.ID, f.Kind)
 	}
@@ -425,6 +443,9 @@ func recoveryText(f store.Failure) string {
 	at := ""
 	if f.RecoveredAt != nil {
 		at = " at " + f.RecoveredAt.UTC().Format("2006-01-02 15:04:05 UTC")
+	}
+	if f.Kind == store.FailureHalt {
+		return fmt.Sprintf("autopatch: the rollout of %s was resumed%s. Resolved by autopatch.", f.ChangeNumber, at)
 	}
 	if f.Kind == store.FailureStorm {
 		return fmt.Sprintf("autopatch: every device of this storm reported success in %s%s. Resolved by autopatch.", f.ChangeNumber, at)

@@ -51,7 +51,7 @@ func (w *UnwindChangeWorker) Work(ctx context.Context, job *river.Job[UnwindChan
 			// plans again).
 			return nil
 		}
-		rows, err := store.LockChangeDeployments(ctx, tx, c.Number, store.DeploymentPlanned, store.DeploymentCreated, store.DeploymentOpen)
+		rows, err := store.LockChangeDeployments(ctx, tx, c.Number, store.DeploymentPlanned, store.DeploymentCreated, store.DeploymentOpen, store.DeploymentHeld)
 		if err != nil {
 			return err
 		}

@@ -22,6 +22,7 @@ import (
 // next tick enables again, which the template makes a no-op in SCCM.
 func (w *WindowKeeper) openDue(ctx context.Context, attempt int) (int, error) {
 	var n int
+	var deferred []store.Deployment
 	err := pgx.BeginFunc(ctx, w.deps.Pool, func(tx pgx.Tx) error {
 		now := w.deps.now()
 		due, err := store.LockDueToOpen(ctx, tx, now)
@@ -29,6 +30,9 @@ func (w *WindowKeeper) openDue(ctx context.Context, attempt int) (int, error) {
 			return err
 		}
 		n = len(due)
+		if due, deferred, err = rolloutGuard(ctx, tx, w.deps, due); err != nil || len(due) == 0 {
+			return err
+		}
 		var open, missed []store.Deployment
 		for _, d := range due {
 			if d.CloseAt.Sub(now) < w.minRemaining(d) {
@@ -100,6 +104,12 @@ func (w *WindowKeeper) openDue(ctx context.Context, attempt int) (int, error) {
 		}
 		return nil
 	})
+	if err == nil && len(deferred) > 0 {
+		// Record the holds the guard found, under the change's lock.
+		err = pgx.BeginFunc(ctx, w.deps.Pool, func(tx pgx.Tx) error {
+			return evaluateRollouts(ctx, tx, w.deps, deferred, w.deps.now())
+		})
+	}
 	return n, err
 }
 

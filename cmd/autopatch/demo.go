@@ -10,15 +10,18 @@ import (
 
 	"github.com/autopatch/autopatch/internal/demo"
 	"github.com/autopatch/autopatch/internal/pgtemp"
+	"github.com/autopatch/autopatch/internal/scalemonth"
 )
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	summary := fs.String("summary-json", "", "write the simulator's final /state to `FILE`")
+	scale := fs.Bool("scale", false, "play Microsoft IT's month instead (issue #19): the generated estate of 8,000 servers, 24 windows seconds apart, then the month's figures (about 5 minutes)")
+	scaleSpec := fs.String("scale-estate", "", "with --scale: the estate, `key=value,…` over internal/estate/scale.yaml (as sim --generate)")
 	logDir := fs.String("log-dir", "", "keep serve's log in `DIR`/serve.log (default: a temporary directory, kept only when the demo fails)")
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), `Usage: autopatch demo [--summary-json FILE] [--log-dir DIR]
+		fmt.Fprint(fs.Output(), `Usage: autopatch demo [--summary-json FILE] [--log-dir DIR] [--scale [--scale-estate k=v,…]]
 
 Plays the whole mission in about a minute and a half: a throwaway PostgreSQL
 (unless AUTOPATCH_DATABASE_URL is set), the simulated SCCM, SCOM and ServiceNow,
@@ -43,6 +46,18 @@ Flags:
 			fmt.Fprintf(stderr, "autopatch demo: the PostgreSQL server binaries (initdb, pg_ctl) are missing.\nInstall them (Debian/Ubuntu: sudo apt-get install postgresql) or set AUTOPATCH_DATABASE_URL.\n")
 			return 1
 		}
+	}
+	if *scale {
+		_, err := scalemonth.Run(ctx, scalemonth.Options{
+			Binary: self, DatabaseURL: os.Getenv("AUTOPATCH_DATABASE_URL"), Scale: *scaleSpec, Out: stdout,
+		})
+		if err != nil {
+			if !errors.Is(err, context.Canceled) {
+				fmt.Fprintf(stderr, "\nautopatch demo --scale FAILED: %v\n", err)
+			}
+			return 1
+		}
+		return 0
 	}
 	err = demo.Run(ctx, demo.Options{
 		Binary: self, DatabaseURL: os.Getenv("AUTOPATCH_DATABASE_URL"),

@@ -31,6 +31,8 @@ func TestDocsReferences(t *testing.T) {
 
 	ref := regexp.MustCompile(`docs/architecture\.md(?:\)|\s|//|\*|#)*§([0-9]+(?:\.[0-9]+)?)`)
 	outside := regexp.MustCompile(`ARCHITECTURE(\.md)?\b`)
+	// The project's source documents live beside the repository, not in it.
+	beside := regexp.MustCompile(`\.\./shared/|shared/seeds`)
 	var refs int
 	err = filepath.WalkDir("../..", func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -44,7 +46,7 @@ func TestDocsReferences(t *testing.T) {
 			return nil
 		}
 		switch filepath.Ext(name) {
-		case ".go", ".js", ".md", ".yaml", ".yml", ".json", ".sh":
+		case ".go", ".js", ".md", ".yaml", ".yml", ".json", ".sh", ".html", ".xml":
 		default:
 			return nil
 		}
@@ -60,6 +62,7 @@ func TestDocsReferences(t *testing.T) {
 			require.True(t, sections[m[1]], "%s: docs/architecture.md §%s does not exist", path, m[1])
 		}
 		require.False(t, outside.MatchString(string(b)), "%s points to an ARCHITECTURE document outside the repository", path)
+		require.False(t, beside.MatchString(string(b)), "%s points to a document outside the repository", path)
 		return nil
 	})
 	require.NoError(t, err)

@@ -33,6 +33,7 @@ import (
 	"github.com/autopatch/autopatch/internal/config"
 	"github.com/autopatch/autopatch/internal/remotemetrics"
 	"github.com/autopatch/autopatch/internal/replica"
+	"github.com/autopatch/autopatch/internal/rollout"
 	"github.com/autopatch/autopatch/internal/safety"
 	"github.com/autopatch/autopatch/internal/schedules"
 	"github.com/autopatch/autopatch/internal/store"
@@ -172,6 +173,7 @@ func initServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*
 		},
 		StormThreshold: cfg.StormThreshold,
 		WindowComputer: windowComputer(cfg),
+		ErrorBudget:    errorBudget(cfg),
 		Compliance: jobs.ComplianceOptions{
 			Ledger:        ledgerOptions(cfg),
 			PreflightLead: cfg.PreflightLead, Interval: cfg.ComplianceInterval,
@@ -199,6 +201,7 @@ func initServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*
 	if err := ui.Register(e, ui.Options{
 		Logger: logger, Token: cfg.APIToken, DB: st.Pool, Schedules: &s.schedules, ServiceRules: &s.services,
 		Collections: consoleSCCM.CollectionsWithMaintenanceWindows, ServiceNowURL: cfg.ServiceNow.URL,
+		Ledger: ledgerOptions(cfg),
 	}); err != nil {
 		st.Close()
 		return nil, err
@@ -391,4 +394,14 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// errorBudget is AUTOPATCH_ERROR_BUDGET, checked when the configuration was
+// loaded.
+func errorBudget(cfg *config.Config) *rollout.Budget {
+	b, err := rollout.ParseBudget(cfg.ErrorBudget)
+	if err != nil {
+		return nil
+	}
+	return &b
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -59,6 +60,9 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fs.PrintDefaults()
 	}
 	seedFile := fs.String("seed", "", "seed `FILE` (YAML): update groups, collections, devices and their outcomes, latency")
+	generate := fs.String("generate", "", "generate the scale estate (issue #19) instead of reading a seed: `key=value,…` over the defaults of internal/estate/scale.yaml (\"\" or \"default\": 8,000 servers, 24 windows Thu–Sun, 3 update groups)")
+	generateDir := fs.String("generate-dir", "", "with --generate: write the estate's schedules.yaml and assignments.yaml to `DIR` (for serve and plan --check)")
+	generateMonth := fs.String("generate-month", "2026-12", "with --generate: the `month` that names the update groups")
 	schedulesFile := fs.String("schedules", "", "schedules `FILE` (YAML): every schedule's collection exists in the site")
 	trySchedules := fs.String("try-schedules", "", "write to `FILE` the --schedules file plus a one-off schedule "+trySchedule+
 		" whose window opens two minutes from now for three hours, so that a change sent now (autopatch send) sees a deployment enabled (make run)")
@@ -102,6 +106,33 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		Host: *host, WinRMPort: *winrmPort, ServiceNowPort: *snowPort, ControlPort: *controlPort,
 		PlainHTTP: *plainHTTP, Logger: logger,
 		User: *winrmUser, Password: *winrmPassword, ServiceNowUser: *snowUser, ServiceNowPassword: *snowPassword,
+	}
+	generateSet := false
+	fs.Visit(func(f *flag.Flag) { generateSet = generateSet || f.Name == "generate" })
+	if generateSet && *seedFile != "" {
+		fmt.Fprintln(stderr, "autopatch sim: --generate and --seed exclude each other")
+		return 2
+	}
+	if generateSet {
+		spec := *generate
+		if spec == "default" {
+			spec = ""
+		}
+		scale, err := estate.ParseScale(spec)
+		if err != nil {
+			fmt.Fprintf(stderr, "autopatch sim: %v\n", err)
+			return 2
+		}
+		gen := scale.Generate(*generateMonth)
+		opts.Seed = gen.Seed()
+		if *generateDir != "" {
+			if err := writeGenerated(*generateDir, gen); err != nil {
+				fmt.Fprintf(stderr, "autopatch sim: %v\n", err)
+				return 1
+			}
+		}
+		fmt.Fprintf(stdout, "autopatch sim: generated %d devices in %d schedules, %d update groups (seed %d)\n",
+			len(gen.Devices), len(gen.Schedules), len(gen.UpdateGroups), scale.Seed)
 	}
 	if *seedFile != "" {
 		seed, err := estate.LoadSeed(*seedFile)
@@ -174,6 +205,20 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "autopatch sim: stopping")
 	return 0
+}
+
+// writeGenerated writes a generated estate's schedules and assignments
+// files to dir.
+func writeGenerated(dir string, gen estate.ScaleEstate) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("generate: %w", err)
+	}
+	for name, data := range map[string][]byte{"schedules.yaml": gen.SchedulesYAML(), "assignments.yaml": gen.AssignmentsYAML()} {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			return fmt.Errorf("generate: %w", err)
+		}
+	}
+	return nil
 }
 
 // The one-off schedule of --try-schedules.

@@ -176,6 +176,35 @@ func TestRunSim(t *testing.T) {
 	require.NoFileExists(t, env["AUTOPATCH_SCCM_CA_FILE"], "removed on stop")
 }
 
+// TestRunSimGenerate: --generate seeds the scale estate and writes its
+// schedules and assignments files.
+func TestRunSimGenerate(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	done := make(chan int, 1)
+	go func() {
+		done <- runSim(ctx, []string{"--generate", "servers=500,schedules=4,days=2", "--generate-dir", dir,
+			"--env-file", filepath.Join(dir, "sim.env"), "--latency", "0s"}, &stdout, &stderr)
+	}()
+	require.Eventually(t, func() bool {
+		_, err := os.Stat(filepath.Join(dir, "sim.env"))
+		return err == nil
+	}, 30*time.Second, 20*time.Millisecond, stderr.String())
+	cancel()
+	require.Equal(t, 0, <-done, stderr.String())
+	require.Contains(t, stdout.String(), "generated 500 devices in 4 schedules, 3 update groups")
+	require.Contains(t, stdout.String(), "500 computers", "every generated device is in SCOM")
+	schedules, err := os.ReadFile(filepath.Join(dir, "schedules.yaml"))
+	require.NoError(t, err)
+	require.Equal(t, 4, strings.Count(string(schedules), "- {name: MSIT-"))
+	assignments, err := os.ReadFile(filepath.Join(dir, "assignments.yaml"))
+	require.NoError(t, err)
+	require.Equal(t, 500, strings.Count(string(assignments), "- {name: SRV"))
+}
+
 func TestRunSimUsage(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -198,6 +227,8 @@ func TestRunSimUsage(t *testing.T) {
 		{"BadSeed", []string{"--seed", badSeed}, 1, `device "A"`},
 		{"ScheduleWithoutCollection", []string{"--schedules", noCollection}, 1, `schedule 0 ("X") has no collection`},
 		{"BusyPort", nil, 1, "address already in use"},
+		{"GenerateAndSeed", []string{"--generate", "default", "--seed", badSeed}, 2, "exclude each other"},
+		{"BadGenerate", []string{"--generate", "servers=0"}, 2, "servers 0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -3,6 +3,7 @@ package servicenow
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -232,6 +233,46 @@ func TestCreateIncident(t *testing.T) {
 		require.Equal(t, got[0].SysID, ref.SysID)
 		require.Equal(t, 1, b.countRequests(http.MethodPost, "/api/now/table/incident"))
 		require.Equal(t, 2, b.countRequests(http.MethodGet, "/api/now/table/incident"))
+	})
+
+	t.Run("LookedUpSkipsTheFirstLookUpNotTheRetrys", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, setupOpts{})
+		inc := testIncident("autopatch:CHG0031234:APP02")
+		inc.LookedUp = true
+		b.sim.LoseNextResponses(http.MethodPost, 1)
+		ref, err := b.client.CreateIncident(t.Context(), inc)
+		require.NoError(t, err)
+		got := b.sim.Incidents()
+		require.Len(t, got, 1, "the retry looks up and finds what the lost POST created")
+		require.Equal(t, got[0].SysID, ref.SysID)
+		require.Equal(t, 1, b.countRequests(http.MethodPost, "/api/now/table/incident"))
+		require.Equal(t, 1, b.countRequests(http.MethodGet, "/api/now/table/incident"), "the retry's look-up only")
+	})
+
+	t.Run("FindManyInFewRequests", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, setupOpts{})
+		var ids []string
+		want := map[string]Ref{}
+		for i := range 150 {
+			id := CorrelationID("CHG0031234", fmt.Sprintf("SRV%05d", i))
+			ids = append(ids, id)
+			if i%3 == 0 {
+				ref, err := b.client.CreateIncident(t.Context(), testIncident(id))
+				require.NoError(t, err)
+				want[id] = ref
+			}
+		}
+		before := b.countRequests(http.MethodGet, "/api/now/table/incident")
+		// Different case, a hostile id (looked up on its own), a repeat.
+		ids = append(ids, strings.ToUpper(ids[3]), "autopatch:CHG0031234:a^b", ids[0])
+		found, err := b.client.FindIncidentsByCorrelation(t.Context(), ids)
+		require.NoError(t, err)
+		want[strings.ToUpper(ids[3])] = want[ids[3]]
+		require.Equal(t, want, found)
+		require.Equal(t, 3, b.countRequests(http.MethodGet, "/api/now/table/incident")-before,
+			"150 ids in two pages of 100, the hostile one alone")
 	})
 
 	t.Run("POSTRetriedAfter503", func(t *testing.T) {

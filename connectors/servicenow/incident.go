@@ -47,6 +47,13 @@ type Incident struct {
 	// CorrelationID identifies the failure, see CorrelationID; the
 	// create guard looks incidents up by it.
 	CorrelationID string
+	// LookedUp says the caller has just looked CorrelationID up
+	// (FindIncidentsByCorrelation) while holding what stops anyone else
+	// creating it, and found no open incident: the first POST goes without
+	// the guard's own look-up, halving the requests of a burst of failures
+	// against a rate-limited instance. A retry of the POST still looks
+	// first: the lost answer may have created the incident.
+	LookedUp bool
 }
 
 // Ref names a record.
@@ -133,16 +140,20 @@ func (c *Client) CreateIncident(ctx context.Context, inc Incident) (Ref, error) 
 	}
 
 	var ref Ref
+	lookUp := !inc.LookedUp
 	err = c.retry(ctx, "POST "+pathIncident, func() error {
-		existing, found, err := c.findIncident(ctx, inc.CorrelationID)
-		if err != nil {
-			return final{err} // findIncident has retried already
+		if lookUp {
+			existing, found, err := c.findIncident(ctx, inc.CorrelationID)
+			if err != nil {
+				return final{err} // findIncident has retried already
+			}
+			if found {
+				c.logger.InfoContext(ctx, "servicenow: incident exists", "number", existing.Number, "correlation_id", inc.CorrelationID)
+				ref = existing
+				return nil
+			}
 		}
-		if found {
-			c.logger.InfoContext(ctx, "servicenow: incident exists", "number", existing.Number, "correlation_id", inc.CorrelationID)
-			ref = existing
-			return nil
-		}
+		lookUp = true
 		resp, err := c.send(ctx, request{
 			method: http.MethodPost,
 			path:   pathIncident,
@@ -187,6 +198,76 @@ func (c *Client) FindIncidentByCorrelation(ctx context.Context, id string) (ref 
 		return Ref{}, false, fmt.Errorf("servicenow: find incident %q: %w", id, err)
 	}
 	return ref, found, nil
+}
+
+// FindIncidentsByCorrelation is FindIncidentByCorrelation for many ids in
+// few requests: one GET per lookupPage ids (correlation_idIN…, paged), so
+// a thousand failures cost ten look-ups rather than a thousand. The map
+// holds the ids found, as given. An id that cannot stand in an encoded
+// query is looked up on its own, as FindIncidentByCorrelation does.
+func (c *Client) FindIncidentsByCorrelation(ctx context.Context, ids []string) (map[string]Ref, error) {
+	found := map[string]Ref{}
+	byLower := map[string]Ref{} // what the IN look-ups found, by lower-case id
+	queued := map[string]bool{}
+	var batch []string
+	for _, id := range ids {
+		if err := checkCorrelationID(id); err != nil {
+			return nil, fmt.Errorf("servicenow: find incidents: %q: %w", id, err)
+		}
+		if _, exact := queryPrefix(id); !exact {
+			ref, ok, err := c.findIncident(ctx, id)
+			if err != nil {
+				return nil, fmt.Errorf("servicenow: find incident %q: %w", id, err)
+			}
+			if ok {
+				found[id] = ref
+			}
+			continue
+		}
+		if lower := strings.ToLower(id); !queued[lower] {
+			queued[lower] = true
+			batch = append(batch, id)
+		}
+	}
+	for len(batch) > 0 {
+		part := batch[:min(lookupPage, len(batch))]
+		batch = batch[len(part):]
+		query := "correlation_idIN" + strings.Join(part, ",") + "^active=true^state<6^ORDERBYsys_created_on"
+		for page := 0; ; page++ {
+			if page == lookupMaxPages {
+				return nil, fmt.Errorf("servicenow: find incidents: more than %d open incidents for %d correlation ids", lookupPage*lookupMaxPages, len(part))
+			}
+			body, err := c.do(ctx, request{method: http.MethodGet, path: pathIncident, query: url.Values{
+				"sysparm_query":                  {query},
+				"sysparm_fields":                 {"sys_id,number,state,correlation_id"},
+				"sysparm_limit":                  {strconv.Itoa(lookupPage)},
+				"sysparm_offset":                 {strconv.Itoa(page * lookupPage)},
+				"sysparm_exclude_reference_link": {"true"},
+			}})
+			if err != nil {
+				return nil, fmt.Errorf("servicenow: find incidents: %w", err)
+			}
+			recs, err := decodeList(body)
+			if err != nil {
+				return nil, fmt.Errorf("servicenow: find incidents: %w", err)
+			}
+			for _, rec := range recs {
+				lower := strings.ToLower(rec.str("correlation_id"))
+				if _, seen := byLower[lower]; queued[lower] && !seen && isSysID(rec.str("sys_id")) {
+					byLower[lower] = Ref{Number: rec.str("number"), SysID: rec.str("sys_id")}
+				}
+			}
+			if len(recs) < lookupPage {
+				break
+			}
+		}
+	}
+	for _, id := range ids {
+		if ref, ok := byLower[strings.ToLower(id)]; ok {
+			found[id] = ref
+		}
+	}
+	return found, nil
 }
 
 // findIncident is FindIncidentByCorrelation without the checks and the

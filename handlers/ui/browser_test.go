@@ -343,7 +343,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	require.NotContains(t, text, "All Workstations")
 	b.shoot("collections")
 
-	b.run(chromedp.Click(`header nav a[href="/ui/compliance"]`, chromedp.ByQuery), chromedp.WaitVisible("#compliance-unavailable", chromedp.ByID))
+	b.run(chromedp.Click(`header nav a[href="/ui/compliance"]`, chromedp.ByQuery), chromedp.WaitVisible("#compliance-outcomes", chromedp.ByID))
 	b.shoot("compliance")
 
 	// Not found: a page, not an error.

@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
-
-	"github.com/autopatch/autopatch/internal/calendar"
 )
 
 // collectionsCache keeps SCCM's answer for a while: the read is one WinRM
@@ -79,24 +77,4 @@ func (c *console) collectionsPage(ctx echo.Context) error {
 		d.Rows = append(d.Rows, collectionRow{Name: n, Schedule: bySchedule[strings.ToLower(n)]})
 	}
 	return c.render(ctx, http.StatusOK, "collections", page{Title: "Collections", Nav: "collections", SignedIn: true, Data: d})
-}
-
-type complianceData struct {
-	Cycle, Prev, Next string
-}
-
-// compliancePage is a stand-in until the compliance ledger exists: it
-// validates the cycle and says there is nothing to show.
-func (c *console) compliancePage(ctx echo.Context) error {
-	cycle := calendar.MonthOf(c.opts.Now().UTC())
-	if v := ctx.QueryParam("cycle"); v != "" {
-		m, err := calendar.ParseMonth(v)
-		if err != nil || m.Year < 2000 || m.Year > 2100 {
-			return c.problem(ctx, http.StatusBadRequest, "Not a cycle",
-				"\""+v+"\" is not a patch cycle. Write it as YYYY-MM, for example "+cycle.String()+".", "/ui/compliance", "this cycle")
-		}
-		cycle = m
-	}
-	d := complianceData{Cycle: cycle.String(), Prev: cycle.AddMonths(-1).String(), Next: cycle.AddMonths(1).String()}
-	return c.render(ctx, http.StatusOK, "compliance", page{Title: "Compliance " + d.Cycle, Nav: "compliance", SignedIn: true, Data: d})
 }

@@ -2,6 +2,7 @@ package ui
 
 import (
 	"context"
+	"fmt"
 	"html/template"
 	"io"
 	"log/slog"
@@ -18,6 +19,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/autopatch/autopatch/handlers"
+	"github.com/autopatch/autopatch/internal/compliance"
+	"github.com/autopatch/autopatch/internal/ledger"
 	"github.com/autopatch/autopatch/internal/store"
 )
 
@@ -188,6 +191,26 @@ func TestConsolePages(t *testing.T) {
 	c := newClient(t, srv.URL)
 	require.Equal(t, http.StatusSeeOther, c.signIn(testToken).StatusCode)
 
+	// The compliance page shows the ledger the API and the report compute.
+	t.Run("ComplianceIsTheLedger", func(t *testing.T) {
+		t.Parallel()
+		cur, err := store.GetChange(context.Background(), sc.pool, sc.currentChange)
+		require.NoError(t, err)
+		cycle := ledger.CycleOf(cur)
+		l, err := ledger.ForCycle(context.Background(), sc.pool, cycle, sc.now, ledger.Options{})
+		require.NoError(t, err)
+		require.Positive(t, l.Summary.Devices, "the scenario has devices in the current change's cycle")
+		_, body := c.get("/ui/compliance?cycle=" + cycle.String())
+		require.Contains(t, body, `id="compliance-summary"`)
+		require.Contains(t, body, fmt.Sprintf("%d of %d", l.Summary.PatchedByDeadline, l.Summary.Devices))
+		for _, o := range compliance.Outcomes {
+			require.Contains(t, body, fmt.Sprintf(`<span class="state %s">%s</span></td><td>%d</td>`, o, o, l.Summary.ByOutcome[o]), o)
+		}
+		for _, d := range l.Devices[:min(len(l.Devices), 5)] {
+			require.Contains(t, body, ">"+template.HTMLEscapeString(d.Device)+"</a>")
+		}
+	})
+
 	t.Run("EveryPage", func(t *testing.T) {
 		for _, tt := range []struct{ path, want string }{
 			{"/ui/", ""},
@@ -204,7 +227,7 @@ func TestConsolePages(t *testing.T) {
 			{"/ui/services", "Payroll"},
 			{"/ui/services/payroll", "Members by tier"},
 			{"/ui/collections", "Patch - DB - Sat 02:00"},
-			{"/ui/compliance?cycle=2026-11", "not available"},
+			{"/ui/compliance?cycle=2026-11", "Compliance 2026-11"},
 		} {
 			resp, body := c.get(tt.path)
 			if tt.path == "/ui/" {

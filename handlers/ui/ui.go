@@ -23,6 +23,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/autopatch/autopatch/internal/config"
+	"github.com/autopatch/autopatch/internal/ledger"
 	"github.com/autopatch/autopatch/internal/safety"
 	"github.com/autopatch/autopatch/internal/schedules"
 	"github.com/autopatch/autopatch/internal/store"
@@ -51,6 +52,8 @@ type Options struct {
 	// Collections reads SCCM; nil leaves the collections page saying SCCM
 	// is not configured.
 	Collections CollectionsFunc
+	// Ledger sets the compliance ledger's deadlines, as the API's.
+	Ledger ledger.Options
 	// CollectionsTTL is how long the collections read is cached; default
 	// 5 minutes.
 	CollectionsTTL time.Duration

@@ -11,7 +11,8 @@
  * Used by:
  *   - the async business rule "Autopatch: notify change" (change_request_autopatch.br.js),
  *   - the RITM flow action / workflow activity (ritm_autopatch_workflow.js),
- *   - the Script Action "Autopatch: retry webhook" (autopatch_webhook_retry.action.js).
+ *   - the Script Action "Autopatch: retry webhook" (autopatch_webhook_retry.action.js),
+ *   - the UI action "Resume autopatch rollout" (change_request_resume_rollout.ui_action.js).
  *
  * System properties (sys_properties), see README.md:
  *   autopatch.url                     https://autopatch.corp.example.com (no trailing slash)
@@ -21,6 +22,8 @@
  *   autopatch.http_timeout_ms         default 30000
  *   autopatch.mid_server              optional: MID Server name when autopatch is not reachable from the cloud
  *   autopatch.max_attempts            default 8 (1 + 7 scheduled retries over about 2 hours)
+ *   autopatch.api_token               (password2) AUTOPATCH_API_TOKEN, for the UI action
+ *                                     "Resume autopatch rollout" (resumeChange)
  *
  * Delivery semantics. RESTMessageV2 never retries by itself. A delivery that
  * fails for a reason that may pass (no answer, 429, 5xx) is retried by firing
@@ -143,12 +146,26 @@ AutopatchClient.prototype = {
                 start_date: this._value(change, 'start_date'),
                 end_date: this._value(change, 'end_date'),
                 short_description: this._value(change, 'short_description'),
-                sys_updated_on: this._value(change, 'sys_updated_on')
+                sys_updated_on: this._value(change, 'sys_updated_on'),
+                // "On hold": autopatch holds the change's windows that have
+                // not opened while it is true.
+                on_hold: this._value(change, 'on_hold') == '1' || this._value(change, 'on_hold') == 'true'
             },
             patching: {
                 software_update_groups: this._lines(this._value(change, 'u_autopatch_update_groups'))
             }
         };
+        // Optional error budget (u_autopatch_error_budget): a whole number
+        // of failures is sent as a JSON number, a share such as 10% as a
+        // string; anything else is sent as typed and autopatch refuses it
+        // (400 naming patching.error_budget, written to the work notes).
+        var budget = change.isValidField('u_autopatch_error_budget') ?
+            this._value(change, 'u_autopatch_error_budget').replace(/^\s+|\s+$/g, '') : '';
+        if (/^[0-9]{1,9}$/.test(budget)) {
+            body.patching.error_budget = parseInt(budget, 10);
+        } else if (budget) {
+            body.patching.error_budget = budget;
+        }
         var schedules = this._lines(this._value(change, 'u_autopatch_schedules'));
         if (schedules.length > 0) {
             // Omitted means every automatic and manual_reboot schedule.
@@ -226,6 +243,23 @@ AutopatchClient.prototype = {
             reason: String(ritm.variables.autopatch_reason || ''),
             approved_by: String(approver.approver.user_name || '')
         };
+    },
+
+    /*
+     * resumeChange asks autopatch to resume the held rollout of a
+     * change_request GlideRecord (POST /api/v1/changes/{number}/resume, with
+     * the bearer token in the system property autopatch.api_token). Returns
+     * {status, body, error}: 200 resumed, 409 not held, 404 unknown to
+     * autopatch. Not retried: a person is waiting for the answer.
+     */
+    resumeChange: function (change, reason) {
+        var token = String(gs.getProperty('autopatch.api_token', ''));
+        if (!this.baseUrl || !token) {
+            return { status: 0, body: '', error: 'system properties autopatch.url and autopatch.api_token must be set' };
+        }
+        var json = this.toJSON({ reason: String(reason) });
+        var path = '/api/v1/changes/' + encodeURIComponent(this._value(change, 'number')) + '/resume';
+        return this._post(path, json, token);
     },
 
     /*
@@ -320,7 +354,7 @@ AutopatchClient.prototype = {
      * _post sends one request and reports {status, body, error, retryable}.
      * status is 0 when no HTTP answer arrived.
      */
-    _post: function (path, json) {
+    _post: function (path, json, bearer) {
         var result = { status: 0, body: '', error: '', retryable: false };
         try {
             var rm = new sn_ws.RESTMessageV2();
@@ -329,12 +363,15 @@ AutopatchClient.prototype = {
             rm.setHttpTimeout(this.timeoutMs);
             rm.setRequestHeader('Content-Type', 'application/json');
             rm.setRequestHeader('Accept', 'application/json');
-            if (this.secretBase64) {
+            if (bearer) {
+                // The API, not a webhook: the bearer token only.
+                rm.setRequestHeader('Authorization', 'Bearer ' + bearer);
+            } else if (this.secretBase64) {
                 var timestamp = String(Math.floor(new GlideDateTime().getNumericValue() / 1000));
                 rm.setRequestHeader('X-Autopatch-Timestamp', timestamp);
                 rm.setRequestHeader('X-Autopatch-Signature', this.sign(timestamp, json));
             }
-            if (this.basicUser) {
+            if (this.basicUser && !bearer) {
                 rm.setBasicAuth(this.basicUser, this.basicPassword);
             }
             rm.setRequestBody(json);

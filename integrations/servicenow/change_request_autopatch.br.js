@@ -13,7 +13,7 @@
  *   Update:     true
  *   Delete:     false
  *   Query:      false
- *   Condition:  !current.u_autopatch_update_groups.nil() && (current.approval.changesTo('approved') || current.approval.changesFrom('approved') || current.state.changesTo('4') || current.start_date.changes() || current.end_date.changes() || current.u_autopatch_update_groups.changes() || current.u_autopatch_schedules.changes())
+ *   Condition:  !current.u_autopatch_update_groups.nil() && (current.approval.changesTo('approved') || current.approval.changesFrom('approved') || current.state.changesTo('4') || current.start_date.changes() || current.end_date.changes() || current.u_autopatch_update_groups.changes() || current.u_autopatch_schedules.changes() || current.on_hold.changes() || current.u_autopatch_error_budget.changes())
  *               (one line; the update set carries it, or paste it into the Condition field)
  *
  * Which changes are patching changes: those whose "Autopatch update groups"
@@ -35,6 +35,8 @@
  *   state becomes 4 (Canceled)             → unwind
  *   planned start or end date changes      → re-plan
  *   update groups or schedules change      → re-plan
+ *   On hold set or cleared                 → hold the windows not yet open, or release them
+ *   error budget changes                   → the next windows are judged by the new budget
  * The rule sends the change as it is; autopatch decides from approval and
  * state, so one update that does several of these sends one delivery.
  *

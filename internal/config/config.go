@@ -33,6 +33,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/autopatch/autopatch/internal/rollout"
 )
 
 // Prefix starts every environment variable autopatch reads.
@@ -75,6 +77,8 @@ type Config struct {
 	Incident           Incident `env:"INCIDENT_"`
 	StormThreshold     int      `env:"STORM_THRESHOLD" default:"50" doc:"Above this many failures in one window, the window gets one incident and one SCOM alert listing its devices instead of one each."`
 	SCOMWindowComputer string   `env:"SCOM_WINDOW_COMPUTER" doc:"Windows Computer (FQDN or NetBIOS name, as SCOM monitors it) that carries the alerts of a whole window: missed windows, storms. Default: the host of AUTOPATCH_SCCM_ENDPOINT."`
+
+	ErrorBudget string `env:"ERROR_BUDGET" default:"10%" doc:"Error budget of a change's rollout: a count of failures (5) or a share of the devices of the windows closed so far (10%, 2.5%). When the failures of the closed windows exceed it (a budget of 5 holds at the 6th failure), the windows not yet open are held until resumed. A change's patching.error_budget overrides it."`
 
 	DoctorUpdateGroups string `env:"DOCTOR_UPDATE_GROUPS" doc:"Comma-separated software update groups that autopatch doctor checks exist (added to its --update-group flags): the groups your changes name."`
 
@@ -395,6 +399,9 @@ func (c *Config) validateCommon() error {
 		if f.value < 1 || f.value > 3 {
 			errs = append(errs, fmt.Errorf("AUTOPATCH_INCIDENT_%s=%d is invalid: want 1 (high), 2 (medium) or 3 (low)", f.name, f.value))
 		}
+	}
+	if _, err := rollout.ParseBudget(c.ErrorBudget); err != nil {
+		errs = append(errs, fmt.Errorf("AUTOPATCH_ERROR_BUDGET is invalid: %w", err))
 	}
 	if c.WebhookUser != "" && !c.WebhookPassword.IsSet() {
 		errs = append(errs, errors.New("AUTOPATCH_WEBHOOK_PASSWORD is required when AUTOPATCH_WEBHOOK_USER is set"))

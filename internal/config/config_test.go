@@ -86,6 +86,9 @@ func TestLoad(t *testing.T) {
 		{"LogLevel", "AUTOPATCH_LOG_LEVEL", "loud", "AUTOPATCH_LOG_LEVEL"},
 		{"Urgency", "AUTOPATCH_INCIDENT_URGENCY", "4", "AUTOPATCH_INCIDENT_URGENCY=4 is invalid"},
 		{"Impact", "AUTOPATCH_INCIDENT_IMPACT", "high", `AUTOPATCH_INCIDENT_IMPACT="high" is invalid`},
+		{"BudgetNegative", "AUTOPATCH_ERROR_BUDGET", "-1", `AUTOPATCH_ERROR_BUDGET is invalid: "-1"`},
+		{"BudgetShareAbove100", "AUTOPATCH_ERROR_BUDGET", "110%", `AUTOPATCH_ERROR_BUDGET is invalid: "110%"`},
+		{"BudgetQuoted", "AUTOPATCH_ERROR_BUDGET", `"12"`, `AUTOPATCH_ERROR_BUDGET is invalid`},
 		{"StormThreshold", "AUTOPATCH_STORM_THRESHOLD", "0", "AUTOPATCH_STORM_THRESHOLD"},
 		{"DatabaseURL", "AUTOPATCH_DATABASE_URL", "mysql://x", "AUTOPATCH_DATABASE_URL is invalid"},
 	}

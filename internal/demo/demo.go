@@ -7,6 +7,7 @@
 package demo
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -291,6 +292,31 @@ func (d *run) api(path string, out any) error {
 		return fmt.Errorf("GET %s: %d %s", path, resp.StatusCode, b)
 	}
 	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// resume plays an operator resuming a held change through the API (what
+// the ServiceNow UI action "Resume autopatch rollout" sends).
+func (d *run) resume(number, reason string) error {
+	body, err := json.Marshal(map[string]string{"reason": reason})
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequest(http.MethodPost, d.apiURL+"/api/v1/changes/"+number+"/resume", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+d.est.APIToken())
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		return fmt.Errorf("resume %s: %d %s", number, resp.StatusCode, b)
+	}
+	return nil
 }
 
 // waitUntil waits for t, showing what it waits for and printing what the

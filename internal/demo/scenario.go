@@ -140,6 +140,7 @@ type change struct {
 	groups        []string
 	schedules     []string
 	version       int
+	budget        any // patching.error_budget; nil: AUTOPATCH_ERROR_BUDGET
 }
 
 // changeWebhook plays ServiceNow's business rule on change_request.
@@ -153,6 +154,9 @@ func (d *run) changeWebhook(c *change, state, approval string) error {
 			"short_description": "Demo patching", "sys_updated_on": time.Now().UTC().Add(time.Duration(c.version) * time.Second).Format("2006-01-02 15:04:05"),
 		},
 		"patching": map[string]any{"software_update_groups": c.groups, "schedules": c.schedules},
+	}
+	if c.budget != nil {
+		body["patching"].(map[string]any)["error_budget"] = c.budget
 	}
 	code, resp, err := d.send("/webhooks/servicenow/change", body)
 	if err == nil && code != http.StatusAccepted {
@@ -234,7 +238,10 @@ func (d *run) play(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d.tl.line("DEMO", "ServiceNow: the CAB approves %s (update groups %s)", chgA.number, strings.Join(chgA.groups, ", "))
+	// Its own error budget: 5 failures (the default, 10%, would halt it at
+	// the DB window's first failure among three devices).
+	chgA.budget = 5
+	d.tl.line("DEMO", "ServiceNow: the CAB approves %s (update groups %s, error budget %v)", chgA.number, strings.Join(chgA.groups, ", "), chgA.budget)
 	if err := d.changeWebhook(chgA, "scheduled", "approved"); err != nil {
 		return err
 	}
@@ -271,6 +278,32 @@ func (d *run) play(ctx context.Context) error {
 		return err
 	}
 
+	// A third change, with an error budget of 0, is halted when its first
+	// window fails: its WEB window is held, never enabled; the halt is
+	// noted, alerted and ticketed once.
+	chgC, err := d.newChange("CHG0030003", []string{"2026-12 Servers"}, []string{"DB", "WEB"})
+	if err != nil {
+		return err
+	}
+	chgC.budget = 0
+	d.tl.line("DEMO", "ServiceNow: %s approved too, with an error budget of 0 (halt at the first failure)", chgC.number)
+	if err := d.changeWebhook(chgC, "scheduled", "approved"); err != nil {
+		return err
+	}
+
+	// Tier gating: INT-SQL01 (Intranet's backend) fails in DB, so
+	// CHG0030001's WEB window, which holds Intranet's frontend, is held.
+	// The operator looks, accepts, and resumes it through the API before
+	// the window's start: it opens on time.
+	webStart, _ := d.window("WEB")
+	if err := d.waitForHold(ctx, chgA.number, "tier", webStart.Add(-2*time.Second)); err != nil {
+		return err
+	}
+	d.tl.line("DEMO", "operator: %s's WEB window is held by tier gating (INT-SQL01 failed); resuming it: the Intranet frontend can patch", chgA.number)
+	if err := d.resume(chgA.number, "INT-SQL01 failure understood (WSUS proxy), frontends may patch; demo.operator"); err != nil {
+		return err
+	}
+
 	// 4. The windows open and close; failures come out as alerts and
 	//    incidents while they are open and after they close.
 	manualEnd := d.t0.Add(d.plan.windows["MANUAL"][1])
@@ -299,7 +332,13 @@ func (d *run) play(ctx context.Context) error {
 	}
 	// Let the last reports (incidents, links, notes) land.
 	if err := d.waitFor(ctx, time.Now().Add(30*time.Second), "every alert linked to its incident", func(s estate.State) bool {
-		if len(s.Alerts) < 4 {
+		// The missed window's alert is the last to come; the halt of
+		// CHG0030003 makes the count of alerts alone no sign of the end.
+		missed := false
+		for _, a := range s.Alerts {
+			missed = missed || strings.Contains(a.Key, ":missed:")
+		}
+		if len(s.Alerts) < 4 || !missed {
 			return false
 		}
 		for _, a := range s.Alerts {
@@ -314,6 +353,48 @@ func (d *run) play(ctx context.Context) error {
 
 	// 6. The compliance ledger of the change, as the monthly report reads it.
 	return d.ledgerAfter(ctx, chgA.number, chgA.sysID)
+}
+
+// waitForHold waits until GET /api/v1/changes/{number} shows a hold of
+// kind in force, or until deadline.
+func (d *run) waitForHold(ctx context.Context, number, kind string, deadline time.Time) error {
+	for {
+		var c changeHolds
+		if err := d.api("/api/v1/changes/"+number, &c); err == nil && c.active(kind) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no %s hold on %s by %s", kind, number, deadline.UTC().Format("15:04:05"))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// changeHolds is the rollout history of GET /api/v1/changes/{number}.
+type changeHolds struct {
+	Holds []struct {
+		Kind       string  `json:"kind"`
+		Reason     string  `json:"reason"`
+		ReleasedAt *string `json:"released_at"`
+		ReleasedBy string  `json:"released_by"`
+	} `json:"holds"`
+	Deployments []struct {
+		Schedule string `json:"schedule"`
+		State    string `json:"state"`
+	} `json:"deployments"`
+}
+
+func (c changeHolds) active(kind string) bool {
+	for _, h := range c.Holds {
+		if h.Kind == kind && h.ReleasedAt == nil {
+			return true
+		}
+	}
+	return false
 }
 
 func (d *run) schedulesPath() string { return envValue(d.env, "AUTOPATCH_SCHEDULES_FILE") }
@@ -451,7 +532,9 @@ func (d *run) check() error {
 
 	alertFor := map[string]int{}
 	for _, a := range s.Alerts {
-		alertFor[a.Device]++
+		if a.Change == "CHG0030001" {
+			alertFor[a.Device]++
+		}
 		expect(a.TicketID != "", "alert on %s is linked to an incident (%s)", a.Device, a.TicketID)
 		if a.Device == "BIL-APP01" {
 			expect(a.ResolutionState == 255, "BIL-APP01 recovered: its alert is closed")
@@ -474,6 +557,44 @@ func (d *run) check() error {
 		missed = missed || strings.Contains(strings.ToLower(in.ShortDescription), "missed")
 	}
 	expect(missed, "an incident for the missed window")
+
+	// Rollout control: CHG0030001's WEB window was held by tier gating and
+	// resumed; CHG0030003 was halted by its budget and its WEB window never
+	// enabled.
+	var holdsA, holdsC changeHolds
+	errA := d.api("/api/v1/changes/CHG0030001", &holdsA)
+	tierResumed := false
+	for _, h := range holdsA.Holds {
+		tierResumed = tierResumed || (h.Kind == "tier" && h.ReleasedAt != nil && h.ReleasedBy == "api" && strings.Contains(h.Reason, "INT-SQL01"))
+	}
+	expect(errA == nil && tierResumed, "CHG0030001: WEB held by tier gating (INT-SQL01, Intranet's backend, failed), released by the operator's resume")
+	errC := d.api("/api/v1/changes/CHG0030003", &holdsC)
+	heldWeb := 0
+	for _, dp := range holdsC.Deployments {
+		if dp.Schedule == "WEB" && dp.State == "held" {
+			heldWeb++
+		}
+	}
+	expect(errC == nil && holdsC.active("budget") && heldWeb == 1, "CHG0030003: halted by its error budget of 0, its WEB deployment held (%d held)", heldWeb)
+	for _, dp := range deploymentsOf(s, "CHG0030003") {
+		if strings.HasSuffix(dp.Collection, "WEB") {
+			expect(!slices.ContainsFunc(dp.Events, func(e sccmsim.Event) bool { return e.Enabled }), "%s: held, never enabled", dp.Name)
+		}
+	}
+	halts := 0
+	for _, in := range s.Incidents {
+		if strings.HasPrefix(in.CorrelationID, "autopatch:CHG0030003:halt:") {
+			halts++
+		}
+	}
+	expect(halts == 1, "one incident says CHG0030003's rollout is halted (got %d)", halts)
+	haltNotes := 0
+	for _, n := range notesOn(s, d.tl, "CHG0030003") {
+		if strings.Contains(n, "HALTED") {
+			haltNotes++
+		}
+	}
+	expect(haltNotes == 1, "one work note on CHG0030003 names the failures that halted it (got %d)", haltNotes)
 
 	// The read API tells the same story.
 	var chg struct {

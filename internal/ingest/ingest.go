@@ -328,5 +328,11 @@ func judge(d Delivery, stored []store.ChangeRow) (args []river.JobArgs, save *st
 	case store.ActionUnwind:
 		args = []river.JobArgs{jobs.UnwindChangeArgs{ChangeNumber: c.Number, Revision: dec.Revision}}
 	}
+	// On hold changed: hold or release the change's windows (issue #16).
+	// Not a revision of the plan: a plan or unwind in flight stays valid.
+	if c.OnHold != (prev != nil && prev.OnHold) {
+		args = append(args, jobs.HoldChangeArgs{ChangeNumber: c.Number, Pause: true,
+			Key: c.SysUpdatedOn.UTC().Format(time.RFC3339Nano)})
+	}
 	return args, save, false, nil
 }

@@ -50,15 +50,25 @@ type Change struct {
 	// Deadline is the deadline the change gives; nil: its classification's
 	// default (internal/deadline).
 	Deadline *time.Time
+	// OnHold is ServiceNow's "On hold": the change's windows not yet open
+	// are held (docs/architecture.md §9.3).
+	OnHold bool
+	// ErrorBudget is the change's own budget (rollout.ParseBudget); empty
+	// means AUTOPATCH_ERROR_BUDGET.
+	ErrorBudget string
 }
 
 // ChangeRow is a stored change.
 type ChangeRow struct {
 	Change
-	Status    string
-	Revision  int64 // bumped for every plan or unwind asked for
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	Status   string
+	Revision int64 // bumped for every plan or unwind asked for
+	// FailuresAcked and DevicesAcked are the failures and devices counted
+	// against the budget when the change was last resumed: the budget
+	// applies to what came after.
+	FailuresAcked, DevicesAcked int
+	CreatedAt                   time.Time
+	UpdatedAt                   time.Time
 }
 
 // Approved reports whether c may be patched: approved, and neither canceled
@@ -200,13 +210,15 @@ func GetChange(ctx context.Context, db DBTX, number string) (ChangeRow, error) {
 }
 
 const changeColumns = `number, sys_id, state, approval, start_at, end_at, update_groups, schedules,
-	short_description, sys_updated_on, status, revision, created_at, updated_at, classification, deadline`
+	short_description, sys_updated_on, status, revision, created_at, updated_at,
+	on_hold, coalesce(error_budget, ''), budget_failures_acked, budget_devices_acked, classification, deadline`
 
 func scanChange(row pgx.CollectableRow) (ChangeRow, error) {
 	var c ChangeRow
 	var updated *time.Time
 	err := row.Scan(&c.Number, &c.SysID, &c.State, &c.Approval, &c.Start, &c.End, &c.UpdateGroups, &c.Schedules,
-		&c.ShortDescription, &updated, &c.Status, &c.Revision, &c.CreatedAt, &c.UpdatedAt, &c.Classification, &c.Deadline)
+		&c.ShortDescription, &updated, &c.Status, &c.Revision, &c.CreatedAt, &c.UpdatedAt,
+		&c.OnHold, &c.ErrorBudget, &c.FailuresAcked, &c.DevicesAcked, &c.Classification, &c.Deadline)
 	if updated != nil {
 		c.SysUpdatedOn = *updated
 	}

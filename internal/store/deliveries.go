@@ -144,19 +144,21 @@ func WriteDeliveries(ctx context.Context, tx pgx.Tx, evs []Event, outcomes []str
 		// schedules null means every schedule.
 		batch.Queue(`INSERT INTO changes
 			(number, sys_id, state, approval, start_at, end_at, update_groups, schedules,
-			 short_description, sys_updated_on, status, revision, classification, deadline)
+			 short_description, sys_updated_on, status, revision, on_hold, error_budget, classification, deadline)
 			SELECT number, sys_id, state, approval, start_at, end_at, coalesce(update_groups, '{}'), schedules,
-				short_description, sys_updated_on, status, revision, coalesce(classification, 'normal'), deadline
+				short_description, sys_updated_on, status, revision, on_hold, nullif(error_budget, ''),
+				coalesce(classification, 'normal'), deadline
 			FROM jsonb_to_recordset($1::jsonb) AS r(number text, sys_id text, state text, approval text,
 				start_at timestamptz, end_at timestamptz, update_groups text[], schedules text[],
 				short_description text, sys_updated_on timestamptz, status text, revision bigint,
-				classification text, deadline timestamptz)
+				on_hold boolean, error_budget text, classification text, deadline timestamptz)
 			ON CONFLICT (number) DO UPDATE SET
 				state = EXCLUDED.state, approval = EXCLUDED.approval,
 				start_at = EXCLUDED.start_at, end_at = EXCLUDED.end_at,
 				update_groups = EXCLUDED.update_groups, schedules = EXCLUDED.schedules,
 				short_description = EXCLUDED.short_description, sys_updated_on = EXCLUDED.sys_updated_on,
 				status = EXCLUDED.status, revision = EXCLUDED.revision,
+				on_hold = EXCLUDED.on_hold, error_budget = EXCLUDED.error_budget,
 				classification = EXCLUDED.classification, deadline = EXCLUDED.deadline, updated_at = now()`, data)
 	}
 	if batch.Len() == 0 {
@@ -184,13 +186,15 @@ func changesJSON(changes []ChangeRow) ([]byte, error) {
 		SysUpdatedOn     time.Time  `json:"sys_updated_on"`
 		Status           string     `json:"status"`
 		Revision         int64      `json:"revision"`
+		OnHold           bool       `json:"on_hold"`
+		ErrorBudget      string     `json:"error_budget"`
 		Classification   *string    `json:"classification"`
 		Deadline         *time.Time `json:"deadline"`
 	}
 	rows := make([]row, len(changes))
 	for i, c := range changes {
 		rows[i] = row{c.Number, c.SysID, c.State, c.Approval, c.Start, c.End, c.UpdateGroups, c.Schedules,
-			c.ShortDescription, c.SysUpdatedOn, c.Status, c.Revision, nullString(c.Classification), c.Deadline}
+			c.ShortDescription, c.SysUpdatedOn, c.Status, c.Revision, c.OnHold, c.ErrorBudget, nullString(c.Classification), c.Deadline}
 	}
 	data, err := json.Marshal(rows)
 	if err != nil {

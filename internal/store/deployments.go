@@ -19,6 +19,9 @@ const (
 	DeploymentObsolete = "obsolete"
 	DeploymentDeleted  = "deleted"
 	DeploymentFailed   = "failed"
+	// DeploymentHeld: rollout control holds it (error budget, tier gating,
+	// pause); never enabled while held. HeldFrom is where it returns.
+	DeploymentHeld = "held"
 )
 
 // Deployment is one SCCM deployment of a change.
@@ -38,6 +41,7 @@ type Deployment struct {
 	SCCMID          *string    `json:"sccm_id,omitempty"`
 	OpenedAt        *time.Time `json:"opened_at,omitempty"`
 	ClosedAt        *time.Time `json:"closed_at,omitempty"`
+	HeldFrom        *string    `json:"held_from,omitempty"`
 	ChangeSysID     string     `json:"-"`
 }
 
@@ -49,13 +53,13 @@ type Deployment struct {
 // deployments it had to close, and the close came seconds late.
 const deploymentColumns = `d.id, d.change_number, d.schedule_name, d.update_group, d.name, d.collection,
 	d.window_start, d.window_end, d.close_at, d.suppress_restart, d.state, d.detail, d.sccm_id,
-	d.opened_at, d.closed_at, c.sys_id`
+	d.opened_at, d.closed_at, d.held_from, c.sys_id`
 
 func scanDeployment(row pgx.CollectableRow) (Deployment, error) {
 	var d Deployment
 	err := row.Scan(&d.ID, &d.ChangeNumber, &d.Schedule, &d.UpdateGroup, &d.Name, &d.Collection,
 		&d.WindowStart, &d.WindowEnd, &d.CloseAt, &d.SuppressRestart, &d.State, &d.Detail, &d.SCCMID,
-		&d.OpenedAt, &d.ClosedAt, &d.ChangeSysID)
+		&d.OpenedAt, &d.ClosedAt, &d.HeldFrom, &d.ChangeSysID)
 	return d, err
 }
 
@@ -185,6 +189,7 @@ func Move(ctx context.Context, tx pgx.Tx, t Transition) error {
 			window_start = coalesce($7, window_start),
 			window_end = coalesce($8, window_end),
 			close_at = coalesce($9, $8, close_at),
+			held_from = CASE WHEN $3 = 'held' THEN coalesce(held_from, $2) END,
 			updated_at = now()
 		WHERE id = $1 AND state = $2`,
 		t.ID, t.From, t.To, t.Reason, sccmID, t.At, start, end, t.CloseAt)

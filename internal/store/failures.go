@@ -21,6 +21,9 @@ const (
 	// FailureStorm: more devices failed in one window than the storm
 	// threshold; the devices beyond it are reported together.
 	FailureStorm = "storm"
+	// FailureHalt: a change's rollout was halted because the failures of
+	// its closed windows exceeded its error budget (subject halt#<hold id>).
+	FailureHalt = "halt"
 	// FailureNoncompliant: a device of a manual schedule was still not
 	// compliant (updates required, or a restart pending) at its deadline.
 	FailureNoncompliant = "noncompliant"
@@ -150,6 +153,90 @@ func InsertFailure(ctx context.Context, db DBTX, f Failure) (int64, bool, error)
 		return 0, false, fmt.Errorf("store: insert failure %s: %w", f.CorrelationID, mapErr(err))
 	}
 	return id, false, nil
+}
+
+// InsertFailures is InsertFailure for many failures in one statement (a
+// status poll may find hundreds): ids[i] is the id of the row fs[i]
+// created, 0 when one with its correlation id, or its change, kind and
+// subject, existed already (or fs repeats it).
+func InsertFailures(ctx context.Context, db DBTX, fs []Failure) ([]int64, error) {
+	if len(fs) == 0 {
+		return nil, nil
+	}
+	n := len(fs)
+	changes, subjects, kinds, messages := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	correlations, computers := make([]string, n), make([]string, n)
+	deployments, codes, storms := make([]*int64, n), make([]*int64, n), make([]*int64, n)
+	seen := make([]time.Time, n)
+	for i, f := range fs {
+		changes[i], subjects[i], kinds[i], messages[i] = f.ChangeNumber, f.Subject, f.Kind, f.Message
+		correlations[i], computers[i] = f.CorrelationID, f.AlertComputer
+		deployments[i], codes[i], storms[i], seen[i] = f.DeploymentID, f.ErrorCode, f.StormID, f.FirstSeenAt
+	}
+	rows, err := db.Query(ctx, `INSERT INTO failures (change_number, subject, kind, deployment_id, error_code, message,
+			correlation_id, storm_id, alert_computer, first_seen_at)
+		SELECT change_number, subject, kind, deployment_id, error_code, message, correlation_id, storm_id, alert_computer, first_seen_at
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::bigint[], $9::text[], $10::timestamptz[])
+			WITH ORDINALITY AS t(change_number, subject, kind, deployment_id, error_code, message, correlation_id, storm_id, alert_computer, first_seen_at, n)
+		ORDER BY n
+		ON CONFLICT DO NOTHING RETURNING id, correlation_id`,
+		changes, subjects, kinds, deployments, codes, messages, correlations, storms, computers, seen)
+	if err != nil {
+		return nil, fmt.Errorf("store: insert %d failure(s): %w", n, err)
+	}
+	created := map[string]int64{}
+	var id int64
+	var correlation string
+	_, err = pgx.ForEachRow(rows, []any{&id, &correlation}, func() error {
+		created[correlation] = id
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: insert %d failure(s): %w", n, err)
+	}
+	ids := make([]int64, n)
+	for i, f := range fs {
+		ids[i] = created[f.CorrelationID]
+		delete(created, f.CorrelationID) // a repeat did not create a row
+	}
+	return ids, nil
+}
+
+// MarkRecoveredAll is MarkRecovered for many failures in one statement.
+func MarkRecoveredAll(ctx context.Context, db DBTX, ids []int64, at time.Time) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	_, err := db.Exec(ctx, `UPDATE failures SET recovered_at = $2, updated_at = now(),
+			state = CASE WHEN storm_id IS NOT NULL THEN 'resolved' ELSE state END,
+			resolved_at = CASE WHEN storm_id IS NOT NULL THEN $2 ELSE resolved_at END
+		WHERE id = ANY($1) AND state = 'open' AND recovered_at IS NULL`, ids, at)
+	if err != nil {
+		return fmt.Errorf("store: %d failure(s) recovered: %w", len(ids), err)
+	}
+	return nil
+}
+
+// PendingAlerts returns the ids of up to limit open, reported failures
+// with a SCOM step to do: an alert to raise, an incident number to set on
+// it, or a recovered device's alert to close. An alerts job takes them
+// along with its own, so a backlog behind a slow SCOM drains in a few
+// calls rather than three per job.
+func PendingAlerts(ctx context.Context, db DBTX, limit int) ([]int64, error) {
+	rows, err := db.Query(ctx, `SELECT id FROM failures
+		WHERE state = 'open' AND storm_id IS NULL AND alert_computer <> '' AND (
+			(alert_id IS NULL AND coalesce(alert_outcome, '') NOT IN ('unknown_device', 'ambiguous_device', 'refused'))
+			OR (alert_id IS NOT NULL AND incident_number IS NOT NULL AND alert_ticket IS DISTINCT FROM incident_number)
+			OR (alert_id IS NOT NULL AND recovered_at IS NOT NULL AND alert_closed_at IS NULL AND alert_ticket = incident_number))
+		ORDER BY id LIMIT $1`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: pending alerts: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, fmt.Errorf("store: pending alerts: %w", err)
+	}
+	return ids, nil
 }
 
 // FailuresByID returns the failures ids, in id order.

@@ -241,3 +241,74 @@ func TestStormMembers(t *testing.T) {
 		require.Equal(t, FailureResolved, m.State, "a member has nothing of its own to close")
 	}
 }
+
+func TestInsertFailuresBatch(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFailureFixture(t)
+	dep := f.deps[0].ID
+	failure := func(device string) Failure {
+		return Failure{ChangeNumber: f.change, Subject: device, Kind: FailureError, DeploymentID: &dep,
+			ErrorCode: code(0x80240022), CorrelationID: "autopatch:" + f.change + ":" + device, AlertComputer: device, FirstSeenAt: f.start}
+	}
+	existing, created, err := InsertFailure(ctx, f.pool, failure("SQL02"))
+	require.NoError(t, err)
+	require.True(t, created)
+
+	ids, err := InsertFailures(ctx, f.pool, []Failure{failure("SQL01"), failure("SQL02"), failure("SQL03"), failure("SQL01")})
+	require.NoError(t, err)
+	require.Len(t, ids, 4)
+	require.NotZero(t, ids[0])
+	require.Zero(t, ids[1], "SQL02 existed")
+	require.NotZero(t, ids[2])
+	require.Zero(t, ids[3], "a repeat creates nothing")
+
+	all, err := ChangeFailures(ctx, f.pool, []string{f.change})
+	require.NoError(t, err)
+	require.Len(t, all, 3)
+	require.Equal(t, existing, all[0].ID)
+
+	require.NoError(t, MarkRecoveredAll(ctx, f.pool, []int64{ids[0], ids[2]}, f.start.Add(time.Hour)))
+	all, err = FailuresByID(ctx, f.pool, []int64{existing, ids[0], ids[2]}) // in id order
+	require.NoError(t, err)
+	require.Nil(t, all[0].RecoveredAt)
+	require.NotNil(t, all[1].RecoveredAt)
+	require.NotNil(t, all[2].RecoveredAt)
+	require.Equal(t, FailureOpen, all[1].State, "not a storm member: resolved once its alert and incident close")
+}
+
+func TestPendingAlerts(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFailureFixture(t)
+	dep := f.deps[0].ID
+	insert := func(device, computer string) int64 {
+		id, _, err := InsertFailure(ctx, f.pool, Failure{ChangeNumber: f.change, Subject: device, Kind: FailureError,
+			DeploymentID: &dep, CorrelationID: "autopatch:" + f.change + ":" + device, AlertComputer: computer, FirstSeenAt: f.start})
+		require.NoError(t, err)
+		return id
+	}
+	toRaise := insert("A", "A")
+	unknown := insert("B", "B")
+	require.NoError(t, RecordAlert(ctx, f.pool, unknown, AlertResult{Outcome: AlertUnknownDevice}))
+	toLink := insert("C", "C")
+	require.NoError(t, RecordAlert(ctx, f.pool, toLink, AlertResult{Outcome: "raised", AlertID: "alert-c"}))
+	require.NoError(t, RecordIncident(ctx, f.pool, toLink, "INC0010001", "0123456789abcdef0123456789abcdef", f.start))
+	linked := insert("D", "D")
+	require.NoError(t, RecordAlert(ctx, f.pool, linked, AlertResult{Outcome: "raised", AlertID: "alert-d"}))
+	require.NoError(t, RecordIncident(ctx, f.pool, linked, "INC0010002", "0123456789abcdef0123456789abcde0", f.start))
+	require.NoError(t, RecordAlertTicket(ctx, f.pool, linked, "INC0010002"))
+	toClose := insert("E", "E")
+	require.NoError(t, RecordAlert(ctx, f.pool, toClose, AlertResult{Outcome: "raised", AlertID: "alert-e"}))
+	require.NoError(t, RecordIncident(ctx, f.pool, toClose, "INC0010003", "0123456789abcdef0123456789abcde1", f.start))
+	require.NoError(t, RecordAlertTicket(ctx, f.pool, toClose, "INC0010003"))
+	require.NoError(t, MarkRecovered(ctx, f.pool, toClose, f.start.Add(time.Hour)))
+	insert("F", "") // no computer: its own job records the refusal
+
+	ids, err := PendingAlerts(ctx, f.pool, 100)
+	require.NoError(t, err)
+	require.Equal(t, []int64{toRaise, toLink, toClose}, ids)
+	ids, err = PendingAlerts(ctx, f.pool, 1)
+	require.NoError(t, err)
+	require.Equal(t, []int64{toRaise}, ids)
+}

@@ -25,7 +25,7 @@ const (
 	StateClosed    = store.DeploymentClosed
 	StateMissed    = store.DeploymentMissed
 	StateFailed    = store.DeploymentFailed
-	StateHeld      = "held"
+	StateHeld      = store.DeploymentHeld
 )
 
 // States lists every state, in the order a legend shows them.
@@ -34,8 +34,10 @@ var States = []string{StateScheduled, StatePlanned, StateCreated, StateOpen, Sta
 // rank orders deployment states when a window has several deployments (one
 // per update group, or of several changes): the window shows the one that
 // matters most now.
+// A deployment held by rollout control (error budget, tier gating, pause)
+// has the state held itself, and outranks created: it will not open.
 var rank = map[string]int{
-	StateOpen: 7, StateCreated: 6, StatePlanned: 5, StateFailed: 4, StateMissed: 3, StateClosed: 2,
+	StateOpen: 8, StateHeld: 7, StateCreated: 6, StatePlanned: 5, StateFailed: 4, StateMissed: 3, StateClosed: 2,
 }
 
 // View is one window and what autopatch did about it.

@@ -108,9 +108,20 @@ type Server struct {
 	access   map[string]time.Time // access token → expiry
 	refresh  map[string]time.Time // refresh token → expiry
 	faults   []fault
+	limit    rateLimit
 	lose     []string // methods of the responses to lose, "" for any
 	requests []Request
 	perms    perms // roles and read ACLs of the integration user; see access.go
+}
+
+// rateLimit is a rate limit rule: at most n Table API requests in each
+// fixed window of length per (n 0: none).
+type rateLimit struct {
+	n      int
+	per    time.Duration
+	start  time.Time
+	count  int
+	denied int
 }
 
 type fault struct {
@@ -216,6 +227,46 @@ func (s *Server) FailNextMethod(method string, n int, status int, retryAfter str
 	}
 }
 
+// SetRateLimit enforces a rate limit rule as an instance does (System Web
+// Services > Rate Limiting): at most n Table API requests in each fixed
+// window of length per; the rest of the window is answered 429 with a
+// Retry-After of the seconds until it ends, before authentication. A real
+// rule counts per hour; benchmarks use seconds. n 0 removes the limit.
+func (s *Server) SetRateLimit(n int, per time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.limit = rateLimit{n: n, per: per}
+}
+
+// RateLimited returns how many requests the rate limit refused.
+func (s *Server) RateLimited() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.limit.denied
+}
+
+// overLimit counts a request against the rate limit and reports the
+// Retry-After to answer when it is over.
+func (s *Server) overLimit() (retryAfter string, over bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := &s.limit
+	if l.n <= 0 {
+		return "", false
+	}
+	now := time.Now()
+	if now.Sub(l.start) >= l.per {
+		l.start, l.count = now.Truncate(l.per), 0
+	}
+	l.count++
+	if l.count <= l.n {
+		return "", false
+	}
+	l.denied++
+	wait := l.start.Add(l.per).Sub(now)
+	return strconv.Itoa(int((wait + time.Second - 1) / time.Second)), true
+}
+
 // LoseNextResponses makes the next n Table API requests with the given
 // method ("" for any) take effect and then drops the connection without a
 // response: the client sees a transport error although the record was
@@ -288,6 +339,10 @@ func (s *Server) tableAPI(h func(w http.ResponseWriter, r *http.Request, t *tabl
 	return func(w http.ResponseWriter, r *http.Request) {
 		if f, ok := s.nextFault(r.Method); ok {
 			writeFault(w, f)
+			return
+		}
+		if after, over := s.overLimit(); over {
+			writeFault(w, fault{status: http.StatusTooManyRequests, retryAfter: after})
 			return
 		}
 		user, ok := s.authenticate(r)

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -380,6 +381,25 @@ func TestAddRecord(t *testing.T) {
 	r := b.call(t, "GET", "/api/now/table/sc_req_item/"+id, "", "", "")
 	require.Equal(t, http.StatusOK, r.status)
 	require.Equal(t, "RITM0010001", r.result()["number"])
+}
+
+func TestRateLimit(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	b.sim.SetRateLimit(3, time.Hour)
+	for range 3 {
+		require.Equal(t, http.StatusOK, b.call(t, "GET", "/api/now/table/incident", "", "", "").status)
+	}
+	r := b.call(t, "GET", "/api/now/table/incident", "", "", "")
+	require.Equal(t, http.StatusTooManyRequests, r.status)
+	after, err := strconv.Atoi(r.header.Get("Retry-After"))
+	require.NoError(t, err)
+	require.Greater(t, after, 0)
+	require.LessOrEqual(t, after, 3600, "the seconds left of the rule's hour")
+	require.Equal(t, 1, b.sim.RateLimited())
+
+	b.sim.SetRateLimit(0, 0)
+	require.Equal(t, http.StatusOK, b.call(t, "GET", "/api/now/table/incident", "", "", "").status)
 }
 
 func TestFaults(t *testing.T) {
