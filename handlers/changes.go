@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/labstack/echo/v4"
 
+	"github.com/autopatch/autopatch/internal/ledger"
 	"github.com/autopatch/autopatch/internal/store"
 )
 
@@ -25,8 +26,13 @@ type changeJSON struct {
 	Status           string    `json:"status"`
 	Revision         int64     `json:"revision"`
 	UpdatedAt        time.Time `json:"updated_at"`
-	OnHold           bool      `json:"on_hold"`
-	ErrorBudget      string    `json:"error_budget,omitempty"` // the change's own; empty: AUTOPATCH_ERROR_BUDGET
+	// Classification and Deadline (docs/architecture.md §9.2): the deadline
+	// the change gives or its classification's; DeadlineGiven says which.
+	Classification string    `json:"classification"`
+	Deadline       time.Time `json:"deadline"`
+	DeadlineGiven  bool      `json:"deadline_given"`
+	OnHold         bool      `json:"on_hold"`
+	ErrorBudget    string    `json:"error_budget,omitempty"` // the change's own; empty: AUTOPATCH_ERROR_BUDGET
 	// Held is true while a hold is in force (see holds).
 	Held bool `json:"held"`
 }
@@ -47,7 +53,7 @@ type changeResponse struct {
 
 // getChange is GET /api/v1/changes/{number}: the change as last received,
 // its current plan, and every deployment with its state history.
-func getChange(pool *pgxpool.Pool) echo.HandlerFunc {
+func getChange(pool *pgxpool.Pool, deadlines ledger.Options) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		ctx := c.Request().Context()
 		number := PathParam(c, "number")
@@ -63,6 +69,7 @@ func getChange(pool *pgxpool.Pool) echo.HandlerFunc {
 				Number: ch.Number, SysID: ch.SysID, State: ch.State, Approval: ch.Approval,
 				Start: ch.Start.UTC(), End: ch.End.UTC(), UpdateGroups: ch.UpdateGroups, Schedules: ch.Schedules,
 				ShortDescription: ch.ShortDescription, Status: ch.Status, Revision: ch.Revision, UpdatedAt: ch.UpdatedAt.UTC(),
+				Classification: ch.Classification, Deadline: deadlines.Deadline(ch).UTC(), DeadlineGiven: ch.Deadline != nil,
 				OnHold: ch.OnHold, ErrorBudget: ch.ErrorBudget,
 			},
 			Deployments: []deploymentJSON{},

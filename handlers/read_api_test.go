@@ -93,5 +93,10 @@ func TestReadAPIMatchesOpenAPI(t *testing.T) {
 		e.ServeHTTP(rec, req)
 		require.Equal(t, tt.want, rec.Code, "%s: %s", tt.path, rec.Body.String())
 		checkSpec(t, req, nil, tt.token == "token", rec.Result(), rec.Body.Bytes())
+		if tt.path == "/api/v1/changes/CHG0031234" && tt.want == http.StatusOK {
+			// A change sent before classifications is normal: Patch Tuesday + 30 days.
+			require.Contains(t, rec.Body.String(), `"classification":"normal"`)
+			require.Contains(t, rec.Body.String(), `"deadline_given":false`)
+		}
 	}
 }

@@ -71,7 +71,9 @@ func New(opts Options) *echo.Echo {
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{Registry: opts.Registry})))
 	e.GET("/openapi.yaml", openAPIDocument)
 	if opts.Webhooks != nil {
-		registerWebhooks(e, *opts.Webhooks, opts.Logger, opts.Registry)
+		wo := *opts.Webhooks
+		wo.ledger = opts.Compliance // the deferral webhook checks deadlines as the ledger does
+		registerWebhooks(e, wo, opts.Logger, opts.Registry)
 	}
 
 	now := opts.Now
@@ -81,7 +83,7 @@ func New(opts Options) *echo.Echo {
 	api := e.Group("/api/v1", bearerAuth(opts.APIToken))
 	api.GET("/schedules", listSchedules(opts.Store))
 	api.GET("/schedules/:name/windows", scheduleWindows(opts.Schedules, now))
-	api.GET("/changes/:number", getChange(opts.Pool))
+	api.GET("/changes/:number", getChange(opts.Pool, opts.Compliance))
 	if opts.Webhooks != nil {
 		// Resuming a change enqueues a job: it needs the job client that
 		// the webhooks use.

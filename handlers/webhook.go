@@ -17,7 +17,9 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/autopatch/autopatch/internal/deadline"
 	"github.com/autopatch/autopatch/internal/ingest"
+	"github.com/autopatch/autopatch/internal/ledger"
 	"github.com/autopatch/autopatch/internal/rollout"
 	"github.com/autopatch/autopatch/internal/store"
 )
@@ -36,6 +38,8 @@ type WebhookOptions struct {
 	// Now is the clock the signature timestamp is checked against; nil is
 	// time.Now.
 	Now func() time.Time
+	// ledger decides deadlines for the deferral webhook (Options.Compliance).
+	ledger ledger.Options
 }
 
 // WebhookResponse is the answer to an authenticated, valid delivery.
@@ -54,16 +58,19 @@ type webhooks struct {
 	now      func() time.Time
 	logger   *slog.Logger
 	metrics  webhookMetrics
+	ledger   ledger.Options
 }
 
 // registerWebhooks adds the webhook routes to e and their metrics to reg.
 func registerWebhooks(e *echo.Echo, opts WebhookOptions, logger *slog.Logger, reg prometheus.Registerer) {
-	w := &webhooks{store: opts.Store, ingester: ingest.New(opts.Store.Pool, opts.Jobs, reg), auth: opts.Auth, now: opts.Now, logger: logger, metrics: newWebhookMetrics(reg)}
+	w := &webhooks{store: opts.Store, ingester: ingest.New(opts.Store.Pool, opts.Jobs, reg), auth: opts.Auth, now: opts.Now, logger: logger, metrics: newWebhookMetrics(reg),
+		ledger: opts.ledger}
 	if w.now == nil {
 		w.now = time.Now
 	}
 	e.POST(PathChangeWebhook, w.change, w.verifyWebhook(store.EventChange))
 	e.POST(PathScheduleRequestWebhook, w.scheduleRequest, w.verifyWebhook(store.EventScheduleRequest))
+	e.POST(PathDeferralWebhook, w.deferral, w.verifyWebhook(store.EventDeferral))
 }
 
 // webhookMetrics counts deliveries by kind and outcome: accepted,
@@ -118,6 +125,10 @@ type patchingInput struct {
 	// Schedules nil (omitted or null) means every automatic and
 	// manual_reboot schedule; an empty list is refused as ambiguous.
 	Schedules []string `json:"schedules,omitempty" validate:"omitnil,min=1,max=1000,dive,required,max=255,graphic"`
+	// Classification is normal (the default), critical or emergency;
+	// Deadline, when given, replaces its default (docs/architecture.md §9.2).
+	Classification string `json:"classification,omitempty" validate:"omitempty,oneof=normal critical emergency"`
+	Deadline       string `json:"deadline,omitempty" validate:"omitempty,max=64,snow_time"`
 	// ErrorBudget is the change's own error budget: a JSON number of
 	// failures (5) or a string share of devices ("10%"); omitted means
 	// AUTOPATCH_ERROR_BUDGET. Checked by rollout.FromJSON.
@@ -159,6 +170,19 @@ func parseChange(ctx context.Context, raw []byte, known scheduleLookup) (*change
 			return nil, store.Change{}, nil, err
 		}
 		c.UpdateGroups, c.Schedules = req.Patching.SoftwareUpdateGroups, req.Patching.Schedules
+		c.Classification = req.Patching.Classification
+		if c.Classification == "" {
+			c.Classification = string(deadline.Normal)
+		}
+		if req.Patching.Deadline != "" {
+			if dl, err := parseTime(req.Patching.Deadline); err == nil {
+				c.Deadline = &dl
+				if !c.Start.IsZero() && !dl.After(c.Start) {
+					p.add("patching.deadline", "must be after change.start_date (%s): nothing can be patched by a deadline that comes before the change starts",
+						c.Start.Format(snowTimeLayout))
+				}
+			}
+		}
 		if raw := req.Patching.ErrorBudget; len(raw) > 0 && string(raw) != "null" {
 			if b, err := rollout.FromJSON(raw); err != nil {
 				p.add("patching.error_budget", "%s", err)

@@ -141,6 +141,7 @@ func FuzzChangeWebhook(f *testing.F) {
 			Start: start.UTC().Truncate(time.Microsecond), End: end.UTC().Truncate(time.Microsecond),
 			UpdateGroups: p.SoftwareUpdateGroups, Schedules: p.Schedules,
 			ShortDescription: ch.ShortDescription, SysUpdatedOn: updated.UTC().Truncate(time.Microsecond),
+			Classification: classification(p.Classification), Deadline: deadlineOf(p.Deadline),
 		}, c)
 
 		// The stored payload is itself a valid body that means the same.
@@ -192,4 +193,25 @@ func FuzzScheduleRequestWebhook(f *testing.F) {
 		require.Nil(t, apiErr, "stored payload refused: %s", payload)
 		require.Equal(t, req, req2)
 	})
+}
+
+// classification is what a change stores for patching.classification:
+// normal when omitted.
+func classification(s string) string {
+	if s == "" {
+		return "normal"
+	}
+	return s
+}
+
+// deadlineOf is what a change stores for patching.deadline.
+func deadlineOf(s string) *time.Time {
+	if s == "" {
+		return nil
+	}
+	t, err := parseTime(s)
+	if err != nil {
+		panic(err)
+	}
+	return &t
 }

@@ -59,6 +59,37 @@ func TestChangeAccepted(t *testing.T) {
 	require.Equal(t, 1.0, b.metric(t, store.EventChange, "accepted"))
 }
 
+// TestChangeClassification: the classification and deadline are stored
+// (normal when omitted), and a new version that changes either is planned
+// again.
+func TestChangeClassification(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil)
+	ctx := context.Background()
+	resp := b.post(t, PathChangeWebhook, changeBody(nil), true, nil)
+	require.Equal(t, http.StatusAccepted, resp.status, "%s", resp.body)
+	c := b.change(t, "CHG0031234")
+	require.Equal(t, "normal", c.Classification)
+	require.Nil(t, c.Deadline)
+
+	resp = b.post(t, PathChangeWebhook, changeBody(func(body, change, p jsonObject) {
+		body["event_id"] = "change_request:" + sysID1 + ":8"
+		change["sys_updated_on"] = "2026-12-01 10:05:00"
+		p["classification"] = "emergency"
+		p["deadline"] = "2026-12-13 08:00:00"
+	}), true, nil)
+	require.Equal(t, http.StatusAccepted, resp.status, "%s", resp.body)
+	c = b.change(t, "CHG0031234")
+	require.Equal(t, "emergency", c.Classification)
+	require.NotNil(t, c.Deadline)
+	require.True(t, c.Deadline.Equal(time.Date(2026, 12, 13, 8, 0, 0, 0, time.UTC)), "%v", c.Deadline)
+	require.EqualValues(t, 2, c.Revision, "a new classification and deadline is a new plan")
+	rivertest.RequireManyInserted(ctx, t, riverpgxv5.New(b.pool), []rivertest.ExpectedJob{
+		{Args: &jobs.PlanChangeArgs{ChangeNumber: "CHG0031234", Revision: 1}},
+		{Args: &jobs.PlanChangeArgs{ChangeNumber: "CHG0031234", Revision: 2}},
+	})
+}
+
 // TestChangeDuplicates: the same event id, or the same record version
 // under another event id, is answered with the first id and does nothing.
 func TestChangeDuplicates(t *testing.T) {

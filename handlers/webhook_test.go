@@ -75,6 +75,8 @@ func setupPool(t testing.TB, pool *pgxpool.Pool, auth *WebhookAuth) *testBundle 
 	river.AddWorker(workers, &noopWorker[jobs.PlanChangeArgs]{})
 	river.AddWorker(workers, &noopWorker[jobs.UnwindChangeArgs]{})
 	river.AddWorker(workers, &noopWorker[jobs.AssignDevicesArgs]{})
+	river.AddWorker(workers, &noopWorker[jobs.WorkNoteArgs]{})
+	river.AddWorker(workers, &noopWorker[jobs.RefreshLedgerArgs]{})
 	river.AddWorker(workers, &noopWorker[jobs.HoldChangeArgs]{})
 	client, err := river.NewClient(riverpgxv5.New(pool), &river.Config{Workers: workers})
 	require.NoError(t, err)
@@ -372,6 +374,10 @@ func TestWebhookRefusals(t *testing.T) {
 		{"StateControl", chg, change(func(c jsonObject) { c["state"] = "sched\u0000uled" }), nil, 400, "validation_failed", []string{"change.state"}, "printable"},
 		{"DescriptionNUL", chg, change(func(c jsonObject) { c["short_description"] = "Dec\u0000ember" }), nil, 400, "validation_failed", []string{"change.short_description"}, "NUL"},
 		{"EventIDControl", chg, changeBody(func(b, _, _ jsonObject) { b["event_id"] = "a\nb" }), nil, 400, "validation_failed", []string{"event_id"}, "printable"},
+		{"ClassificationUnknown", chg, patching(func(p jsonObject) { p["classification"] = "urgent" }), nil, 400, "validation_failed", []string{"patching.classification"}, "one of normal, critical, emergency"},
+		{"DeadlineNotATime", chg, patching(func(p jsonObject) { p["deadline"] = "next Tuesday" }), nil, 400, "validation_failed", []string{"patching.deadline"}, "date and time"},
+		{"DeadlineBeforeStart", chg, patching(func(p jsonObject) { p["deadline"] = "2026-12-12 19:59:59" }), nil, 400, "validation_failed", []string{"patching.deadline"}, "after change.start_date"},
+		{"DeadlineAtStart", chg, patching(func(p jsonObject) { p["deadline"] = "2026-12-12T20:00:00Z" }), nil, 400, "validation_failed", []string{"patching.deadline"}, "after change.start_date"},
 		{"GroupsEmpty", chg, patching(func(p jsonObject) { p["software_update_groups"] = []any{} }), nil, 400, "validation_failed", []string{"patching.software_update_groups"}, "at least 1 item"},
 		{"GroupsMissing", chg, patching(func(p jsonObject) { delete(p, "software_update_groups") }), nil, 400, "validation_failed", []string{"patching.software_update_groups"}, "is required"},
 		{"Groups101", chg, patching(func(p jsonObject) {

@@ -26,6 +26,16 @@ type changePlan struct {
 	// policy its held schedules keep their window in the plan's entries
 	// but get no deployment.
 	safety *planSafety
+	// deadline is when the change's devices must be patched by, and why
+	// (docs/architecture.md §9.2); zero when not known.
+	deadline    time.Time
+	deadlineWhy string
+	// list is the schedules in scope; added the windows an emergency
+	// change got before its deadline, and stranded the devices of its
+	// schedules that could get none (docs/architecture.md §9.2).
+	list     []calendar.Schedule
+	added    []calendar.Added
+	stranded map[string][]string
 }
 
 // held returns why service safety holds schedule out of the change; empty
@@ -60,8 +70,26 @@ func newChangePlan(c store.ChangeRow, set *schedules.Set) *changePlan {
 	for _, s := range list {
 		p.scope[s.Name] = s
 	}
+	p.list = list
 	p.result = calendar.Plan(list, c.Start, c.End)
 	return p
+}
+
+// placeBefore re-plans an emergency change so that every schedule has a
+// window before deadline where one fits (calendar.PlanBefore), and reads
+// the devices of the schedules that could get none, for the note.
+func (p *changePlan) placeBefore(ctx context.Context, tx pgx.Tx, deadline time.Time) error {
+	p.result, p.added = calendar.PlanBefore(p.list, p.change.Start, p.change.End, deadline)
+	var names []string
+	for _, u := range p.result.Unplaceable {
+		names = append(names, u.Schedule)
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	var err error
+	p.stranded, err = store.DeviceNamesBySchedule(ctx, tx, names)
+	return err
 }
 
 func (p *changePlan) entries() []store.PlanEntry {
@@ -170,6 +198,10 @@ func (p *changePlan) note(version int, r reconciled) string {
 	fmt.Fprintf(&b, "autopatch plan v%d for %s\n", version, c.Number)
 	fmt.Fprintf(&b, "Change window: %s – %s UTC\n", c.Start.UTC().Format("2006-01-02 15:04"), c.End.UTC().Format("2006-01-02 15:04"))
 	fmt.Fprintf(&b, "Software update groups: %s\n", strings.Join(c.UpdateGroups, "; "))
+	if !p.deadline.IsZero() {
+		fmt.Fprintf(&b, "Deadline: %s UTC (%s)\n",
+			p.deadline.UTC().Format("2006-01-02 15:04"), p.deadlineWhy)
+	}
 	if len(p.result.Windows) > 0 {
 		b.WriteString("\nWindows:\n")
 	}
@@ -190,11 +222,20 @@ func (p *changePlan) note(version int, r reconciled) string {
 		}
 		b.WriteString("\n")
 	}
+	if len(p.added) > 0 {
+		b.WriteString("\nEmergency windows added (before the deadline, one after another, inside the change):\n")
+		for _, a := range p.added {
+			fmt.Fprintf(&b, "- %s: %s\n", a.Schedule, a.Why)
+		}
+	}
 	if len(p.result.Unplaceable) > 0 || len(p.notInForce) > 0 {
 		b.WriteString("\nNot placed in this change:\n")
 	}
 	for _, u := range p.result.Unplaceable {
 		fmt.Fprintf(&b, "- %s: %s\n", u.Schedule, u.Reason)
+		if devs := p.stranded[u.Schedule]; len(devs) > 0 {
+			fmt.Fprintf(&b, "  devices not patched before the deadline (%d): %s\n", len(devs), strings.Join(devs, ", "))
+		}
 	}
 	for _, name := range p.notInForce {
 		fmt.Fprintf(&b, "- %s: not in the schedules file in force\n", name)

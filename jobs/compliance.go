@@ -89,7 +89,7 @@ func refreshLedger(ctx context.Context, tx pgx.Tx, deps *Deps, number string, no
 	devs := ledger.Devices(ev, now, deps.Compliance.Ledger)
 	outs := make([]store.Outcome, 0, len(devs))
 	for _, d := range devs {
-		outs = append(outs, store.Outcome{Device: d.Device, Outcome: string(d.Outcome), ByDeadline: d.ByDeadline})
+		outs = append(outs, store.Outcome{Device: d.Device, Outcome: string(d.Outcome), ByDeadline: d.ByDeadline, Deadline: d.Deadline})
 	}
 	changed, err := store.RecordOutcomes(ctx, tx, number, ledger.CycleOf(ev.Change).String(), outs, now)
 	if err != nil {
@@ -290,6 +290,14 @@ func (w *ComplianceSweepWorker) lateStatus(ctx context.Context, now time.Time) e
 					return err
 				}
 				dl = deps.Compliance.Ledger.Deadline(c)
+				// Re-read for deferred devices until their own deadline.
+				deferrals, err := store.DeferralsOf(ctx, tx, d.ChangeNumber)
+				if err != nil {
+					return err
+				}
+				if latest := latestDeferral(deferrals); latest.After(dl) {
+					dl = latest
+				}
 				deadlines[d.ChangeNumber] = dl
 			}
 			if now.Before(dl) {
@@ -319,6 +327,17 @@ type dueRead struct {
 	preflight, manual []store.PlanEntry
 }
 
+// latestDeferral is the latest until of deferrals; zero for none.
+func latestDeferral(deferrals map[string]time.Time) time.Time {
+	var latest time.Time
+	for _, u := range deferrals {
+		if u.After(latest) {
+			latest = u
+		}
+	}
+	return latest
+}
+
 // due finds what is due for a change; nil when nothing is. A change whose
 // deadline has passed gets its summary once more here.
 func (w *ComplianceSweepWorker) due(ctx context.Context, number string, now time.Time) (*dueRead, error) {
@@ -328,7 +347,12 @@ func (w *ComplianceSweepWorker) due(ctx context.Context, number string, now time
 		return nil, err
 	}
 	d := &dueRead{ev: ev, deadline: deps.Compliance.Ledger.Deadline(ev.Change)}
-	if now.After(d.deadline.Add(deps.Compliance.interval() * 4)) {
+	// A deferred device is followed until its own deadline (§9.2).
+	settle := d.deadline
+	if latest := latestDeferral(ev.Deferrals); latest.After(settle) {
+		settle = latest
+	}
+	if now.After(settle.Add(deps.Compliance.interval() * 4)) {
 		return nil, nil // settled: its deadline passed and was acted on
 	}
 	if !now.Before(d.deadline) && windowsDone(ev, now) {
@@ -517,6 +541,9 @@ func (w *ComplianceSweepWorker) manualFollowUp(ctx context.Context, tx pgx.Tx, e
 			continue
 		}
 		for _, d := range late {
+			if now.Before(d.Deadline) {
+				continue // deferred: its incident waits for its own deadline
+			}
 			id, created, err := store.InsertFailure(ctx, tx, store.Failure{
 				ChangeNumber: ev.Change.Number, Subject: d.Device, Kind: store.FailureNoncompliant,
 				CorrelationID: failureKey(ev.Change.Number, store.FailureNoncompliant, d.Device),

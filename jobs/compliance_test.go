@@ -166,6 +166,9 @@ func TestComplianceLedgerEveryOutcome(t *testing.T) {
 		}
 	}
 	require.InDelta(t, 4.0/9, gauges["autopatch_patched_by_deadline_ratio cycle="+cycle], 1e-9)
+	past, ok := gauges["autopatch_devices_past_deadline cycle="+cycle]
+	require.True(t, ok, "devices past deadline exported")
+	require.Zero(t, past, "the cycle's deadline (Patch Tuesday + 30 days) is still ahead")
 	for _, o := range compliance.Outcomes {
 		v, ok := gauges["autopatch_compliance_devices cycle="+cycle+" outcome="+string(o)]
 		require.True(t, ok, "%s exported", o)
@@ -316,4 +319,93 @@ func TestComplianceReadRetried(t *testing.T) {
 	require.Equal(t, map[string]compliance.Outcome{"SLEEPY01": compliance.ClientInactive, "OK01": compliance.Pending}, got)
 	require.Contains(t, h.notes(sysID), "SLEEPY01: client inactive")
 	require.Contains(t, h.notes(sysID2), "Every member's SCCM client is installed and active.")
+}
+
+// TestDeferredManualDevice: a manual device deferred past the change's
+// deadline gets no incident at the change's deadline, shows deferred in
+// the ledger, and gets its incident at its own deadline if it is still not
+// compliant then (docs/architecture.md §9.2).
+func TestDeferredManualDevice(t *testing.T) {
+	t.Parallel()
+	manual := []estate.SeedDevice{{Name: "HAND02", Outcome: "noncompliant"}, {Name: "HAND03", Outcome: "noncompliant"}}
+	h := newFailureHarness(t, failureOptions{devices: manual})
+	h.deps.Metrics = NewMetrics(nil)
+	now := time.Now().Truncate(time.Second)
+	w := window{now.Add(6 * time.Second), now.Add(10 * time.Second)}
+	deadline := w.end.Add(4 * time.Second)
+	until := deadline.Add(8 * time.Second)
+	h.deps.Compliance = ComplianceOptions{
+		PreflightLead: time.Hour, Interval: time.Second, ReminderLead: time.Hour,
+		Ledger: ledger.Options{DeadlineFor: func(store.ChangeRow) time.Time { return deadline }},
+	}
+	h.startClient()
+	h.load(schedule("HAND", "manual_patch", w))
+	ctx := context.Background()
+	for _, d := range manual {
+		require.NoError(t, h.est.SCCM().AddMember("Patch - HAND", d.Name))
+		_, err := h.pool.Exec(ctx, `INSERT INTO devices (name, schedule_name) VALUES ($1, 'HAND')`, d.Name)
+		require.NoError(t, err)
+	}
+	number, _ := h.approve(now, now.Add(time.Hour), "HAND")
+	_, err := h.pool.Exec(ctx, `WITH ev AS (
+			INSERT INTO webhook_events (id, kind, record_number, record_sys_id, payload, outcome)
+			VALUES (gen_random_uuid(), 'deferral', 'RITM0010002', 'aaaabbbbccccddddeeeeffff00002222', '{}', 'accepted') RETURNING id)
+		INSERT INTO deferrals (event, change_number, device_name, until, reason, approved_by, ritm_number, ritm_sys_id)
+		SELECT id, $1, 'HAND03', $2, 'month-end', 'approver', 'RITM0010002', 'aaaabbbbccccddddeeeeffff00002222' FROM ev`, number, until)
+	require.NoError(t, err)
+
+	h.waitFor("HAND02's incident at the change's deadline", func() bool {
+		fs := h.failures(number)
+		return len(fs) >= 1 && fs[0].IncidentSysID != ""
+	})
+	require.True(t, time.Now().Before(until), "the test machine was too slow to see the deferral in force")
+	fs := h.failures(number)
+	require.Len(t, fs, 1, "HAND03 is deferred: no incident yet")
+	require.Equal(t, "HAND02", fs[0].Subject)
+	l, err := ledger.ForChange(ctx, h.pool, number, time.Now(), h.deps.Compliance.Ledger)
+	require.NoError(t, err)
+	got := map[string]compliance.Outcome{}
+	for _, d := range l.Devices {
+		got[d.Device] = d.Outcome
+	}
+	require.Equal(t, compliance.Deferred, got["HAND03"])
+	require.Equal(t, compliance.ManualNoncompliant, got["HAND02"])
+
+	h.waitFor("HAND03's incident at its own deadline", func() bool { return len(h.failures(number)) == 2 })
+	for _, f := range h.failures(number) {
+		require.Equal(t, store.FailureNoncompliant, f.Kind)
+		if f.Subject == "HAND03" {
+			require.False(t, f.FirstSeenAt.Before(until), "raised at %s, before its deferral ended at %s", f.FirstSeenAt, until)
+		}
+	}
+}
+
+// TestRefreshLedgerAfterDeferral: the refresh a deferral enqueues stores
+// the deferred outcome and the moved deadline at once, without an SCCM read.
+func TestRefreshLedgerAfterDeferral(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.startClient()
+	ctx := context.Background()
+	now := time.Now().Truncate(time.Second)
+	w := window{now.Add(time.Hour), now.Add(2 * time.Hour)}
+	h.load(schedule("AUTO", "automatic", w))
+	_, err := h.pool.Exec(ctx, `INSERT INTO devices (name, schedule_name, service, tier) VALUES ('SQL01', 'AUTO', 'Payroll', 'backend')`)
+	require.NoError(t, err)
+	number, _ := h.approve(now, now.Add(3*time.Hour), "AUTO")
+	h.waitFor("the plan", func() bool { return h.states(number)["created"] == 2 })
+	until := time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC)
+	_, err = h.pool.Exec(ctx, `WITH ev AS (
+			INSERT INTO webhook_events (id, kind, record_number, record_sys_id, payload, outcome)
+			VALUES (gen_random_uuid(), 'deferral', 'RITM0010002', 'aaaabbbbccccddddeeeeffff00003333', '{}', 'accepted') RETURNING id)
+		INSERT INTO deferrals (event, change_number, device_name, until, reason, approved_by, ritm_number, ritm_sys_id)
+		SELECT id, $1, 'SQL01', $2, 'month-end', 'approver', 'RITM0010002', 'aaaabbbbccccddddeeeeffff00003333' FROM ev`, number, until)
+	require.NoError(t, err)
+	h.insert(RefreshLedgerArgs{ChangeNumber: number})
+	h.waitFor("SQL01 stored deferred", func() bool {
+		var outcome string
+		var dl *time.Time
+		err := h.pool.QueryRow(ctx, `SELECT outcome, deadline FROM compliance_outcomes WHERE change_number = $1 AND device_name = 'SQL01'`, number).Scan(&outcome, &dl)
+		return err == nil && outcome == "deferred" && dl != nil && dl.Equal(until)
+	})
 }

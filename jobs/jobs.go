@@ -130,6 +130,7 @@ func NewClient(deps *Deps, q config.Queues) (*river.Client[pgx.Tx], error) {
 	river.AddWorker(workers, &SweepFailuresWorker{deps: deps})
 	river.AddWorker(workers, &HoldChangeWorker{deps: deps})
 	river.AddWorker(workers, &ComplianceSweepWorker{deps: deps})
+	river.AddWorker(workers, &RefreshLedgerWorker{deps: deps})
 
 	return river.NewClient(riverpgxv5.New(deps.Pool), &river.Config{
 		Logger: logfilter.RiverLogger(deps.Logger), // its 5-second chatter at debug

@@ -293,7 +293,7 @@ func TestWindowsOpenAndCloseOnTime(t *testing.T) {
 	}
 
 	// Notes are jobs of their own and may land in any order: wait for all.
-	want := []string{"autopatch plan v1 for " + number, "BYHAND", "manual_patch: tracked only", "restart suppressed", "DISABLED until their window opens"}
+	want := []string{"autopatch plan v1 for " + number, "Deadline: ", "(normal change: Patch Tuesday ", "BYHAND", "manual_patch: tracked only", "restart suppressed", "DISABLED until their window opens"}
 	h.waitFor("the notes on the change", func() bool {
 		notes := h.notes(sysID)
 		for _, w := range want {
@@ -479,4 +479,54 @@ func requireNeverEnabled(t *testing.T, d sccmsim.DeploymentState) {
 	for _, e := range d.Events {
 		require.False(t, e.Enabled, "%s was enabled at %s; a missed window never is", d.Name, e.At)
 	}
+}
+
+// TestEmergencyPlacedBeforeDeadline: an emergency change whose schedules
+// have no window before its deadline gets the first slot before it for each
+// schedule that fits (inside the change, one after another), and the plan
+// note says which windows were added and why, and which devices cannot be
+// patched before the deadline — never placed early or outside the change.
+func TestEmergencyPlacedBeforeDeadline(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.startClient()
+	ctx := context.Background()
+	recurring := func(name, duration string) string {
+		return fmt.Sprintf("  - {name: %s, collection: \"Patch - %s\", timezone: UTC, recurrence: {anchor: patch_tuesday, offset_days: 20}, start: \"03:00\", duration: %s}\n", name, name, duration)
+	}
+	h.load(recurring("QUICK", "15m"), recurring("SLOW", "4h"))
+	_, err := h.pool.Exec(ctx, `INSERT INTO devices (name, schedule_name, service, tier) VALUES
+		('SLOW01', 'SLOW', 'Ledger', 'backend'), ('SLOW02', 'SLOW', 'Ledger', 'backend')`)
+	require.NoError(t, err)
+
+	// An hour from now, for a day; its deadline an hour after its start:
+	// QUICK's 15 min slot fits before it, SLOW's 4 h one cannot.
+	start := time.Now().Add(time.Hour).Truncate(time.Second).UTC()
+	deadline := start.Add(time.Hour)
+	number, sysID := "CHG0039001", fmt.Sprintf("%032x", 0xe3e3)
+	require.NoError(t, h.sn.AddRecord("change_request", sysID, number))
+	_, err = h.pool.Exec(ctx, `INSERT INTO changes (number, sys_id, state, approval, start_at, end_at, update_groups, schedules, revision, classification, deadline)
+		VALUES ($1, $2, 'scheduled', 'approved', $3, $4, $5, $6, 1, 'emergency', $7)`,
+		number, sysID, start, start.Add(24*time.Hour), []string{"2026-12 Servers"}, []string{"QUICK", "SLOW"}, deadline)
+	require.NoError(t, err)
+	h.insert(PlanChangeArgs{ChangeNumber: number, Revision: 1})
+
+	h.waitFor("the plan note", func() bool { return strings.Contains(h.notes(sysID), "autopatch plan v1") })
+	note := h.notes(sysID)
+	t.Log(note)
+	require.Contains(t, note, "Deadline: "+deadline.Format("2006-01-02 15:04")+" UTC (emergency change, deadline given by the change)")
+	require.Contains(t, note, "Emergency windows added")
+	require.Contains(t, note, "- QUICK: emergency: its schedule has no window in the change before the deadline")
+	require.Contains(t, note, "- SLOW: emergency: no slot of 4h0m0s before the deadline")
+	require.Contains(t, note, "devices not patched before the deadline (2): SLOW01, SLOW02")
+
+	var ws, we time.Time
+	require.NoError(t, h.pool.QueryRow(ctx, `SELECT window_start, window_end FROM deployments WHERE change_number = $1 AND schedule_name = 'QUICK'`,
+		number).Scan(&ws, &we))
+	require.True(t, ws.Equal(start), "the first slot: at the change's start, %s", ws)
+	require.True(t, we.Equal(start.Add(15*time.Minute)))
+	require.False(t, we.After(deadline), "ends by the deadline")
+	var slow int
+	require.NoError(t, h.pool.QueryRow(ctx, `SELECT count(*) FROM deployments WHERE change_number = $1 AND schedule_name = 'SLOW'`, number).Scan(&slow))
+	require.Zero(t, slow, "no window after the deadline, none early")
 }

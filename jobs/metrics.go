@@ -165,6 +165,7 @@ type ComplianceGauges struct {
 	Pool    *pgxpool.Pool
 	devices *prometheus.Desc
 	ratio   *prometheus.Desc
+	past    *prometheus.Desc
 }
 
 // NewComplianceGauges returns the collector.
@@ -174,11 +175,18 @@ func NewComplianceGauges(pool *pgxpool.Pool) *ComplianceGauges {
 			"Devices in the compliance ledger by patch cycle (YYYY-MM) and outcome.", []string{"cycle", "outcome"}, nil),
 		ratio: prometheus.NewDesc("autopatch_patched_by_deadline_ratio",
 			"Share of a patch cycle's devices patched by their deadline.", []string{"cycle"}, nil),
+		past: prometheus.NewDesc("autopatch_devices_past_deadline",
+			"Devices of a patch cycle whose deadline (moved by their deferral, if any) has passed and that are neither patched nor deferred; forced ones included. Deferred and forced devices: autopatch_compliance_devices{outcome=\"deferred\"|\"forced\"}.",
+			[]string{"cycle"}, nil),
 	}
 }
 
 // Describe implements prometheus.Collector.
-func (c *ComplianceGauges) Describe(ch chan<- *prometheus.Desc) { ch <- c.devices; ch <- c.ratio }
+func (c *ComplianceGauges) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.devices
+	ch <- c.ratio
+	ch <- c.past
+}
 
 // Collect implements prometheus.Collector. Every outcome of a cycle is
 // exported, zero or not.
@@ -194,6 +202,7 @@ func (c *ComplianceGauges) Collect(ch chan<- prometheus.Metric) {
 		by       map[string]int
 		total    int
 		deadline int
+		past     int
 	}
 	cycles := map[string]*cycle{}
 	for _, n := range counts {
@@ -205,11 +214,13 @@ func (c *ComplianceGauges) Collect(ch chan<- prometheus.Metric) {
 		cy.by[n.Outcome] += n.Devices
 		cy.total += n.Devices
 		cy.deadline += n.ByDeadline
+		cy.past += n.PastDeadline
 	}
 	for name, cy := range cycles {
 		for _, o := range compliance.Outcomes {
 			ch <- prometheus.MustNewConstMetric(c.devices, prometheus.GaugeValue, float64(cy.by[string(o)]), name, string(o))
 		}
 		ch <- prometheus.MustNewConstMetric(c.ratio, prometheus.GaugeValue, float64(cy.deadline)/float64(cy.total), name)
+		ch <- prometheus.MustNewConstMetric(c.past, prometheus.GaugeValue, float64(cy.past), name)
 	}
 }

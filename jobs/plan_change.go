@@ -7,6 +7,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
+	"github.com/autopatch/autopatch/internal/deadline"
 	"github.com/autopatch/autopatch/internal/store"
 )
 
@@ -81,6 +82,13 @@ func (w *PlanChangeWorker) Work(ctx context.Context, job *river.Job[PlanChangeAr
 		}
 		now := w.deps.now()
 		p := newChangePlan(c, w.deps.Schedules.Get())
+		p.deadline = w.deps.Compliance.Ledger.Deadline(c)
+		p.deadlineWhy = w.deps.Compliance.Ledger.Policy().Why(deadline.Classification(c.Classification), c.Start, c.Deadline)
+		if deadline.Classification(c.Classification) == deadline.Emergency {
+			if err := p.placeBefore(ctx, tx, p.deadline); err != nil {
+				return err
+			}
+		}
 		if p.safety, err = w.deps.checkPlanSafety(ctx, tx, p); err != nil {
 			return err
 		}

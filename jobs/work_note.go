@@ -3,9 +3,12 @@ package jobs
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
+
+	"github.com/autopatch/autopatch/internal/store"
 )
 
 // ServiceNow tables autopatch writes work notes on.
@@ -61,4 +64,34 @@ func (w *WorkNoteWorker) Work(ctx context.Context, job *river.Job[WorkNoteArgs])
 // note enqueues a work note in tx.
 func note(ctx context.Context, tx pgx.Tx, table, sysID, text string) error {
 	return insertTx(ctx, tx, WorkNoteArgs{Table: table, SysID: sysID, Text: text}, nil)
+}
+
+// DeferralJobs are the jobs of an approved deferral (docs/architecture.md
+// §9.2): its work notes, one on the change and one on the request item that
+// asked for it, and the refresh of the change's ledger. Devices forced before the deferral arrived are named
+// as such: the deferral is recorded for them, and moves nothing.
+func DeferralJobs(d store.Deferral) []river.JobArgs {
+	var deferred, forced []string
+	for _, name := range d.Devices {
+		if at, ok := d.ForcedAt[strings.ToLower(name)]; ok {
+			forced = append(forced, fmt.Sprintf("%s (forced %s UTC)", name, at.UTC().Format("2006-01-02 15:04")))
+			continue
+		}
+		deferred = append(deferred, name)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "autopatch: deferral %s for %s, approved by %s\n", d.RequestItem.Number, d.Change, d.ApprovedBy)
+	if len(deferred) > 0 {
+		fmt.Fprintf(&b, "Deferred until %s UTC (%d device(s)): %s\n", d.Until.UTC().Format("2006-01-02 15:04"), len(deferred), strings.Join(deferred, ", "))
+	}
+	if len(forced) > 0 {
+		fmt.Fprintf(&b, "Not deferred, already forced (%d device(s)): %s\n", len(forced), strings.Join(forced, ", "))
+	}
+	fmt.Fprintf(&b, "Reason: %s", d.Reason)
+	text := b.String()
+	out := []river.JobArgs{WorkNoteArgs{Table: tableRequestItem, SysID: d.RequestItem.SysID, Text: text}}
+	if d.ChangeSysID != "" {
+		out = append(out, WorkNoteArgs{Table: tableChangeRequest, SysID: d.ChangeSysID, Text: text})
+	}
+	return append(out, RefreshLedgerArgs{ChangeNumber: d.Change})
 }

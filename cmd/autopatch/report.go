@@ -76,7 +76,7 @@ func report(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 		return fail(1, "%v", err)
 	}
 	defer st.Close()
-	opts := ledger.Options{DeadlineAfter: cfg.DeadlineNormal}
+	opts := ledgerOptions(cfg)
 	var l ledger.Ledger
 	if *change != "" {
 		l, err = ledger.ForChange(ctx, st.Pool, *change, now(), opts)
@@ -117,4 +117,13 @@ func cyclePattern(s string) bool {
 		}
 	}
 	return true
+}
+
+// ledgerOptions are the ledger's deadline settings from cfg.
+func ledgerOptions(cfg *config.Config) ledger.Options {
+	return ledger.Options{
+		DeadlineAfter:     cfg.DeadlineNormal,
+		DeadlineCritical:  cfg.DeadlineCritical,
+		DeadlineEmergency: cfg.DeadlineEmergency,
+	}
 }

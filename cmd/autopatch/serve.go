@@ -31,7 +31,6 @@ import (
 	"github.com/autopatch/autopatch/handlers/ui"
 	"github.com/autopatch/autopatch/internal/buildinfo"
 	"github.com/autopatch/autopatch/internal/config"
-	"github.com/autopatch/autopatch/internal/ledger"
 	"github.com/autopatch/autopatch/internal/remotemetrics"
 	"github.com/autopatch/autopatch/internal/replica"
 	"github.com/autopatch/autopatch/internal/rollout"
@@ -176,7 +175,7 @@ func initServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*
 		WindowComputer: windowComputer(cfg),
 		ErrorBudget:    errorBudget(cfg),
 		Compliance: jobs.ComplianceOptions{
-			Ledger:        ledger.Options{DeadlineAfter: cfg.DeadlineNormal},
+			Ledger:        ledgerOptions(cfg),
 			PreflightLead: cfg.PreflightLead, Interval: cfg.ComplianceInterval,
 		},
 		Safety: jobs.SafetyOptions{
@@ -192,7 +191,7 @@ func initServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*
 		Logger: logger, Ready: s.ready, Registry: registry,
 		APIToken: cfg.APIToken, Store: st, Schedules: &s.schedules, Pool: st.Pool,
 		ServiceRules: &s.services,
-		Compliance:   ledger.Options{DeadlineAfter: cfg.DeadlineNormal},
+		Compliance:   ledgerOptions(cfg),
 		Webhooks: &handlers.WebhookOptions{Store: st, Jobs: s.river, Auth: handlers.WebhookAuth{
 			Secret: cfg.WebhookSecret, User: cfg.WebhookUser, Password: cfg.WebhookPassword,
 		}},
@@ -202,7 +201,7 @@ func initServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*
 	if err := ui.Register(e, ui.Options{
 		Logger: logger, Token: cfg.APIToken, DB: st.Pool, Schedules: &s.schedules, ServiceRules: &s.services,
 		Collections: consoleSCCM.CollectionsWithMaintenanceWindows, ServiceNowURL: cfg.ServiceNow.URL,
-		Ledger: ledger.Options{DeadlineAfter: cfg.DeadlineNormal},
+		Ledger: ledgerOptions(cfg),
 	}); err != nil {
 		st.Close()
 		return nil, err

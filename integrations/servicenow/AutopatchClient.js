@@ -52,6 +52,7 @@ var AutopatchClient = Class.create();
 AutopatchClient.EVENT_RETRY = 'autopatch.webhook.retry';
 AutopatchClient.KIND_CHANGE = 'change';
 AutopatchClient.KIND_SCHEDULE_REQUEST = 'schedule-request';
+AutopatchClient.KIND_DEFERRAL = 'deferral';
 
 // change_request state values of the stock change model, as the words
 // autopatch's contract uses. An unknown value is sent as it is.
@@ -119,6 +120,9 @@ AutopatchClient.prototype = {
         if (kind == AutopatchClient.KIND_SCHEDULE_REQUEST) {
             return this.sendScheduleRequest(record, attempt);
         }
+        if (kind == AutopatchClient.KIND_DEFERRAL) {
+            return this.sendDeferral(record, attempt);
+        }
         gs.error('AutopatchClient: unknown retry kind "' + kind + '" for ' + record.getDisplayValue());
         return false;
     },
@@ -167,7 +171,78 @@ AutopatchClient.prototype = {
             // Omitted means every automatic and manual_reboot schedule.
             body.patching.schedules = schedules;
         }
+        // Optional (docs/architecture.md §9.2): omitted means normal, and the
+        // classification's deadline.
+        if (change.isValidField('u_autopatch_classification') && this._value(change, 'u_autopatch_classification')) {
+            body.patching.classification = this._value(change, 'u_autopatch_classification').toLowerCase();
+        }
+        if (change.isValidField('u_autopatch_deadline') && this._value(change, 'u_autopatch_deadline')) {
+            body.patching.deadline = this._value(change, 'u_autopatch_deadline');
+        }
         return body;
+    },
+
+    /*
+     * sendDeferral posts the deferral body for an approved sc_req_item
+     * GlideRecord of the "Defer patching" catalog item.
+     */
+    sendDeferral: function (ritm, attempt) {
+        var body;
+        try {
+            body = this.buildDeferralBody(ritm);
+        } catch (e) {
+            this._fail(ritm, 'cannot build the deferral: ' + e, attempt);
+            return false;
+        }
+        return this._deliver(AutopatchClient.KIND_DEFERRAL, ritm, body, attempt || 1);
+    },
+
+    /*
+     * buildDeferralBody returns the deferral body of docs/architecture.md §9.2
+     * from the item's variables: autopatch_change (reference to
+     * change_request), autopatch_defer_devices (list collector of
+     * cmdb_ci_server), autopatch_until (date/time, read in UTC) and
+     * autopatch_reason (the business case); approved_by is the approver of
+     * the item's approved approval.
+     */
+    buildDeferralBody: function (ritm) {
+        var change = new GlideRecord('change_request');
+        if (!change.get(String(ritm.variables.autopatch_change))) {
+            throw 'the request names no change';
+        }
+        var ids = String(ritm.variables.autopatch_defer_devices || '').split(',');
+        var devices = [];
+        for (var i = 0; i < ids.length; i++) {
+            if (ids[i]) {
+                devices.push(this._name('cmdb_ci_server', ids[i]));
+            }
+        }
+        if (devices.length === 0) {
+            throw 'the request names no device';
+        }
+        var until = new GlideDateTime();
+        until.setDisplayValue(String(ritm.variables.autopatch_until));
+        var approver = new GlideRecord('sysapproval_approver');
+        approver.addQuery('sysapproval', ritm.getUniqueValue());
+        approver.addQuery('state', 'approved');
+        approver.orderByDesc('sys_updated_on');
+        approver.setLimit(1);
+        approver.query();
+        if (!approver.next()) {
+            throw 'the request is not approved';
+        }
+        return {
+            event_id: this._eventId(ritm) + ':deferral',
+            request_item: {
+                number: this._value(ritm, 'number'),
+                sys_id: String(ritm.getUniqueValue())
+            },
+            change: this._value(change, 'number'),
+            devices: devices,
+            until: String(until.getValue()),
+            reason: String(ritm.variables.autopatch_reason || ''),
+            approved_by: String(approver.approver.user_name || '')
+        };
     },
 
     /*

@@ -19,9 +19,9 @@ import (
 // Outcome is a device's standing in a change.
 type Outcome string
 
-// The outcomes of §9.1. Deferred and Forced belong to the deadlines work
-// (issue #15); they are reserved here so that the ledger's vocabulary is
-// complete, and Classify never returns them.
+// The outcomes of §9.1. Deferred and Forced belong to §9.2: Classify never
+// returns them; internal/ledger marks a device Deferred when an approved
+// deferral covers it, and Forced is reserved for forced remediation.
 const (
 	Pending              Outcome = "pending"
 	PatchedInWindow      Outcome = "patched_in_window"

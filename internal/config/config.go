@@ -63,7 +63,9 @@ type Config struct {
 
 	StatusPollInterval time.Duration `env:"STATUS_POLL_INTERVAL" default:"5m" doc:"How often deployment status is read while a window is open."`
 	PreflightLead      time.Duration `env:"PREFLIGHT_LEAD" default:"24h" doc:"How long before a window its members' SCCM clients are checked (installed, active, last policy request); inactive ones are noted on the change and counted client_inactive in the compliance ledger."`
-	DeadlineNormal     time.Duration `env:"DEADLINE_NORMAL" default:"720h" doc:"A patch cycle's deadline after its Patch Tuesday (00:00 UTC): the compliance ledger's patched-by-deadline and the incidents of manual devices not compliant at it."`
+	DeadlineNormal     time.Duration `env:"DEADLINE_NORMAL" default:"720h" doc:"The deadline of a normal change (patching.classification normal, the default) after its cycle's Patch Tuesday (00:00 UTC): the compliance ledger's patched-by-deadline and the incidents of manual devices not compliant at it. A change's patching.deadline overrides it."`
+	DeadlineCritical   time.Duration `env:"DEADLINE_CRITICAL" default:"336h" doc:"The deadline of a critical change after its cycle's Patch Tuesday (00:00 UTC); Microsoft IT's rule is 14 days."`
+	DeadlineEmergency  time.Duration `env:"DEADLINE_EMERGENCY" default:"24h" doc:"The deadline of an emergency change after the change's start; Microsoft IT's rule is 24 hours."`
 	ComplianceInterval time.Duration `env:"COMPLIANCE_INTERVAL" default:"15m" doc:"How often the compliance sweep reads client state before windows, the compliance of manual schedules' devices (one SCCM call for every change) and, until the deadline, the late status of closed windows."`
 	MinWindowRemaining time.Duration `env:"MIN_WINDOW_REMAINING" default:"30m" doc:"A window opened late must have at least this much left (windows shorter than twice this: half of it); otherwise it is missed."`
 

@@ -39,6 +39,10 @@ type Delivery struct {
 	// Change is the change a change delivery describes; nil for a
 	// schedule request.
 	Change *store.Change
+	// Deferral is the deferral a deferral delivery asks for; nil for the
+	// others. It is recorded with the delivery, and its work notes (on the
+	// change and on the request item) enqueued, in one transaction.
+	Deferral *store.Deferral
 }
 
 // Result is what became of a delivery.
@@ -241,10 +245,11 @@ func (in *Ingester) writeTx(ctx context.Context, tx pgx.Tx, batch []*pending) er
 	}
 
 	var (
-		record   []store.Event
-		outcomes []string
-		saves    []store.ChangeRow
-		enqueue  []river.InsertManyParams
+		record    []store.Event
+		outcomes  []string
+		saves     []store.ChangeRow
+		deferrals []*pending
+		enqueue   []river.InsertManyParams
 	)
 	for i, p := range batch {
 		p.res, p.err = Result{ID: p.d.Event.ID}, nil
@@ -267,6 +272,9 @@ func (in *Ingester) writeTx(ctx context.Context, tx pgx.Tx, batch []*pending) er
 			if save != nil {
 				saves = append(saves, *save)
 			}
+			if p.d.Deferral != nil {
+				deferrals = append(deferrals, p)
+			}
 			for _, a := range args {
 				enqueue = append(enqueue, river.InsertManyParams{Args: a})
 				p.res.Jobs = append(p.res.Jobs, a.Kind())
@@ -277,6 +285,11 @@ func (in *Ingester) writeTx(ctx context.Context, tx pgx.Tx, batch []*pending) er
 	}
 	if err := store.WriteDeliveries(ctx, tx, record, outcomes, saves); err != nil {
 		return err
+	}
+	for _, p := range deferrals {
+		if err := store.WriteDeferral(ctx, tx, p.d.Event.ID, *p.d.Deferral); err != nil {
+			return err
+		}
 	}
 	if len(enqueue) > 0 {
 		if _, err := in.jobs.InsertManyTx(ctx, tx, enqueue); err != nil {
@@ -293,6 +306,9 @@ func (in *Ingester) writeTx(ctx context.Context, tx pgx.Tx, batch []*pending) er
 // uniqueness, and the older job, finding a newer revision on the row,
 // leaves the work to it.
 func judge(d Delivery, stored []store.ChangeRow) (args []river.JobArgs, save *store.ChangeRow, stale bool, err error) {
+	if d.Deferral != nil {
+		return jobs.DeferralJobs(*d.Deferral), nil, false, nil
+	}
 	if d.Change == nil {
 		return []river.JobArgs{jobs.AssignDevicesArgs{EventID: d.Event.ID}}, nil, false, nil
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/autopatch/autopatch/internal/calendar"
 	"github.com/autopatch/autopatch/internal/compliance"
+	"github.com/autopatch/autopatch/internal/deadline"
 	"github.com/autopatch/autopatch/internal/store"
 )
 
@@ -26,17 +27,27 @@ type Options struct {
 	// DeadlineAfter is the normal deadline after Patch Tuesday; zero means
 	// DefaultDeadlineAfter.
 	DeadlineAfter time.Duration
+	// DeadlineCritical (after Patch Tuesday) and DeadlineEmergency (after
+	// the change's start) are the other classifications' defaults; zero
+	// means internal/deadline's.
+	DeadlineCritical, DeadlineEmergency time.Duration
 	// DeadlineFor, when set, gives a change's deadline instead (tests and
 	// the demo, whose changes cannot wait for a real cycle's deadline).
 	DeadlineFor func(store.ChangeRow) time.Time
 }
 
-// Deadline is the deadline of change c.
+// Deadline is the deadline of change c: the one it gives, else its
+// classification's (docs/architecture.md §9.2).
 func (o Options) Deadline(c store.ChangeRow) time.Time {
 	if o.DeadlineFor != nil {
 		return o.DeadlineFor(c)
 	}
-	return DeadlineOf(CycleOf(c), o.deadlineAfter())
+	return o.Policy().Of(deadline.Classification(c.Classification), c.Start, c.Deadline)
+}
+
+// Policy is the deadline policy of the options.
+func (o Options) Policy() deadline.Policy {
+	return deadline.Policy{Normal: o.deadlineAfter(), Critical: o.DeadlineCritical, Emergency: o.DeadlineEmergency}
 }
 
 func (o Options) deadlineAfter() time.Duration {
@@ -166,7 +177,7 @@ func assemble(scope Scope, devs []Device, now time.Time) Ledger {
 // Devices in scope are the managed devices of the schedules of the change's
 // latest plan, and any other device SCCM reported in its deployments.
 func Devices(ev store.LedgerEvidence, now time.Time, opts Options) []Device {
-	deadline := opts.Deadline(ev.Change)
+	changeDeadline := opts.Deadline(ev.Change)
 	if ev.Plan == nil {
 		return nil
 	}
@@ -249,7 +260,14 @@ func Devices(ev store.LedgerEvidence, now time.Time, opts Options) []Device {
 	for _, sd := range scope {
 		key := strings.ToLower(sd.Name)
 		w := windows[sd.Schedule]
-		in := compliance.Device{Name: sd.Name, Kind: ev.Kinds[sd.Schedule], Deadline: deadline, Statuses: statuses[key]}
+		// An approved deferral moves the device's deadline (§9.2).
+		var deferredUntil *time.Time
+		if until, ok := ev.Deferrals[key]; ok {
+			u := until.UTC()
+			deferredUntil = &u
+		}
+		dl := deadline.Effective(changeDeadline, deferredUntil)
+		in := compliance.Device{Name: sd.Name, Kind: ev.Kinds[sd.Schedule], Deadline: dl, Statuses: statuses[key]}
 		if w.start != nil {
 			in.WindowStart, in.WindowEnd = *w.start, *w.end
 		}
@@ -265,10 +283,15 @@ func Devices(ev store.LedgerEvidence, now time.Time, opts Options) []Device {
 			in.Manual = &compliance.Manual{Required: m.Required, RebootPending: m.RebootPending, ObservedAt: m.ObservedAt}
 		}
 		r := compliance.Classify(in, now)
+		if deferredUntil != nil && !r.Outcome.Patched() && now.Before(*deferredUntil) {
+			r.Outcome = compliance.Deferred
+			r.Evidence = fmt.Sprintf("deferred until %s UTC by an approved deferral; %s",
+				deferredUntil.Format("2006-01-02 15:04"), r.Evidence)
+		}
 		d := Device{Change: ev.Change.Number, Device: sd.Name, Schedule: sd.Schedule, Kind: in.Kind,
 			Service: sd.Service, Tier: sd.Tier, Outcome: r.Outcome, StatusType: r.StatusType,
-			WindowStart: w.start, WindowEnd: w.end, Deadline: deadline, ByDeadline: r.ByDeadline(deadline),
-			Evidence: r.Evidence, Source: r.Source}
+			WindowStart: w.start, WindowEnd: w.end, Deadline: dl, ByDeadline: r.ByDeadline(dl),
+			DeferredUntil: deferredUntil, Evidence: r.Evidence, Source: r.Source}
 		if !r.StatusAt.IsZero() {
 			t := r.StatusAt.UTC()
 			d.StatusAt = &t

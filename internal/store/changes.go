@@ -44,6 +44,12 @@ type Change struct {
 	Schedules        []string // nil: every automatic and manual_reboot schedule
 	ShortDescription string
 	SysUpdatedOn     time.Time
+	// Classification is normal, critical or emergency (docs/architecture.md §9.2);
+	// "" is normal.
+	Classification string
+	// Deadline is the deadline the change gives; nil: its classification's
+	// default (internal/deadline).
+	Deadline *time.Time
 	// OnHold is ServiceNow's "On hold": the change's windows not yet open
 	// are held (docs/architecture.md §9.3).
 	OnHold bool
@@ -124,12 +130,31 @@ func DecideChange(prev *ChangeRow, next Change) Decision {
 }
 
 // planInputsDiffer reports whether the inputs of a plan changed: the dates,
-// the update groups or the schedules in scope (as sets; SCCM names are not
+// the update groups, the schedules in scope, or the classification and
+// deadline (the plan note shows the deadline; an emergency's windows depend
+// on it) (as sets; SCCM names are not
 // case-sensitive, but a change of case is a change of what SCCM is asked).
 func planInputsDiffer(a, b Change) bool {
 	return !a.Start.Equal(b.Start) || !a.End.Equal(b.End) ||
 		!sameSet(a.UpdateGroups, b.UpdateGroups) ||
-		(a.Schedules == nil) != (b.Schedules == nil) || !sameSet(a.Schedules, b.Schedules)
+		(a.Schedules == nil) != (b.Schedules == nil) || !sameSet(a.Schedules, b.Schedules) ||
+		classOf(a) != classOf(b) || !sameTime(a.Deadline, b.Deadline)
+}
+
+// classOf is c's classification, "" read as normal: a change stored before
+// classifications existed is normal.
+func classOf(c Change) string {
+	if c.Classification == "" {
+		return "normal"
+	}
+	return c.Classification
+}
+
+func sameTime(a, b *time.Time) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Equal(*b)
 }
 
 func sameSet(a, b []string) bool {
@@ -186,14 +211,14 @@ func GetChange(ctx context.Context, db DBTX, number string) (ChangeRow, error) {
 
 const changeColumns = `number, sys_id, state, approval, start_at, end_at, update_groups, schedules,
 	short_description, sys_updated_on, status, revision, created_at, updated_at,
-	on_hold, coalesce(error_budget, ''), budget_failures_acked, budget_devices_acked`
+	on_hold, coalesce(error_budget, ''), budget_failures_acked, budget_devices_acked, classification, deadline`
 
 func scanChange(row pgx.CollectableRow) (ChangeRow, error) {
 	var c ChangeRow
 	var updated *time.Time
 	err := row.Scan(&c.Number, &c.SysID, &c.State, &c.Approval, &c.Start, &c.End, &c.UpdateGroups, &c.Schedules,
 		&c.ShortDescription, &updated, &c.Status, &c.Revision, &c.CreatedAt, &c.UpdatedAt,
-		&c.OnHold, &c.ErrorBudget, &c.FailuresAcked, &c.DevicesAcked)
+		&c.OnHold, &c.ErrorBudget, &c.FailuresAcked, &c.DevicesAcked, &c.Classification, &c.Deadline)
 	if updated != nil {
 		c.SysUpdatedOn = *updated
 	}

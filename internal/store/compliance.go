@@ -57,6 +57,9 @@ type LedgerEvidence struct {
 	Results     []DeviceResult
 	Clients     []ClientHealth
 	Manual      []ManualCompliance
+	// Deferrals is the deferral in force of each deferred device
+	// (lower-case name → until).
+	Deferrals map[string]time.Time
 }
 
 // ChangeLedgerEvidence reads the evidence of one change's ledger. An
@@ -68,6 +71,9 @@ func ChangeLedgerEvidence(ctx context.Context, db DBTX, number string) (LedgerEv
 		return ev, err
 	}
 	ev.Change = c
+	if ev.Deferrals, err = DeferralsOf(ctx, db, number); err != nil {
+		return ev, err
+	}
 	p, err := LatestPlan(ctx, db, number)
 	switch {
 	case err == nil:
@@ -225,6 +231,9 @@ type Outcome struct {
 	Device     string
 	Outcome    string
 	ByDeadline bool
+	// Deadline is the device's deadline, moved by its deferral if any;
+	// zero when unknown.
+	Deadline time.Time
 }
 
 // RecordOutcomes stores each device's outcome in a change (of cycle
@@ -235,22 +244,25 @@ func RecordOutcomes(ctx context.Context, db DBTX, change, cycle string, outcomes
 		return nil, nil
 	}
 	devices, values, by := make([]string, len(outcomes)), make([]string, len(outcomes)), make([]bool, len(outcomes))
+	deadlines := make([]*time.Time, len(outcomes))
 	for i, o := range outcomes {
-		devices[i], values[i], by[i] = o.Device, o.Outcome, o.ByDeadline
+		devices[i], values[i], by[i], deadlines[i] = o.Device, o.Outcome, o.ByDeadline, nullTime(o.Deadline)
 	}
 	rows, err := db.Query(ctx, `WITH input AS (
-			SELECT DISTINCT ON (device_name) * FROM unnest($2::text[], $3::text[], $4::bool[]) AS t(device_name, outcome, by_deadline)
+			SELECT DISTINCT ON (device_name) * FROM unnest($2::text[], $3::text[], $4::bool[], $7::timestamptz[])
+				AS t(device_name, outcome, by_deadline, deadline)
 		), changed AS (
 			SELECT i.*, o.outcome IS DISTINCT FROM i.outcome AS new_outcome FROM input i LEFT JOIN compliance_outcomes o
 				ON o.change_number = $1 AND o.device_name = i.device_name
-			WHERE (o.outcome, o.by_deadline) IS DISTINCT FROM (i.outcome, i.by_deadline)
+			WHERE (o.outcome, o.by_deadline, o.deadline) IS DISTINCT FROM (i.outcome, i.by_deadline, i.deadline)
 		), upsert AS (
-			INSERT INTO compliance_outcomes (change_number, device_name, outcome, by_deadline, cycle, updated_at)
-			SELECT $1, device_name, outcome, by_deadline, $5, $6 FROM changed
+			INSERT INTO compliance_outcomes (change_number, device_name, outcome, by_deadline, cycle, updated_at, deadline)
+			SELECT $1, device_name, outcome, by_deadline, $5, $6, deadline FROM changed
 			ON CONFLICT (change_number, device_name) DO UPDATE SET outcome = EXCLUDED.outcome,
-				by_deadline = EXCLUDED.by_deadline, cycle = EXCLUDED.cycle, updated_at = EXCLUDED.updated_at
+				by_deadline = EXCLUDED.by_deadline, cycle = EXCLUDED.cycle, deadline = EXCLUDED.deadline,
+				updated_at = EXCLUDED.updated_at
 		)
-		SELECT device_name, outcome FROM changed WHERE new_outcome`, change, devices, values, by, cycle, at)
+		SELECT device_name, outcome FROM changed WHERE new_outcome`, change, devices, values, by, cycle, at, deadlines)
 	if err != nil {
 		return nil, fmt.Errorf("store: outcomes of %s: %w", change, err)
 	}
@@ -267,18 +279,22 @@ func RecordOutcomes(ctx context.Context, db DBTX, change, cycle string, outcomes
 type CycleCount struct {
 	Cycle, Outcome      string
 	Devices, ByDeadline int
+	// PastDeadline counts the devices whose deadline has passed (by the
+	// database's clock), when the outcome is neither patched nor deferred.
+	PastDeadline int
 }
 
 // OutcomeCounts counts the stored outcomes by cycle and outcome.
 func OutcomeCounts(ctx context.Context, db DBTX) ([]CycleCount, error) {
-	rows, err := db.Query(ctx, `SELECT cycle, outcome, count(*), count(*) FILTER (WHERE by_deadline)
+	rows, err := db.Query(ctx, `SELECT cycle, outcome, count(*), count(*) FILTER (WHERE by_deadline),
+			count(*) FILTER (WHERE deadline < now() AND outcome NOT IN ('patched_in_window', 'patched_outside_window', 'manual_compliant', 'deferred'))
 		FROM compliance_outcomes GROUP BY cycle, outcome ORDER BY cycle, outcome`)
 	if err != nil {
 		return nil, fmt.Errorf("store: outcome counts: %w", err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (CycleCount, error) {
 		var c CycleCount
-		err := r.Scan(&c.Cycle, &c.Outcome, &c.Devices, &c.ByDeadline)
+		err := r.Scan(&c.Cycle, &c.Outcome, &c.Devices, &c.ByDeadline, &c.PastDeadline)
 		return c, err
 	})
 	if err != nil {

@@ -73,6 +73,23 @@ func TestRecordOutcomes(t *testing.T) {
 		{Cycle: "2026-12", Outcome: "pending", Devices: 1},
 	}, counts)
 
+	// Past their deadline: the not-patched, not-deferred ones count.
+	past := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+	_, err = RecordOutcomes(ctx, f.pool, f.change, "2026-12", []Outcome{
+		{Device: "SQL01", Outcome: "patched_outside_window", ByDeadline: true, Deadline: past},
+		{Device: "SQL02", Outcome: "failed", Deadline: past},
+		{Device: "SQL03", Outcome: "deferred", Deadline: past},
+		{Device: "SQL04", Outcome: "not_reported", Deadline: time.Date(2999, 1, 1, 0, 0, 0, 0, time.UTC)},
+	}, at)
+	require.NoError(t, err)
+	counts, err = OutcomeCounts(ctx, f.pool)
+	require.NoError(t, err)
+	pastDeadline := 0
+	for _, c := range counts {
+		pastDeadline += c.PastDeadline
+	}
+	require.Equal(t, 1, pastDeadline, "SQL02 only")
+
 	first, err := MarkNoted(ctx, f.pool, f.change, "closed")
 	require.NoError(t, err)
 	require.True(t, first)

@@ -144,20 +144,22 @@ func WriteDeliveries(ctx context.Context, tx pgx.Tx, evs []Event, outcomes []str
 		// schedules null means every schedule.
 		batch.Queue(`INSERT INTO changes
 			(number, sys_id, state, approval, start_at, end_at, update_groups, schedules,
-			 short_description, sys_updated_on, status, revision, on_hold, error_budget)
+			 short_description, sys_updated_on, status, revision, on_hold, error_budget, classification, deadline)
 			SELECT number, sys_id, state, approval, start_at, end_at, coalesce(update_groups, '{}'), schedules,
-				short_description, sys_updated_on, status, revision, on_hold, nullif(error_budget, '')
+				short_description, sys_updated_on, status, revision, on_hold, nullif(error_budget, ''),
+				coalesce(classification, 'normal'), deadline
 			FROM jsonb_to_recordset($1::jsonb) AS r(number text, sys_id text, state text, approval text,
 				start_at timestamptz, end_at timestamptz, update_groups text[], schedules text[],
 				short_description text, sys_updated_on timestamptz, status text, revision bigint,
-				on_hold boolean, error_budget text)
+				on_hold boolean, error_budget text, classification text, deadline timestamptz)
 			ON CONFLICT (number) DO UPDATE SET
 				state = EXCLUDED.state, approval = EXCLUDED.approval,
 				start_at = EXCLUDED.start_at, end_at = EXCLUDED.end_at,
 				update_groups = EXCLUDED.update_groups, schedules = EXCLUDED.schedules,
 				short_description = EXCLUDED.short_description, sys_updated_on = EXCLUDED.sys_updated_on,
 				status = EXCLUDED.status, revision = EXCLUDED.revision,
-				on_hold = EXCLUDED.on_hold, error_budget = EXCLUDED.error_budget, updated_at = now()`, data)
+				on_hold = EXCLUDED.on_hold, error_budget = EXCLUDED.error_budget,
+				classification = EXCLUDED.classification, deadline = EXCLUDED.deadline, updated_at = now()`, data)
 	}
 	if batch.Len() == 0 {
 		return nil
@@ -172,25 +174,27 @@ func WriteDeliveries(ctx context.Context, tx pgx.Tx, evs []Event, outcomes []str
 // for the lot, lists included.
 func changesJSON(changes []ChangeRow) ([]byte, error) {
 	type row struct {
-		Number           string    `json:"number"`
-		SysID            string    `json:"sys_id"`
-		State            string    `json:"state"`
-		Approval         string    `json:"approval"`
-		Start            time.Time `json:"start_at"`
-		End              time.Time `json:"end_at"`
-		UpdateGroups     []string  `json:"update_groups"`
-		Schedules        []string  `json:"schedules"`
-		ShortDescription string    `json:"short_description"`
-		SysUpdatedOn     time.Time `json:"sys_updated_on"`
-		Status           string    `json:"status"`
-		Revision         int64     `json:"revision"`
-		OnHold           bool      `json:"on_hold"`
-		ErrorBudget      string    `json:"error_budget"`
+		Number           string     `json:"number"`
+		SysID            string     `json:"sys_id"`
+		State            string     `json:"state"`
+		Approval         string     `json:"approval"`
+		Start            time.Time  `json:"start_at"`
+		End              time.Time  `json:"end_at"`
+		UpdateGroups     []string   `json:"update_groups"`
+		Schedules        []string   `json:"schedules"`
+		ShortDescription string     `json:"short_description"`
+		SysUpdatedOn     time.Time  `json:"sys_updated_on"`
+		Status           string     `json:"status"`
+		Revision         int64      `json:"revision"`
+		OnHold           bool       `json:"on_hold"`
+		ErrorBudget      string     `json:"error_budget"`
+		Classification   *string    `json:"classification"`
+		Deadline         *time.Time `json:"deadline"`
 	}
 	rows := make([]row, len(changes))
 	for i, c := range changes {
 		rows[i] = row{c.Number, c.SysID, c.State, c.Approval, c.Start, c.End, c.UpdateGroups, c.Schedules,
-			c.ShortDescription, c.SysUpdatedOn, c.Status, c.Revision, c.OnHold, c.ErrorBudget}
+			c.ShortDescription, c.SysUpdatedOn, c.Status, c.Revision, c.OnHold, c.ErrorBudget, nullString(c.Classification), c.Deadline}
 	}
 	data, err := json.Marshal(rows)
 	if err != nil {

@@ -142,3 +142,21 @@ func DeviceLatestResults(ctx context.Context, db DBTX, name string) ([]LatestRes
 	}
 	return out, nil
 }
+
+// DeviceNamesBySchedule returns the names of the managed devices of each of
+// schedules, in name order.
+func DeviceNamesBySchedule(ctx context.Context, db DBTX, schedules []string) (map[string][]string, error) {
+	rows, err := db.Query(ctx, `SELECT schedule_name, name FROM devices WHERE schedule_name = ANY($1) ORDER BY lower(name)`, schedules)
+	if err != nil {
+		return nil, fmt.Errorf("store: devices of %d schedule(s): %w", len(schedules), err)
+	}
+	out := map[string][]string{}
+	var schedule, name string
+	if _, err := pgx.ForEachRow(rows, []any{&schedule, &name}, func() error {
+		out[schedule] = append(out[schedule], name)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("store: devices of %d schedule(s): %w", len(schedules), err)
+	}
+	return out, nil
+}

@@ -99,7 +99,7 @@ func ListChanges(ctx context.Context, db DBTX, f ChangeFilter) ([]ChangeSummary,
 		var updated *time.Time
 		err := row.Scan(&c.Number, &c.SysID, &c.State, &c.Approval, &c.Start, &c.End, &c.UpdateGroups, &c.Schedules,
 			&c.ShortDescription, &updated, &c.Status, &c.Revision, &c.CreatedAt, &c.UpdatedAt,
-			&c.OnHold, &c.ErrorBudget, &c.FailuresAcked, &c.DevicesAcked,
+			&c.OnHold, &c.ErrorBudget, &c.FailuresAcked, &c.DevicesAcked, &c.Classification, &c.Deadline,
 			&c.WindowsTotal, &c.WindowsOpen, &c.WindowsClosed, &c.WindowsMissed, &c.Failures, &c.FailuresOpen)
 		if updated != nil {
 			c.SysUpdatedOn = *updated
