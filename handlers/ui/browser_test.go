@@ -305,17 +305,20 @@ func TestConsoleInBrowser(t *testing.T) {
 
 	// What failed: the open failures, by the menu and the filter form.
 	b.run(chromedp.Click(`header nav a[href="/ui/failures"]`, chromedp.ByQuery), chromedp.WaitVisible("#failures", chromedp.ByID))
-	b.run(chromedp.SetValue("#state", "open", chromedp.ByID), chromedp.Click("#filter", chromedp.ByID),
-		chromedp.WaitVisible(`#failures a.incident`, chromedp.ByQuery))
-	require.Contains(t, b.location(), "state=open")
+	b.run(chromedp.SetValue("#state", "open", chromedp.ByID), chromedp.Click("#filter", chromedp.ByID))
+	// The unfiltered page has incidents too: wait for the filtered one.
+	require.Eventually(t, func() bool { return strings.Contains(b.location(), "state=open") }, 10*time.Second, 20*time.Millisecond,
+		"the filter form leads to the open failures")
+	b.run(chromedp.WaitVisible(`#failures a.incident`, chromedp.ByQuery))
 	require.NotContains(t, b.text("#failures"), "resolved")
 	b.shoot("failures")
 
 	// Devices: search, then a device.
 	b.run(chromedp.Click(`header nav a[href="/ui/devices"]`, chromedp.ByQuery), chromedp.WaitVisible("#devices", chromedp.ByID))
-	b.run(chromedp.SendKeys("#q", "srvdb", chromedp.ByID), chromedp.Click("#search", chromedp.ByID),
-		chromedp.WaitVisible(`#devices tbody tr:first-child a[href^="/ui/devices/SRVDB"]`, chromedp.ByQuery))
-	require.Contains(t, b.location(), "q=srvdb")
+	b.run(chromedp.SendKeys("#q", "srvdb", chromedp.ByID), chromedp.Click("#search", chromedp.ByID))
+	require.Eventually(t, func() bool { return strings.Contains(b.location(), "q=srvdb") }, 10*time.Second, 20*time.Millisecond,
+		"the search form leads to the results")
+	b.run(chromedp.WaitVisible(`#devices tbody tr:first-child a[href^="/ui/devices/SRVDB"]`, chromedp.ByQuery))
 	b.shoot("devices")
 	b.run(chromedp.Click(`#devices tbody a`, chromedp.ByQuery), chromedp.WaitVisible("#device-name", chromedp.ByID))
 	require.True(t, strings.HasPrefix(b.text("#device-name"), "SRVDB"))
