@@ -205,6 +205,11 @@ func (c *Client) FindIncidentByCorrelation(ctx context.Context, id string) (ref 
 // a thousand failures cost ten look-ups rather than a thousand. The map
 // holds the ids found, as given. An id that cannot stand in an encoded
 // query is looked up on its own, as FindIncidentByCorrelation does.
+// The IN operator ("fieldINa,b,c", "is one of") and ORDERBY: ServiceNow,
+// "Operators available for filters and queries" and "Encoded query
+// strings" (Yokohama, Zurich):
+// https://www.servicenow.com/docs/r/australia/platform-user-interface/r_OpAvailableFiltersQueries.html
+// https://www.servicenow.com/docs/r/zurich/platform-user-interface/configure-user-experiences/c_EncodedQueryStrings.html
 func (c *Client) FindIncidentsByCorrelation(ctx context.Context, ids []string) (map[string]Ref, error) {
 	found := map[string]Ref{}
 	byLower := map[string]Ref{} // what the IN look-ups found, by lower-case id
