@@ -18,7 +18,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/autopatch/autopatch/internal/estate"
@@ -231,28 +230,15 @@ func (d *run) startServe(ctx context.Context) error {
 	d.served = make(chan error, 1)
 	go func() { d.served <- cmd.Wait(); log.Close() }()
 	d.tl.line("DEMO", "started `autopatch serve` (pid %d, log %s)", cmd.Process.Pid, d.logPath)
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		resp, err := http.Get(d.apiURL + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				d.tl.line("DEMO", "autopatch is ready (%s/readyz answers 200)", d.apiURL)
-				return nil
-			}
-		}
-		select {
-		case err := <-d.served:
+	if err := serveproc.WaitReady(ctx, d.apiURL, d.served, 60*time.Second); err != nil {
+		var exited *serveproc.ExitedError
+		if errors.As(err, &exited) {
 			d.serve = nil
-			return fmt.Errorf("demo: serve exited during start-up (%v); see %s", err, d.logPath)
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("demo: serve not ready after 60s; see %s", d.logPath)
-		}
+		return fmt.Errorf("demo: %w; see %s", err, d.logPath)
 	}
+	d.tl.line("DEMO", "autopatch is ready (%s/readyz answers 200)", d.apiURL)
+	return nil
 }
 
 // stopServe stops serve gracefully (SIGTERM), as an operator would.
@@ -260,13 +246,7 @@ func (d *run) stopServe() {
 	if d.serve == nil {
 		return
 	}
-	_ = d.serve.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-d.served:
-	case <-time.After(20 * time.Second):
-		_ = d.serve.Process.Kill()
-		<-d.served
-	}
+	serveproc.Stop(d.serve, d.served, 20*time.Second)
 	d.serve = nil
 }
 

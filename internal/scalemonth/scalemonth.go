@@ -22,7 +22,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -236,41 +235,22 @@ func (m *month) startServe(ctx context.Context, env []string) error {
 	m.serve = cmd
 	m.served = make(chan error, 1)
 	go func() { m.served <- cmd.Wait(); log.Close() }()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		resp, err := http.Get(m.apiURL + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				m.logf("autopatch serve ready (pid %d, log %s)", cmd.Process.Pid, m.logPath)
-				return nil
-			}
-		}
-		select {
-		case err := <-m.served:
+	if err := serveproc.WaitReady(ctx, m.apiURL, m.served, 60*time.Second); err != nil {
+		var exited *serveproc.ExitedError
+		if errors.As(err, &exited) {
 			m.serve = nil
-			return fmt.Errorf("scale month: serve exited during start-up (%v); see %s", err, m.logPath)
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("scale month: serve not ready after 60s; see %s", m.logPath)
-		}
+		return fmt.Errorf("scale month: %w; see %s", err, m.logPath)
 	}
+	m.logf("autopatch serve ready (pid %d, log %s)", m.serve.Process.Pid, m.logPath)
+	return nil
 }
 
 func (m *month) stopServe() {
 	if m.serve == nil {
 		return
 	}
-	_ = m.serve.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-m.served:
-	case <-time.After(20 * time.Second):
-		_ = m.serve.Process.Kill()
-		<-m.served
-	}
+	serveproc.Stop(m.serve, m.served, 20*time.Second)
 	m.serve = nil
 }
 

@@ -1,4 +1,5 @@
-// Package serveproc holds what the demo and the crash suite (internal/chaos)
+// Package serveproc holds what the demo, the compressed month (internal/scalemonth)
+// and the crash suite (internal/chaos)
 // share to run `autopatch serve` as a child process and to talk to it as
 // ServiceNow does: a free loopback port, an environment without the
 // caller's own AUTOPATCH_* settings, and signed webhook deliveries.
@@ -6,6 +7,7 @@ package serveproc
 
 import (
 	"bytes"
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -14,8 +16,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -66,4 +70,47 @@ func PostSigned(client *http.Client, url, secret string, body any) (int, string,
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b), nil
+}
+
+// ExitedError is WaitReady's answer when serve exited before it was ready.
+type ExitedError struct{ Err error }
+
+func (e *ExitedError) Error() string { return fmt.Sprintf("serve exited during start-up (%v)", e.Err) }
+
+// WaitReady polls apiURL/readyz until it answers 200, serve exits (its
+// cmd.Wait result arrives on exited: an *ExitedError), ctx ends, or within
+// has passed.
+func WaitReady(ctx context.Context, apiURL string, exited <-chan error, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for {
+		resp, err := http.Get(apiURL + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case err := <-exited:
+			return &ExitedError{Err: err}
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("serve not ready after %s", within)
+		}
+	}
+}
+
+// Stop stops serve gracefully (SIGTERM), as an operator would, and kills it
+// after grace; exited carries its cmd.Wait result.
+func Stop(cmd *exec.Cmd, exited <-chan error, grace time.Duration) {
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(grace):
+		_ = cmd.Process.Kill()
+		<-exited
+	}
 }
