@@ -85,6 +85,10 @@ type Config struct {
 	SCCM       WinRM      `env:"SCCM_"`
 	SCOM       WinRM      `env:"SCOM_"`
 	ServiceNow ServiceNow `env:"SERVICENOW_"`
+
+	SCCMSites string `env:"SCCM_SITES" doc:"Comma-separated SCCM site codes (PS1,EU1), for an estate of several sites (docs/architecture.md §10.1); each site has AUTOPATCH_SCCM_<CODE>_ENDPOINT (required), _USER, _PASSWORD (or _PASSWORD_FILE), defaulting to AUTOPATCH_SCCM_USER/_PASSWORD, and _WORKERS (calls to the site at once per replica, default 2); the other AUTOPATCH_SCCM_* settings apply to every site. Empty: AUTOPATCH_SCCM_ENDPOINT is the only site."`
+	// Sites are the sites of SCCMSites, read by loadSites.
+	Sites []SCCMSite `env:"-"`
 }
 
 // Safety sets what autopatch does when patching would take a service down
@@ -204,6 +208,7 @@ func load(getenv func(string) string, yamlPath string) (*Config, []error, error)
 			_ = set(s, s.Default)
 		}
 	}
+	errs = append(errs, cfg.loadSites(getenv, fileValues)...)
 	if err := cfg.validateCommon(); err != nil {
 		errs = append(errs, err)
 	}
@@ -276,7 +281,8 @@ func readYAML(path string, settings []Setting) (map[string]string, error) {
 	out := map[string]string{}
 	var unknown []string
 	for k, v := range raw {
-		if !known[k] {
+		// Per-site keys are judged by loadSites, once the sites are known.
+		if !known[k] && !siteFileKey.MatchString(k) {
 			unknown = append(unknown, k)
 			continue
 		}
@@ -300,6 +306,9 @@ func walk(v reflect.Value, prefix string) []Setting {
 	t := v.Type()
 	for i := range t.NumField() {
 		f := t.Field(i)
+		if f.Tag.Get("env") == "-" {
+			continue
+		}
 		name := prefix + f.Tag.Get("env")
 		if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeFor[time.Duration]() {
 			out = append(out, walk(v.Field(i), name)...)
@@ -426,11 +435,15 @@ func (c *Config) ValidateServe() error {
 	if !c.APIToken.IsSet() {
 		errs = append(errs, errors.New("AUTOPATCH_API_TOKEN is required: the read API must be authenticated"))
 	}
-	if c.SCCM.Endpoint == "" {
-		errs = append(errs, errors.New("AUTOPATCH_SCCM_ENDPOINT is required: the SCCM site server's WinRM URL"))
-	}
-	if c.SCCM.User == "" || !c.SCCM.Password.IsSet() {
-		errs = append(errs, errors.New("AUTOPATCH_SCCM_USER and AUTOPATCH_SCCM_PASSWORD are required: the account autopatch runs ConfigMgr cmdlets as"))
+	if len(c.Sites) > 0 {
+		errs = append(errs, c.validateSitesServe()...)
+	} else {
+		if c.SCCM.Endpoint == "" {
+			errs = append(errs, errors.New("AUTOPATCH_SCCM_ENDPOINT is required: the SCCM site server's WinRM URL"))
+		}
+		if c.SCCM.User == "" || !c.SCCM.Password.IsSet() {
+			errs = append(errs, errors.New("AUTOPATCH_SCCM_USER and AUTOPATCH_SCCM_PASSWORD are required: the account autopatch runs ConfigMgr cmdlets as"))
+		}
 	}
 	if c.SCOM.Endpoint == "" {
 		errs = append(errs, errors.New("AUTOPATCH_SCOM_ENDPOINT is required: the SCOM management server's WinRM URL, where failure alerts are raised"))
