@@ -28,6 +28,9 @@ const maxOffsetDays = 36500
 // (AP-<change>-<schedule>-<group>), so no spaces or punctuation SCCM or a shell mangles.
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
+// siteRE is SCCM's rule for a site code: three letters or digits.
+var siteRE = regexp.MustCompile(`^[A-Z0-9]{3}$`)
+
 // FieldError is one problem in a schedules file. Its message names the schedule and
 // the field, e.g. `schedules[2] "DB-SAT-0200": timezone: unknown time zone
 // "Europe/Lundon" (line 14)`.
@@ -181,7 +184,7 @@ func (p *parser) str(f pair, index int, name, field string) (string, bool) {
 	return f.value.Value, true
 }
 
-var scheduleFields = []string{"name", "collection", "kind", "timezone", "recurrence", "start", "duration", "windows"}
+var scheduleFields = []string{"name", "collection", "site", "kind", "timezone", "recurrence", "start", "duration", "windows"}
 
 func (p *parser) file(doc *yaml.Node) []Schedule {
 	root := deref(doc)
@@ -283,6 +286,16 @@ func (p *parser) schedule(i int, n *yaml.Node) (s Schedule, nameN, collN *yaml.N
 		}
 	} else {
 		p.fail(i, name, "collection", n, "required")
+	}
+
+	if fs, ok := f["site"]; ok {
+		if v, ok := p.str(fs, i, name, "site"); ok && v != "" {
+			if siteRE.MatchString(v) {
+				s.Site = v
+			} else {
+				p.fail(i, name, "site", fs.value, "%q is not a site code: want three upper-case letters or digits (PS1)", v)
+			}
+		}
 	}
 
 	s.Kind = KindAutomatic

@@ -169,7 +169,7 @@ func TestParseErrors(t *testing.T) {
 		{"UnknownField", replace("timezone:", "timezon:"),
 			[]string{
 				`schedules[0] "DB-SAT-0200": timezone: required with recurrence (an IANA zone such as Europe/London) (line 2)`,
-				`schedules[0] "DB-SAT-0200": timezon: unknown field; want one of name, collection, kind, timezone, recurrence, start, duration, windows (line 4)`,
+				`schedules[0] "DB-SAT-0200": timezon: unknown field; want one of name, collection, site, kind, timezone, recurrence, start, duration, windows (line 4)`,
 			}},
 		{"RepeatedField", replace("    start:", "    duration: 3h\n    start:"),
 			[]string{`schedules[0] "DB-SAT-0200": duration: repeated (line 8)`}},

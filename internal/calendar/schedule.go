@@ -77,7 +77,10 @@ type Schedule struct {
 	Name string
 	// Collection is the SCCM device collection the schedule is bound to.
 	Collection string
-	Kind       Kind
+	// Site is the code of the SCCM site whose collection it is; empty means
+	// the only site (docs/architecture.md §10.1).
+	Site string
+	Kind Kind
 	// TimeZone is the IANA name as written in the file ("UTC" when a one-off schedule
 	// names none); Location is that zone loaded.
 	TimeZone string

@@ -5,10 +5,13 @@ package schedules
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sort"
+	"strings"
 	"sync/atomic"
 
 	"github.com/autopatch/autopatch/internal/calendar"
@@ -44,6 +47,11 @@ func (s *Set) All() []calendar.Schedule { return s.list }
 
 // Current holds the set in force. The zero value holds an empty set.
 type Current struct {
+	// Sites are the configured SCCM site codes (AUTOPATCH_SCCM_SITES); nil
+	// is the one site of AUTOPATCH_SCCM_*, which has no code. Set it before
+	// the first Load.
+	Sites []string
+
 	p atomic.Pointer[Set]
 }
 
@@ -77,6 +85,9 @@ func (c *Current) Load(ctx context.Context, path string, st *store.Store, logger
 	if err != nil {
 		return err
 	}
+	if err := ResolveSites(list, c.Sites); err != nil {
+		return fmt.Errorf("schedules file %s: %w", path, err)
+	}
 	res, err := st.SyncSchedules(ctx, list)
 	if err != nil {
 		return err
@@ -85,4 +96,28 @@ func (c *Current) Load(ctx context.Context, path string, st *store.Store, logger
 	logger.InfoContext(ctx, "schedules loaded", "file", path, "schedules", len(list),
 		"added", res.Added, "updated", res.Updated, "retired", res.Retired)
 	return nil
+}
+
+// ResolveSites checks each schedule's site against the configured sites
+// and gives a schedule that names none the only site there is. With
+// several sites a schedule must name its own: guessing would patch a
+// collection at the wrong site server (docs/architecture.md §10.1).
+func ResolveSites(list []calendar.Schedule, sites []string) error {
+	var errs []error
+	for i := range list {
+		s := &list[i]
+		switch {
+		case s.Site == "" && len(sites) == 1:
+			s.Site = sites[0]
+		case s.Site == "" && len(sites) > 1:
+			errs = append(errs, fmt.Errorf("schedule %q: site: required, several SCCM sites are configured (%s)", s.Name, strings.Join(sites, ", ")))
+		case s.Site != "" && !slices.Contains(sites, s.Site):
+			configured := "none: AUTOPATCH_SCCM_SITES is not set"
+			if len(sites) > 0 {
+				configured = strings.Join(sites, ", ")
+			}
+			errs = append(errs, fmt.Errorf("schedule %q: site: unknown site %q (configured: %s)", s.Name, s.Site, configured))
+		}
+	}
+	return errors.Join(errs...)
 }

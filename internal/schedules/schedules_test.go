@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/autopatch/autopatch/internal/calendar"
 	"github.com/autopatch/autopatch/internal/store"
 	"github.com/autopatch/autopatch/internal/testdb"
 )
@@ -79,4 +80,51 @@ func TestLoadSyncsAndRetires(t *testing.T) {
 	for _, r := range rows {
 		require.Equal(t, r.Name == "NEW", r.RetiredAt != nil, r.Name)
 	}
+}
+
+func TestResolveSites(t *testing.T) {
+	t.Parallel()
+	const file = `schedules:
+  - {name: DB, collection: "Patch - DB", site: PS1, windows: [{start: "2026-12-20T22:00:00Z", end: "2026-12-21T02:00:00Z"}]}
+  - {name: EU, collection: "Patch - EU", site: EU1, windows: [{start: "2026-12-20T22:00:00Z", end: "2026-12-21T02:00:00Z"}]}
+  - {name: ANY, collection: "Patch - Any", windows: [{start: "2026-12-20T22:00:00Z", end: "2026-12-21T02:00:00Z"}]}
+`
+	path := filepath.Join(t.TempDir(), "schedules.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(file), 0o600))
+	read := func() []calendar.Schedule {
+		list, err := ReadFile(path)
+		require.NoError(t, err)
+		return list
+	}
+
+	t.Run("SeveralSites", func(t *testing.T) {
+		t.Parallel()
+		err := ResolveSites(read(), []string{"PS1", "US1"})
+		require.ErrorContains(t, err, `schedule "EU": site: unknown site "EU1" (configured: PS1, US1)`)
+		require.ErrorContains(t, err, `schedule "ANY": site: required, several SCCM sites are configured (PS1, US1)`)
+		require.NotContains(t, err.Error(), `"DB"`)
+	})
+	t.Run("NoSitesConfigured", func(t *testing.T) {
+		t.Parallel()
+		err := ResolveSites(read(), nil)
+		require.ErrorContains(t, err, `schedule "DB": site: unknown site "PS1" (configured: none: AUTOPATCH_SCCM_SITES is not set)`)
+		require.NotContains(t, err.Error(), `"ANY"`, "no site is the one site of today")
+	})
+	t.Run("TheOnlySiteByDefault", func(t *testing.T) {
+		t.Parallel()
+		list := read()[:1]
+		list = append(list, read()[0])
+		list[1].Site = ""
+		require.NoError(t, ResolveSites(list, []string{"PS1"}))
+		require.Equal(t, "PS1", list[1].Site)
+	})
+	t.Run("BadCode", func(t *testing.T) {
+		t.Parallel()
+		bad := filepath.Join(t.TempDir(), "bad.yaml")
+		require.NoError(t, os.WriteFile(bad, []byte(`schedules:
+  - {name: DB, collection: "Patch - DB", site: ps-1, windows: [{start: "2026-12-20T22:00:00Z", end: "2026-12-21T02:00:00Z"}]}
+`), 0o600))
+		_, err := ReadFile(bad)
+		require.ErrorContains(t, err, `"DB": site: "ps-1" is not a site code`)
+	})
 }
