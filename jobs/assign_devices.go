@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/google/uuid"
@@ -77,15 +78,30 @@ func (w *AssignDevicesWorker) Work(ctx context.Context, job *river.Job[AssignDev
 	if len(rs.verdict.Violations) > 0 {
 		warning = "service safety warning: " + rs.verdict.Violations[0].String()
 	}
+	conn, err := w.deps.sccmAt(sched.Site)
+	if err != nil {
+		return err
+	}
 	managed, err := store.ManagedCollections(ctx, w.deps.Pool)
 	if err != nil {
 		return err
 	}
+	// A device belongs to the site whose collection holds it: the move is
+	// one call at the schedule's site, among that site's collections
+	// (docs/architecture.md §10.1).
+	managed = slices.DeleteFunc(managed, func(c string) bool {
+		for _, other := range w.deps.Schedules.Get().All() {
+			if other.Site != sched.Site && strings.EqualFold(other.Collection, c) {
+				return true
+			}
+		}
+		return false
+	})
 	moves := make([]sccm.Move, len(req.Devices))
 	for i, d := range req.Devices {
 		moves[i] = sccm.Move{Device: d.Name, Collection: sched.Collection}
 	}
-	results, err := w.deps.SCCM.SetMembership(ctx, moves, managed)
+	results, err := conn.SetMembership(ctx, moves, managed)
 	if sccm.IsRefusal(err) {
 		// The schedule's collection does not exist in SCCM: nothing moved.
 		text := fmt.Sprintf("autopatch could not carry out %s: SCCM refused the change of membership.\n%s\nNo device was moved. The SCCM administrators have been told through this note; please contact them.",

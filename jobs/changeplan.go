@@ -122,6 +122,7 @@ func (p *changePlan) desired() map[string]store.Deployment {
 				UpdateGroup:     g,
 				Name:            sccm.DeploymentName(p.change.Number, s.Name, g),
 				Collection:      s.Collection,
+				Site:            s.Site,
 				WindowStart:     w.Start.UTC(),
 				WindowEnd:       w.End.UTC(),
 				SuppressRestart: s.Kind == calendar.KindManualReboot,
@@ -147,7 +148,7 @@ func (p *changePlan) reconcile(ctx context.Context, tx pgx.Tx, live []store.Depl
 		key := deploymentKey(d.Schedule, d.UpdateGroup)
 		nd, ok := want[key]
 		same := ok && nd.WindowStart.Equal(d.WindowStart) && nd.WindowEnd.Equal(d.WindowEnd) &&
-			nd.Collection == d.Collection && nd.SuppressRestart == d.SuppressRestart
+			nd.Collection == d.Collection && nd.Site == d.Site && nd.SuppressRestart == d.SuppressRestart
 		var err error
 		switch {
 		case same && d.CloseAt.Equal(d.WindowEnd):
@@ -162,7 +163,7 @@ func (p *changePlan) reconcile(ctx context.Context, tx pgx.Tx, live []store.Depl
 					CloseAt: &t, Reason: reason + ": window no longer in the plan, closing now"})
 				r.closeNow++
 			}
-		case ok && nd.Collection == d.Collection:
+		case ok && nd.Collection == d.Collection && nd.Site == d.Site:
 			window := [2]time.Time{nd.WindowStart, nd.WindowEnd}
 			err = store.Move(ctx, tx, store.Transition{ID: d.ID, From: d.State, To: store.DeploymentPlanned, At: now,
 				Window: &window, Reason: fmt.Sprintf("%s: window moved from %s", reason, d.WindowStart.Format(time.RFC3339))})

@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -255,7 +256,7 @@ func (w *ComplianceSweepWorker) Work(ctx context.Context, job *river.Job[Complia
 	return nil
 }
 
-// lateStatus reads again, in one SCCM call, the closed windows' deployments
+// lateStatus reads again, in one SCCM call per site, the closed windows' deployments
 // whose devices may still report (not reported, pending a restart or
 // failed at the close), until their change's deadline: an install that was
 // still running when its window closed reports its success, with its own
@@ -265,7 +266,8 @@ func (w *ComplianceSweepWorker) Work(ctx context.Context, job *river.Job[Complia
 // never overlaps a poll.
 func (w *ComplianceSweepWorker) lateStatus(ctx context.Context, now time.Time) error {
 	deps := w.deps
-	return pgx.BeginFunc(ctx, deps.Pool, func(tx pgx.Tx) error {
+	var retry error // sites that failed, after the others committed
+	err := pgx.BeginFunc(ctx, deps.Pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '60s'"); err != nil {
 			return err
 		}
@@ -281,7 +283,6 @@ func (w *ComplianceSweepWorker) lateStatus(ctx context.Context, now time.Time) e
 		}
 		deadlines := map[string]time.Time{}
 		var targets []store.Deployment
-		var names []string
 		for _, d := range unsettled {
 			dl, ok := deadlines[d.ChangeNumber]
 			if !ok {
@@ -302,21 +303,20 @@ func (w *ComplianceSweepWorker) lateStatus(ctx context.Context, now time.Time) e
 			}
 			if now.Before(dl) {
 				targets = append(targets, d)
-				if !slices.Contains(names, d.Name) {
-					names = append(names, d.Name)
-				}
 			}
 		}
 		if len(targets) == 0 {
 			return nil
 		}
-		rep, err := deps.SCCM.DeploymentStatus(ctx, names)
-		if err != nil {
-			return err
+		rep, read, err := statusBySite(ctx, deps, targets)
+		retry = err
+		if len(read) == 0 {
+			return nil
 		}
-		p := &poll{deps: deps, tx: tx, now: deps.now(), targets: targets}
+		p := &poll{deps: deps, tx: tx, now: deps.now(), targets: read}
 		return p.apply(ctx, rep)
 	})
+	return errors.Join(err, retry)
 }
 
 // dueRead is what the sweep reads for one change: the windows whose
@@ -385,7 +385,7 @@ func (w *ComplianceSweepWorker) due(ctx context.Context, number string, now time
 	return d, nil
 }
 
-// sweep reads, in one SCCM call for every change, the collections whose
+// sweep reads, in one SCCM call per site for every change, the collections whose
 // pre-flight or compliance read is due, then records and acts on what it
 // read, one transaction per change.
 func (w *ComplianceSweepWorker) sweep(ctx context.Context, numbers []string, now time.Time) error {
@@ -428,20 +428,27 @@ func (w *ComplianceSweepWorker) sweep(ctx context.Context, numbers []string, now
 	if len(reads) == 0 {
 		return nil
 	}
-	states, err := w.deps.SCCM.DeviceStates(ctx, reads)
-	if err != nil {
-		return err
+	sites := make([]string, len(refs))
+	for i, r := range refs {
+		sites[i] = w.deps.siteOf(r.schedule)
 	}
+	// One call per site; a change with a read at a site that failed is
+	// recorded by the retry, not half now.
+	states, unread, retry := deviceStatesBySite(ctx, w.deps, reads, sites)
 	read := w.deps.now()
 	byChange := make([][]sccm.DeviceState, len(dues))
+	skip := make([]bool, len(dues))
+	for i := range unread {
+		skip[refs[i].change] = true
+	}
 	for _, s := range states {
-		if s.Read < 0 || s.Read >= len(refs) {
-			return fmt.Errorf("device state: answer for read %d of %d", s.Read, len(refs))
-		}
 		c := refs[s.Read].change
 		byChange[c] = append(byChange[c], s)
 	}
 	for i, d := range dues {
+		if skip[i] {
+			continue
+		}
 		number := d.ev.Change.Number
 		err := pgx.BeginFunc(ctx, w.deps.Pool, func(tx pgx.Tx) error {
 			var health []store.ClientHealth
@@ -493,7 +500,7 @@ func (w *ComplianceSweepWorker) sweep(ctx context.Context, numbers []string, now
 			return fmt.Errorf("%s: %w", number, err)
 		}
 	}
-	return nil
+	return retry
 }
 
 // manualFollowUp reminds the owners of manual schedules whose devices are

@@ -2,10 +2,13 @@ package jobs
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -61,10 +64,11 @@ const waitForOpenPredecessor = 5 * time.Second
 // fine).
 func (w *CreateDeploymentsWorker) Work(ctx context.Context, job *river.Job[CreateDeploymentsArgs]) error {
 	number := job.Args.ChangeNumber
-	if err := w.deleteObsolete(ctx, number); err != nil {
-		return err
-	}
+	// A site where deleting failed must not hold back the creations at
+	// the others: its error is returned after them.
+	deleteErr := w.deleteObsolete(ctx, number)
 	waiting := false
+	var retry error // sites that failed, after the others committed
 	err := pgx.BeginFunc(ctx, w.deps.Pool, func(tx pgx.Tx) error {
 		rows, err := store.LockChangeDeployments(ctx, tx, number, store.DeploymentPlanned)
 		if err != nil || len(rows) == 0 {
@@ -89,37 +93,55 @@ func (w *CreateDeploymentsWorker) Work(ctx context.Context, job *river.Job[Creat
 		if len(ready) == 0 {
 			return nil
 		}
-		specs := make([]sccm.DeploymentSpec, len(ready))
-		for i, d := range ready {
-			specs[i] = sccm.DeploymentSpec{
-				Name: d.Name, Collection: d.Collection, UpdateGroup: d.UpdateGroup,
-				// Available and due at the window's start: once enabled,
-				// clients install at once (no maintenance window needed).
-				Available: d.WindowStart, Deadline: d.WindowStart,
-				SuppressRestart: d.SuppressRestart,
+		// One call per site, side by side; each site's rows move with its
+		// own answer, so a site that is down does not hold back the others.
+		codes, groups := bySite(ready, deploymentSite)
+		var mu sync.Mutex
+		ids := map[string]string{}
+		failed := eachSite(ctx, w.deps, codes, func(ctx context.Context, code string, conn SCCM) error {
+			created, err := conn.CreateDeployments(ctx, deploymentSpecs(groups[code]))
+			if err != nil {
+				return err
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for _, c := range created {
+				ids[c.Name] = strconv.Itoa(c.ID)
+			}
+			return nil
+		})
+		now := w.deps.now()
+		var done []store.Deployment
+		transient := map[string]error{}
+		for _, code := range codes {
+			err, bad := failed[code]
+			switch {
+			case !bad:
+				done = append(done, groups[code]...)
+			case sccm.IsRefusal(err):
+				if err := w.refused(ctx, tx, groups[code], err, now); err != nil {
+					return err
+				}
+			default:
+				transient[code] = err
 			}
 		}
-		created, err := w.deps.SCCM.CreateDeployments(ctx, specs)
-		now := w.deps.now()
-		if sccm.IsRefusal(err) {
-			return w.refused(ctx, tx, ready, err, now)
+		retry = siteErrors(transient)
+		if len(done) == 0 {
+			return nil
 		}
-		if err != nil {
-			return fmt.Errorf("create deployments of %s: %w", number, err)
-		}
-		ids := map[string]string{}
-		for _, c := range created {
-			ids[c.Name] = strconv.Itoa(c.ID)
-		}
-		for _, d := range ready {
+		for _, d := range done {
 			if err := store.Move(ctx, tx, store.Transition{ID: d.ID, From: store.DeploymentPlanned, To: store.DeploymentCreated,
 				At: now, SCCMID: ids[d.Name], Reason: "created disabled in SCCM"}); err != nil {
 				return err
 			}
 		}
-		return note(ctx, tx, tableChangeRequest, ready[0].ChangeSysID, createdNote(ready))
+		return note(ctx, tx, tableChangeRequest, done[0].ChangeSysID, createdNote(done))
 	})
-	if err != nil {
+	if retry != nil {
+		err = errors.Join(err, fmt.Errorf("create deployments of %s: %w", number, retry))
+	}
+	if err = errors.Join(deleteErr, err); err != nil {
 		return err
 	}
 	if waiting {
@@ -128,35 +150,61 @@ func (w *CreateDeploymentsWorker) Work(ctx context.Context, job *river.Job[Creat
 	return nil
 }
 
-// deleteObsolete deletes the deployments the plan dropped, in one call.
+// deleteObsolete deletes the deployments the plan dropped, in one call per
+// site; the sites that answered commit even when another failed.
 func (w *CreateDeploymentsWorker) deleteObsolete(ctx context.Context, number string) error {
-	return pgx.BeginFunc(ctx, w.deps.Pool, func(tx pgx.Tx) error {
+	var retry error
+	err := pgx.BeginFunc(ctx, w.deps.Pool, func(tx pgx.Tx) error {
 		rows, err := store.LockChangeDeployments(ctx, tx, number, store.DeploymentObsolete)
 		if err != nil || len(rows) == 0 {
 			return err
 		}
-		var names []string
-		seen := map[string]bool{}
-		for _, d := range rows {
-			// Several obsolete rows may share a name (a window moved
-			// twice); SCCM has one object.
-			if !seen[d.Name] {
-				seen[d.Name] = true
-				names = append(names, d.Name)
+		codes, groups := bySite(rows, deploymentSite)
+		failed := eachSite(ctx, w.deps, codes, func(ctx context.Context, code string, conn SCCM) error {
+			var names []string
+			for _, d := range groups[code] {
+				// Several obsolete rows may share a name (a window moved
+				// twice); SCCM has one object.
+				if !slices.Contains(names, d.Name) {
+					names = append(names, d.Name)
+				}
 			}
-		}
-		if _, err := w.deps.SCCM.DeleteDeployments(ctx, names); err != nil {
-			return fmt.Errorf("delete deployments of %s: %w", number, err)
-		}
+			_, err := conn.DeleteDeployments(ctx, names)
+			return err
+		})
+		retry = siteErrors(failed)
 		now := w.deps.now()
-		for _, d := range rows {
-			if err := store.Move(ctx, tx, store.Transition{ID: d.ID, From: store.DeploymentObsolete, To: store.DeploymentDeleted,
-				At: now, Reason: "deleted from SCCM"}); err != nil {
-				return err
+		for _, code := range codes {
+			if _, bad := failed[code]; bad {
+				continue
+			}
+			for _, d := range groups[code] {
+				if err := store.Move(ctx, tx, store.Transition{ID: d.ID, From: store.DeploymentObsolete, To: store.DeploymentDeleted,
+					At: now, Reason: "deleted from SCCM"}); err != nil {
+					return err
+				}
 			}
 		}
 		return nil
 	})
+	if err == nil && retry != nil {
+		err = fmt.Errorf("delete deployments of %s: %w", number, retry)
+	}
+	return err
+}
+
+func deploymentSpecs(rows []store.Deployment) []sccm.DeploymentSpec {
+	specs := make([]sccm.DeploymentSpec, len(rows))
+	for i, d := range rows {
+		specs[i] = sccm.DeploymentSpec{
+			Name: d.Name, Collection: d.Collection, UpdateGroup: d.UpdateGroup,
+			// Available and due at the window's start: once enabled,
+			// clients install at once (no maintenance window needed).
+			Available: d.WindowStart, Deadline: d.WindowStart,
+			SuppressRestart: d.SuppressRestart,
+		}
+	}
+	return specs
 }
 
 // refused records SCCM's refusal (an unknown collection or update group, a

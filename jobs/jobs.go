@@ -102,6 +102,9 @@ type Deps struct {
 	// ClientID names this process to River and to the other replicas
 	// (internal/replica); empty lets River choose.
 	ClientID string
+	// Sites are the SCCM sites of AUTOPATCH_SCCM_SITES (docs/architecture.md
+	// §10.1); nil means SCCM is the one site, as before sites existed.
+	Sites []Site
 }
 
 func (d *Deps) now() time.Time {

@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -128,7 +129,8 @@ func (w *PollStatusWorker) Work(ctx context.Context, job *river.Job[PollStatusAr
 	if err := waitUntil(ctx, job.Args.At, w.deps.now()); err != nil {
 		return err
 	}
-	return pgx.BeginFunc(ctx, w.deps.Pool, func(tx pgx.Tx) error {
+	var retry error // sites that failed, after the others committed
+	err := pgx.BeginFunc(ctx, w.deps.Pool, func(tx pgx.Tx) error {
 		// Another poll running: wait for it, then read what it left.
 		if _, err := tx.Exec(ctx, "SET LOCAL lock_timeout = '60s'"); err != nil {
 			return fmt.Errorf("poll: %w", err)
@@ -143,18 +145,20 @@ func (w *PollStatusWorker) Work(ctx context.Context, job *river.Job[PollStatusAr
 		if err != nil || len(targets) == 0 {
 			return err
 		}
-		names := make([]string, 0, len(targets))
-		for _, d := range targets {
-			names = append(names, d.Name)
-		}
+		// One call per site, side by side: what the answering sites said
+		// is recorded; a failed site's deployments are read by the retry.
 		start := time.Now()
-		rep, err := w.deps.SCCM.DeploymentStatus(ctx, names)
+		rep, read, err := statusBySite(ctx, w.deps, targets)
 		if err != nil {
-			w.deps.Logger.WarnContext(ctx, "status poll failed; retrying", "deployments", len(names), "attempt", job.Attempt, "error", err)
-			return fmt.Errorf("poll status of %d deployment(s): %w", len(names), err)
+			w.deps.Logger.WarnContext(ctx, "status poll failed; retrying", "deployments", len(targets)-len(read), "attempt", job.Attempt, "error", err)
+			retry = fmt.Errorf("poll status of %d deployment(s): %w", len(targets)-len(read), err)
+		}
+		if len(read) == 0 {
+			return nil
 		}
 		w.deps.Metrics.Polls.Inc()
 		w.deps.Metrics.PollDuration.Observe(time.Since(start).Seconds())
+		targets = read
 		p := &poll{deps: w.deps, tx: tx, now: w.deps.now(), targets: targets}
 		if err := p.apply(ctx, rep); err != nil {
 			return err
@@ -171,6 +175,7 @@ func (w *PollStatusWorker) Work(ctx context.Context, job *river.Job[PollStatusAr
 		}
 		return nil
 	})
+	return errors.Join(err, retry)
 }
 
 // poll is one status read being acted on.

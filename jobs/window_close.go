@@ -10,26 +10,26 @@ import (
 	"github.com/autopatch/autopatch/internal/store"
 )
 
-// closeDue disables, in one SCCM call, every open deployment that must close
-// by now (its window ended, or a cancellation or re-plan asked for it to
+// closeDue disables, in one call to site conn, every open deployment of the
+// site that must close by now (its window ended, or a cancellation or re-plan asked for it to
 // close now) and that no other replica holds. Closing always happens: after
 // failures, restarts, a crash mid-window or a canceled change.
-func (w *WindowKeeper) closeDue(ctx context.Context, attempt int) (int, error) {
+func (w *WindowKeeper) closeDue(ctx context.Context, site string, conn SCCM, attempt int) (int, error) {
 	var n int
 	err := pgx.BeginFunc(ctx, w.deps.Pool, func(tx pgx.Tx) error {
 		now := w.deps.now()
-		due, err := store.LockDueToClose(ctx, tx, now)
+		due, err := store.LockDueToClose(ctx, tx, site, now)
 		if err != nil || len(due) == 0 {
 			return err
 		}
 		n = len(due)
 		names, _ := namesAndCollections(due)
 		gone := map[string]string{}
-		_, err = w.deps.SCCM.SetEnabled(ctx, names, false)
+		_, err = conn.SetEnabled(ctx, names, false)
 		if sccm.IsRefusal(err) {
 			// Someone deleted a deployment in the console: find which, so
 			// the others still close.
-			gone, err = w.closeOneByOne(ctx, names)
+			gone, err = w.closeOneByOne(ctx, conn, names)
 		}
 		if err != nil {
 			w.deps.Logger.ErrorContext(ctx, "closing windows failed; retrying", "deployments", len(names), "attempt", attempt, "error", err)
@@ -66,10 +66,10 @@ func (w *WindowKeeper) closeDue(ctx context.Context, attempt int) (int, error) {
 // closeOneByOne disables deployments one call each and returns those SCCM
 // refused (they no longer exist), so a deleted one never keeps the others
 // enabled. Only used after a batch was refused.
-func (w *WindowKeeper) closeOneByOne(ctx context.Context, names []string) (map[string]string, error) {
+func (w *WindowKeeper) closeOneByOne(ctx context.Context, conn SCCM, names []string) (map[string]string, error) {
 	gone := map[string]string{}
 	for _, n := range names {
-		_, err := w.deps.SCCM.SetEnabled(ctx, []string{n}, false)
+		_, err := conn.SetEnabled(ctx, []string{n}, false)
 		switch {
 		case sccm.IsRefusal(err):
 			gone[n] = err.Error()

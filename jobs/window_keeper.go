@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -14,9 +15,11 @@ import (
 
 // WindowKeeper opens and closes windows at their instants in every replica,
 // so that no window depends on one process staying alive (issue #13). It
-// sleeps until the next instant the database knows of (or a second, to see
-// new plans, cancellations and re-plans), then closes and opens whatever is
-// due in one SCCM call each. The due rows are locked (SKIP LOCKED) for the
+// runs one loop per SCCM site, so a site that is down or slow delays only
+// its own windows (docs/architecture.md §10.1). Each loop sleeps until the
+// site's next instant the database knows of (or a second, to see new plans,
+// cancellations and re-plans), then closes and opens whatever is due there
+// in one SCCM call each. The due rows are locked (SKIP LOCKED) for the
 // whole call and change state in the same transaction, so of all the
 // replicas exactly one acts on a row; when a process dies mid-call,
 // PostgreSQL rolls its transaction back and frees the rows for the next
@@ -44,14 +47,23 @@ func NewWindowKeeper(deps *Deps, client *river.Client[pgx.Tx]) *WindowKeeper {
 	return &WindowKeeper{deps: deps, client: client}
 }
 
-// Run keeps the windows until ctx ends.
+// Run keeps the windows of every site until ctx ends.
 func (k *WindowKeeper) Run(ctx context.Context) {
 	ctx = withClient(ctx, k.client)
+	var wg sync.WaitGroup
+	for _, site := range k.deps.siteCodes() {
+		wg.Go(func() { k.run(ctx, site) })
+	}
+	wg.Wait()
+}
+
+// run keeps the windows of one site until ctx ends.
+func (k *WindowKeeper) run(ctx context.Context, site string) {
 	failures := 0
 	idle := false
 	for {
 		wait := keeperPoll
-		next, err := store.NextWindowInstant(ctx, k.deps.Pool)
+		next, err := store.NextWindowInstant(ctx, k.deps.Pool, site)
 		switch {
 		case err != nil:
 			wait = quickRetry(max(failures, 1))
@@ -75,11 +87,11 @@ func (k *WindowKeeper) Run(ctx context.Context) {
 		} else if ctx.Err() != nil {
 			return
 		}
-		n, err := k.tick(ctx, failures+1)
+		n, err := k.tick(ctx, site, failures+1)
 		switch {
 		case err != nil && ctx.Err() == nil:
 			failures++
-			k.deps.Logger.WarnContext(ctx, "window keeper: will retry", "attempt", failures, "error", err)
+			k.deps.Logger.WarnContext(ctx, "window keeper: will retry", "site", site, "attempt", failures, "error", err)
 		case err == nil:
 			failures = 0
 		}
@@ -91,9 +103,13 @@ func (k *WindowKeeper) Run(ctx context.Context) {
 
 // tick closes, then opens, what is due now. Closing first: a window that
 // ends as another starts never has both enabled longer than needed.
-func (k *WindowKeeper) tick(ctx context.Context, attempt int) (int, error) {
-	closed, cerr := k.closeDue(ctx, attempt)
-	opened, oerr := k.openDue(ctx, attempt)
+func (k *WindowKeeper) tick(ctx context.Context, site string, attempt int) (int, error) {
+	conn, err := k.deps.sccmAt(site)
+	if err != nil {
+		return 0, fmt.Errorf("window keeper: %w", err)
+	}
+	closed, cerr := k.closeDue(ctx, site, conn, attempt)
+	opened, oerr := k.openDue(ctx, site, conn, attempt)
 	if err := errors.Join(cerr, oerr); err != nil {
 		return closed + opened, fmt.Errorf("window keeper: %w", err)
 	}

@@ -13,19 +13,19 @@ import (
 	"github.com/autopatch/autopatch/internal/store"
 )
 
-// openDue enables, in one SCCM call with a policy refresh of their
-// collections, every created deployment whose window has started and that no
-// other replica holds. It acts on what the database says is due, so a
+// openDue enables, in one call to site conn with a policy refresh of their
+// collections, every created deployment of the site whose window has
+// started and that no other replica holds. It acts on what the database says is due, so a
 // re-plan or a cancellation is respected and a late start (autopatch was
 // down) catches up. The due rows stay locked during the SCCM call: another
 // replica skips them, so nothing is enabled twice; a crash rolls back and the
 // next tick enables again, which the template makes a no-op in SCCM.
-func (w *WindowKeeper) openDue(ctx context.Context, attempt int) (int, error) {
+func (w *WindowKeeper) openDue(ctx context.Context, site string, conn SCCM, attempt int) (int, error) {
 	var n int
 	var deferred []store.Deployment
 	err := pgx.BeginFunc(ctx, w.deps.Pool, func(tx pgx.Tx) error {
 		now := w.deps.now()
-		due, err := store.LockDueToOpen(ctx, tx, now)
+		due, err := store.LockDueToOpen(ctx, tx, site, now)
 		if err != nil || len(due) == 0 {
 			return err
 		}
@@ -47,10 +47,10 @@ func (w *WindowKeeper) openDue(ctx context.Context, attempt int) (int, error) {
 			// (found by make chaos): disabling is a no-op otherwise, and a
 			// missed window must never stay enabled.
 			names, _ := namesAndCollections(missed)
-			_, err := w.deps.SCCM.SetEnabled(ctx, names, false)
+			_, err := conn.SetEnabled(ctx, names, false)
 			if sccm.IsRefusal(err) {
 				// One was deleted in the console: disable the others.
-				_, err = w.closeOneByOne(ctx, names)
+				_, err = w.closeOneByOne(ctx, conn, names)
 			}
 			if err != nil {
 				w.deps.Logger.WarnContext(ctx, "disabling missed windows failed; retrying", "deployments", len(names), "attempt", attempt, "error", err)
@@ -59,7 +59,7 @@ func (w *WindowKeeper) openDue(ctx context.Context, attempt int) (int, error) {
 		}
 		if len(open) > 0 {
 			names, collections := namesAndCollections(open)
-			if _, err := w.deps.SCCM.OpenDeployments(ctx, names, collections); err != nil {
+			if _, err := conn.OpenDeployments(ctx, names, collections); err != nil {
 				w.deps.Logger.WarnContext(ctx, "opening windows failed; retrying", "deployments", len(names), "attempt", attempt, "error", err)
 				return fmt.Errorf("open %d deployment(s): %w", len(names), err)
 			}

@@ -26,12 +26,15 @@ const (
 
 // Deployment is one SCCM deployment of a change.
 type Deployment struct {
-	ID              int64      `json:"id"`
-	ChangeNumber    string     `json:"change_number"`
-	Schedule        string     `json:"schedule"`
-	UpdateGroup     string     `json:"update_group"`
-	Name            string     `json:"name"`
-	Collection      string     `json:"collection"`
+	ID           int64  `json:"id"`
+	ChangeNumber string `json:"change_number"`
+	Schedule     string `json:"schedule"`
+	UpdateGroup  string `json:"update_group"`
+	Name         string `json:"name"`
+	Collection   string `json:"collection"`
+	// Site is the code of the SCCM site the deployment lives at; empty is
+	// the one site of AUTOPATCH_SCCM_* (docs/architecture.md §10.1).
+	Site            string     `json:"site,omitempty"`
 	WindowStart     time.Time  `json:"window_start"`
 	WindowEnd       time.Time  `json:"window_end"`
 	CloseAt         time.Time  `json:"close_at"`
@@ -53,13 +56,13 @@ type Deployment struct {
 // deployments it had to close, and the close came seconds late.
 const deploymentColumns = `d.id, d.change_number, d.schedule_name, d.update_group, d.name, d.collection,
 	d.window_start, d.window_end, d.close_at, d.suppress_restart, d.state, d.detail, d.sccm_id,
-	d.opened_at, d.closed_at, d.held_from, c.sys_id`
+	d.opened_at, d.closed_at, d.held_from, c.sys_id, d.site`
 
 func scanDeployment(row pgx.CollectableRow) (Deployment, error) {
 	var d Deployment
 	err := row.Scan(&d.ID, &d.ChangeNumber, &d.Schedule, &d.UpdateGroup, &d.Name, &d.Collection,
 		&d.WindowStart, &d.WindowEnd, &d.CloseAt, &d.SuppressRestart, &d.State, &d.Detail, &d.SCCMID,
-		&d.OpenedAt, &d.ClosedAt, &d.HeldFrom, &d.ChangeSysID)
+		&d.OpenedAt, &d.ClosedAt, &d.HeldFrom, &d.ChangeSysID, &d.Site)
 	return d, err
 }
 
@@ -106,20 +109,20 @@ func LockChangeDeployments(ctx context.Context, tx pgx.Tx, number string, states
 		ORDER BY d.id FOR NO KEY UPDATE OF d`, number, states)
 }
 
-// LockDueToOpen locks the created deployments whose window has started by
-// now, skipping rows another transaction holds: window jobs of nearby
-// instants then run side by side, each taking what is due and not taken,
-// instead of queueing behind each other's SCCM calls.
-func LockDueToOpen(ctx context.Context, tx pgx.Tx, now time.Time) ([]Deployment, error) {
-	return queryDeployments(ctx, tx, `WHERE d.state = 'created' AND d.window_start <= $1
-		ORDER BY d.id FOR NO KEY UPDATE OF d SKIP LOCKED`, now)
+// LockDueToOpen locks the created deployments of site whose window has
+// started by now, skipping rows another transaction holds: window jobs of
+// nearby instants then run side by side, each taking what is due and not
+// taken, instead of queueing behind each other's SCCM calls.
+func LockDueToOpen(ctx context.Context, tx pgx.Tx, site string, now time.Time) ([]Deployment, error) {
+	return queryDeployments(ctx, tx, `WHERE d.state = 'created' AND d.window_start <= $1 AND d.site = $2
+		ORDER BY d.id FOR NO KEY UPDATE OF d SKIP LOCKED`, now, site)
 }
 
-// LockDueToClose locks the open deployments that must be closed by now,
-// skipping rows another transaction holds (see LockDueToOpen).
-func LockDueToClose(ctx context.Context, tx pgx.Tx, now time.Time) ([]Deployment, error) {
-	return queryDeployments(ctx, tx, `WHERE d.state = 'open' AND d.close_at <= $1
-		ORDER BY d.id FOR NO KEY UPDATE OF d SKIP LOCKED`, now)
+// LockDueToClose locks the open deployments of site that must be closed by
+// now, skipping rows another transaction holds (see LockDueToOpen).
+func LockDueToClose(ctx context.Context, tx pgx.Tx, site string, now time.Time) ([]Deployment, error) {
+	return queryDeployments(ctx, tx, `WHERE d.state = 'open' AND d.close_at <= $1 AND d.site = $2
+		ORDER BY d.id FOR NO KEY UPDATE OF d SKIP LOCKED`, now, site)
 }
 
 // OpenNames returns those of names that an open deployment holds (a window
@@ -144,9 +147,9 @@ func OpenNames(ctx context.Context, db DBTX, names []string) (map[string]bool, e
 func InsertDeployment(ctx context.Context, tx pgx.Tx, d Deployment) (int64, error) {
 	var id int64
 	err := tx.QueryRow(ctx, `INSERT INTO deployments (change_number, schedule_name, update_group, name, collection,
-			window_start, window_end, close_at, suppress_restart)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8) RETURNING id`,
-		d.ChangeNumber, d.Schedule, d.UpdateGroup, d.Name, d.Collection, d.WindowStart, d.WindowEnd, d.SuppressRestart).Scan(&id)
+			window_start, window_end, close_at, suppress_restart, site)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8, $9) RETURNING id`,
+		d.ChangeNumber, d.Schedule, d.UpdateGroup, d.Name, d.Collection, d.WindowStart, d.WindowEnd, d.SuppressRestart, d.Site).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("store: insert deployment %s: %w", d.Name, mapErr(err))
 	}
@@ -308,13 +311,13 @@ func ChangeTransitions(ctx context.Context, db DBTX, number string) ([]Transitio
 	return out, nil
 }
 
-// NextWindowInstant is the earliest instant at which a deployment is due to
-// open or close (it may be past: due now), or nil when none waits.
-func NextWindowInstant(ctx context.Context, db DBTX) (*time.Time, error) {
+// NextWindowInstant is the earliest instant at which a deployment of site
+// is due to open or close (it may be past: due now), or nil when none waits.
+func NextWindowInstant(ctx context.Context, db DBTX, site string) (*time.Time, error) {
 	var at *time.Time
 	err := db.QueryRow(ctx, `SELECT least(
-		(SELECT min(window_start) FROM deployments WHERE state = 'created'),
-		(SELECT min(close_at) FROM deployments WHERE state = 'open'))`).Scan(&at)
+		(SELECT min(window_start) FROM deployments WHERE state = 'created' AND site = $1),
+		(SELECT min(close_at) FROM deployments WHERE state = 'open' AND site = $1))`, site).Scan(&at)
 	if err != nil {
 		return nil, fmt.Errorf("store: next window instant: %w", err)
 	}
