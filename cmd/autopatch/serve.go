@@ -118,6 +118,7 @@ func initServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*
 		}
 	}
 	s := &server{cfg: cfg, logger: logger, store: st}
+	s.schedules.Sites = cfg.SiteCodes()
 	if err := s.schedules.Load(ctx, cfg.SchedulesFile, st, logger); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("AUTOPATCH_SCHEDULES_FILE: %w", err)
@@ -140,10 +141,20 @@ func initServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*
 	s.reloadFailed.WithLabelValues("services").Set(0)
 	registry.MustRegister(s.reloadFailed)
 
-	sccmRunner, err := winrm.New(winrmConfig(cfg.SCCM), logger.With("system", "sccm"))
+	sccmRunner, err := winrm.New(winrmConfig(firstSite(cfg)), logger.With("system", "sccm"))
 	if err != nil {
 		st.Close()
 		return nil, fmt.Errorf("AUTOPATCH_SCCM_*: %w", err)
+	}
+	var sites []jobs.Site
+	for _, site := range cfg.Sites {
+		r, err := winrm.New(winrmConfig(site.WinRM), logger.With("system", "sccm", "site", site.Code))
+		if err != nil {
+			st.Close()
+			return nil, fmt.Errorf("AUTOPATCH_SCCM_%s_*: %w", site.Code, err)
+		}
+		sites = append(sites, jobs.Site{Code: site.Code, SCCM: jobs.LimitSCCM(
+			sccm.New(calls.Runner("sccm", r), site.Code, logger.With("system", "sccm", "site", site.Code)), site.Workers)})
 	}
 	scomRunner, err := winrm.New(winrmConfig(cfg.SCOM), logger.With("system", "scom"))
 	if err != nil {
@@ -161,7 +172,7 @@ func initServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*
 	}
 	s.id = id
 	s.deps = &jobs.Deps{
-		Pool: st.Pool, Logger: logger, Schedules: &s.schedules, ClientID: s.id,
+		Pool: st.Pool, Logger: logger, Schedules: &s.schedules, ClientID: s.id, Sites: sites,
 		SCCM:         sccm.New(calls.Runner("sccm", sccmRunner), "", logger.With("system", "sccm")),
 		ServiceNow:   snow,
 		Metrics:      jobs.NewMetrics(registry),
@@ -197,7 +208,11 @@ func initServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*
 		}},
 	})
 	// The administrator's console (handlers/ui, docs/architecture.md §9.5).
-	consoleSCCM := sccm.New(sccmRunner, "", logger.With("system", "sccm"))
+	consoleSite := ""
+	if len(cfg.Sites) > 0 {
+		consoleSite = cfg.Sites[0].Code
+	}
+	consoleSCCM := sccm.New(sccmRunner, consoleSite, logger.With("system", "sccm"))
 	if err := ui.Register(e, ui.Options{
 		Logger: logger, Token: cfg.APIToken, DB: st.Pool, Schedules: &s.schedules, ServiceRules: &s.services,
 		Collections: consoleSCCM.CollectionsWithMaintenanceWindows, ServiceNowURL: cfg.ServiceNow.URL,
@@ -352,7 +367,7 @@ func windowComputer(cfg *config.Config) string {
 	if cfg.SCOMWindowComputer != "" {
 		return cfg.SCOMWindowComputer
 	}
-	if u, err := url.Parse(cfg.SCCM.Endpoint); err == nil {
+	if u, err := url.Parse(firstSite(cfg).Endpoint); err == nil {
 		return u.Hostname()
 	}
 	return ""
@@ -377,6 +392,17 @@ func (s *server) loadServices() error {
 	s.services.Set(rules)
 	s.logger.Info("services file loaded", "file", path, "services", len(rules.Rules()))
 	return nil
+}
+
+// firstSite is the SCCM site of AUTOPATCH_SCCM_*, or with several sites
+// the first listed: the console's maintenance windows and the default
+// Windows Computer of window alerts are read there (docs/architecture.md
+// §10.1).
+func firstSite(cfg *config.Config) config.WinRM {
+	if len(cfg.Sites) > 0 {
+		return cfg.Sites[0].WinRM
+	}
+	return cfg.SCCM
 }
 
 func winrmConfig(w config.WinRM) winrm.Config {
