@@ -1,0 +1,155 @@
+package jobs
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/autopatch/autopatch/connectors/sccm"
+	"github.com/autopatch/autopatch/connectors/sccm/sccmsim"
+	"github.com/autopatch/autopatch/connectors/winrm"
+	"github.com/autopatch/autopatch/internal/estate"
+)
+
+// sitesHarness is a harness whose SCCM is several sites, each its own
+// simulated site server on its own WinRM endpoint (docs/architecture.md
+// §10.1). The harness's own estate still serves SCOM.
+type sitesHarness struct {
+	*harness
+	sites map[string]*estate.Estate
+}
+
+func newSitesHarness(t *testing.T, codes ...string) *sitesHarness {
+	t.Helper()
+	h := &sitesHarness{harness: newHarness(t), sites: map[string]*estate.Estate{}}
+	for _, code := range codes {
+		est, err := estate.Start(context.Background(), estate.Options{
+			Seed: estate.Seed{SiteCode: code, UpdateGroups: []string{"2026-12 Servers", "2026-12 Office"}},
+		})
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = est.Close() })
+		cfg := est.WinRMConfig()
+		cfg.Timeout = 10 * time.Second
+		runner, err := winrm.New(cfg, h.deps.Logger)
+		require.NoError(t, err)
+		h.deps.Sites = append(h.deps.Sites, Site{Code: code, SCCM: LimitSCCM(sccm.New(runner, code, h.deps.Logger), 2)})
+		h.sites[code] = est
+	}
+	h.deps.Schedules.Sites = codes
+	return h
+}
+
+// siteSchedule is schedule at a site.
+func siteSchedule(name, site string, w window) string {
+	return strings.Replace(schedule(name, "automatic", w), "kind:", "site: "+site+", kind:", 1)
+}
+
+// load puts the schedules in force and creates each one's collection at
+// its site.
+func (h *sitesHarness) load(entries ...string) {
+	h.t.Helper()
+	h.harness.load(entries...)
+	for _, s := range h.deps.Schedules.Get().All() {
+		h.sites[s.Site].SCCM().AddCollection(s.Collection, 0)
+	}
+}
+
+// deploymentsAt returns a site's deployments of a change.
+func (h *sitesHarness) deploymentsAt(site, number string) []sccmsim.DeploymentState {
+	var out []sccmsim.DeploymentState
+	for _, d := range h.sites[site].State().Deployments {
+		if strings.HasPrefix(d.Name, "AP-"+number+"-") {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// TestSitesOpenSideBySide: one change spans three sites. Each site creates
+// its deployments in one call and opens and closes the shared window in one
+// call each, on time; no site sees another's deployments.
+func TestSitesOpenSideBySide(t *testing.T) {
+	t.Parallel()
+	codes := []string{"PS1", "PS2", "PS3"}
+	h := newSitesHarness(t, codes...)
+	h.startClient()
+	now := time.Now().Truncate(time.Second)
+	w := window{now.Add(10 * time.Second), now.Add(16 * time.Second)}
+	var entries []string
+	for _, c := range codes {
+		entries = append(entries, siteSchedule("AUTO-"+c, c, w))
+	}
+	h.load(entries...)
+	number, _ := h.approve(now, now.Add(time.Hour))
+
+	h.waitFor("every deployment closed", func() bool { return h.states(number)["closed"] == 6 })
+	for _, c := range codes {
+		deps := h.deploymentsAt(c, number)
+		require.Len(t, deps, 2, "site %s: its schedule × 2 update groups", c)
+		for _, d := range deps {
+			require.Equal(t, "Patch - AUTO-"+c, d.Collection, "site %s holds only its own", c)
+			h.requireOnTime(t, d, w)
+		}
+		calls := h.sites[c].SCCM().CallsByTemplate()
+		require.Equal(t, 1, calls[sccm.CreateDeploymentsTemplate], "site %s: one creation call", c)
+		require.Equal(t, 2, calls[sccm.SetEnabledTemplate], "site %s: one call opens the window, one closes it", c)
+		t.Logf("site %s: %d create, %d open+close calls", c, calls[sccm.CreateDeploymentsTemplate], calls[sccm.SetEnabledTemplate])
+	}
+	t.Logf("a window of a change spanning %d sites: %d WinRM calls to open it, one per site", len(codes), len(codes))
+	rows, err := h.pool.Query(context.Background(), `SELECT site, count(*) FROM deployments WHERE change_number = $1 GROUP BY site ORDER BY site`, number)
+	require.NoError(t, err)
+	got := map[string]int{}
+	for rows.Next() {
+		var site string
+		var n int
+		require.NoError(t, rows.Scan(&site, &n))
+		got[site] = n
+	}
+	require.NoError(t, rows.Err())
+	require.Equal(t, map[string]int{"PS1": 2, "PS2": 2, "PS3": 2}, got)
+}
+
+// TestSiteDownOthersOnTime: one of three sites is unreachable from before
+// its window until too little of it is left. The other sites' windows open
+// and close on time; the down site's window is missed, never enabled, and
+// noted on the change.
+func TestSiteDownOthersOnTime(t *testing.T) {
+	t.Parallel()
+	codes := []string{"PS1", "PS2", "PS3"}
+	h := newSitesHarness(t, codes...)
+	h.startClient()
+	now := time.Now().Truncate(time.Second)
+	w := window{now.Add(10 * time.Second), now.Add(18 * time.Second)}
+	var entries []string
+	for _, c := range codes {
+		entries = append(entries, siteSchedule("AUTO-"+c, c, w))
+	}
+	h.load(entries...)
+	number, sysID := h.approve(now, now.Add(time.Hour))
+	h.waitFor("deployments created", func() bool { return h.states(number)["created"] == 6 })
+
+	down := h.sites["PS2"]
+	down.SetWinRMDown(true)
+	time.Sleep(time.Until(w.start.Add(6 * time.Second)))
+	down.SetWinRMDown(false)
+
+	h.waitFor("the others closed, the down site's missed", func() bool {
+		s := h.states(number)
+		return s["closed"] == 4 && s["missed"] == 2
+	})
+	for _, c := range []string{"PS1", "PS3"} {
+		for _, d := range h.deploymentsAt(c, number) {
+			h.requireOnTime(t, d, w)
+		}
+	}
+	time.Sleep(time.Until(w.end.Add(time.Second)))
+	for _, d := range h.deploymentsAt("PS2", number) {
+		requireNeverEnabled(t, d)
+	}
+	h.waitFor("the missed note", func() bool { return strings.Contains(h.notes(sysID), "window MISSED") })
+	require.Contains(t, h.notes(sysID), fmt.Sprintf("AP-%s-AUTO-PS2-", number))
+}
