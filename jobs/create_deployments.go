@@ -2,13 +2,12 @@ package jobs
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -20,7 +19,7 @@ import (
 
 // CreateDeploymentsArgs brings SCCM in line with a change's plan: it deletes
 // the deployments the plan dropped and creates (disabled) the ones it added
-// or moved, one WinRM call each, then schedules their windows.
+// or moved, one WinRM call each per site, then schedules their windows.
 //
 // It is not unique: a plan that changes while this runs inserts another, and
 // the second run finds only what is left to do.
@@ -56,21 +55,47 @@ func (w *CreateDeploymentsWorker) NextRetry(job *river.Job[CreateDeploymentsArgs
 // deployment that holds its SCCM name to close (a window moved while open).
 const waitForOpenPredecessor = 5 * time.Second
 
-// Work implements river.Worker. Each remote call runs inside a transaction
-// that holds the rows it acts on, so an unwind or a re-plan of the same
-// change waits for it and then sees its result; a crash before the commit
-// leaves the rows as they were and the retry repeats the call, which SCCM
-// answers idempotently (deterministic names; delete of a missing name is
-// fine).
+// Work implements river.Worker. Each site is worked side by side in
+// transactions of its own (docs/architecture.md §10.1), so a site that is
+// down or slow holds back neither the others' creations nor their windows;
+// the job retries the sites that failed. Each remote call runs inside a
+// transaction that holds the rows it acts on, so an unwind or a re-plan of
+// the same change waits for it and then sees its result; a crash before the
+// commit leaves the rows as they were and the retry repeats the call, which
+// SCCM answers idempotently (deterministic names; delete of a missing name
+// is fine).
 func (w *CreateDeploymentsWorker) Work(ctx context.Context, job *river.Job[CreateDeploymentsArgs]) error {
 	number := job.Args.ChangeNumber
-	// A site where deleting failed must not hold back the creations at
-	// the others: its error is returned after them.
-	deleteErr := w.deleteObsolete(ctx, number)
-	waiting := false
-	var retry error // sites that failed, after the others committed
-	err := pgx.BeginFunc(ctx, w.deps.Pool, func(tx pgx.Tx) error {
-		rows, err := store.LockChangeDeployments(ctx, tx, number, store.DeploymentPlanned)
+	sites, err := store.ChangeSites(ctx, w.deps.Pool, number, store.DeploymentPlanned, store.DeploymentObsolete)
+	if err != nil {
+		return err
+	}
+	var waiting atomic.Bool
+	failed := eachSite(ctx, w.deps, sites, func(ctx context.Context, site string, conn SCCM) error {
+		if err := w.deleteObsolete(ctx, number, site, conn); err != nil {
+			return err
+		}
+		wait, err := w.create(ctx, number, site, conn)
+		if wait {
+			waiting.Store(true)
+		}
+		return err
+	})
+	if err := siteErrors(failed); err != nil {
+		return err
+	}
+	if waiting.Load() {
+		return river.JobSnooze(waitForOpenPredecessor)
+	}
+	return nil
+}
+
+// create creates, disabled and in one call, the planned deployments of
+// the change at site; waiting reports one whose name an open deployment
+// still holds.
+func (w *CreateDeploymentsWorker) create(ctx context.Context, number, site string, conn SCCM) (waiting bool, err error) {
+	err = pgx.BeginFunc(ctx, w.deps.Pool, func(tx pgx.Tx) error {
+		rows, err := store.LockSiteDeployments(ctx, tx, number, site, store.DeploymentPlanned)
 		if err != nil || len(rows) == 0 {
 			return err
 		}
@@ -93,104 +118,57 @@ func (w *CreateDeploymentsWorker) Work(ctx context.Context, job *river.Job[Creat
 		if len(ready) == 0 {
 			return nil
 		}
-		// One call per site, side by side; each site's rows move with its
-		// own answer, so a site that is down does not hold back the others.
-		codes, groups := bySite(ready, deploymentSite)
-		var mu sync.Mutex
-		ids := map[string]string{}
-		failed := eachSite(ctx, w.deps, codes, func(ctx context.Context, code string, conn SCCM) error {
-			created, err := conn.CreateDeployments(ctx, deploymentSpecs(groups[code]))
-			if err != nil {
-				return err
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			for _, c := range created {
-				ids[c.Name] = strconv.Itoa(c.ID)
-			}
-			return nil
-		})
+		created, err := conn.CreateDeployments(ctx, deploymentSpecs(ready))
 		now := w.deps.now()
-		var done []store.Deployment
-		transient := map[string]error{}
-		for _, code := range codes {
-			err, bad := failed[code]
-			switch {
-			case !bad:
-				done = append(done, groups[code]...)
-			case sccm.IsRefusal(err):
-				if err := w.refused(ctx, tx, groups[code], err, now); err != nil {
-					return err
-				}
-			default:
-				transient[code] = err
-			}
+		if sccm.IsRefusal(err) {
+			return w.refused(ctx, tx, ready, err, now)
 		}
-		retry = siteErrors(transient)
-		if len(done) == 0 {
-			return nil
+		if err != nil {
+			return fmt.Errorf("create deployments of %s: %w", number, err)
 		}
-		for _, d := range done {
+		ids := map[string]string{}
+		for _, c := range created {
+			ids[c.Name] = strconv.Itoa(c.ID)
+		}
+		for _, d := range ready {
 			if err := store.Move(ctx, tx, store.Transition{ID: d.ID, From: store.DeploymentPlanned, To: store.DeploymentCreated,
 				At: now, SCCMID: ids[d.Name], Reason: "created disabled in SCCM"}); err != nil {
 				return err
 			}
 		}
-		return note(ctx, tx, tableChangeRequest, done[0].ChangeSysID, createdNote(done))
+		return note(ctx, tx, tableChangeRequest, ready[0].ChangeSysID, createdNote(ready))
 	})
-	if retry != nil {
-		err = errors.Join(err, fmt.Errorf("create deployments of %s: %w", number, retry))
-	}
-	if err = errors.Join(deleteErr, err); err != nil {
-		return err
-	}
-	if waiting {
-		return river.JobSnooze(waitForOpenPredecessor)
-	}
-	return nil
+	return waiting, err
 }
 
-// deleteObsolete deletes the deployments the plan dropped, in one call per
-// site; the sites that answered commit even when another failed.
-func (w *CreateDeploymentsWorker) deleteObsolete(ctx context.Context, number string) error {
-	var retry error
-	err := pgx.BeginFunc(ctx, w.deps.Pool, func(tx pgx.Tx) error {
-		rows, err := store.LockChangeDeployments(ctx, tx, number, store.DeploymentObsolete)
+// deleteObsolete deletes the deployments the plan dropped at site, in one
+// call.
+func (w *CreateDeploymentsWorker) deleteObsolete(ctx context.Context, number, site string, conn SCCM) error {
+	return pgx.BeginFunc(ctx, w.deps.Pool, func(tx pgx.Tx) error {
+		rows, err := store.LockSiteDeployments(ctx, tx, number, site, store.DeploymentObsolete)
 		if err != nil || len(rows) == 0 {
 			return err
 		}
-		codes, groups := bySite(rows, deploymentSite)
-		failed := eachSite(ctx, w.deps, codes, func(ctx context.Context, code string, conn SCCM) error {
-			var names []string
-			for _, d := range groups[code] {
-				// Several obsolete rows may share a name (a window moved
-				// twice); SCCM has one object.
-				if !slices.Contains(names, d.Name) {
-					names = append(names, d.Name)
-				}
+		var names []string
+		for _, d := range rows {
+			// Several obsolete rows may share a name (a window moved
+			// twice); SCCM has one object.
+			if !slices.Contains(names, d.Name) {
+				names = append(names, d.Name)
 			}
-			_, err := conn.DeleteDeployments(ctx, names)
-			return err
-		})
-		retry = siteErrors(failed)
+		}
+		if _, err := conn.DeleteDeployments(ctx, names); err != nil {
+			return fmt.Errorf("delete deployments of %s: %w", number, err)
+		}
 		now := w.deps.now()
-		for _, code := range codes {
-			if _, bad := failed[code]; bad {
-				continue
-			}
-			for _, d := range groups[code] {
-				if err := store.Move(ctx, tx, store.Transition{ID: d.ID, From: store.DeploymentObsolete, To: store.DeploymentDeleted,
-					At: now, Reason: "deleted from SCCM"}); err != nil {
-					return err
-				}
+		for _, d := range rows {
+			if err := store.Move(ctx, tx, store.Transition{ID: d.ID, From: store.DeploymentObsolete, To: store.DeploymentDeleted,
+				At: now, Reason: "deleted from SCCM"}); err != nil {
+				return err
 			}
 		}
 		return nil
 	})
-	if err == nil && retry != nil {
-		err = fmt.Errorf("delete deployments of %s: %w", number, retry)
-	}
-	return err
 }
 
 func deploymentSpecs(rows []store.Deployment) []sccm.DeploymentSpec {

@@ -25,10 +25,16 @@ type sitesHarness struct {
 
 func newSitesHarness(t *testing.T, codes ...string) *sitesHarness {
 	t.Helper()
+	return newSitesHarnessSlow(t, nil, codes...)
+}
+
+// newSitesHarnessSlow delays every WinRM call to a site by latency[code].
+func newSitesHarnessSlow(t *testing.T, latency map[string]time.Duration, codes ...string) *sitesHarness {
+	t.Helper()
 	h := &sitesHarness{harness: newHarness(t), sites: map[string]*estate.Estate{}}
 	for _, code := range codes {
 		est, err := estate.Start(context.Background(), estate.Options{
-			Seed: estate.Seed{SiteCode: code, UpdateGroups: []string{"2026-12 Servers", "2026-12 Office"}},
+			Seed: estate.Seed{SiteCode: code, UpdateGroups: []string{"2026-12 Servers", "2026-12 Office"}, Latency: latency[code]},
 		})
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = est.Close() })
@@ -152,4 +158,46 @@ func TestSiteDownOthersOnTime(t *testing.T) {
 	}
 	h.waitFor("the missed note", func() bool { return strings.Contains(h.notes(sysID), "window MISSED") })
 	require.Contains(t, h.notes(sysID), fmt.Sprintf("AP-%s-AUTO-PS2-", number))
+}
+
+// TestSlowSiteOthersOnTime: every call to one of three sites takes 8 s,
+// including the creation of the change's deployments there. The other
+// sites create theirs and open and close their windows on time: each site
+// commits in its own transactions and has its own keeper loop.
+func TestSlowSiteOthersOnTime(t *testing.T) {
+	t.Parallel()
+	codes := []string{"PS1", "PS2", "PS3"}
+	h := newSitesHarnessSlow(t, map[string]time.Duration{"PS2": 8 * time.Second}, codes...)
+	h.startClient()
+	now := time.Now().Truncate(time.Second)
+	w := window{now.Add(6 * time.Second), now.Add(12 * time.Second)}
+	var entries []string
+	for _, c := range codes {
+		entries = append(entries, siteSchedule("AUTO-"+c, c, w))
+	}
+	h.load(entries...)
+	number, _ := h.approve(now, now.Add(time.Hour))
+
+	h.waitFor("the fast sites' deployments closed", func() bool {
+		n := 0
+		for _, c := range []string{"PS1", "PS3"} {
+			for _, d := range h.deploymentsAt(c, number) {
+				if len(d.Events) == 2 {
+					n++
+				}
+			}
+		}
+		return n == 4
+	})
+	for _, c := range []string{"PS1", "PS3"} {
+		for _, d := range h.deploymentsAt(c, number) {
+			h.requireOnTime(t, d, w)
+		}
+	}
+	// The slow site catches up on its own: created, then opened late or
+	// missed, never left waiting.
+	h.waitFor("the slow site's window settled", func() bool {
+		s := h.states(number)
+		return s["closed"]+s["missed"] == 6
+	})
 }

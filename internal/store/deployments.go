@@ -109,6 +109,27 @@ func LockChangeDeployments(ctx context.Context, tx pgx.Tx, number string, states
 		ORDER BY d.id FOR NO KEY UPDATE OF d`, number, states)
 }
 
+// LockSiteDeployments is LockChangeDeployments for the deployments at one
+// site: each site's transaction locks only its own rows, so the sites of a
+// change are worked side by side.
+func LockSiteDeployments(ctx context.Context, tx pgx.Tx, number, site string, states ...string) ([]Deployment, error) {
+	return queryDeployments(ctx, tx, `WHERE d.change_number = $1 AND d.site = $2 AND d.state = ANY($3)
+		ORDER BY d.id FOR NO KEY UPDATE OF d`, number, site, states)
+}
+
+// ChangeSites are the sites of a change's deployments in the given states.
+func ChangeSites(ctx context.Context, db DBTX, number string, states ...string) ([]string, error) {
+	rows, err := db.Query(ctx, `SELECT DISTINCT site FROM deployments WHERE change_number = $1 AND state = ANY($2) ORDER BY 1`, number, states)
+	if err != nil {
+		return nil, fmt.Errorf("store: sites of %s: %w", number, err)
+	}
+	sites, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("store: sites of %s: %w", number, err)
+	}
+	return sites, nil
+}
+
 // LockDueToOpen locks the created deployments of site whose window has
 // started by now, skipping rows another transaction holds: window jobs of
 // nearby instants then run side by side, each taking what is due and not
