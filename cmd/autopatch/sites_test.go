@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/autopatch/autopatch/internal/config"
+	"github.com/autopatch/autopatch/internal/testdb"
+)
+
+// TestServeSites: serve with AUTOPATCH_SCCM_SITES gives the jobs one
+// connector per site, and refuses to start with a schedule at a site it
+// does not know (docs/architecture.md §10.1).
+func TestServeSites(t *testing.T) {
+	t.Parallel()
+	schedules := func(site string) string {
+		path := filepath.Join(t.TempDir(), "schedules.yaml")
+		require.NoError(t, os.WriteFile(path, []byte(`schedules:
+  - {name: LON, collection: "Patch - London", site: PS1, windows: [{start: "2026-12-20T22:00:00Z", end: "2026-12-21T02:00:00Z"}]}
+  - {name: FRA, collection: "Patch - Frankfurt", site: `+site+`, windows: [{start: "2026-12-20T22:00:00Z", end: "2026-12-21T02:00:00Z"}]}
+`), 0o600))
+		return path
+	}
+	load := func(t *testing.T, schedulesFile string) *config.Config {
+		cfg, err := config.LoadServe(func(k string) string {
+			return map[string]string{
+				"AUTOPATCH_DATABASE_URL":        testdb.URL(t),
+				"AUTOPATCH_LISTEN":              "127.0.0.1:0",
+				"AUTOPATCH_WEBHOOK_SECRET":      "test-secret",
+				"AUTOPATCH_API_TOKEN":           "test-token",
+				"AUTOPATCH_SCHEDULES_FILE":      schedulesFile,
+				"AUTOPATCH_SCCM_SITES":          "PS1,EU1",
+				"AUTOPATCH_SCCM_PS1_ENDPOINT":   "https://127.0.0.1:1/wsman",
+				"AUTOPATCH_SCCM_EU1_ENDPOINT":   "https://127.0.0.1:2/wsman",
+				"AUTOPATCH_SCCM_USER":           "autopatch",
+				"AUTOPATCH_SCCM_PASSWORD":       "pw",
+				"AUTOPATCH_SCOM_ENDPOINT":       "https://127.0.0.1:1/wsman",
+				"AUTOPATCH_SCOM_USER":           "autopatch",
+				"AUTOPATCH_SCOM_PASSWORD":       "pw",
+				"AUTOPATCH_SERVICENOW_URL":      "http://127.0.0.1:1",
+				"AUTOPATCH_SERVICENOW_USER":     "autopatch",
+				"AUTOPATCH_SERVICENOW_PASSWORD": "pw",
+			}[k]
+		}, "")
+		require.NoError(t, err)
+		return cfg
+	}
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+
+	t.Run("OneConnectorPerSite", func(t *testing.T) {
+		t.Parallel()
+		srv, err := initServer(context.Background(), load(t, schedules("EU1")), logger)
+		require.NoError(t, err)
+		t.Cleanup(func() {
+			_ = srv.listener.Close()
+			srv.store.Close()
+		})
+		require.Len(t, srv.deps.Sites, 2)
+		require.Equal(t, "PS1", srv.deps.Sites[0].Code)
+		require.Equal(t, "EU1", srv.deps.Sites[1].Code)
+		fra, ok := srv.schedules.Get().Get("FRA")
+		require.True(t, ok)
+		require.Equal(t, "EU1", fra.Site)
+	})
+
+	t.Run("UnknownSite", func(t *testing.T) {
+		t.Parallel()
+		_, err := initServer(context.Background(), load(t, schedules("US1")), logger)
+		require.ErrorContains(t, err, `schedule "FRA": site: unknown site "US1" (configured: PS1, EU1)`)
+	})
+}
