@@ -15,38 +15,63 @@ import (
 	"github.com/autopatch/autopatch/internal/estate"
 )
 
-// sitesHarness is a harness whose SCCM is several sites, each its own
-// simulated site server on its own WinRM endpoint (docs/architecture.md
-// §10.1). The harness's own estate still serves SCOM.
+// sitesHarness is a harness whose simulated estate has several SCCM
+// sites, each a site server on a WinRM endpoint of its own
+// (docs/architecture.md §10.1): the seed's site PS1 and the further ones.
 type sitesHarness struct {
 	*harness
-	sites map[string]*estate.Estate
+	codes []string
 }
 
-func newSitesHarness(t *testing.T, codes ...string) *sitesHarness {
+// newSitesHarness starts the estate with sites PS1 and further; slow
+// delays every call to a site by its duration, as a site server that
+// answers slowly would.
+func newSitesHarness(t *testing.T, further []string, slow map[string]time.Duration) *sitesHarness {
 	t.Helper()
-	return newSitesHarnessSlow(t, nil, codes...)
-}
-
-// newSitesHarnessSlow delays every WinRM call to a site by latency[code].
-func newSitesHarnessSlow(t *testing.T, latency map[string]time.Duration, codes ...string) *sitesHarness {
-	t.Helper()
-	h := &sitesHarness{harness: newHarness(t), sites: map[string]*estate.Estate{}}
-	for _, code := range codes {
-		est, err := estate.Start(context.Background(), estate.Options{
-			Seed: estate.Seed{SiteCode: code, UpdateGroups: []string{"2026-12 Servers", "2026-12 Office"}, Latency: latency[code]},
-		})
-		require.NoError(t, err)
-		t.Cleanup(func() { _ = est.Close() })
-		cfg := est.WinRMConfig()
+	h := &sitesHarness{harness: newHarness(t, func(o *estate.Options) { o.Sites = further })}
+	h.codes = append([]string{sccmsim.DefaultSiteCode}, further...)
+	for _, code := range h.codes {
+		cfg := h.est.WinRMConfig()
+		cfg.Endpoint = h.est.SiteEndpoint(code)
 		cfg.Timeout = 10 * time.Second
 		runner, err := winrm.New(cfg, h.deps.Logger)
 		require.NoError(t, err)
-		h.deps.Sites = append(h.deps.Sites, Site{Code: code, SCCM: LimitSCCM(sccm.New(runner, code, h.deps.Logger), 2)})
-		h.sites[code] = est
+		var conn SCCM = sccm.New(runner, code, h.deps.Logger)
+		if d := slow[code]; d > 0 {
+			conn = slowSCCM{SCCM: conn, delay: d}
+		}
+		h.deps.Sites = append(h.deps.Sites, Site{Code: code, SCCM: LimitSCCM(conn, 2)})
 	}
-	h.deps.Schedules.Sites = codes
+	h.deps.Schedules.Sites = h.codes
 	return h
+}
+
+// slowSCCM delays every call by delay.
+type slowSCCM struct {
+	SCCM
+	delay time.Duration
+}
+
+func (s slowSCCM) wait() { time.Sleep(s.delay) }
+
+func (s slowSCCM) CreateDeployments(ctx context.Context, specs []sccm.DeploymentSpec) ([]sccm.Deployment, error) {
+	s.wait()
+	return s.SCCM.CreateDeployments(ctx, specs)
+}
+
+func (s slowSCCM) OpenDeployments(ctx context.Context, names, collections []string) ([]sccm.EnableResult, error) {
+	s.wait()
+	return s.SCCM.OpenDeployments(ctx, names, collections)
+}
+
+func (s slowSCCM) SetEnabled(ctx context.Context, names []string, enabled bool) ([]sccm.EnableResult, error) {
+	s.wait()
+	return s.SCCM.SetEnabled(ctx, names, enabled)
+}
+
+func (s slowSCCM) DeploymentStatus(ctx context.Context, names []string) (sccm.StatusReport, error) {
+	s.wait()
+	return s.SCCM.DeploymentStatus(ctx, names)
 }
 
 // siteSchedule is schedule at a site.
@@ -60,14 +85,14 @@ func (h *sitesHarness) load(entries ...string) {
 	h.t.Helper()
 	h.harness.load(entries...)
 	for _, s := range h.deps.Schedules.Get().All() {
-		h.sites[s.Site].SCCM().AddCollection(s.Collection, 0)
+		h.est.Site(s.Site).AddCollection(s.Collection, 0)
 	}
 }
 
 // deploymentsAt returns a site's deployments of a change.
 func (h *sitesHarness) deploymentsAt(site, number string) []sccmsim.DeploymentState {
 	var out []sccmsim.DeploymentState
-	for _, d := range h.sites[site].State().Deployments {
+	for _, d := range h.est.Site(site).State().Deployments {
 		if strings.HasPrefix(d.Name, "AP-"+number+"-") {
 			out = append(out, d)
 		}
@@ -80,8 +105,8 @@ func (h *sitesHarness) deploymentsAt(site, number string) []sccmsim.DeploymentSt
 // call each, on time; no site sees another's deployments.
 func TestSitesOpenSideBySide(t *testing.T) {
 	t.Parallel()
-	codes := []string{"PS1", "PS2", "PS3"}
-	h := newSitesHarness(t, codes...)
+	h := newSitesHarness(t, []string{"PS2", "PS3"}, nil)
+	codes := h.codes
 	h.startClient()
 	now := time.Now().Truncate(time.Second)
 	w := window{now.Add(10 * time.Second), now.Add(16 * time.Second)}
@@ -100,7 +125,7 @@ func TestSitesOpenSideBySide(t *testing.T) {
 			require.Equal(t, "Patch - AUTO-"+c, d.Collection, "site %s holds only its own", c)
 			h.requireOnTime(t, d, w)
 		}
-		calls := h.sites[c].SCCM().CallsByTemplate()
+		calls := h.est.Site(c).CallsByTemplate()
 		require.Equal(t, 1, calls[sccm.CreateDeploymentsTemplate], "site %s: one creation call", c)
 		require.Equal(t, 2, calls[sccm.SetEnabledTemplate], "site %s: one call opens the window, one closes it", c)
 		t.Logf("site %s: %d create, %d open+close calls", c, calls[sccm.CreateDeploymentsTemplate], calls[sccm.SetEnabledTemplate])
@@ -125,8 +150,8 @@ func TestSitesOpenSideBySide(t *testing.T) {
 // noted on the change.
 func TestSiteDownOthersOnTime(t *testing.T) {
 	t.Parallel()
-	codes := []string{"PS1", "PS2", "PS3"}
-	h := newSitesHarness(t, codes...)
+	h := newSitesHarness(t, []string{"PS2", "PS3"}, nil)
+	codes := h.codes
 	h.startClient()
 	now := time.Now().Truncate(time.Second)
 	w := window{now.Add(10 * time.Second), now.Add(18 * time.Second)}
@@ -138,10 +163,9 @@ func TestSiteDownOthersOnTime(t *testing.T) {
 	number, sysID := h.approve(now, now.Add(time.Hour))
 	h.waitFor("deployments created", func() bool { return h.states(number)["created"] == 6 })
 
-	down := h.sites["PS2"]
-	down.SetWinRMDown(true)
+	h.est.SetSiteDown("PS2", true)
 	time.Sleep(time.Until(w.start.Add(6 * time.Second)))
-	down.SetWinRMDown(false)
+	h.est.SetSiteDown("PS2", false)
 
 	h.waitFor("the others closed, the down site's missed", func() bool {
 		s := h.states(number)
@@ -166,8 +190,8 @@ func TestSiteDownOthersOnTime(t *testing.T) {
 // commits in its own transactions and has its own keeper loop.
 func TestSlowSiteOthersOnTime(t *testing.T) {
 	t.Parallel()
-	codes := []string{"PS1", "PS2", "PS3"}
-	h := newSitesHarnessSlow(t, map[string]time.Duration{"PS2": 8 * time.Second}, codes...)
+	h := newSitesHarness(t, []string{"PS2", "PS3"}, map[string]time.Duration{"PS2": 8 * time.Second})
+	codes := h.codes
 	h.startClient()
 	now := time.Now().Truncate(time.Second)
 	w := window{now.Add(6 * time.Second), now.Add(12 * time.Second)}

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -63,7 +65,8 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	generate := fs.String("generate", "", "generate the scale estate (issue #19) instead of reading a seed: `key=value,…` over the defaults of internal/estate/scale.yaml (\"\" or \"default\": 8,000 servers, 24 windows Thu–Sun, 3 update groups)")
 	generateDir := fs.String("generate-dir", "", "with --generate: write the estate's schedules.yaml and assignments.yaml to `DIR` (for serve and plan --check)")
 	generateMonth := fs.String("generate-month", "2026-12", "with --generate: the `month` that names the update groups")
-	schedulesFile := fs.String("schedules", "", "schedules `FILE` (YAML): every schedule's collection exists in the site")
+	schedulesFile := fs.String("schedules", "", "schedules `FILE` (YAML): every schedule's collection exists in its site")
+	sites := fs.String("sites", "", "further SCCM site `codes` (PS2,PS3), each a site server on a WinRM listener of its own; the env file then lists every site in AUTOPATCH_SCCM_SITES (docs/architecture.md §10.1)")
 	trySchedules := fs.String("try-schedules", "", "write to `FILE` the --schedules file plus a one-off schedule "+trySchedule+
 		" whose window opens two minutes from now for three hours, so that a change sent now (autopatch send) sees a deployment enabled (make run)")
 	envFile := fs.String("env-file", "", "write the AUTOPATCH_* settings that point serve at the estate to `FILE`")
@@ -145,13 +148,25 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if latencySet {
 		opts.Seed.Latency = *latency
 	}
+	if *sites != "" {
+		opts.Sites = strings.Split(*sites, ",")
+	}
 	if *schedulesFile != "" {
 		collections, err := scheduleCollections(*schedulesFile)
 		if err != nil {
 			fmt.Fprintf(stderr, "autopatch sim: %v\n", err)
 			return 1
 		}
-		opts.ScheduleCollections = collections
+		// A schedule at one of --sites has its collection there; the
+		// others, at the seed's site.
+		opts.SiteCollections = map[string][]string{}
+		for site, cs := range collections {
+			if slices.Contains(opts.Sites, site) {
+				opts.SiteCollections[site] = cs
+			} else {
+				opts.ScheduleCollections = append(opts.ScheduleCollections, cs...)
+			}
+		}
 	}
 	var tryStart, tryEnd time.Time
 	if *trySchedules != "" {
@@ -186,6 +201,9 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 
 	fmt.Fprintf(stdout, "autopatch sim: SCCM site %s (WinRM) at %s\n", e.SCCM().SiteCode(), e.SCCMEndpoint())
+	for _, code := range opts.Sites {
+		fmt.Fprintf(stdout, "autopatch sim: SCCM site %s (WinRM) at %s\n", code, e.SiteEndpoint(code))
+	}
 	fmt.Fprintf(stdout, "autopatch sim: SCOM management server %s (WinRM) at %s, %d computers\n",
 		e.SCOM().ManagementServer(), e.SCOMEndpoint(), len(e.SCOM().State().Computers))
 	fmt.Fprintf(stdout, "autopatch sim: ServiceNow (Table API) at %s\n", e.ServiceNowURL())
@@ -273,8 +291,9 @@ func writeTrySchedules(from, to string, start, end time.Time) error {
 }
 
 // scheduleCollections reads the collection of every schedule in a schedules
-// file. Only that field is read here; serve validates the whole file.
-func scheduleCollections(path string) ([]string, error) {
+// file, by site ("" for a schedule that names none). Only those fields are
+// read here; serve validates the whole file.
+func scheduleCollections(path string) (map[string][]string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("schedules: %w", err)
@@ -283,17 +302,18 @@ func scheduleCollections(path string) ([]string, error) {
 		Schedules []struct {
 			Name       string `yaml:"name"`
 			Collection string `yaml:"collection"`
+			Site       string `yaml:"site"`
 		} `yaml:"schedules"`
 	}
 	if err := yaml.Unmarshal(b, &file); err != nil {
 		return nil, fmt.Errorf("schedules %s: %w", path, err)
 	}
-	var out []string
+	out := map[string][]string{}
 	for i, s := range file.Schedules {
 		if s.Collection == "" {
 			return nil, fmt.Errorf("schedules %s: schedule %d (%q) has no collection", path, i, s.Name)
 		}
-		out = append(out, s.Collection)
+		out[s.Site] = append(out[s.Site], s.Collection)
 	}
 	return out, nil
 }

@@ -36,7 +36,7 @@ func TestTryIt(t *testing.T) {
 	require.NoError(t, writeTrySchedules("../../integrations/sccm/schedules.example.yaml", schedules, start, start.Add(time.Hour)))
 	collections, err := scheduleCollections(schedules)
 	require.NoError(t, err)
-	est, err := estate.Start(ctx, estate.Options{Seed: seed, ScheduleCollections: collections, PlainHTTP: true, Dir: dir,
+	est, err := estate.Start(ctx, estate.Options{Seed: seed, ScheduleCollections: collections[""], PlainHTTP: true, Dir: dir,
 		WebhookSecret: "dev-webhook-secret", APIToken: "dev-api-token"})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = est.Close() })

@@ -50,6 +50,15 @@ type Options struct {
 	// ScheduleCollections are the collections of the schedules file: each is
 	// created if the seed does not have it.
 	ScheduleCollections []string
+	// Sites are the codes of further SCCM sites (docs/architecture.md
+	// §10.1): each is a simulated site server of its own, on a WinRM
+	// listener of its own with the estate's credentials and CA, and starts
+	// with the seed's update groups. The seed's site (Seed.SiteCode) keeps
+	// the main listener, with SCOM. Empty: one site, as before.
+	Sites []string
+	// SiteCollections are the schedules' collections at the sites of Sites,
+	// by site code.
+	SiteCollections map[string][]string
 
 	// Host is the listen address; default DefaultHost.
 	Host string
@@ -108,6 +117,7 @@ type Estate struct {
 	logger *slog.Logger
 
 	sccm  *sccmsim.Site
+	sites []*site // Options.Sites, in order
 	scom  *scomsim.Group
 	snow  *servicenowsim.Server
 	wsman *wsmansim.Server
@@ -162,6 +172,13 @@ func Start(ctx context.Context, opts Options) (*Estate, error) {
 	}
 	e.sccm = site
 	e.parts = append(e.parts, part{name: "sccm", handles: site.Handles, run: site.Run})
+	for _, code := range opts.Sites {
+		x, err := buildExtraSite(opts, code)
+		if err != nil {
+			return nil, err
+		}
+		e.sites = append(e.sites, x)
+	}
 	group, err := buildGroup(opts)
 	if err != nil {
 		return nil, err
@@ -340,6 +357,15 @@ func (e *Estate) start(ctx context.Context) error {
 	e.controlSrv = &http.Server{Handler: controlMux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: errorLog}
 	e.controlURL = "http://" + net.JoinHostPort(advertised, port(controlLn))
 
+	for _, x := range e.sites {
+		if err := e.startSite(ctx, x, scheme, advertised, errorLog); err != nil {
+			_ = winrmLn.Close()
+			_ = snowLn.Close()
+			_ = controlLn.Close()
+			return err
+		}
+	}
+
 	go e.serve("winrm", e.winrmSrv, winrmLn)
 	go e.serve("servicenow", e.snowSrv, snowLn)
 	go e.serve("control", e.controlSrv, controlLn)
@@ -398,7 +424,14 @@ func (e *Estate) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		var errs []error
-		for _, srv := range []*http.Server{e.winrmSrv, e.snowSrv, e.controlSrv} {
+		servers := []*http.Server{e.winrmSrv, e.snowSrv, e.controlSrv}
+		for _, x := range e.sites {
+			servers = append(servers, x.srv)
+			if x.wsman != nil {
+				defer x.wsman.Close()
+			}
+		}
+		for _, srv := range servers {
 			if srv == nil {
 				continue
 			}
@@ -425,6 +458,11 @@ func (e *Estate) Close() error {
 // State returns what the simulators hold now.
 func (e *Estate) State() State {
 	site := e.sccm.State()
+	for _, x := range e.sites {
+		more := x.site.State()
+		site.Collections = append(site.Collections, more.Collections...)
+		site.Deployments = append(site.Deployments, more.Deployments...)
+	}
 	return State{
 		Collections: site.Collections,
 		Deployments: site.Deployments,
@@ -589,10 +627,22 @@ func (e *Estate) WinRMConfig() winrm.Config {
 // KEY=value lines in a fixed order.
 func (e *Estate) Env() []string {
 	var env []string
+	if len(e.sites) > 0 {
+		codes := []string{e.sccm.SiteCode()}
+		for _, x := range e.sites {
+			codes = append(codes, x.site.SiteCode())
+		}
+		env = append(env, "AUTOPATCH_SCCM_SITES="+strings.Join(codes, ","))
+		for _, code := range codes {
+			env = append(env, "AUTOPATCH_SCCM_"+code+"_ENDPOINT="+e.SiteEndpoint(code))
+		}
+	}
 	for _, system := range []string{"SCCM", "SCOM"} {
 		prefix := "AUTOPATCH_" + system + "_"
+		if system == "SCOM" || len(e.sites) == 0 {
+			env = append(env, prefix+"ENDPOINT="+e.winrmURL)
+		}
 		env = append(env,
-			prefix+"ENDPOINT="+e.winrmURL,
 			prefix+"USER="+e.opts.User,
 			prefix+"PASSWORD="+e.opts.Password,
 			prefix+"AUTH="+winrm.AuthBasic,
