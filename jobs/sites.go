@@ -12,12 +12,21 @@ import (
 )
 
 // Site is one SCCM site of an estate of several (docs/architecture.md
-// §10.1).
+// §10.1). Make it with NewSite.
 type Site struct {
 	// Code is the site code schedules name (PS1).
 	Code string
-	// SCCM is the site server's connector, usually LimitSCCM'd.
-	SCCM SCCM
+	// keeper is the connector of the window keeper: windows never wait
+	// for a free call behind jobs (§3.3).
+	keeper SCCM
+	// jobs is the same connector, with at most workers calls at once.
+	jobs SCCM
+}
+
+// NewSite is the site code reached through conn; the jobs make at most
+// workers calls to it at once (AUTOPATCH_SCCM_<CODE>_WORKERS).
+func NewSite(code string, conn SCCM, workers int) Site {
+	return Site{Code: code, keeper: conn, jobs: limitSCCM(conn, workers)}
 }
 
 // siteCodes are the sites this process acts on: the codes of Deps.Sites,
@@ -33,19 +42,30 @@ func (d *Deps) siteCodes() []string {
 	return codes
 }
 
-// sccmAt is the connector of the site with code. A row of a site no longer
-// configured fails here, where its job or keeper loop logs and retries it,
-// rather than reaching another site's server.
+// sccmAt is the jobs' connector of the site with code. A row of a site no
+// longer configured fails here, where its job logs and retries it, rather
+// than reaching another site's server.
 func (d *Deps) sccmAt(code string) (SCCM, error) {
+	s, err := d.site(code)
+	return s.jobs, err
+}
+
+// keeperSCCM is the window keeper's connector of the site with code.
+func (d *Deps) keeperSCCM(code string) (SCCM, error) {
+	s, err := d.site(code)
+	return s.keeper, err
+}
+
+func (d *Deps) site(code string) (Site, error) {
 	if len(d.Sites) == 0 && code == "" {
-		return d.SCCM, nil
+		return Site{keeper: d.SCCM, jobs: d.SCCM}, nil
 	}
 	for _, s := range d.Sites {
 		if s.Code == code {
-			return s.SCCM, nil
+			return s, nil
 		}
 	}
-	return nil, fmt.Errorf("sccm: site %q is not configured (AUTOPATCH_SCCM_SITES)", code)
+	return Site{}, fmt.Errorf("sccm: site %q is not configured (AUTOPATCH_SCCM_SITES)", code)
 }
 
 // siteOf is the site of a schedule in force; empty (the one site) for one
@@ -150,11 +170,11 @@ func statusBySite(ctx context.Context, deps *Deps, targets []store.Deployment) (
 	return merged, read, siteErrors(failed)
 }
 
-// LimitSCCM bounds the calls in flight to one site from this process to n
-// (AUTOPATCH_SCCM_<CODE>_WORKERS): WinRM limits the shells of one user per
-// server, and with several sites the sccm queue's size no longer bounds
-// each site's share.
-func LimitSCCM(s SCCM, n int) SCCM {
+// limitSCCM bounds the jobs' calls in flight to one site from this process
+// to n (AUTOPATCH_SCCM_<CODE>_WORKERS): WinRM limits the shells of one user
+// per server, and with several sites the sccm queue's size no longer
+// bounds each site's share.
+func limitSCCM(s SCCM, n int) SCCM {
 	return &limitedSCCM{next: s, slots: make(chan struct{}, max(n, 1))}
 }
 

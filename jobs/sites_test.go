@@ -40,7 +40,7 @@ func newSitesHarness(t *testing.T, further []string, slow map[string]time.Durati
 		if d := slow[code]; d > 0 {
 			conn = slowSCCM{SCCM: conn, delay: d}
 		}
-		h.deps.Sites = append(h.deps.Sites, Site{Code: code, SCCM: LimitSCCM(conn, 2)})
+		h.deps.Sites = append(h.deps.Sites, NewSite(code, conn, 2))
 	}
 	h.deps.Schedules.Sites = h.codes
 	return h

@@ -104,7 +104,7 @@ func (k *WindowKeeper) run(ctx context.Context, site string) {
 // tick closes, then opens, what is due now. Closing first: a window that
 // ends as another starts never has both enabled longer than needed.
 func (k *WindowKeeper) tick(ctx context.Context, site string, attempt int) (int, error) {
-	conn, err := k.deps.sccmAt(site)
+	conn, err := k.deps.keeperSCCM(site)
 	if err != nil {
 		return 0, fmt.Errorf("window keeper: %w", err)
 	}

@@ -119,6 +119,16 @@ func initServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*
 	}
 	s := &server{cfg: cfg, logger: logger, store: st}
 	s.schedules.Sites = cfg.SiteCodes()
+	if len(cfg.Sites) > 0 {
+		n, err := store.AdoptSitelessDeployments(ctx, st.Pool, cfg.Sites[0].Code)
+		if err != nil {
+			st.Close()
+			return nil, err
+		}
+		if n > 0 {
+			logger.InfoContext(ctx, "deployments of the single site taken as the first site's", "site", cfg.Sites[0].Code, "deployments", n)
+		}
+	}
 	if err := s.schedules.Load(ctx, cfg.SchedulesFile, st, logger); err != nil {
 		st.Close()
 		return nil, fmt.Errorf("AUTOPATCH_SCHEDULES_FILE: %w", err)
@@ -153,8 +163,8 @@ func initServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*
 			st.Close()
 			return nil, fmt.Errorf("AUTOPATCH_SCCM_%s_*: %w", site.Code, err)
 		}
-		sites = append(sites, jobs.Site{Code: site.Code, SCCM: jobs.LimitSCCM(
-			sccm.New(calls.Runner("sccm", r), site.Code, logger.With("system", "sccm", "site", site.Code)), site.Workers)})
+		sites = append(sites, jobs.NewSite(site.Code,
+			sccm.New(calls.Runner("sccm", r), site.Code, logger.With("system", "sccm", "site", site.Code)), site.Workers))
 	}
 	scomRunner, err := winrm.New(winrmConfig(cfg.SCOM), logger.With("system", "scom"))
 	if err != nil {

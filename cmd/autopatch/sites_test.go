@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/autopatch/autopatch/internal/config"
@@ -27,10 +28,10 @@ func TestServeSites(t *testing.T) {
 `), 0o600))
 		return path
 	}
-	load := func(t *testing.T, schedulesFile string) *config.Config {
+	load := func(t *testing.T, dbURL, schedulesFile string) *config.Config {
 		cfg, err := config.LoadServe(func(k string) string {
 			return map[string]string{
-				"AUTOPATCH_DATABASE_URL":        testdb.URL(t),
+				"AUTOPATCH_DATABASE_URL":        dbURL,
 				"AUTOPATCH_LISTEN":              "127.0.0.1:0",
 				"AUTOPATCH_WEBHOOK_SECRET":      "test-secret",
 				"AUTOPATCH_API_TOKEN":           "test-token",
@@ -55,7 +56,20 @@ func TestServeSites(t *testing.T) {
 
 	t.Run("OneConnectorPerSite", func(t *testing.T) {
 		t.Parallel()
-		srv, err := initServer(context.Background(), load(t, schedules("EU1")), logger)
+		// A deployment made while the estate had one site.
+		dbURL := testdb.URL(t)
+		conn, err := pgx.Connect(context.Background(), dbURL)
+		require.NoError(t, err)
+		_, err = conn.Exec(context.Background(), `
+			INSERT INTO schedules (name, collection, kind, timezone, definition) VALUES ('OLD', 'Patch - Old', 'automatic', 'UTC', '{}');
+			INSERT INTO changes (number, sys_id, state, approval, start_at, end_at, update_groups, schedules, revision)
+				VALUES ('CHG0000001', '00000000000000000000000000000001', 'scheduled', 'approved', now(), now() + interval '1 day', '{}', '{}', 1);
+			INSERT INTO deployments (change_number, schedule_name, update_group, name, collection, window_start, window_end, close_at, state)
+				VALUES ('CHG0000001', 'OLD', 'G', 'AP-CHG0000001-OLD-G', 'Patch - Old', now() + interval '1 hour', now() + interval '2 hours', now() + interval '2 hours', 'created')`)
+		require.NoError(t, err)
+		require.NoError(t, conn.Close(context.Background()))
+
+		srv, err := initServer(context.Background(), load(t, dbURL, schedules("EU1")), logger)
 		require.NoError(t, err)
 		t.Cleanup(func() {
 			_ = srv.listener.Close()
@@ -67,11 +81,14 @@ func TestServeSites(t *testing.T) {
 		fra, ok := srv.schedules.Get().Get("FRA")
 		require.True(t, ok)
 		require.Equal(t, "EU1", fra.Site)
+		var site string
+		require.NoError(t, srv.store.Pool.QueryRow(context.Background(), `SELECT site FROM deployments WHERE name = 'AP-CHG0000001-OLD-G'`).Scan(&site))
+		require.Equal(t, "PS1", site, "the single site's deployments are the first site's")
 	})
 
 	t.Run("UnknownSite", func(t *testing.T) {
 		t.Parallel()
-		_, err := initServer(context.Background(), load(t, schedules("US1")), logger)
+		_, err := initServer(context.Background(), load(t, testdb.URL(t), schedules("US1")), logger)
 		require.ErrorContains(t, err, `schedule "FRA": site: unknown site "US1" (configured: PS1, EU1)`)
 	})
 }

@@ -86,7 +86,7 @@ type Config struct {
 	SCOM       WinRM      `env:"SCOM_"`
 	ServiceNow ServiceNow `env:"SERVICENOW_"`
 
-	SCCMSites string `env:"SCCM_SITES" doc:"Comma-separated SCCM site codes (PS1,EU1), for an estate of several sites (docs/architecture.md §10.1); each site has AUTOPATCH_SCCM_<CODE>_ENDPOINT (required), _USER, _PASSWORD (or _PASSWORD_FILE), defaulting to AUTOPATCH_SCCM_USER/_PASSWORD, and _WORKERS (calls to the site at once per replica, default 2); the other AUTOPATCH_SCCM_* settings apply to every site. Empty: AUTOPATCH_SCCM_ENDPOINT is the only site."`
+	SCCMSites string `env:"SCCM_SITES" doc:"Comma-separated SCCM site codes (PS1,EU1), for an estate of several sites (docs/architecture.md §10.1); each site has AUTOPATCH_SCCM_<CODE>_ENDPOINT (required), _USER, _PASSWORD (or _PASSWORD_FILE), defaulting to AUTOPATCH_SCCM_USER/_PASSWORD, and _WORKERS (jobs' calls to the site at once per replica, default 2; the window keeper's are not counted); the other AUTOPATCH_SCCM_* settings apply to every site. List the site of a former AUTOPATCH_SCCM_ENDPOINT first: its deployments are taken as the first site's. Empty: AUTOPATCH_SCCM_ENDPOINT is the only site."`
 	// Sites are the sites of SCCMSites, read by loadSites.
 	Sites []SCCMSite `env:"-"`
 }

@@ -18,7 +18,7 @@ type SCCMSite struct {
 	// AUTOPATCH_SCCM_USER/_PASSWORD's, and AUTOPATCH_SCCM_*'s
 	// authentication, CA, timeout and certificate checking.
 	WinRM WinRM
-	// Workers is how many calls to the site one replica makes at once.
+	// Workers is how many calls to the site one replica's jobs make at once.
 	Workers int
 }
 

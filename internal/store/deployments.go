@@ -130,6 +130,18 @@ func ChangeSites(ctx context.Context, db DBTX, number string, states ...string) 
 	return sites, nil
 }
 
+// AdoptSitelessDeployments gives the deployments created while the estate
+// had one site (empty site) the site code: when AUTOPATCH_SCCM_SITES is set,
+// the first site listed is the one AUTOPATCH_SCCM_ENDPOINT was, and
+// without a site they would never be opened, closed or polled again.
+func AdoptSitelessDeployments(ctx context.Context, db DBTX, site string) (int64, error) {
+	tag, err := db.Exec(ctx, `UPDATE deployments SET site = $1 WHERE site = ''`, site)
+	if err != nil {
+		return 0, fmt.Errorf("store: adopt deployments into site %s: %w", site, err)
+	}
+	return tag.RowsAffected(), nil
+}
+
 // LockDueToOpen locks the created deployments of site whose window has
 // started by now, skipping rows another transaction holds: window jobs of
 // nearby instants then run side by side, each taking what is due and not
