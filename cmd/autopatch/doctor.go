@@ -215,6 +215,7 @@ func (d *doctor) run(ctx context.Context) []check {
 // schedules bound to it.
 type scheduleCollection struct {
 	name      string
+	site      string
 	schedules []string
 }
 
@@ -224,6 +225,9 @@ func (d *doctor) scheduleCollections() ([]scheduleCollection, []check) {
 		return nil, nil // reported by the configuration check
 	}
 	list, err := schedules.ReadFile(d.cfg.SchedulesFile)
+	if err == nil {
+		err = schedules.ResolveSites(list, d.cfg.SiteCodes())
+	}
 	if err != nil {
 		return nil, []check{{Status: statusFail, Name: "schedules", Detail: err.Error(),
 			Fix: "correct the schedules file (README, Schedules file); `autopatch plan --schedules FILE` shows what it means"}}
@@ -235,7 +239,7 @@ func (d *doctor) scheduleCollections() ([]scheduleCollection, []check) {
 		if !ok {
 			i = len(out)
 			index[s.Collection] = i
-			out = append(out, scheduleCollection{name: s.Collection})
+			out = append(out, scheduleCollection{name: s.Collection, site: s.Site})
 		}
 		out[i].schedules = append(out[i].schedules, s.Name)
 	}
@@ -245,39 +249,59 @@ func (d *doctor) scheduleCollections() ([]scheduleCollection, []check) {
 
 // ---- SCCM ------------------------------------------------------------------
 
+// sccm checks the site of AUTOPATCH_SCCM_*, or each site of
+// AUTOPATCH_SCCM_SITES with its own schedules' collections, one after the
+// other (docs/architecture.md §10.1). A site's checks are named sccm[CODE].
 func (d *doctor) sccm(ctx context.Context, collections []scheduleCollection) []check {
-	if d.cfg.SCCM.Endpoint == "" || d.cfg.SCCM.User == "" || !d.cfg.SCCM.Password.IsSet() {
-		return []check{skipped("sccm", "AUTOPATCH_SCCM_ENDPOINT, _USER or _PASSWORD is not set")}
+	if len(d.cfg.Sites) == 0 {
+		return d.sccmSite(ctx, "sccm", "AUTOPATCH_SCCM", "", d.cfg.SCCM, collections)
 	}
-	runner, err := winrm.New(winrmConfig(d.cfg.SCCM), nil)
+	var checks []check
+	for _, site := range d.cfg.Sites {
+		var own []scheduleCollection
+		for _, c := range collections {
+			if c.site == site.Code {
+				own = append(own, c)
+			}
+		}
+		checks = append(checks, d.sccmSite(ctx, "sccm["+site.Code+"]", "AUTOPATCH_SCCM_"+site.Code, site.Code, site.WinRM, own)...)
+	}
+	return checks
+}
+
+func (d *doctor) sccmSite(ctx context.Context, system, prefix, code string, w config.WinRM, collections []scheduleCollection) []check {
+	if w.Endpoint == "" || w.User == "" || !w.Password.IsSet() {
+		return []check{skipped(system, prefix+"_ENDPOINT, _USER or _PASSWORD is not set")}
+	}
+	runner, err := winrm.New(winrmConfig(w), nil)
 	if err != nil {
-		return []check{{Status: statusFail, Name: "sccm.winrm", Detail: err.Error(),
-			Fix: "correct the AUTOPATCH_SCCM_* settings (README, Configuration)"}}
+		return []check{{Status: statusFail, Name: system + ".winrm", Detail: err.Error(),
+			Fix: "correct the " + prefix + "_* settings (README, Configuration)"}}
 	}
 	defer runner.Close()
 	names := make([]string, len(collections))
 	for i, c := range collections {
 		names[i] = c.name
 	}
-	rep, err := sccm.New(runner, "", nil).Doctor(ctx, names, d.updateGroups)
+	rep, err := sccm.New(runner, code, nil).Doctor(ctx, names, d.updateGroups)
 	if err != nil {
-		return []check{winrmFailure("sccm", "AUTOPATCH_SCCM", err)}
+		return []check{winrmFailure(system, prefix, err)}
 	}
-	checks := []check{winrmOK("sccm", d.cfg.SCCM)}
+	checks := []check{winrmOK(system, w)}
 	if rep.ModuleError != "" {
-		return append(checks, check{Status: statusFail, Name: "sccm.module", Detail: rep.ModuleError,
+		return append(checks, check{Status: statusFail, Name: system + ".module", Detail: rep.ModuleError,
 			Fix: "install the Configuration Manager console on the host AUTOPATCH_SCCM_ENDPOINT names (the site server), so that SMS_ADMIN_UI_PATH is set and the ConfigurationManager module loads for the service account"})
 	}
-	checks = append(checks, check{Status: statusOK, Name: "sccm.module", Detail: "ConfigurationManager module loaded"})
+	checks = append(checks, check{Status: statusOK, Name: system + ".module", Detail: "ConfigurationManager module loaded"})
 	if rep.SiteError != "" {
-		return append(checks, check{Status: statusFail, Name: "sccm.site_drive", Detail: rep.SiteError,
+		return append(checks, check{Status: statusFail, Name: system + ".site_drive", Detail: rep.SiteError,
 			Fix: "give the service account a Configuration Manager security role (Administration > Security > Administrative Users) so that the module creates the CMSite drive, and connect to the site server"})
 	}
-	checks = append(checks, check{Status: statusOK, Name: "sccm.site_drive", Detail: "CMSite drive " + rep.SiteCode + ":"})
+	checks = append(checks, check{Status: statusOK, Name: system + ".site_drive", Detail: "CMSite drive " + rep.SiteCode + ":"})
 
 	windows := 0
 	for i, c := range rep.Collections {
-		name := fmt.Sprintf("sccm.collection %q", c.Name)
+		name := fmt.Sprintf("%s.collection %q", system, c.Name)
 		var used string
 		if i < len(collections) {
 			used = "schedule " + strings.Join(collections[i].schedules, ", ")
@@ -293,23 +317,23 @@ func (d *doctor) sccm(ctx context.Context, collections []scheduleCollection) []c
 			checks = append(checks, check{Status: statusOK, Name: name, Detail: "device collection (" + used + ")"})
 			if c.MaintenanceWindows > 0 {
 				windows++
-				checks = append(checks, check{Status: statusWarn, Name: fmt.Sprintf("sccm.maintenance_windows %q", c.Name),
+				checks = append(checks, check{Status: statusWarn, Name: fmt.Sprintf("%s.maintenance_windows %q", system, c.Name),
 					Detail: fmt.Sprintf("has %d maintenance window(s) of its own", c.MaintenanceWindows),
 					Fix:    "delete them (collection Properties > Maintenance Windows): autopatch opens the window by enabling the deployment, and a member installs only inside its collections' own maintenance windows, so the two fight"})
 			}
 		}
 	}
 	if windows == 0 && len(rep.Collections) > 0 {
-		checks = append(checks, check{Status: statusOK, Name: "sccm.maintenance_windows",
+		checks = append(checks, check{Status: statusOK, Name: system + ".maintenance_windows",
 			Detail: "no schedule collection has maintenance windows of its own"})
 	}
 
 	if len(d.updateGroups) == 0 {
-		checks = append(checks, check{Status: statusWarn, Name: "sccm.update_group", Detail: "no update group given, none checked",
+		checks = append(checks, check{Status: statusWarn, Name: system + ".update_group", Detail: "no update group given, none checked",
 			Fix: "pass --update-group NAME (repeatable) or set AUTOPATCH_DOCTOR_UPDATE_GROUPS to the groups your changes will name"})
 	}
 	for _, g := range rep.UpdateGroups {
-		name := fmt.Sprintf("sccm.update_group %q", g.Name)
+		name := fmt.Sprintf("%s.update_group %q", system, g.Name)
 		if g.Found {
 			checks = append(checks, check{Status: statusOK, Name: name, Detail: "software update group exists"})
 			continue

@@ -6,12 +6,14 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/autopatch/autopatch/internal/config"
+	"github.com/autopatch/autopatch/internal/estate"
 	"github.com/autopatch/autopatch/internal/testdb"
 )
 
@@ -91,4 +93,45 @@ func TestServeSites(t *testing.T) {
 		_, err := initServer(context.Background(), load(t, testdb.URL(t), schedules("US1")), logger)
 		require.ErrorContains(t, err, `schedule "FRA": site: unknown site "US1" (configured: PS1, EU1)`)
 	})
+}
+
+// TestDoctorChecksEverySite: with AUTOPATCH_SCCM_SITES, doctor checks each
+// site's server for the collections of that site's schedules, one call
+// each, under checks named sccm[CODE].
+func TestDoctorChecksEverySite(t *testing.T) {
+	t.Parallel()
+	e, err := estate.Start(t.Context(), estate.Options{
+		Seed:                estate.Seed{UpdateGroups: []string{doctorUpdateGroup}},
+		ScheduleCollections: []string{"Patch - London"},
+		Sites:               []string{"EU1"},
+		SiteCollections:     map[string][]string{"EU1": {"Patch - Frankfurt"}},
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, e.Close()) })
+	path := filepath.Join(t.TempDir(), "schedules.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(`schedules:
+  - {name: LON, collection: "Patch - London", site: PS1, windows: [{start: "2026-12-20T22:00:00Z", end: "2026-12-21T02:00:00Z"}]}
+  - {name: FRA, collection: "Patch - Frankfurt", site: EU1, windows: [{start: "2026-12-20T22:00:00Z", end: "2026-12-21T02:00:00Z"}]}
+`), 0o600))
+	b := &doctorBundle{estate: e, env: map[string]string{
+		"AUTOPATCH_SCHEDULES_FILE": path,
+		"AUTOPATCH_DATABASE_URL":   "postgres://autopatch@localhost/autopatch",
+	}}
+	for _, l := range e.Env() {
+		k, v, _ := strings.Cut(l, "=")
+		b.env[k] = v
+	}
+
+	code, out := b.run(t, "--update-group", doctorUpdateGroup)
+	require.Equal(t, 0, code, out)
+	for _, name := range []string{
+		"sccm[PS1].winrm", "sccm[PS1].site_drive", `sccm[PS1].collection "Patch - London"`, `sccm[PS1].update_group "2026-12 Servers"`,
+		"sccm[EU1].winrm", "sccm[EU1].site_drive", `sccm[EU1].collection "Patch - Frankfurt"`, `sccm[EU1].update_group "2026-12 Servers"`,
+	} {
+		line(t, out, name)
+	}
+	require.Contains(t, line(t, out, "sccm[EU1].site_drive"), "EU1:")
+	require.NotContains(t, out, `sccm[PS1].collection "Patch - Frankfurt"`, "each site is asked for its own collections")
+	require.Equal(t, map[string]int{"sccm.doctor": 1}, e.SCCM().CallsByTemplate())
+	require.Equal(t, map[string]int{"sccm.doctor": 1}, e.Site("EU1").CallsByTemplate())
 }
