@@ -102,7 +102,8 @@ func (h *sitesHarness) deploymentsAt(site, number string) []sccmsim.DeploymentSt
 
 // TestSitesOpenSideBySide: one change spans three sites. Each site creates
 // its deployments in one call and opens and closes the shared window in one
-// call each, on time; no site sees another's deployments.
+// call each, on time; no site sees another's deployments; each site's
+// device status is read at its own site.
 func TestSitesOpenSideBySide(t *testing.T) {
 	t.Parallel()
 	h := newSitesHarness(t, []string{"PS2", "PS3"}, nil)
@@ -115,9 +116,26 @@ func TestSitesOpenSideBySide(t *testing.T) {
 		entries = append(entries, siteSchedule("AUTO-"+c, c, w))
 	}
 	h.load(entries...)
+	for _, c := range codes {
+		_, err := h.est.Site(c).AddDevice("SRV-"+c, sccmsim.Outcome{})
+		require.NoError(t, err)
+		require.NoError(t, h.est.Site(c).AddMember("Patch - AUTO-"+c, "SRV-"+c))
+	}
 	number, _ := h.approve(now, now.Add(time.Hour))
 
 	h.waitFor("every deployment closed", func() bool { return h.states(number)["closed"] == 6 })
+	h.waitFor("every site's device read", func() bool {
+		var n int
+		require.NoError(t, h.pool.QueryRow(context.Background(), `SELECT count(*) FROM device_results r
+			JOIN deployments d ON d.id = r.deployment_id
+			WHERE d.change_number = $1 AND r.device_name = 'SRV-' || d.site`, number).Scan(&n))
+		return n == 6
+	})
+	var strays int
+	require.NoError(t, h.pool.QueryRow(context.Background(), `SELECT count(*) FROM device_results r
+		JOIN deployments d ON d.id = r.deployment_id
+		WHERE d.change_number = $1 AND r.device_name <> 'SRV-' || d.site`, number).Scan(&strays))
+	require.Zero(t, strays, "a deployment's status comes from its own site")
 	for _, c := range codes {
 		deps := h.deploymentsAt(c, number)
 		require.Len(t, deps, 2, "site %s: its schedule × 2 update groups", c)
@@ -128,7 +146,8 @@ func TestSitesOpenSideBySide(t *testing.T) {
 		calls := h.est.Site(c).CallsByTemplate()
 		require.Equal(t, 1, calls[sccm.CreateDeploymentsTemplate], "site %s: one creation call", c)
 		require.Equal(t, 2, calls[sccm.SetEnabledTemplate], "site %s: one call opens the window, one closes it", c)
-		t.Logf("site %s: %d create, %d open+close calls", c, calls[sccm.CreateDeploymentsTemplate], calls[sccm.SetEnabledTemplate])
+		require.Positive(t, calls[sccm.DeploymentStatusTemplate], "site %s: its status read at its own server", c)
+		t.Logf("site %s: %d create, %d open+close, %d status calls", c, calls[sccm.CreateDeploymentsTemplate], calls[sccm.SetEnabledTemplate], calls[sccm.DeploymentStatusTemplate])
 	}
 	t.Logf("a window of a change spanning %d sites: %d WinRM calls to open it, one per site", len(codes), len(codes))
 	rows, err := h.pool.Query(context.Background(), `SELECT site, count(*) FROM deployments WHERE change_number = $1 GROUP BY site ORDER BY site`, number)
