@@ -91,11 +91,16 @@ func (k *WindowKeeper) Run(ctx context.Context) {
 
 // tick closes, then opens, what is due now. Closing first: a window that
 // ends as another starts never has both enabled longer than needed.
+// Forced waves (force_wave.go) come after windows: a window is on time to
+// the second, a wave's start is only "as soon as its turn comes".
 func (k *WindowKeeper) tick(ctx context.Context, attempt int) (int, error) {
 	closed, cerr := k.closeDue(ctx, attempt)
 	opened, oerr := k.openDue(ctx, attempt)
-	if err := errors.Join(cerr, oerr); err != nil {
-		return closed + opened, fmt.Errorf("window keeper: %w", err)
+	wclosed, wcerr := k.closeWaves(ctx, attempt)
+	wopened, woerr := k.openNextWave(ctx, attempt)
+	n := closed + opened + wclosed + wopened
+	if err := errors.Join(cerr, oerr, wcerr, woerr); err != nil {
+		return n, fmt.Errorf("window keeper: %w", err)
 	}
-	return closed + opened, nil
+	return n, nil
 }

@@ -308,13 +308,18 @@ func ChangeTransitions(ctx context.Context, db DBTX, number string) ([]Transitio
 	return out, nil
 }
 
-// NextWindowInstant is the earliest instant at which a deployment is due to
-// open or close (it may be past: due now), or nil when none waits.
+// NextWindowInstant is the earliest instant at which a deployment or a
+// forced wave is due to open or close (it may be past: due now), or nil
+// when none waits.
 func NextWindowInstant(ctx context.Context, db DBTX) (*time.Time, error) {
 	var at *time.Time
 	err := db.QueryRow(ctx, `SELECT least(
 		(SELECT min(window_start) FROM deployments WHERE state = 'created'),
-		(SELECT min(close_at) FROM deployments WHERE state = 'open'))`).Scan(&at)
+		(SELECT min(close_at) FROM deployments WHERE state = 'open'),
+		(SELECT min(close_at) FROM forced_waves WHERE state = 'open'),
+		-- a forced wave's turn comes when none is open (forced_waves)
+		(SELECT not_before FROM forced_waves WHERE state = 'planned'
+			AND NOT EXISTS (SELECT 1 FROM forced_waves WHERE state = 'open') ORDER BY id LIMIT 1))`).Scan(&at)
 	if err != nil {
 		return nil, fmt.Errorf("store: next window instant: %w", err)
 	}
