@@ -84,6 +84,7 @@ type Site struct {
 	deployments []*deployment
 	live        map[string]*deployment // not deleted, by name
 	nextID      int
+	defaults    int // default collections added, for their SMS… IDs
 }
 
 type device struct {
@@ -207,7 +208,7 @@ func (s *Site) AddCollection(name string, maintenanceWindows int) error {
 }
 
 // AddDefaultCollection adds a collection as SCCM ships its default ones
-// ("All Systems" is SMS00001): its ID starts with SMS, not the site code, and
+// (the first is SMS00001, as "All Systems" is): its ID starts with SMS, not the site code, and
 // the force wave template refuses it, since default collections take no
 // direct membership rules. An existing name is kept as it is.
 func (s *Site) AddDefaultCollection(name string) error {
@@ -219,7 +220,8 @@ func (s *Site) AddDefaultCollection(name string) error {
 	if _, ok := s.colByName[name]; ok {
 		return nil
 	}
-	c := &collection{name: name, id: fmt.Sprintf("SMS%05X", s.id())}
+	s.defaults++
+	c := &collection{name: name, id: fmt.Sprintf("SMS%05X", s.defaults)}
 	s.collections = append(s.collections, c)
 	s.colByName[name] = c
 	return nil
