@@ -89,13 +89,13 @@ func TestForceWave(t *testing.T) {
 		calls := b.site.Calls()
 		res, err := b.client.ForceWave(t.Context(), sccm.ForceWave{
 			Collection:  forceCollection,
-			Devices:     []sccm.ForceDevice{{Name: "D2"}, {Name: "D3", ResourceID: d3}},
+			Devices:     []sccm.ForceDevice{{Name: "D2"}, {Name: "D3", ResourceID: d3}, {Name: "GONE", ResourceID: 99}},
 			Deployments: deps, At: at.Add(time.Hour),
 		})
 		require.NoError(t, err)
 		require.Equal(t, 1, b.site.Calls()-calls, "one WinRM call per wave")
 		require.Equal(t, []sccm.ForceDevice{{Name: "D2", ResourceID: res.Members[0].ResourceID}, {Name: "D3", ResourceID: d3}}, res.Members)
-		require.Empty(t, res.Unknown)
+		require.Equal(t, []string{"GONE"}, res.Unknown, "an unknown ResourceID is unknown too")
 		require.Equal(t, 1, res.Removed, "D1 left")
 		require.Equal(t, []string{"D2", "D3"}, b.collection(t, forceCollection).Members)
 		for _, d := range res.Deployments {
@@ -235,6 +235,21 @@ func TestForceWaveRefusals(t *testing.T) {
 		require.ErrorContains(t, err, "sccm: force wave: no start time")
 		require.Equal(t, calls, b.site.Calls())
 	})
+}
+
+// TestForceWaveCreateLost: a created deployment that cannot be read back
+// fails the wave loudly (as the create template does); the membership
+// changes made before it stay, as on a real site.
+func TestForceWaveCreateLost(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{faults: sccmsim.Faults{CreateLost: true}})
+	b.seed(t, []string{forceCollection}, []string{"G"}, map[string]string{"D1": ""})
+	w := sccm.ForceWave{Collection: forceCollection, Devices: []sccm.ForceDevice{{Name: "D1"}},
+		Deployments: forceDeployments("G"), At: b.clock.Now()}
+	_, err := b.client.ForceWave(t.Context(), w)
+	requireRefusal(t, err, sccm.ForceWaveTemplate,
+		"The deployment '"+w.Deployments[0].Name+"' was not found on site PS1 after it was created.")
+	require.Equal(t, []string{"D1"}, b.collection(t, forceCollection).Members)
 }
 
 // TestForceWaveHostileNames: hostile collection, device, group and
