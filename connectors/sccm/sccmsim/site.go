@@ -207,10 +207,10 @@ func (s *Site) AddCollection(name string, maintenanceWindows int) error {
 	return nil
 }
 
-// AddDefaultCollection adds a collection as SCCM ships its default ones
-// (the first is SMS00001, as "All Systems" is): its ID starts with SMS, not the site code, and
-// the force wave template refuses it, since default collections take no
-// direct membership rules. An existing name is kept as it is.
+// AddDefaultCollection adds a collection as SCCM ships its default ones: its
+// ID starts with SMS, not the site code (the first is SMS00001, as "All
+// Systems" is). The force wave template refuses it, since default
+// collections take no direct membership rules. An existing name is kept.
 func (s *Site) AddDefaultCollection(name string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
