@@ -85,6 +85,10 @@ func (c *Client) ForceWave(ctx context.Context, w ForceWave) (ForceResult, error
 	if len(w.Deployments) == 0 {
 		return ForceResult{}, fmt.Errorf("sccm: force wave: no deployment")
 	}
+	if w.At.IsZero() {
+		// A zero time would make the deployments available and due in year 1.
+		return ForceResult{}, fmt.Errorf("sccm: force wave: no start time")
+	}
 	req := forceRequest{SiteCode: c.siteCode, Collection: w.Collection, Devices: nonNil(w.Devices),
 		Deployments: w.Deployments, At: w.At.UTC().Format(time.RFC3339)}
 	var ans ForceResult
