@@ -144,15 +144,15 @@ func (w *ForceChangeWorker) Work(ctx context.Context, job *river.Job[ForceChange
 			return nil
 		}
 		run := w.plan(ev, c.UpdateGroups, due, job.Args.At, now)
-		if _, err := store.InsertForcedRun(ctx, tx, run); err != nil {
-			return err
-		}
 		queuedUntil, err := store.LastForcedEnd(ctx, tx, now)
 		if err != nil {
 			return err
 		}
+		if _, err := store.InsertForcedRun(ctx, tx, run); err != nil {
+			return err
+		}
 		w.deps.Logger.InfoContext(ctx, "forced remediation planned", "change", c.Number, "devices", len(due), "waves", len(run.Waves))
-		if err := note(ctx, tx, tableChangeRequest, c.SysID, forcePlanNote(c.Number, run, queuedUntil)); err != nil {
+		if err := note(ctx, tx, tableChangeRequest, c.SysID, forcePlanNote(c.Number, run, queuedUntil, now)); err != nil {
 			return err
 		}
 		return refreshLedger(ctx, tx, w.deps, c.Number, now)
@@ -196,7 +196,7 @@ func (w *ForceChangeWorker) plan(ev store.LedgerEvidence, groups []string, due [
 	return run
 }
 
-func forcePlanNote(number string, run store.ForcedRun, queuedUntil time.Time) string {
+func forcePlanNote(number string, run store.ForcedRun, queuedUntil, now time.Time) string {
 	var b strings.Builder
 	n := 0
 	for _, wv := range run.Waves {
@@ -206,8 +206,8 @@ func forcePlanNote(number string, run store.ForcedRun, queuedUntil time.Time) st
 		"They will be put into collection %q with a required deployment of %s, in %d wave(s) of %s each, one after the other "+
 		"(redundant members of a service never in the same wave, tiers in order).\n",
 		number, n, run.Collection, strings.Join(run.UpdateGroups, ", "), len(run.Waves), run.Duration)
-	if queuedUntil.After(run.NotBefore) {
-		fmt.Fprintf(&b, "Forced waves of other changes run first; the first wave starts when they end (about %s UTC).\n",
+	if queuedUntil.After(now) {
+		fmt.Fprintf(&b, "Forced waves already queued run first (one wave at a time); the first wave starts when they end (about %s UTC).\n",
 			queuedUntil.UTC().Format("2006-01-02 15:04"))
 	}
 	for i, wv := range run.Waves {
