@@ -126,8 +126,13 @@ func TestDeferralWebhook(t *testing.T) {
 	t.Run("AfterForced", func(t *testing.T) {
 		t.Parallel()
 		b := setupDeferral(t)
-		_, err := b.pool.Exec(ctx, `INSERT INTO compliance_outcomes (change_number, device_name, outcome, cycle, updated_at)
-			VALUES ('CHG0031234', 'SQL01', 'forced', '2026-12', '2026-12-22 10:00Z')`)
+		// Forcing put SQL01 into a wave at its deadline (jobs/force_change.go).
+		_, err := b.pool.Exec(ctx, `WITH w AS (
+				INSERT INTO forced_waves (change_number, run_at, wave, not_before, duration, collection, deployments, update_groups, created_at)
+				VALUES ('CHG0031234', '2026-12-22 10:00Z', 0, '2026-12-22 10:00Z', '2 hours', 'autopatch - Forced',
+					ARRAY['AP-CHG0031234-(forced)-2026-12 Servers'], ARRAY['2026-12 Servers'], '2026-12-22 10:00Z') RETURNING id)
+			INSERT INTO forced_devices (change_number, device_name, wave_id, schedule_name, deadline, planned_at)
+			SELECT 'CHG0031234', 'SQL01', id, 'DB-SAT-0200', '2026-12-22 00:00Z', '2026-12-22 10:00Z' FROM w`)
 		require.NoError(t, err)
 		resp := b.post(t, PathDeferralWebhook, deferralBody(func(o jsonObject) { o["devices"] = []any{"SQL02", "SQL01"} }), true, nil)
 		require.Equal(t, http.StatusConflict, resp.status, "%s", resp.body)

@@ -96,6 +96,11 @@ func refreshLedger(ctx context.Context, tx pgx.Tx, deps *Deps, number string, no
 	if err != nil {
 		return err
 	}
+	if ev.Change.Status != store.ChangeCanceled {
+		if err := scheduleForcing(ctx, tx, deps, number, devs, now); err != nil {
+			return err
+		}
+	}
 	for _, o := range changed {
 		if o == string(compliance.PatchedOutsideWindow) {
 			deps.Metrics.OutsideWindow.Inc()

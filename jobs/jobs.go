@@ -41,6 +41,7 @@ type SCCM interface {
 	DeleteDeployments(ctx context.Context, names []string) ([]sccm.DeleteResult, error)
 	DeploymentStatus(ctx context.Context, names []string) (sccm.StatusReport, error)
 	DeviceStates(ctx context.Context, reads []sccm.StateRead) ([]sccm.DeviceState, error)
+	ForceWave(ctx context.Context, w sccm.ForceWave) (sccm.ForceResult, error)
 }
 
 // SCOM is what the workers ask of the SCOM management server (connectors/scom).
@@ -99,6 +100,9 @@ type Deps struct {
 	// Compliance times the compliance ledger's reads and deadlines
 	// (compliance.go).
 	Compliance ComplianceOptions
+	// Force sets forced remediation (force_change.go); a zero value
+	// forces nothing.
+	Force ForceOptions
 	// ClientID names this process to River and to the other replicas
 	// (internal/replica); empty lets River choose.
 	ClientID string
@@ -134,6 +138,8 @@ func NewClient(deps *Deps, q config.Queues) (*river.Client[pgx.Tx], error) {
 	river.AddWorker(workers, &HoldChangeWorker{deps: deps})
 	river.AddWorker(workers, &ComplianceSweepWorker{deps: deps})
 	river.AddWorker(workers, &RefreshLedgerWorker{deps: deps})
+	river.AddWorker(workers, &ForceChangeWorker{deps: deps})
+	river.AddWorker(workers, &ForceResultsWorker{deps: deps})
 
 	return river.NewClient(riverpgxv5.New(deps.Pool), &river.Config{
 		Logger: logfilter.RiverLogger(deps.Logger), // its 5-second chatter at debug

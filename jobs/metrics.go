@@ -34,6 +34,11 @@ type Metrics struct {
 	// OutsideWindow counts devices whose ledger outcome became
 	// patched_outside_window (compliance.go).
 	OutsideWindow prometheus.Counter
+
+	// Forced remediation (force_change.go, force_wave.go).
+	ForcedWaves   *prometheus.CounterVec // by event: opened, closed, failed
+	ForcedDevices prometheus.Counter     // devices put into the forced collection
+	ForcedResults *prometheus.CounterVec // forced devices' results
 }
 
 var lagBuckets = []float64{0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 1800}
@@ -102,7 +107,25 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "autopatch_patched_outside_window_total",
 		Help: "Devices SCCM reports patched outside their maintenance window (after its close, or before it opened).",
 	})
-	for _, kind := range []string{"error", "no_status", "missed_window", "storm", "halt", "noncompliant"} {
+	m.ForcedWaves = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "autopatch_forced_waves_total",
+		Help: "Waves of forced remediation, by event: opened, closed, failed (SCCM would not run it; the run was given up).",
+	}, []string{"event"})
+	m.ForcedDevices = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "autopatch_forced_devices_total",
+		Help: "Devices put into the forced collection with a required deployment after their deadline.",
+	})
+	m.ForcedResults = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "autopatch_forced_results_total",
+		Help: "Results of forced devices read when their wave closed: patched, failed, no_status.",
+	}, []string{"result"})
+	for _, e := range []string{"opened", "closed", "failed"} {
+		m.ForcedWaves.WithLabelValues(e)
+	}
+	for _, r := range []string{"patched", "failed", "no_status"} {
+		m.ForcedResults.WithLabelValues(r)
+	}
+	for _, kind := range []string{"error", "no_status", "missed_window", "storm", "halt", "noncompliant", "forced"} {
 		m.Failures.WithLabelValues(kind)
 	}
 	for _, kind := range []string{"budget", "tier", "pause"} {
@@ -113,6 +136,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		reg.MustRegister(m.OpenLag, m.CloseLag, m.Missed, m.JobsRescued)
 		reg.MustRegister(m.Polls, m.PollDuration, m.Failures, m.AlertsRaised, m.AlertsClosed, m.IncidentsCreated, m.IncidentsResolved)
 		reg.MustRegister(m.Halts, m.Held)
+		reg.MustRegister(m.ForcedWaves, m.ForcedDevices, m.ForcedResults)
 	}
 	return m
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/autopatch/autopatch/internal/deadline"
+	"github.com/autopatch/autopatch/internal/ledger"
 	"github.com/autopatch/autopatch/internal/store"
 )
 
@@ -120,6 +121,8 @@ func (w *PlanChangeWorker) Work(ctx context.Context, job *river.Job[PlanChangeAr
 				return err
 			}
 		}
-		return nil
+		// Forcing at the deadline (§9.2): later ledger refreshes add the
+		// force times a deferral moves.
+		return scheduleForcing(ctx, tx, w.deps, c.Number, []ledger.Device{{Deadline: p.deadline}}, now)
 	})
 }

@@ -139,6 +139,8 @@ func failureKey(change, kind, subject string) string {
 		return servicenow.CorrelationID(change, "halt:"+subject)
 	case store.FailureNoncompliant:
 		return servicenow.CorrelationID(change, "noncompliant:"+subject)
+	case store.FailureForced:
+		return servicenow.CorrelationID(change, "forced:"+subject)
 	}
 	return servicenow.CorrelationID(change, subject)
 }
@@ -369,6 +371,28 @@ func describe(ctx context.Context, db store.DBTX, f store.Failure) (report, erro
 		line("Change", f.ChangeNumber)
 		line("Evidence", f.Message)
 		b.WriteString("\nPatch (or restart) the device, or ask for a deferral.")
+	case store.FailureForced:
+		r.severity = scom.SeverityCritical
+		if f.ErrorCode != nil {
+			r.errorCode = fmt.Sprintf("0x%08X", uint32(*f.ErrorCode))
+		}
+		if strings.HasPrefix(f.Subject, "forced wave ") {
+			r.summary = fmt.Sprintf("Forced remediation of %s could not run", f.ChangeNumber)
+			fmt.Fprintf(&b, "autopatch could not run forced remediation for %s: SCCM would not run a wave.\n"+
+				"Its devices and those of the waves after it were NOT forced and are past their deadline.\n\n", f.ChangeNumber)
+			line("Change", f.ChangeNumber)
+			line("Why", f.Message)
+			b.WriteString("\nFix the cause (AUTOPATCH_FORCE_COLLECTION must name a collection autopatch manages, whose ID starts with the site code;\n" +
+				"the change's update groups must exist), then patch these devices in a new change.")
+			break
+		}
+		r.summary = fmt.Sprintf("Forced patching of %s did not succeed in %s", f.Subject, f.ChangeNumber)
+		fmt.Fprintf(&b, "autopatch: %s missed its deadline in %s and was FORCED (put into the forced collection with a\n"+
+			"required deployment); the forced installation did not succeed.\n\n", f.Subject, f.ChangeNumber)
+		line("Device", f.Subject)
+		line("Change", f.ChangeNumber)
+		line("Result", f.Message)
+		b.WriteString("\nThe device is past its deadline and unpatched: patch it by hand, or find why its SCCM client does not install.")
 	case store.FailureStorm:
 		members, err := store.StormMembers(ctx, db, f.ID)
 		if err != nil {

@@ -227,6 +227,10 @@ func (l *limitedSCCM) DeploymentStatus(ctx context.Context, names []string) (scc
 	return limited(ctx, l, func() (sccm.StatusReport, error) { return l.next.DeploymentStatus(ctx, names) })
 }
 
+func (l *limitedSCCM) ForceWave(ctx context.Context, w sccm.ForceWave) (sccm.ForceResult, error) {
+	return limited(ctx, l, func() (sccm.ForceResult, error) { return l.next.ForceWave(ctx, w) })
+}
+
 func (l *limitedSCCM) DeviceStates(ctx context.Context, reads []sccm.StateRead) ([]sccm.DeviceState, error) {
 	return limited(ctx, l, func() ([]sccm.DeviceState, error) { return l.next.DeviceStates(ctx, reads) })
 }

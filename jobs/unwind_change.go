@@ -74,6 +74,12 @@ func (w *UnwindChangeWorker) Work(ctx context.Context, job *river.Job[UnwindChan
 		if err := store.SetChangeStatus(ctx, tx, c.Number, store.ChangeCanceled); err != nil {
 			return err
 		}
+		// Forced remediation stops too (§9.2): waves not run are canceled,
+		// a running one is disabled now by the window keeper.
+		waves, wclosing, err := store.CancelForcing(ctx, tx, c.Number, now)
+		if err != nil {
+			return err
+		}
 		if removed > 0 {
 			if err := insertTx(ctx, tx, CreateDeploymentsArgs{ChangeNumber: c.Number}, nil); err != nil {
 				return err
@@ -81,6 +87,9 @@ func (w *UnwindChangeWorker) Work(ctx context.Context, job *river.Job[UnwindChan
 		}
 		text := fmt.Sprintf("autopatch: %s is %s (approval: %s). Unwound: %d deployment(s) not yet open will be deleted from SCCM; %d open deployment(s) are being disabled now.",
 			c.Number, c.State, c.Approval, removed, closing)
+		if waves+wclosing > 0 {
+			text += fmt.Sprintf(" Forced remediation stopped: %d wave(s) not yet run are canceled; %d running wave(s) are being disabled now.", waves, wclosing)
+		}
 		return note(ctx, tx, tableChangeRequest, c.SysID, text)
 	})
 }

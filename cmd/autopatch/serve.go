@@ -31,6 +31,7 @@ import (
 	"github.com/autopatch/autopatch/handlers/ui"
 	"github.com/autopatch/autopatch/internal/buildinfo"
 	"github.com/autopatch/autopatch/internal/config"
+	"github.com/autopatch/autopatch/internal/forcing"
 	"github.com/autopatch/autopatch/internal/remotemetrics"
 	"github.com/autopatch/autopatch/internal/replica"
 	"github.com/autopatch/autopatch/internal/rollout"
@@ -202,6 +203,7 @@ func initServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*
 		Safety: jobs.SafetyOptions{
 			Services: &s.services, RequestPolicy: cfg.Safety.RequestPolicy, PlanPolicy: cfg.Safety.PlanPolicy,
 		},
+		Force: forceOptions(cfg),
 	}
 	s.river, err = jobs.NewClient(s.deps, cfg.Queues)
 	if err != nil {
@@ -440,4 +442,14 @@ func errorBudget(cfg *config.Config) *rollout.Budget {
 		return nil
 	}
 	return &b
+}
+
+// forceOptions reads AUTOPATCH_FORCE_* (validated at load).
+func forceOptions(cfg *config.Config) jobs.ForceOptions {
+	at, _ := forcing.ParseClock(cfg.Force.At)
+	loc, err := time.LoadLocation(cfg.Force.Timezone)
+	if err != nil {
+		loc = time.UTC
+	}
+	return jobs.ForceOptions{Collection: cfg.Force.Collection, At: at, Location: loc, WaveLength: cfg.Force.WaveLength}
 }

@@ -21,7 +21,9 @@
 // the create template reads each deployment back by its deterministic name
 // and throws unless it is disabled, its SuppressReboot bits match the
 // schedule kind (3 for manual_reboot, 0 for automatic) and its deadline and
-// available time are the requested ones. Supported: ConfigMgr current branch
+// available time are the requested ones; the force wave template reads its
+// deployments back and throws unless they are enabled with SuppressReboot 0
+// (restarts allowed). Supported: ConfigMgr current branch
 // 2203 and later, the versions the transcribed reference documents; only a
 // lab run proves the templates on a given site.
 package sccm

@@ -597,6 +597,188 @@ foreach ($read in $Data.reads) {
 Write-ApAnswer ([ordered]@{ devices = $rows.ToArray() })
 `
 
+const forceWaveScript = `param($Data)` + prelude + `
+# In:  collection: string, devices: [{name, resource_id (0 = look up by name)}],
+#      deployments: [{name, update_group}], at (RFC 3339 UTC)
+# Out: {members: [{name, resource_id}], unknown: [string], removed: n,
+#       deployments: [{name, id, existed, was_enabled}]}
+# One wave of forced remediation in one call: the collection's direct members
+# become exactly the wave's devices (the previous wave's leave), each update
+# group gets a required deployment to the collection, available and due at
+# 'at', with restarts allowed, and enabled; then the members are asked to
+# fetch machine policy now. A retry finds everything in place and changes
+# nothing: no rule is added or removed twice, no deployment enabled twice.
+
+# Validate everything first: a refusal changes nothing.
+$collectionName = [string]$Data.collection
+$collection = Find-ApCollection -Name $collectionName
+if ($null -eq $collection) {
+    throw ("No device collection named '" + $collectionName + "' exists on site " + $SiteCode + ".")
+}
+# Default collections (IDs SMS...) take no direct membership rules; the
+# collection a rule targets must have an ID that starts with a site code:
+# https://learn.microsoft.com/en-us/powershell/module/configurationmanager/add-cmdevicecollectiondirectmembershiprule?view=sccm-ps
+# https://learn.microsoft.com/en-us/powershell/module/configurationmanager/remove-cmdevicecollectiondirectmembershiprule?view=sccm-ps
+if ([string]$collection.CollectionID -like 'SMS*') {
+    throw ("The device collection '" + $collectionName + "' (" + [string]$collection.CollectionID + ") is a default collection: it takes no direct membership rules, so it cannot hold a forced wave.")
+}
+if (@($Data.deployments).Count -lt 1) {
+    throw ("The wave names no deployment: nothing would be forced on '" + $collectionName + "'.")
+}
+$seen = New-Object -TypeName 'System.Collections.Generic.HashSet[string]'
+$groups = New-ApMap
+foreach ($spec in $Data.deployments) {
+    $name = [string]$spec.name
+    if ($name.Length -lt 1 -or $name.Length -gt 256) {
+        throw ("The deployment name '" + $name + "' is " + $name.Length + " characters long; SCCM allows 1 to 256.")
+    }
+    if (-not $seen.Add($name)) {
+        throw ("The deployment name '" + $name + "' appears more than once in this request.")
+    }
+    $groupName = [string]$spec.update_group
+    if (-not $groups.ContainsKey($groupName)) {
+        $group = Find-ApUpdateGroup -Name $groupName
+        if ($null -eq $group) {
+            throw ("No software update group named '" + $groupName + "' exists on site " + $SiteCode + ".")
+        }
+        $groups[$groupName] = $group
+    }
+    $existing = Find-ApDeployment -Name $name
+    if ($null -ne $existing) {
+        if ($existing.TargetCollectionID -ne $collection.CollectionID -or
+            $existing.AssignedUpdateGroup -ne $groups[$groupName].CI_ID) {
+            throw ("A deployment named '" + $name + "' already exists on site " + $SiteCode + " for another collection or update group.")
+        }
+    }
+}
+$at = ConvertTo-ApUtc $Data.at
+
+# Resolve the devices (read only). A device named twice is one member.
+$members = New-ApList
+$unknown = New-ApList
+$wanted = New-Object -TypeName 'System.Collections.Generic.HashSet[int]'
+$order = New-Object -TypeName 'System.Collections.Generic.List[int]'
+foreach ($entry in $Data.devices) {
+    $resourceId = [int]$entry.resource_id
+    if ($resourceId -gt 0) {
+        $device = Get-CMDevice -ResourceId $resourceId -Fast
+    } else {
+        $device = Find-ApDevice -Name ([string]$entry.name)
+    }
+    if ($null -eq $device) {
+        $unknown.Add([string]$entry.name)
+        continue
+    }
+    $resourceId = [int]$device.ResourceID
+    if (-not $wanted.Add($resourceId)) { continue }
+    $order.Add($resourceId)
+    $members.Add([ordered]@{ name = [string]$entry.name; resource_id = $resourceId })
+}
+
+# Membership, batched: read the direct rules once, remove the stale ones in
+# one call and add the missing ones in one call (both cmdlets take arrays:
+# -ResourceId String[] on Remove-, Int32[] on Add-), then have the site
+# evaluate the collection's membership now rather than on its schedule.
+# https://learn.microsoft.com/en-us/powershell/module/configurationmanager/get-cmdevicecollectiondirectmembershiprule?view=sccm-ps
+# https://learn.microsoft.com/en-us/powershell/module/configurationmanager/invoke-cmcollectionupdate?view=sccm-ps
+$present = New-Object -TypeName 'System.Collections.Generic.HashSet[int]'
+$stale = New-Object -TypeName 'System.Collections.Generic.List[string]'
+foreach ($rule in Get-CMDeviceCollectionDirectMembershipRule -CollectionId $collection.CollectionID) {
+    $ruleId = [int]$rule.ResourceID
+    if (-not $present.Add($ruleId)) { continue }
+    if (-not $wanted.Contains($ruleId)) {
+        $stale.Add($ruleId.ToString([Globalization.CultureInfo]::InvariantCulture))
+    }
+}
+$missing = New-Object -TypeName 'System.Collections.Generic.List[int]'
+foreach ($id in $order) {
+    if (-not $present.Contains($id)) { $missing.Add($id) }
+}
+if ($stale.Count -gt 0) {
+    $staleIds = $stale.ToArray()
+    Remove-CMDeviceCollectionDirectMembershipRule -CollectionId $collection.CollectionID -ResourceId $staleIds -Force
+}
+if ($missing.Count -gt 0) {
+    $missingIds = $missing.ToArray()
+    Add-CMDeviceCollectionDirectMembershipRule -CollectionId $collection.CollectionID -ResourceId $missingIds
+}
+$null = Invoke-CMCollectionUpdate -CollectionId $collection.CollectionID
+
+# Deployments: found by name or created (required, available and due at
+# 'at', installation and restart allowed outside maintenance windows), then
+# enabled unless they already are, and read back.
+$results = New-ApList
+foreach ($spec in $Data.deployments) {
+    $name = [string]$spec.name
+    $deployment = Find-ApDeployment -Name $name
+    $existed = $null -ne $deployment
+    $was = $existed -and [bool]$deployment.Enabled
+    if (-not $existed) {
+        # https://learn.microsoft.com/en-us/powershell/module/configurationmanager/new-cmsoftwareupdatedeployment?view=sccm-ps
+        $params = @{
+            DeploymentName          = $name
+            SoftwareUpdateGroupName = [string]$spec.update_group
+            CollectionId            = [string]$collection.CollectionID
+            DeploymentType          = 'Required'
+            AvailableDateTime       = $at
+            DeadlineDateTime        = $at
+            TimeBasedOn             = 'Utc'
+            SoftwareInstallation    = $true
+            AllowRestart            = $true
+            UserNotification        = 'DisplaySoftwareCenterOnly'
+            VerbosityLevel          = 'AllMessages'
+            AcceptEula              = $true
+            DisableWildcardHandling = $true
+        }
+        # Its output is documented only as System.Object: the deployment is
+        # read back by its deterministic name instead.
+        $null = New-CMSoftwareUpdateDeployment @params
+        $deployment = Find-ApDeployment -Name $name
+        if ($null -eq $deployment) {
+            throw ("The deployment '" + $name + "' was not found on site " + $SiteCode + " after it was created.")
+        }
+    }
+    # Only a change is written, so a retry enables nothing twice. Forcing
+    # means restarting: the Set- page documents -RestartServer and
+    # -RestartWorkstation $true as "suppress the restart", so both are $false.
+    # https://learn.microsoft.com/en-us/powershell/module/configurationmanager/set-cmsoftwareupdatedeployment?view=sccm-ps
+    if (-not $was) {
+        Set-CMSoftwareUpdateDeployment -InputObject $deployment -Enable $true -RestartServer $false -RestartWorkstation $false
+    }
+
+    # Read back: the outcome is checked, not assumed.
+    # https://learn.microsoft.com/en-us/mem/configmgr/develop/reference/sum/sms_updatesassignment-server-wmi-class
+    $deployment = Find-ApDeployment -Name $name
+    if ($null -eq $deployment) {
+        throw ("The deployment '" + $name + "' disappeared from site " + $SiteCode + " while it was being configured.")
+    }
+    if (-not [bool]$deployment.Enabled) {
+        throw ("The deployment '" + $name + "' is still disabled after it was enabled: the wave would install nothing.")
+    }
+    if (([int]$deployment.SuppressReboot -band 3) -ne 0) {
+        throw ("The deployment '" + $name + "' has SuppressReboot " + [int]$deployment.SuppressReboot + "; a forced wave needs 0 (restarts allowed).")
+    }
+    $results.Add([ordered]@{
+        name        = $name
+        id          = [int]$deployment.AssignmentID
+        existed     = $existed
+        was_enabled = $was
+    })
+}
+
+# Ask the members for machine policy now, as the set_enabled template does
+# (see it for the -ActionType citations).
+# https://learn.microsoft.com/en-us/powershell/module/configurationmanager/invoke-cmclientaction?view=sccm-ps
+$null = Invoke-CMClientAction -CollectionId $collection.CollectionID -ActionType ClientNotificationRequestMachinePolicyNow
+
+Write-ApAnswer ([ordered]@{
+    members     = $members.ToArray()
+    unknown     = $unknown.ToArray()
+    removed     = $stale.Count
+    deployments = $results.ToArray()
+})
+`
+
 // Templates returns every script the SCCM connector can run, in a fixed order.
 // The simulator accepts exactly these texts and nothing else.
 func Templates() []winrm.Template {
@@ -610,6 +792,7 @@ func Templates() []winrm.Template {
 		{Name: DeploymentStatusTemplate, Script: deploymentStatusScript},
 		{Name: MaintenanceWindowsTemplate, Script: maintenanceWindowsScript},
 		{Name: DeviceStateTemplate, Script: deviceStateScript},
+		{Name: ForceWaveTemplate, Script: forceWaveScript},
 		{Name: DoctorTemplate, Script: doctorScript},
 	}
 }

@@ -92,7 +92,7 @@ func TestTemplatesShape(t *testing.T) {
 		names[tmpl.Name], texts[tmpl.Script] = true, true
 		require.Equal(t, tmpl, template(tmpl.Name))
 	}
-	require.Len(t, names, 10)
+	require.Len(t, names, 11)
 }
 
 // TestTemplatesUseTheDocumentedCmdlets pins the ConfigMgr cmdlets and
@@ -144,6 +144,29 @@ func TestTemplatesUseTheDocumentedCmdlets(t *testing.T) {
 			"status_type              = 4",
 		}},
 		{MaintenanceWindowsTemplate, []string{"ServiceWindowsCount"}},
+		{ForceWaveTemplate, []string{
+			"if ([string]$collection.CollectionID -like 'SMS*') {",
+			// Membership in three calls whatever the wave's size.
+			"Get-CMDeviceCollectionDirectMembershipRule -CollectionId $collection.CollectionID",
+			"Remove-CMDeviceCollectionDirectMembershipRule -CollectionId $collection.CollectionID -ResourceId $staleIds -Force",
+			"Add-CMDeviceCollectionDirectMembershipRule -CollectionId $collection.CollectionID -ResourceId $missingIds",
+			"$null = Invoke-CMCollectionUpdate -CollectionId $collection.CollectionID",
+			"Get-CMDevice -ResourceId $resourceId -Fast",
+			"$null = New-CMSoftwareUpdateDeployment @params",
+			"DeploymentType          = 'Required'",
+			"AvailableDateTime       = $at",
+			"DeadlineDateTime        = $at",
+			"TimeBasedOn             = 'Utc'",
+			"AllowRestart            = $true",
+			"UserNotification        = 'DisplaySoftwareCenterOnly'",
+			"AcceptEula              = $true",
+			// Enabled once, restarts not suppressed, and read back.
+			"if (-not $was) {",
+			"Set-CMSoftwareUpdateDeployment -InputObject $deployment -Enable $true -RestartServer $false -RestartWorkstation $false",
+			"if (-not [bool]$deployment.Enabled) {",
+			"if (([int]$deployment.SuppressReboot -band 3) -ne 0) {",
+			"Invoke-CMClientAction -CollectionId $collection.CollectionID -ActionType ClientNotificationRequestMachinePolicyNow",
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.template, func(t *testing.T) {
@@ -181,10 +204,12 @@ func TestTemplatesReadOnlyWhatTheClientSends(t *testing.T) {
 		MaintenanceWindowsTemplate: siteRequest{},
 		DoctorTemplate:             doctorRequest{Collections: []string{"c"}, UpdateGroups: []string{"g"}},
 		DeviceStateTemplate:        deviceStateRequest{Reads: []StateRead{{Collection: "c", UpdateGroups: []string{"g"}}}},
+		ForceWaveTemplate: forceRequest{Collection: "c", Devices: []ForceDevice{{Name: "d", ResourceID: 1}},
+			Deployments: []ForceDeployment{{Name: "n", UpdateGroup: "g"}}, At: now.UTC().Format(time.RFC3339)},
 	}
 	// Top-level fields, and the fields of the array elements the templates
-	// iterate as $move and $spec.
-	fieldRe := regexp.MustCompile(`\$(Data|move|spec)\.([A-Za-z_]+)`)
+	// iterate as $move, $spec and $entry.
+	fieldRe := regexp.MustCompile(`\$(Data|move|spec|entry)\.([A-Za-z_]+)`)
 	for _, tmpl := range Templates() {
 		sample, ok := samples[tmpl.Name]
 		require.Truef(t, ok, "no sample for %s", tmpl.Name)
@@ -193,7 +218,7 @@ func TestTemplatesReadOnlyWhatTheClientSends(t *testing.T) {
 		var top map[string]json.RawMessage
 		require.NoError(t, json.Unmarshal(b, &top))
 		keys := map[string][]string{"Data": keysOf(top)}
-		for _, arr := range []struct{ field, variable string }{{"moves", "move"}, {"deployments", "spec"}} {
+		for _, arr := range []struct{ field, variable string }{{"moves", "move"}, {"deployments", "spec"}, {"devices", "entry"}} {
 			if raw, ok := top[arr.field]; ok {
 				var elems []map[string]json.RawMessage
 				require.NoError(t, json.Unmarshal(raw, &elems))

@@ -34,6 +34,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/autopatch/autopatch/internal/forcing"
 	"github.com/autopatch/autopatch/internal/rollout"
 )
 
@@ -80,6 +81,8 @@ type Config struct {
 
 	ErrorBudget string `env:"ERROR_BUDGET" default:"10%" doc:"Error budget of a change's rollout: a count of failures (5) or a share of the devices of the windows closed so far (10%, 2.5%). When the failures of the closed windows exceed it (a budget of 5 holds at the 6th failure), the windows not yet open are held until resumed. A change's patching.error_budget overrides it."`
 
+	Force Force `env:"FORCE_"`
+
 	DoctorUpdateGroups string `env:"DOCTOR_UPDATE_GROUPS" doc:"Comma-separated software update groups that autopatch doctor checks exist (added to its --update-group flags): the groups your changes name."`
 
 	SCCM       WinRM      `env:"SCCM_"`
@@ -96,6 +99,15 @@ type Config struct {
 type Safety struct {
 	RequestPolicy string `env:"REQUEST_POLICY" default:"reject" doc:"A schedule request that would break a service-safety rule: reject (no device moves; the RITM note says why and suggests schedules) or warn (carried out, the note warns)."`
 	PlanPolicy    string `env:"PLAN_POLICY" default:"warn" doc:"A change plan that would break a service-safety rule: warn (the plan note lists the violations) or hold (the schedules whose windows would break it are left out of the change, and listed)."`
+}
+
+// Force sets forced remediation (docs/architecture.md §9.2): what autopatch
+// does at a change's deadline with the devices neither patched nor deferred.
+type Force struct {
+	Collection string        `env:"COLLECTION" doc:"Device collection that autopatch alone manages for forced remediation (its ID must start with the site code). At each deadline, the devices neither patched nor deferred are put into it in safe waves, with a required deployment of the change's update groups. Empty: nothing is forced; the devices past their deadline are only counted and reported."`
+	At         string        `env:"AT" doc:"Time of day (HH:MM, in AUTOPATCH_FORCE_TIMEZONE) at which forcing starts: the first such time at or after the deadline. Empty: at the deadline itself. Microsoft IT forces at 10:00."`
+	Timezone   string        `env:"TIMEZONE" default:"UTC" doc:"IANA time zone of AUTOPATCH_FORCE_AT."`
+	WaveLength time.Duration `env:"WAVE_LENGTH" default:"2h" doc:"How long each wave's required deployments stay enabled before they are disabled and the next wave starts: long enough for its devices to install and reboot."`
 }
 
 // Incident sets the fields of the incidents autopatch opens for failures.
@@ -408,6 +420,15 @@ func (c *Config) validateCommon() error {
 		if f.value < 1 || f.value > 3 {
 			errs = append(errs, fmt.Errorf("AUTOPATCH_INCIDENT_%s=%d is invalid: want 1 (high), 2 (medium) or 3 (low)", f.name, f.value))
 		}
+	}
+	if _, err := forcing.ParseClock(c.Force.At); err != nil {
+		errs = append(errs, fmt.Errorf("AUTOPATCH_FORCE_AT=%q is invalid: want a time of day HH:MM", c.Force.At))
+	}
+	if _, err := time.LoadLocation(c.Force.Timezone); err != nil || c.Force.Timezone == "" {
+		errs = append(errs, fmt.Errorf("AUTOPATCH_FORCE_TIMEZONE=%q is invalid: want an IANA time zone such as Europe/Berlin", c.Force.Timezone))
+	}
+	if c.Force.WaveLength < time.Minute {
+		errs = append(errs, fmt.Errorf("AUTOPATCH_FORCE_WAVE_LENGTH=%s is invalid: want at least 1m", c.Force.WaveLength))
 	}
 	if _, err := rollout.ParseBudget(c.ErrorBudget); err != nil {
 		errs = append(errs, fmt.Errorf("AUTOPATCH_ERROR_BUDGET is invalid: %w", err))

@@ -81,8 +81,14 @@ type Device struct {
 	Deadline      time.Time          `json:"deadline"`
 	ByDeadline    bool               `json:"by_deadline"`
 	DeferredUntil *time.Time         `json:"deferred_until"`
-	Evidence      string             `json:"evidence"`
-	Source        string             `json:"source,omitempty"`
+	// ForcedAt is when forced remediation put the device into the forced
+	// collection (its wave opened); ForcedResult what the forced
+	// deployment did: patched, failed, no_status, unknown, or running
+	// while the wave is open (§9.2).
+	ForcedAt     *time.Time `json:"forced_at"`
+	ForcedResult string     `json:"forced_result,omitempty"`
+	Evidence     string     `json:"evidence"`
+	Source       string     `json:"source,omitempty"`
 	// EvidenceAt is when autopatch read the evidence from SCCM: how old the
 	// outcome is. Null when there is none (pending, never read).
 	EvidenceAt *time.Time `json:"evidence_at"`
@@ -292,6 +298,9 @@ func Devices(ev store.LedgerEvidence, now time.Time, opts Options) []Device {
 			Service: sd.Service, Tier: sd.Tier, Outcome: r.Outcome, StatusType: r.StatusType,
 			WindowStart: w.start, WindowEnd: w.end, Deadline: dl, ByDeadline: r.ByDeadline(dl),
 			DeferredUntil: deferredUntil, Evidence: r.Evidence, Source: r.Source}
+		if f, ok := ev.Forced[key]; ok {
+			r = forced(&d, f, r)
+		}
 		if !r.StatusAt.IsZero() {
 			t := r.StatusAt.UTC()
 			d.StatusAt = &t
@@ -312,6 +321,40 @@ func Devices(ev store.LedgerEvidence, now time.Time, opts Options) []Device {
 		return strings.ToLower(out[i].Device) < strings.ToLower(out[j].Device)
 	})
 	return out
+}
+
+// forced makes d the forced device f says it is, once its wave opened:
+// outcome forced, with the forced deployment's own result; before that the
+// evidence says forcing is planned. It returns r with the status time of a
+// forced success, so the ledger's times follow.
+func forced(d *Device, f store.ForcedEvidence, r compliance.Result) compliance.Result {
+	if f.OpenedAt == nil {
+		if f.State == store.WavePlanned {
+			d.Evidence = fmt.Sprintf("forcing planned (decided %s UTC); %s", f.PlannedAt.UTC().Format("2006-01-02 15:04"), d.Evidence)
+		}
+		return r
+	}
+	at := f.OpenedAt.UTC()
+	d.Outcome, d.ForcedAt, d.ByDeadline = compliance.Forced, &at, false
+	d.ForcedResult = f.Result
+	if d.ForcedResult == "" {
+		d.ForcedResult = "running"
+	}
+	d.Evidence = fmt.Sprintf("forced at %s UTC after its deadline %s UTC: %s", at.Format("2006-01-02 15:04"),
+		d.Deadline.UTC().Format("2006-01-02 15:04"), d.ForcedResult)
+	d.Source = "forced deployment"
+	r.StatusAt = time.Time{}
+	if f.StatusTime != nil {
+		r.StatusAt = *f.StatusTime
+	}
+	if f.ErrorCode != nil && *f.ErrorCode != 0 {
+		r.ErrorCode = *f.ErrorCode
+		d.Evidence += fmt.Sprintf(" 0x%08X", uint32(*f.ErrorCode))
+	}
+	if f.ObservedAt != nil {
+		r.EvidenceAt = *f.ObservedAt
+	}
+	return r
 }
 
 // finalRead: every deployment of the window had its closing status read (a

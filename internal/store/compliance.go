@@ -60,6 +60,8 @@ type LedgerEvidence struct {
 	// Deferrals is the deferral in force of each deferred device
 	// (lower-case name → until).
 	Deferrals map[string]time.Time
+	// Forced is each forced device (lower-case name), §9.2.
+	Forced map[string]ForcedEvidence
 }
 
 // ChangeLedgerEvidence reads the evidence of one change's ledger. An
@@ -72,6 +74,9 @@ func ChangeLedgerEvidence(ctx context.Context, db DBTX, number string) (LedgerEv
 	}
 	ev.Change = c
 	if ev.Deferrals, err = DeferralsOf(ctx, db, number); err != nil {
+		return ev, err
+	}
+	if ev.Forced, err = ForcedOf(ctx, db, number); err != nil {
 		return ev, err
 	}
 	p, err := LatestPlan(ctx, db, number)

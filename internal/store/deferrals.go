@@ -70,8 +70,9 @@ func DeferralsOf(ctx context.Context, db DBTX, change string) (map[string]time.T
 // ForcedAt returns when each forced device of a change (lower-case name)
 // was forced: the time its ledger outcome became forced.
 func ForcedAt(ctx context.Context, db DBTX, change string) (map[string]time.Time, error) {
-	rows, err := db.Query(ctx, `SELECT lower(device_name), updated_at FROM compliance_outcomes
-		WHERE change_number = $1 AND outcome = 'forced'`, change)
+	// A device is forced from the moment it is put in a wave: the decision
+	// is taken at its deadline, and a deferral after it moves nothing.
+	rows, err := db.Query(ctx, `SELECT lower(device_name), planned_at FROM forced_devices WHERE change_number = $1`, change)
 	if err != nil {
 		return nil, fmt.Errorf("store: forced devices of %s: %w", change, err)
 	}

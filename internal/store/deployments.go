@@ -345,12 +345,18 @@ func ChangeTransitions(ctx context.Context, db DBTX, number string) ([]Transitio
 }
 
 // NextWindowInstant is the earliest instant at which a deployment of site
-// is due to open or close (it may be past: due now), or nil when none waits.
+// or, for the single site (empty), a forced wave is due to open or close (it
+// may be past: due now), or nil when none waits. Forcing is built for the
+// single site only (docs/architecture.md §10.1).
 func NextWindowInstant(ctx context.Context, db DBTX, site string) (*time.Time, error) {
 	var at *time.Time
 	err := db.QueryRow(ctx, `SELECT least(
 		(SELECT min(window_start) FROM deployments WHERE state = 'created' AND site = $1),
-		(SELECT min(close_at) FROM deployments WHERE state = 'open' AND site = $1))`, site).Scan(&at)
+		(SELECT min(close_at) FROM deployments WHERE state = 'open' AND site = $1),
+		(SELECT min(close_at) FROM forced_waves WHERE $1 = '' AND state = 'open'),
+		-- a forced wave's turn comes when none is open (forced_waves)
+		(SELECT not_before FROM forced_waves WHERE $1 = '' AND state = 'planned'
+			AND NOT EXISTS (SELECT 1 FROM forced_waves WHERE state = 'open') ORDER BY id LIMIT 1))`, site).Scan(&at)
 	if err != nil {
 		return nil, fmt.Errorf("store: next window instant: %w", err)
 	}

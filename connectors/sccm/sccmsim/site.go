@@ -84,6 +84,7 @@ type Site struct {
 	deployments []*deployment
 	live        map[string]*deployment // not deleted, by name
 	nextID      int
+	defaults    int // default collections added, for their SMS… IDs
 }
 
 type device struct {
@@ -206,6 +207,26 @@ func (s *Site) AddCollection(name string, maintenanceWindows int) error {
 	return nil
 }
 
+// AddDefaultCollection adds a collection as SCCM ships its default ones: its
+// ID starts with SMS, not the site code (the first is SMS00001, as "All
+// Systems" is). The force wave template refuses it, since default
+// collections take no direct membership rules. An existing name is kept.
+func (s *Site) AddDefaultCollection(name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if name == "" {
+		return fmt.Errorf("sccmsim: add default collection: empty name")
+	}
+	if _, ok := s.colByName[name]; ok {
+		return nil
+	}
+	s.defaults++
+	c := &collection{name: name, id: fmt.Sprintf("SMS%05X", s.defaults)}
+	s.collections = append(s.collections, c)
+	s.colByName[name] = c
+	return nil
+}
+
 // AddUpdateGroup adds a software update group; an existing name is kept.
 func (s *Site) AddUpdateGroup(name string) error {
 	s.mu.Lock()
@@ -318,6 +339,8 @@ func (s *Site) dispatch(name string, data []byte) (any, *wsmansim.PSError) {
 		return decodeAnd(data, s.maintenanceWindowCollections)
 	case sccm.DoctorTemplate:
 		return decodeAnd(data, s.doctor)
+	case sccm.ForceWaveTemplate:
+		return decodeAnd(data, s.forceWave)
 	}
 	return nil, wsmansim.Throw("sccmsim has no implementation of template " + name)
 }
@@ -586,6 +609,148 @@ func (s *Site) setEnabled(req enableReq) (any, *wsmansim.PSError) {
 		out = append(out, enableResult{Name: dep.name, ID: dep.id, WasEnabled: was})
 	}
 	return map[string]any{"deployments": out, "refreshed": recordRefreshes(refresh, now)}, nil
+}
+
+type forceReq struct {
+	Collection  string            `json:"collection"`
+	Devices     []resolveDevice   `json:"devices"`
+	Deployments []forceDeployment `json:"deployments"`
+	At          string            `json:"at"`
+}
+
+type forceDeployment struct {
+	Name        string `json:"name"`
+	UpdateGroup string `json:"update_group"`
+}
+
+type forcedDeployment struct {
+	Name       string `json:"name"`
+	ID         int    `json:"id"`
+	Existed    bool   `json:"existed"`
+	WasEnabled bool   `json:"was_enabled"`
+}
+
+// forceWave is the force wave template: validation in its order and with its
+// texts, then the collection's direct rules set to the wave's devices with
+// addMember/removeMember (so an enabled deployment reaches a device that
+// joins), each deployment found or created and enabled unless it already is
+// (every enable is an event), and a policy refresh of the collection.
+func (s *Site) forceWave(req forceReq) (any, *wsmansim.PSError) {
+	col, ok := s.colByName[req.Collection]
+	if !ok {
+		return nil, s.noCollection(req.Collection)
+	}
+	if strings.HasPrefix(strings.ToUpper(col.id), "SMS") {
+		return nil, wsmansim.Throw("The device collection '" + col.name + "' (" + col.id +
+			") is a default collection: it takes no direct membership rules, so it cannot hold a forced wave.")
+	}
+	if len(req.Deployments) == 0 {
+		return nil, wsmansim.Throw("The wave names no deployment: nothing would be forced on '" + req.Collection + "'.")
+	}
+	seen := map[string]bool{}
+	for _, d := range req.Deployments {
+		if n := sccm.NameLength(d.Name); n < 1 || n > sccm.MaxNameLength {
+			return nil, wsmansim.Throw(fmt.Sprintf("The deployment name '%s' is %d characters long; SCCM allows 1 to 256.", d.Name, n))
+		}
+		if seen[d.Name] {
+			return nil, wsmansim.Throw("The deployment name '" + d.Name + "' appears more than once in this request.")
+		}
+		seen[d.Name] = true
+		if _, ok := s.groups[d.UpdateGroup]; !ok {
+			return nil, wsmansim.Throw("No software update group named '" + d.UpdateGroup + "' exists on site " + s.siteCode + ".")
+		}
+		if ex, ok := s.live[d.Name]; ok && (ex.col != col || ex.group != d.UpdateGroup) {
+			return nil, wsmansim.Throw("A deployment named '" + d.Name + "' already exists on site " + s.siteCode + " for another collection or update group.")
+		}
+	}
+	at, err := time.Parse(time.RFC3339Nano, req.At)
+	if err != nil {
+		return nil, wsmansim.CmdletError("[datetime]::Parse([string]$Value, $culture, $styles)",
+			`Exception calling "Parse" with "3" argument(s): "String was not recognized as a valid DateTime."`)
+	}
+	at = at.UTC()
+
+	// Resolve: Get-CMDevice -ResourceId, or Find-ApDevice by name.
+	members := []resolveDevice{}
+	unknown := []string{}
+	wanted := map[int]bool{}
+	var order []*device
+	for _, e := range req.Devices {
+		var d *device
+		if e.ResourceID > 0 {
+			d = s.devByID[e.ResourceID]
+		} else {
+			d = s.devByName[e.Name]
+		}
+		if d == nil {
+			unknown = append(unknown, e.Name)
+			continue
+		}
+		if wanted[d.id] {
+			continue
+		}
+		wanted[d.id] = true
+		order = append(order, d)
+		members = append(members, resolveDevice{Name: e.Name, ResourceID: d.id})
+	}
+
+	// Membership: one Remove- of the stale rules, one Add- of the missing
+	// ones, then Invoke-CMCollectionUpdate (direct rules are the members here).
+	var stale []int
+	for _, id := range col.members {
+		if !wanted[id] {
+			stale = append(stale, id)
+		}
+	}
+	for _, id := range stale {
+		s.removeMember(col, id)
+	}
+	for _, d := range order {
+		s.addMember(col, d)
+	}
+
+	now := s.now().UTC()
+	out := []forcedDeployment{}
+	for _, d := range req.Deployments {
+		dep, existed := s.live[d.Name]
+		was := existed && dep.enabled
+		if !existed {
+			id := 16777216 + s.id()
+			dep = &deployment{
+				id:       id,
+				uniqueID: "{" + strings.ToUpper(uuid.NewSHA1(uuid.NameSpaceOID, fmt.Appendf(nil, "%s/%d", s.siteCode, id)).String()) + "}",
+				name:     d.Name, col: col, group: d.UpdateGroup,
+				available: at, deadline: at,
+				createdAt: now, exposedIDs: map[int]*exposure{},
+			}
+			s.deployments = append(s.deployments, dep)
+			if s.faults.CreateLost {
+				dep.deleted, dep.deletedAt = true, now
+				return nil, wsmansim.Throw("The deployment '" + d.Name + "' was not found on site " + s.siteCode + " after it was created.")
+			}
+			s.live[d.Name] = dep
+		}
+		if !was {
+			// Set-CMSoftwareUpdateDeployment -Enable $true -RestartServer $false
+			// -RestartWorkstation $false: recorded, so a doubled enable shows.
+			dep.enabled = true
+			dep.events = append(dep.events, Event{At: now, Enabled: true})
+			dep.suppressReboot = 0
+			for _, id := range col.members {
+				dep.expose(s.devByID[id])
+			}
+		}
+		// The template's read-back, in its order and with its texts.
+		switch {
+		case !dep.enabled:
+			return nil, wsmansim.Throw("The deployment '" + d.Name + "' is still disabled after it was enabled: the wave would install nothing.")
+		case dep.suppressReboot&(suppressWorkstations|suppressServers) != 0:
+			return nil, wsmansim.Throw(fmt.Sprintf("The deployment '%s' has SuppressReboot %d; a forced wave needs 0 (restarts allowed).", d.Name, dep.suppressReboot))
+		}
+		out = append(out, forcedDeployment{Name: d.Name, ID: dep.id, Existed: existed, WasEnabled: was})
+	}
+	recordRefreshes([]*collection{col}, now)
+	return map[string]any{"members": members, "unknown": unknown, "removed": len(stale), "deployments": out}, nil
 }
 
 type refreshReq struct {
