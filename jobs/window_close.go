@@ -11,8 +11,8 @@ import (
 )
 
 // closeDue disables, in one call to site conn, every open deployment of the
-// site that must close by now (its window ended, or a cancellation or re-plan asked for it to
-// close now) and that no other replica holds. Closing always happens: after
+// site that must close by now (its window ended, or a cancellation or
+// re-plan asked for it to close now) and that no other replica holds. Closing always happens: after
 // failures, restarts, a crash mid-window or a canceled change.
 func (w *WindowKeeper) closeDue(ctx context.Context, site string, conn SCCM, attempt int) (int, error) {
 	var n int

@@ -15,9 +15,9 @@ import (
 
 // openDue enables, in one call to site conn with a policy refresh of their
 // collections, every created deployment of the site whose window has
-// started and that no other replica holds. It acts on what the database says is due, so a
-// re-plan or a cancellation is respected and a late start (autopatch was
-// down) catches up. The due rows stay locked during the SCCM call: another
+// started and that no other replica holds. It acts on what the database
+// says is due, so a re-plan or a cancellation is respected and a late
+// start (autopatch was down) catches up. The due rows stay locked during the SCCM call: another
 // replica skips them, so nothing is enabled twice; a crash rolls back and the
 // next tick enables again, which the template makes a no-op in SCCM.
 func (w *WindowKeeper) openDue(ctx context.Context, site string, conn SCCM, attempt int) (int, error) {
