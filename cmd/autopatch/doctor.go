@@ -190,6 +190,10 @@ func (d *doctor) run(ctx context.Context) []check {
 	}
 	collections, scheduleChecks := d.scheduleCollections()
 	checks = append(checks, scheduleChecks...)
+	if d.cfg.Force.Collection != "" {
+		// Forced remediation needs its collection too (README, Forced remediation).
+		collections = append(collections, scheduleCollection{name: d.cfg.Force.Collection, forced: true})
+	}
 
 	parts := make([][]check, 3)
 	var wg sync.WaitGroup
@@ -216,6 +220,7 @@ func (d *doctor) run(ctx context.Context) []check {
 type scheduleCollection struct {
 	name      string
 	schedules []string
+	forced    bool // AUTOPATCH_FORCE_COLLECTION
 }
 
 // scheduleCollections reads the schedules file as serve does.
@@ -281,6 +286,9 @@ func (d *doctor) sccm(ctx context.Context, collections []scheduleCollection) []c
 		var used string
 		if i < len(collections) {
 			used = "schedule " + strings.Join(collections[i].schedules, ", ")
+			if collections[i].forced {
+				used = "AUTOPATCH_FORCE_COLLECTION"
+			}
 		}
 		switch {
 		case !c.Found:
