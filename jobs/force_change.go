@@ -114,13 +114,34 @@ func (w *ForceChangeWorker) Work(ctx context.Context, job *river.Job[ForceChange
 		// River ran it early (its scheduler's resolution is seconds).
 		return river.JobSnooze(job.Args.At.Sub(now))
 	}
-	return pgx.BeginFunc(ctx, w.deps.Pool, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, w.deps.Pool, func(tx pgx.Tx) error {
 		c, err := store.LockChange(ctx, tx, job.Args.ChangeNumber)
 		if err != nil {
 			return err
 		}
 		if c.Status == store.ChangeCanceled {
 			return nil
+		}
+		// A halted or paused change is not forced: whatever made its
+		// rollout stop would be forced onto every device left. Forcing
+		// waits for the release, which asks for it again (hold_change.go),
+		// or the cancel, and says so once.
+		holds, err := store.ActiveHolds(ctx, tx, c.Number)
+		if err != nil {
+			return err
+		}
+		for _, h := range holds {
+			if h.Kind != store.HoldBudget && h.Kind != store.HoldPause {
+				continue
+			}
+			first, err := store.MarkNoted(ctx, tx, c.Number, "forcing postponed "+job.Args.At.UTC().Format(time.RFC3339))
+			if err != nil || !first {
+				return err
+			}
+			return note(ctx, tx, tableChangeRequest, c.SysID, fmt.Sprintf(
+				"autopatch: forced remediation of %s is POSTPONED: the change's rollout is held (%s: %s). "+
+					"The devices past their deadline are forced when the rollout is resumed or taken off hold; cancel the change to stop forcing.",
+				c.Number, h.Kind, h.Reason))
 		}
 		ev, err := store.ChangeLedgerEvidence(ctx, tx, c.Number)
 		if err != nil {
@@ -157,6 +178,7 @@ func (w *ForceChangeWorker) Work(ctx context.Context, job *river.Job[ForceChange
 		}
 		return refreshLedger(ctx, tx, w.deps, c.Number, now)
 	})
+	return err
 }
 
 // plan splits the devices due into waves that keep service safety: the

@@ -314,3 +314,83 @@ func TestEmergencyPatchedBeforeDeadline(t *testing.T) {
 	require.True(t, d.WindowStart.Equal(start), "the emergency slot starts with the change: %s", d.WindowStart)
 	require.Contains(t, h.notes(sysID), "- URGENT: emergency: its schedule has no window in the change before the deadline")
 }
+
+// TestRefusedWaveReachesAPerson: a wave SCCM refuses (here the forced
+// collection is one of SCCM's default collections, which take no direct
+// rules) is retried, then the run is given up with one incident, one alert
+// and a note on the change — never silence — and nothing is enabled.
+func TestRefusedWaveReachesAPerson(t *testing.T) {
+	t.Parallel()
+	devices := []estate.SeedDevice{{Name: "SRV01"}, {Name: "SRV02"}}
+	now := time.Now().Truncate(time.Second)
+	w := window{now.Add(4 * time.Second), now.Add(6 * time.Second)}
+	deadline := w.end.Add(2 * time.Second)
+	h := forceHarness(t, devices, nil, nil, w, deadline, time.Minute)
+	require.NoError(t, h.est.SCCM().AddDefaultCollection("All Systems"))
+	h.deps.Force.Collection = "All Systems"
+	h.startClient()
+	number, sysID := h.approve(now, now.Add(time.Hour), "FRC")
+	h.waitFor("the run given up and its incident", func() bool {
+		for _, f := range h.failures(number) {
+			if f.Kind == store.FailureForced && f.IncidentSysID != "" {
+				return true
+			}
+		}
+		return false
+	})
+	ws := h.waves(number)
+	require.Len(t, ws, 1)
+	require.Equal(t, store.WaveFailed, ws[0].State)
+	require.Equal(t, waveRefusals, ws[0].Attempts)
+	require.Empty(t, h.forcedDeployments(number), "nothing was created or enabled")
+	fs := h.failures(number)
+	var forced []store.Failure
+	for _, f := range fs {
+		if f.Kind == store.FailureForced {
+			forced = append(forced, f)
+		}
+	}
+	require.Len(t, forced, 1, "one failure for the run, not one per device")
+	require.Contains(t, forced[0].Message, "SMS")
+	h.waitFor("its SCOM alert", func() bool {
+		for _, f := range h.failures(number) {
+			if f.Kind == store.FailureForced && f.AlertID != "" {
+				return true
+			}
+		}
+		return false
+	})
+	require.Contains(t, h.notes(sysID), "FORCED REMEDIATION FAILED for "+number)
+}
+
+// TestForcingWaitsForResume: a change On hold at its deadline is not
+// forced — the change's note says forcing is postponed — and is forced
+// once it is taken off hold.
+func TestForcingWaitsForResume(t *testing.T) {
+	t.Parallel()
+	devices := []estate.SeedDevice{{Name: "HOLD01"}}
+	now := time.Now().Truncate(time.Second)
+	w := window{now.Add(4 * time.Second), now.Add(6 * time.Second)}
+	deadline := w.end.Add(6 * time.Second)
+	h := forceHarness(t, devices, nil, nil, w, deadline, 2*time.Second)
+	h.startClient()
+	number, sysID := h.approve(now, now.Add(time.Hour), "FRC")
+	h.waitFor("the window open", func() bool { return h.states(number)["open"] == 2 })
+	pause := func(on bool) {
+		h.update(number, fmt.Sprintf("on_hold = %t", on), func(rev int64) river.JobArgs {
+			return HoldChangeArgs{ChangeNumber: number, Pause: true, Key: fmt.Sprint(rev)}
+		})
+	}
+	pause(true)
+	h.waitFor("the pause in force", func() bool {
+		holds, err := store.ActiveHolds(context.Background(), h.pool, number)
+		return err == nil && len(holds) == 1
+	})
+	require.True(t, time.Now().Before(deadline), "the test machine was too slow to pause before the deadline")
+	h.waitFor("forcing postponed", func() bool { return strings.Contains(h.notes(sysID), "forced remediation of "+number+" is POSTPONED") })
+	require.True(t, time.Now().After(deadline))
+	require.Empty(t, h.waves(number), "nothing forced while the change is on hold")
+	pause(false)
+	h.waitFor("HOLD01 forced after the release", func() bool { return allResultsRead(h, number, 1) })
+	requireWavesRanOnce(t, h, number, 1)
+}

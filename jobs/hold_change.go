@@ -91,6 +91,13 @@ func (w *HoldChangeWorker) Work(ctx context.Context, job *river.Job[HoldChangeAr
 		if err := enqueueReports(ctx, tx, halts); err != nil {
 			return err
 		}
+		if paused == nil && w.deps.Force.enabled() {
+			// Released: forcing postponed by the hold runs now (a no-op
+			// when nothing is past its deadline).
+			if err := insertTx(ctx, tx, ForceChangeArgs{ChangeNumber: c.Number, At: now.UTC()}, nil); err != nil {
+				return err
+			}
+		}
 		if paused != nil {
 			var b strings.Builder
 			fmt.Fprintf(&b, "autopatch: %s is On hold in ServiceNow: its windows that have not opened are HELD, never enabled, until it is taken off hold or resumed. An open window stays open to its end. Windows whose time passes while held are missed.\n", c.Number)

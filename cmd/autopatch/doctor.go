@@ -190,6 +190,10 @@ func (d *doctor) run(ctx context.Context) []check {
 	}
 	collections, scheduleChecks := d.scheduleCollections()
 	checks = append(checks, scheduleChecks...)
+	if d.cfg.Force.Collection != "" {
+		// Forced remediation needs its collection too (README, Forced remediation).
+		collections = append(collections, scheduleCollection{name: d.cfg.Force.Collection, forced: true})
+	}
 
 	parts := make([][]check, 3)
 	var wg sync.WaitGroup
@@ -217,6 +221,7 @@ type scheduleCollection struct {
 	name      string
 	site      string
 	schedules []string
+	forced    bool // AUTOPATCH_FORCE_COLLECTION
 }
 
 // scheduleCollections reads the schedules file as serve does.
@@ -305,6 +310,9 @@ func (d *doctor) sccmSite(ctx context.Context, system, prefix, code string, w co
 		var used string
 		if i < len(collections) {
 			used = "schedule " + strings.Join(collections[i].schedules, ", ")
+			if collections[i].forced {
+				used = "AUTOPATCH_FORCE_COLLECTION"
+			}
 		}
 		switch {
 		case !c.Found:

@@ -427,8 +427,8 @@ func (c *Config) validateCommon() error {
 	if _, err := time.LoadLocation(c.Force.Timezone); err != nil || c.Force.Timezone == "" {
 		errs = append(errs, fmt.Errorf("AUTOPATCH_FORCE_TIMEZONE=%q is invalid: want an IANA time zone such as Europe/Berlin", c.Force.Timezone))
 	}
-	if c.Force.WaveLength < time.Minute {
-		errs = append(errs, fmt.Errorf("AUTOPATCH_FORCE_WAVE_LENGTH=%s is invalid: want at least 1m", c.Force.WaveLength))
+	if c.Force.WaveLength < time.Second {
+		errs = append(errs, fmt.Errorf("AUTOPATCH_FORCE_WAVE_LENGTH=%s is invalid: want at least 1s (seconds only make sense in a demo)", c.Force.WaveLength))
 	}
 	if _, err := rollout.ParseBudget(c.ErrorBudget); err != nil {
 		errs = append(errs, fmt.Errorf("AUTOPATCH_ERROR_BUDGET is invalid: %w", err))

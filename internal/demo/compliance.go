@@ -119,8 +119,10 @@ func (d *run) checkLedger(expect func(bool, string, ...any)) {
 		expect(len(l.outcomes[o]) > 0, "a device reached %s (%s)", o, strings.Join(l.outcomes[o], ", "))
 	}
 	agree := len(l.csvRows) == len(l.after.Devices)+1
+	col := func(name string) int { return slices.Index(ledger.CSVHeader, name) }
 	for i, dv := range l.after.Devices {
-		agree = agree && l.csvRows[i+1][1] == dv.Device && l.csvRows[i+1][6] == string(dv.Outcome) && l.csvRows[i+1][15] == dv.Evidence
+		row := l.csvRows[i+1]
+		agree = agree && row[col("device")] == dv.Device && row[col("outcome")] == string(dv.Outcome) && row[col("evidence")] == dv.Evidence
 	}
 	expect(agree, "the CSV lists the same %d devices, outcomes and evidence as the JSON", len(l.after.Devices))
 	for _, series := range []string{"autopatch_compliance_devices{cycle=", "autopatch_patched_outside_window_total ", "autopatch_patched_by_deadline_ratio{cycle="} {
@@ -156,4 +158,67 @@ func (d *run) get(path string) ([]byte, error) {
 		err = fmt.Errorf("GET %s: %d %s", path, resp.StatusCode, b)
 	}
 	return b, err
+}
+
+// forcedChange is the critical change whose device the demo sees forced;
+// forcedCollection the collection autopatch manages for forcing.
+const (
+	forcedChange     = "CHG0030004"
+	forcedCollection = "Patch - Demo - Forced"
+)
+
+// forcedAfter waits until the ledger of the critical change shows its
+// failed device forced, with the forced deployment's result.
+func (d *run) forcedAfter(ctx context.Context, number string) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if err := d.api("/api/v1/compliance?change="+number, &d.forced); err != nil {
+			return err
+		}
+		done := false
+		for _, dv := range d.forced.Devices {
+			done = done || (dv.Outcome == compliance.Forced && dv.ForcedResult != "" && dv.ForcedResult != "running")
+		}
+		if done || time.Now().After(deadline) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	d.tl.line("DEMO", "GET /api/v1/compliance?change=%s after its deadline:", number)
+	for _, dv := range d.forced.Devices {
+		d.tl.line("DEMO", "  %-10s %-22s %s", dv.Device, dv.Outcome, dv.Evidence)
+	}
+	return nil
+}
+
+// checkForced adds the forcing expectations: INT-SQL01, failed in the DB
+// window of the critical change, was forced at its deadline, failed again
+// and got one incident; the forced deployments ran one wave and were left
+// disabled.
+func (d *run) checkForced(s estate.State, expect func(bool, string, ...any)) {
+	var got ledger.Device
+	for _, dv := range d.forced.Devices {
+		if dv.Device == "INT-SQL01" {
+			got = dv
+		}
+	}
+	expect(got.Outcome == compliance.Forced && got.ForcedResult == "failed" && got.ForcedAt != nil && !got.ForcedAt.Before(got.Deadline),
+		"%s: INT-SQL01 failed in its window and was forced after its deadline (outcome %s, result %q)", forcedChange, got.Outcome, got.ForcedResult)
+	incident := false
+	for _, in := range s.Incidents {
+		incident = incident || in.CorrelationID == "autopatch:"+forcedChange+":forced:INT-SQL01"
+	}
+	expect(incident, "%s: an incident for INT-SQL01's failed forced installation", forcedChange)
+	n, ok := 0, true
+	for _, dp := range s.Deployments {
+		if strings.HasPrefix(dp.Name, "AP-"+forcedChange+"-(forced)-") {
+			n++
+			ok = ok && dp.Collection == forcedCollection && !dp.Enabled && len(dp.Events) > 0 && !dp.Events[len(dp.Events)-1].Enabled
+		}
+	}
+	expect(n == 1 && ok, "%s: one forced deployment on %q, enabled for its wave and left disabled", forcedChange, forcedCollection)
 }

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/autopatch/autopatch/internal/estate"
+	"github.com/autopatch/autopatch/internal/ledger"
 	"github.com/autopatch/autopatch/internal/pgtemp"
 	"github.com/autopatch/autopatch/internal/serveproc"
 	"github.com/autopatch/autopatch/internal/stallwatch"
@@ -126,6 +127,8 @@ type run struct {
 	stalls *stallwatch.Watch
 	// ledger is what the compliance step saw (compliance.go).
 	ledger ledgerSeen
+	// forced is the ledger of the critical change after its deadline.
+	forced ledger.Ledger
 }
 
 // cleanup stops everything the demo started. The logs stay: in LogDir,
@@ -180,7 +183,7 @@ func (d *run) setUp(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("demo: seed: %w", err)
 	}
-	d.est, err = estate.Start(ctx, estate.Options{Seed: seed, ScheduleCollections: d.plan.collections()})
+	d.est, err = estate.Start(ctx, estate.Options{Seed: seed, ScheduleCollections: append(d.plan.collections(), forcedCollection)})
 	if err != nil {
 		return fmt.Errorf("demo: simulated estate: %w", err)
 	}
@@ -209,6 +212,8 @@ func (d *run) setUp(ctx context.Context) error {
 		"AUTOPATCH_SHUTDOWN_TIMEOUT=10s",
 		"AUTOPATCH_INCIDENT_ASSIGNMENT_GROUP=Server Operations",
 		"AUTOPATCH_SCOM_WINDOW_COMPUTER=SCCM01",
+		"AUTOPATCH_FORCE_COLLECTION="+forcedCollection,
+		"AUTOPATCH_FORCE_WAVE_LENGTH=6s",
 	)
 	return d.startServe(ctx)
 }

@@ -141,6 +141,10 @@ type change struct {
 	schedules     []string
 	version       int
 	budget        any // patching.error_budget; nil: AUTOPATCH_ERROR_BUDGET
+	// classification and deadline: patching.classification and
+	// patching.deadline; empty and zero: normal, the classification's.
+	classification string
+	deadline       time.Time
 }
 
 // changeWebhook plays ServiceNow's business rule on change_request.
@@ -157,6 +161,12 @@ func (d *run) changeWebhook(c *change, state, approval string) error {
 	}
 	if c.budget != nil {
 		body["patching"].(map[string]any)["error_budget"] = c.budget
+	}
+	if c.classification != "" {
+		body["patching"].(map[string]any)["classification"] = c.classification
+	}
+	if !c.deadline.IsZero() {
+		body["patching"].(map[string]any)["deadline"] = c.deadline.UTC().Format("2006-01-02 15:04:05")
 	}
 	code, resp, err := d.send("/webhooks/servicenow/change", body)
 	if err == nil && code != http.StatusAccepted {
@@ -291,6 +301,21 @@ func (d *run) play(ctx context.Context) error {
 		return err
 	}
 
+	// A critical change of the DB schedule whose deadline comes 6 s after
+	// the DB window: INT-SQL01 fails in the window, so at the deadline it
+	// is forced (put into the forced collection with a required
+	// deployment), fails again, and gets its incident.
+	chgD, err := d.newChange(forcedChange, []string{"2026-12 Servers"}, []string{"DB"})
+	if err != nil {
+		return err
+	}
+	_, dbEnd := d.window("DB")
+	chgD.budget, chgD.classification, chgD.deadline = 5, "critical", dbEnd.Add(6*time.Second).Truncate(time.Second)
+	d.tl.line("DEMO", "ServiceNow: %s approved too: critical, deadline %s UTC (6 s after the DB window)", chgD.number, chgD.deadline.UTC().Format("15:04:05"))
+	if err := d.changeWebhook(chgD, "scheduled", "approved"); err != nil {
+		return err
+	}
+
 	// Tier gating: INT-SQL01 (Intranet's backend) fails in DB, so
 	// CHG0030001's WEB window, which holds Intranet's frontend, is held.
 	// The operator looks, accepts, and resumes it through the API before
@@ -352,7 +377,11 @@ func (d *run) play(ctx context.Context) error {
 	}
 
 	// 6. The compliance ledger of the change, as the monthly report reads it.
-	return d.ledgerAfter(ctx, chgA.number, chgA.sysID)
+	if err := d.ledgerAfter(ctx, chgA.number, chgA.sysID); err != nil {
+		return err
+	}
+	// 7. The critical change's device forced at its deadline.
+	return d.forcedAfter(ctx, chgD.number)
 }
 
 // waitForHold waits until GET /api/v1/changes/{number} shows a hold of
@@ -633,6 +662,7 @@ func (d *run) check() error {
 		"GET /api/v1/devices/INT-SQL01: schedule DB, service Intranet, its failed result")
 
 	d.checkLedger(expect)
+	d.checkForced(s, expect)
 
 	if len(failed) > 0 {
 		return fmt.Errorf("%w:\n  - %s", errExpectations, strings.Join(failed, "\n  - "))
@@ -673,7 +703,11 @@ func (d *run) printSummary() {
 		case time.Now().After(end) || len(off) > 0:
 			state = "missed, never enabled"
 		}
-		fmt.Fprintf(tw, "  %s\t%s–%s\t%s\t%s\t%s\n", dp.Name, start.UTC().Format("15:04:05"), end.UTC().Format("15:04:05"),
+		window := start.UTC().Format("15:04:05") + "–" + end.UTC().Format("15:04:05")
+		if dp.Collection == forcedCollection {
+			window = "forced wave" // no window: enabled for a wave after the deadline
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", dp.Name, window,
 			orDash(strings.Join(on, " ")), orDash(strings.Join(off, " ")), state)
 	}
 	tw.Flush()

@@ -15,7 +15,7 @@ import (
 // JSON fields in the same order.
 var CSVHeader = []string{"change", "device", "schedule", "kind", "service", "tier", "outcome", "status_at",
 	"status_type", "error_code", "window_start", "window_end", "deadline", "by_deadline", "deferred_until",
-	"evidence", "source", "evidence_at"}
+	"forced_at", "forced_result", "evidence", "source", "evidence_at"}
 
 // WriteCSV writes l's devices as CSV (RFC 4180; times in RFC 3339, empty
 // when null).
@@ -31,7 +31,7 @@ func WriteCSV(w io.Writer, l Ledger) error {
 		}
 		rec := []string{d.Change, d.Device, d.Schedule, d.Kind, d.Service, d.Tier, string(d.Outcome), stamp(d.StatusAt),
 			st, d.ErrorCode, stamp(d.WindowStart), stamp(d.WindowEnd), d.Deadline.UTC().Format(time.RFC3339),
-			strconv.FormatBool(d.ByDeadline), stamp(d.DeferredUntil), d.Evidence, d.Source, stamp(d.EvidenceAt)}
+			strconv.FormatBool(d.ByDeadline), stamp(d.DeferredUntil), stamp(d.ForcedAt), d.ForcedResult, d.Evidence, d.Source, stamp(d.EvidenceAt)}
 		if err := cw.Write(rec); err != nil {
 			return fmt.Errorf("ledger: csv: %w", err)
 		}
