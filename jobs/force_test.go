@@ -410,3 +410,23 @@ func TestForcingWaitsForResume(t *testing.T) {
 	h.waitFor("HOLD01 forced after the release", func() bool { return allResultsRead(h, number, 1) })
 	requireWavesRanOnce(t, h, number, 1)
 }
+
+// TestNotForcedBeforeItsWindow: a device whose window comes after the
+// change's deadline (a change approved late) is not forced at the
+// deadline: forcing waits for its window to end and be read.
+func TestNotForcedBeforeItsWindow(t *testing.T) {
+	t.Parallel()
+	devices := []estate.SeedDevice{{Name: "LATE01"}}
+	now := time.Now().Truncate(time.Second)
+	w := window{now.Add(8 * time.Second), now.Add(11 * time.Second)}
+	deadline := now.Add(3 * time.Second)
+	h := forceHarness(t, devices, []string{"LATE01"}, nil, w, deadline, 2*time.Second)
+	h.startClient()
+	number, _ := h.approveCritical(now, now.Add(time.Hour), "FRC")
+	h.waitFor("LATE01 patched in its window", func() bool {
+		l, err := ledger.ForChange(context.Background(), h.pool, number, time.Now(), h.deps.Compliance.Ledger)
+		return err == nil && len(l.Devices) == 1 && l.Devices[0].Outcome.Patched()
+	})
+	require.Empty(t, h.waves(number), "LATE01 was patched in its window, after the deadline: nothing forced before it")
+	require.Empty(t, h.forcedDeployments(number))
+}
