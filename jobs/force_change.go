@@ -11,6 +11,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/autopatch/autopatch/connectors/sccm"
+	"github.com/autopatch/autopatch/internal/compliance"
 	"github.com/autopatch/autopatch/internal/forcing"
 	"github.com/autopatch/autopatch/internal/ledger"
 	"github.com/autopatch/autopatch/internal/store"
@@ -114,6 +115,7 @@ func (w *ForceChangeWorker) Work(ctx context.Context, job *river.Job[ForceChange
 		// River ran it early (its scheduler's resolution is seconds).
 		return river.JobSnooze(job.Args.At.Sub(now))
 	}
+	waiting := 0
 	err := pgx.BeginFunc(ctx, w.deps.Pool, func(tx pgx.Tx) error {
 		c, err := store.LockChange(ctx, tx, job.Args.ChangeNumber)
 		if err != nil {
@@ -149,6 +151,7 @@ func (w *ForceChangeWorker) Work(ctx context.Context, job *river.Job[ForceChange
 		}
 		devs := ledger.Devices(ev, now, w.deps.Compliance.Ledger)
 		var due []ledger.Device
+		waiting = 0
 		for _, d := range devs {
 			if d.Outcome.Patched() || d.ForcedAt != nil {
 				continue
@@ -158,6 +161,13 @@ func (w *ForceChangeWorker) Work(ctx context.Context, job *river.Job[ForceChange
 			}
 			if now.Before(w.deps.Force.forceTime(d.Deadline)) {
 				continue // deferred past this time, or its deadline is later
+			}
+			if d.Outcome == compliance.Pending || (d.WindowEnd != nil && now.Before(*d.WindowEnd)) {
+				// Its own window is still to come or to be read (a change
+				// approved after its deadline): never forced before it;
+				// this job looks again.
+				waiting++
+				continue
 			}
 			due = append(due, d)
 		}
@@ -178,8 +188,15 @@ func (w *ForceChangeWorker) Work(ctx context.Context, job *river.Job[ForceChange
 		}
 		return refreshLedger(ctx, tx, w.deps, c.Number, now)
 	})
+	if err == nil && waiting > 0 {
+		return river.JobSnooze(forceWaitingRecheck)
+	}
 	return err
 }
+
+// forceWaitingRecheck is how often a force time that found devices whose
+// own window had not ended yet looks again.
+const forceWaitingRecheck = time.Minute
 
 // plan splits the devices due into waves that keep service safety: the
 // group sizes count every device of the change in the group, so a member

@@ -30,10 +30,8 @@ func forceHarness(t *testing.T, devices []estate.SeedDevice, members []string, s
 	t.Helper()
 	h := newFailureHarness(t, failureOptions{devices: devices})
 	h.deps.Metrics = NewMetrics(nil)
-	h.deps.Compliance = ComplianceOptions{
-		PreflightLead: time.Hour, Interval: time.Second, ReminderLead: time.Hour,
-		Ledger: ledger.Options{DeadlineFor: func(store.ChangeRow) time.Time { return deadline }},
-	}
+	h.deps.Compliance = ComplianceOptions{PreflightLead: time.Hour, Interval: time.Second, ReminderLead: time.Hour}
+	h.forceDeadline = deadline
 	h.deps.Force = ForceOptions{Collection: forcedCollection, At: -1, WaveLength: waveLen}
 	h.load(schedule("FRC", "automatic", w))
 	h.est.SCCM().AddCollection(forcedCollection, 0)
@@ -48,6 +46,24 @@ func forceHarness(t *testing.T, devices []estate.SeedDevice, members []string, s
 		require.NoError(t, err)
 	}
 	return h
+}
+
+// approveCritical is approve for a critical change whose deadline
+// (patching.deadline) is the harness's forceDeadline: seconds after its
+// window instead of Patch Tuesday + 14 days.
+func (h *harness) approveCritical(start, end time.Time, scheduleNames ...string) (number, sysID string) {
+	h.t.Helper()
+	n := h.changes.Add(1)
+	number = fmt.Sprintf("CHG%07d", 31000+n)
+	sysID = fmt.Sprintf("%032x", 0xc0ffee00+n)
+	require.NoError(h.t, h.sn.AddRecord("change_request", sysID, number))
+	_, err := h.pool.Exec(context.Background(), `INSERT INTO changes (number, sys_id, state, approval, start_at, end_at, update_groups, schedules, revision,
+			classification, deadline)
+		VALUES ($1, $2, 'scheduled', 'approved', $3, $4, $5, $6, 1, 'critical', $7)`,
+		number, sysID, start, end, []string{"2026-12 Servers", "2026-12 Office"}, scheduleNames, h.forceDeadline)
+	require.NoError(h.t, err)
+	h.insert(PlanChangeArgs{ChangeNumber: number, Revision: 1})
+	return number, sysID
 }
 
 // waves returns a change's forced waves, in order.
@@ -144,7 +160,7 @@ func TestForcedRemediationInSafeWaves(t *testing.T) {
 		SELECT d.id, 'FRC', 'RITM0010044', ev.id, 'moved' FROM devices d, ev WHERE d.name = 'PAYDB01'`, ritmSysID)
 	require.NoError(t, err)
 	h.startClient()
-	number, sysID := h.approve(now, now.Add(time.Hour), "FRC")
+	number, sysID := h.approveCritical(now, now.Add(time.Hour), "FRC")
 	_, err = h.pool.Exec(ctx, `WITH ev AS (
 			INSERT INTO webhook_events (id, kind, record_number, record_sys_id, payload, outcome)
 			VALUES (gen_random_uuid(), 'deferral', 'RITM0010045', 'aaaabbbbccccddddeeeeffff00005555', '{}', 'accepted') RETURNING id)
@@ -219,7 +235,7 @@ func TestForcedWavesSurviveCrash(t *testing.T) {
 	h := forceHarness(t, devices, nil, services, w, deadline, 3*time.Second)
 	// Shop's three frontends: at most two down at once (n−1), so two waves.
 	stopA := h.startClient()
-	number, _ := h.approve(now, now.Add(time.Hour), "FRC")
+	number, _ := h.approveCritical(now, now.Add(time.Hour), "FRC")
 	h.waitFor("wave 1 open", func() bool {
 		ws := h.waves(number)
 		return len(ws) == 2 && ws[0].State == store.WaveOpen
@@ -254,7 +270,7 @@ func TestCancelStopsForcing(t *testing.T) {
 	deadline := w.end.Add(2 * time.Second)
 	h := forceHarness(t, devices, nil, services, w, deadline, time.Hour)
 	h.startClient()
-	number, sysID := h.approve(now, now.Add(time.Hour), "FRC")
+	number, sysID := h.approveCritical(now, now.Add(time.Hour), "FRC")
 	h.waitFor("wave 1 open", func() bool {
 		ws := h.waves(number)
 		return len(ws) == 2 && ws[0].State == store.WaveOpen
@@ -329,7 +345,7 @@ func TestRefusedWaveReachesAPerson(t *testing.T) {
 	require.NoError(t, h.est.SCCM().AddDefaultCollection("All Systems"))
 	h.deps.Force.Collection = "All Systems"
 	h.startClient()
-	number, sysID := h.approve(now, now.Add(time.Hour), "FRC")
+	number, sysID := h.approveCritical(now, now.Add(time.Hour), "FRC")
 	h.waitFor("the run given up and its incident", func() bool {
 		for _, f := range h.failures(number) {
 			if f.Kind == store.FailureForced && f.IncidentSysID != "" {
@@ -374,7 +390,7 @@ func TestForcingWaitsForResume(t *testing.T) {
 	deadline := w.end.Add(6 * time.Second)
 	h := forceHarness(t, devices, nil, nil, w, deadline, 2*time.Second)
 	h.startClient()
-	number, sysID := h.approve(now, now.Add(time.Hour), "FRC")
+	number, sysID := h.approveCritical(now, now.Add(time.Hour), "FRC")
 	h.waitFor("the window open", func() bool { return h.states(number)["open"] == 2 })
 	pause := func(on bool) {
 		h.update(number, fmt.Sprintf("on_hold = %t", on), func(rev int64) river.JobArgs {
@@ -393,4 +409,24 @@ func TestForcingWaitsForResume(t *testing.T) {
 	pause(false)
 	h.waitFor("HOLD01 forced after the release", func() bool { return allResultsRead(h, number, 1) })
 	requireWavesRanOnce(t, h, number, 1)
+}
+
+// TestNotForcedBeforeItsWindow: a device whose window comes after the
+// change's deadline (a change approved late) is not forced at the
+// deadline: forcing waits for its window to end and be read.
+func TestNotForcedBeforeItsWindow(t *testing.T) {
+	t.Parallel()
+	devices := []estate.SeedDevice{{Name: "LATE01"}}
+	now := time.Now().Truncate(time.Second)
+	w := window{now.Add(8 * time.Second), now.Add(11 * time.Second)}
+	deadline := now.Add(3 * time.Second)
+	h := forceHarness(t, devices, []string{"LATE01"}, nil, w, deadline, 2*time.Second)
+	h.startClient()
+	number, _ := h.approveCritical(now, now.Add(time.Hour), "FRC")
+	h.waitFor("LATE01 patched in its window", func() bool {
+		l, err := ledger.ForChange(context.Background(), h.pool, number, time.Now(), h.deps.Compliance.Ledger)
+		return err == nil && len(l.Devices) == 1 && l.Devices[0].Outcome.Patched()
+	})
+	require.Empty(t, h.waves(number), "LATE01 was patched in its window, after the deadline: nothing forced before it")
+	require.Empty(t, h.forcedDeployments(number))
 }

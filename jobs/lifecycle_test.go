@@ -50,6 +50,8 @@ type harness struct {
 	changes atomic.Int64
 	clients atomic.Int64
 	stalls  *stallwatch.Watch
+	// forceDeadline is the deadline approveCritical gives its changes.
+	forceDeadline time.Time
 }
 
 type window struct{ start, end time.Time }
