@@ -49,6 +49,9 @@ type changeResponse struct {
 	// Holds is the rollout's history: every hold and its release, with
 	// their reasons, oldest first.
 	Holds []store.Hold `json:"holds"`
+	// ForcedWaves is the change's forced remediation (docs/architecture.md
+	// §9.2): its waves in order, each with its devices and their results.
+	ForcedWaves []store.WaveWithDevices `json:"forced_waves"`
 }
 
 // getChange is GET /api/v1/changes/{number}: the change as last received,
@@ -76,6 +79,9 @@ func getChange(pool *pgxpool.Pool, deadlines ledger.Options) echo.HandlerFunc {
 		}
 		holds, err := store.ChangeHolds(ctx, pool, number)
 		if err != nil {
+			return err
+		}
+		if resp.ForcedWaves, err = store.ChangeForcing(ctx, pool, number); err != nil {
 			return err
 		}
 		resp.Holds = holds

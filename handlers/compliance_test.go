@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -104,7 +105,7 @@ func TestComplianceAPI(t *testing.T) {
 			row := rows[i+1]
 			require.Equal(t, d.Device, row[1])
 			require.Equal(t, string(d.Outcome), row[6])
-			require.Equal(t, d.Evidence, row[15])
+			require.Equal(t, d.Evidence, row[slices.Index(ledger.CSVHeader, "evidence")])
 		}
 	})
 	t.Run("Cycle", func(t *testing.T) {

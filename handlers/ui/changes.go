@@ -122,6 +122,14 @@ type changeData struct {
 	Notes       []store.SentNote
 	Schedules   string
 	Gantt       *gantt
+	Forced      []forcedWaveView
+}
+
+// forcedWaveView is one wave of the change's forced remediation.
+type forcedWaveView struct {
+	store.WaveWithDevices
+	Number  int    // 1-based within its run
+	Results string // "PAY01 patched · PAY02 failed"
 }
 
 // incidentHref links to the incident in ServiceNow, when its URL is known.
@@ -206,6 +214,28 @@ func (c *console) changePage(ctx echo.Context) error {
 		byDeployment[t.DeploymentID] = append(byDeployment[t.DeploymentID], timelineEntry{At: t.At, What: t.From + " → " + t.To, Detail: t.Reason})
 	}
 	d.Gantt = newGantt(d.Deployments, byDeployment, c.opts.Now())
+	waves, err := store.ChangeForcing(rctx, c.opts.DB, number)
+	if err != nil {
+		return c.fail(ctx, err)
+	}
+	for _, w := range waves {
+		var rs []string
+		for _, dv := range w.Devices {
+			r := dv.Result
+			if r == "" {
+				r = "…"
+			}
+			rs = append(rs, dv.Device+" "+r)
+		}
+		d.Forced = append(d.Forced, forcedWaveView{WaveWithDevices: w, Number: w.Wave + 1, Results: strings.Join(rs, " · ")})
+		if w.OpenedAt != nil {
+			d.Timeline = append(d.Timeline, timelineEntry{At: *w.OpenedAt, What: fmt.Sprintf("forced wave %d opened", w.Wave+1),
+				Detail: fmt.Sprintf("%d device(s) into %s", len(w.Devices), w.Collection)})
+		}
+		if w.ClosedAt != nil {
+			d.Timeline = append(d.Timeline, timelineEntry{At: *w.ClosedAt, What: fmt.Sprintf("forced wave %d closed", w.Wave+1)})
+		}
+	}
 	fs, err := store.ChangeFailures(rctx, c.opts.DB, []string{number})
 	if err != nil {
 		return c.fail(ctx, err)

@@ -211,6 +211,26 @@ func TestConsolePages(t *testing.T) {
 		}
 	})
 
+	t.Run("ForcedRemediation", func(t *testing.T) {
+		// A wave of forced remediation of the current change: one device
+		// patched, the hostile one failed.
+		_, err := sc.pool.Exec(context.Background(), `WITH w AS (
+				INSERT INTO forced_waves (change_number, run_at, wave, not_before, duration, collection, deployments, update_groups,
+					state, opened_at, close_at, closed_at, results_at, created_at)
+				VALUES ($1, $2, 0, $2, '2 hours', 'Patch - Forced', ARRAY['AP-x-(forced)-g'], ARRAY['g'],
+					'closed', $2, $2::timestamptz + interval '2 hours', $2::timestamptz + interval '2 hours', $2::timestamptz + interval '2 hours', $2)
+				RETURNING id)
+			INSERT INTO forced_devices (change_number, device_name, wave_id, schedule_name, deadline, planned_at, result)
+			SELECT $1, d, id, 'DB', $2, $2, r FROM w, (VALUES ('FORCED01', 'patched'), ($3, 'failed')) AS x(d, r)`,
+			sc.currentChange, sc.now.Add(-time.Hour), hostileScript)
+		require.NoError(t, err)
+		_, body := c.get("/ui/changes/" + sc.currentChange)
+		require.Contains(t, body, `id="forced"`)
+		require.Contains(t, body, template.HTMLEscapeString(hostileScript)+" failed · FORCED01 patched")
+		require.NotContains(t, body, hostileScript)
+		require.Contains(t, body, "forced wave 1 opened")
+	})
+
 	t.Run("EveryPage", func(t *testing.T) {
 		for _, tt := range []struct{ path, want string }{
 			{"/ui/", ""},

@@ -33,36 +33,60 @@ const (
 
 // ForcedWave is a wave of forced remediation.
 type ForcedWave struct {
-	ID           int64
-	ChangeNumber string
-	ChangeSysID  string
-	RunAt        time.Time
-	Wave         int
-	NotBefore    time.Time
-	Duration     time.Duration
-	Collection   string
-	Deployments  []string
-	UpdateGroups []string
-	State        string
-	Attempts     int
-	LastError    string
-	OpenedAt     *time.Time
-	CloseAt      *time.Time
-	ClosedAt     *time.Time
+	ID           int64         `json:"id"`
+	ChangeNumber string        `json:"change_number"`
+	ChangeSysID  string        `json:"-"`
+	RunAt        time.Time     `json:"run_at"`
+	Wave         int           `json:"wave"` // 0-based within the run
+	NotBefore    time.Time     `json:"not_before"`
+	Duration     time.Duration `json:"-"`
+	Collection   string        `json:"collection"`
+	Deployments  []string      `json:"deployments"`
+	UpdateGroups []string      `json:"update_groups"`
+	State        string        `json:"state"`
+	Attempts     int           `json:"attempts"`
+	LastError    string        `json:"last_error,omitempty"`
+	OpenedAt     *time.Time    `json:"opened_at"`
+	CloseAt      *time.Time    `json:"close_at"`
+	ClosedAt     *time.Time    `json:"closed_at"`
 }
 
 // ForcedDevice is a device in a wave.
 type ForcedDevice struct {
-	Device     string
-	Schedule   string
-	Deadline   time.Time
-	ResourceID int // 0: unknown to autopatch, SCCM looks it up by name
+	Device     string    `json:"device"`
+	Schedule   string    `json:"schedule"`
+	Deadline   time.Time `json:"deadline"`
+	ResourceID int       `json:"-"` // 0: unknown to autopatch, SCCM looks it up by name
 	// Result and its evidence, once the wave's results were read.
-	Result     string
-	StatusType *int
-	ErrorCode  *int64
-	StatusTime *time.Time
-	ObservedAt *time.Time
+	Result     string     `json:"result,omitempty"`
+	StatusType *int       `json:"status_type,omitempty"`
+	ErrorCode  *int64     `json:"error_code,omitempty"`
+	StatusTime *time.Time `json:"status_time,omitempty"`
+	ObservedAt *time.Time `json:"observed_at,omitempty"`
+}
+
+// WaveWithDevices is a wave and its devices, as the API and the console
+// show a change's forced remediation.
+type WaveWithDevices struct {
+	ForcedWave
+	Devices []ForcedDevice `json:"devices"`
+}
+
+// ChangeForcing returns a change's waves in order, each with its devices.
+func ChangeForcing(ctx context.Context, db DBTX, change string) ([]WaveWithDevices, error) {
+	ws, err := ChangeWaves(ctx, db, change)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]WaveWithDevices, 0, len(ws))
+	for _, w := range ws {
+		devs, err := WaveDevices(ctx, db, w.ID)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, WaveWithDevices{ForcedWave: w, Devices: devs})
+	}
+	return out, nil
 }
 
 const waveColumns = `w.id, w.change_number, c.sys_id, w.run_at, w.wave, w.not_before, w.duration, w.collection,
