@@ -52,6 +52,10 @@ const MaxNameLength = 39
 // name travels in URLs (/t/{tenant}/) and into the schema name.
 var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,37}[a-z0-9])?$`)
 
+// envNameRE is an environment variable's name as the shells and container
+// runtimes write them.
+var envNameRE = regexp.MustCompile(`^[A-Z_][A-Z0-9_]*$`)
+
 // siteRE is SCCM's rule for a site code: three letters or digits.
 var siteRE = regexp.MustCompile(`^[A-Z0-9]{3}$`)
 
@@ -306,6 +310,10 @@ func (p *parser) secret(w at, m map[string]pair, key, prefix string, parent *yam
 	switch {
 	case envName != "" && file != "":
 		p.fail(w, prefix+key+"_env", envN, "%s_env and %s_file are both set: set only one", key, key)
+	case envName != "" && !envNameRE.MatchString(envName):
+		// Not echoed: a value that is no variable name may be the secret
+		// itself, written where its variable's name belongs.
+		p.fail(w, prefix+key+"_env", envN, "want the name of an environment variable (upper-case letters, digits and _, e.g. ACME_SCCM_PASSWORD), not the secret")
 	case envName != "":
 		v := p.getenv(envName)
 		if v == "" {
@@ -395,13 +403,37 @@ func (p *parser) file(doc *yaml.Node) []Tenant {
 	}
 	out := make([]Tenant, 0, len(list.value.Content))
 	names := map[string]int{}
+	// A credential two tenants share would let one in at the other's
+	// routes: a webhook signed with A's secret accepted on B's path, A's
+	// token reading B. Keyed by value, reported by tenant, never printed.
+	type credential struct {
+		field string
+		value config.Secret
+	}
+	seen := map[credential]int{}
 	for i, item := range list.value.Content {
-		t, nameN := p.tenant(i, deref(item))
+		t, n := p.tenant(i, deref(item))
 		if t.Name != "" {
 			if j, dup := names[t.Name]; dup {
-				p.fail(at{i, t.Name}, "name", nameN, "duplicate of tenants[%d]", j)
+				p.fail(at{i, t.Name}, "name", n.name, "duplicate of tenants[%d]", j)
 			} else {
 				names[t.Name] = i
+			}
+		}
+		for _, c := range []struct {
+			credential
+			node *yaml.Node
+		}{
+			{credential{"webhook_secret", t.WebhookSecret}, n.webhookSecret},
+			{credential{"api_token", t.APIToken}, n.apiToken},
+		} {
+			if !c.value.IsSet() {
+				continue
+			}
+			if j, dup := seen[c.credential]; dup {
+				p.fail(at{i, t.Name}, c.field, c.node, "the same as tenants[%d]'s: each tenant needs its own, or one tenant's would open the other's routes", j)
+			} else {
+				seen[c.credential] = i
 			}
 		}
 		out = append(out, t)
@@ -409,11 +441,17 @@ func (p *parser) file(doc *yaml.Node) []Tenant {
 	return out
 }
 
-func (p *parser) tenant(i int, n *yaml.Node) (Tenant, *yaml.Node) {
+// tenantNodes are the nodes of a tenant that checks across tenants point at.
+type tenantNodes struct {
+	name, webhookSecret, apiToken *yaml.Node
+}
+
+func (p *parser) tenant(i int, n *yaml.Node) (Tenant, tenantNodes) {
 	var t Tenant
+	var nodes tenantNodes
 	if n == nil || n.Kind != yaml.MappingNode {
 		p.fail(at{index: i}, "", n, "want a mapping with name, sccm, scom, servicenow, ...")
-		return t, nil
+		return t, nodes
 	}
 	// The name first, so that every later problem names the tenant.
 	w := at{index: i}
@@ -471,7 +509,20 @@ func (p *parser) tenant(i int, n *yaml.Node) (Tenant, *yaml.Node) {
 	}
 	t.WebhookSecret = p.secret(w, f, "webhook_secret", "", n)
 	t.APIToken = p.secret(w, f, "api_token", "", n)
-	return t, nameN
+	nodes.name = nameN
+	nodes.webhookSecret = refNode(f, "webhook_secret", n)
+	nodes.apiToken = refNode(f, "api_token", n)
+	return t, nodes
+}
+
+// refNode is the node of a secret's reference, for its line.
+func refNode(f map[string]pair, key string, parent *yaml.Node) *yaml.Node {
+	for _, k := range []string{key + "_env", key + "_file"} {
+		if v, ok := f[k]; ok {
+			return v.value
+		}
+	}
+	return parent
 }
 
 // sites reads the list sccm: at least one site, each with its own code.
