@@ -69,10 +69,10 @@ func Apply(ctx context.Context, pool *pgxpool.Pool, logger *slog.Logger) error {
 	return apply(ctx, pool, "", logger)
 }
 
-// ApplySchema is Apply inside one tenant's schema (docs/architecture.md
-// §10.2): it creates the schema if missing, then applies River's
-// migrations there (rivermigrate.Config.Schema, which prefixes every name
-// River's SQL uses) and autopatch's (search_path set to the schema alone
+// ApplySchema is Apply inside one tenant's schema (docs/tenants.md): it
+// creates the schema if missing, then applies River's migrations there
+// (rivermigrate.Config.Schema, which prefixes every name River's SQL uses)
+// and autopatch's (search_path set to the schema alone
 // for their transaction, as their SQL names no schema). The pool may be
 // any pool of the database; store.OpenSchema's is the usual one. Each
 // schema has its own lock, so tenants migrate side by side and replicas

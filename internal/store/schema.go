@@ -19,7 +19,7 @@ func CheckSchema(schema string) error {
 	return nil
 }
 
-// OpenSchema is OpenAs for one tenant (docs/architecture.md §10.2): every
+// OpenSchema is OpenAs for one tenant (docs/tenants.md): every
 // session of the pool has search_path set to schema alone, so autopatch's
 // statements, which never name a schema, read and write the tenant's
 // tables and no other's. public is not on the path: a table missing from
