@@ -50,7 +50,7 @@ const MaxNameLength = 39
 
 // nameRE is a lower-case DNS label (RFC 1123) of at most MaxNameLength: the
 // name travels in URLs (/t/{tenant}/) and into the schema name.
-var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,37}[a-z0-9])?$`)
+var nameRE = regexp.MustCompile(fmt.Sprintf(`^[a-z0-9]([a-z0-9-]{0,%d}[a-z0-9])?$`, MaxNameLength-2))
 
 // envNameRE is an environment variable's name as the shells and container
 // runtimes write them.
@@ -346,7 +346,13 @@ func (p *parser) endpoint(w at, m map[string]pair, key, prefix string, parent *y
 		return ""
 	}
 	u, err := url.Parse(v)
-	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+	switch {
+	case err != nil:
+		// Not echoed: what does not parse may hold user:password@.
+		p.fail(w, prefix+key, n, "is not a URL: want an absolute http or https URL")
+	case u.User != nil:
+		p.fail(w, prefix+key, n, "holds credentials (user@ or user:password@; not shown): put the user in user and the password in password_env or password_file")
+	case u.Host == "" || (u.Scheme != "http" && u.Scheme != "https"):
 		p.fail(w, prefix+key, n, "%q is invalid: want an absolute http or https URL", v)
 	}
 	return v

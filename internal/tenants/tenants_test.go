@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/autopatch/autopatch/internal/testdb"
@@ -151,6 +153,20 @@ func TestLoadAbsolutePaths(t *testing.T) {
 	require.Equal(t, abs, list[1].SchedulesFile)
 }
 
+// TestLoadLongestName: a name of MaxNameLength gives a schema River takes.
+func TestLoadLongestName(t *testing.T) {
+	t.Parallel()
+	bundle := setup(t)
+	name := strings.Repeat("a", MaxNameLength-2) + "-b"
+	list, err := bundle.load(t, strings.Replace(validYAML, "name: acme", "name: "+name, 1))
+	require.NoError(t, err)
+	require.Equal(t, name, list[0].Name)
+	_, err = river.NewClient(riverpgxv5.New(nil), &river.Config{Schema: list[0].Schema()})
+	require.NoError(t, err, "River accepts the schema %s", list[0].Schema())
+	_, err = river.NewClient(riverpgxv5.New(nil), &river.Config{Schema: list[0].Schema() + "x"})
+	require.ErrorContains(t, err, "Schema length", "and the bound is tight")
+}
+
 // TestLoadRefusals: every refusal names the tenant, the field and the line.
 func TestLoadRefusals(t *testing.T) {
 	t.Parallel()
@@ -208,6 +224,8 @@ func TestLoadRefusals(t *testing.T) {
 			[]string{`tenants[1] "contoso-eu": sccm: required: want a list of at least one site`}},
 		{"EndpointInvalid", replace("https://scom.acme.example:5986/wsman", "scom.acme.example"),
 			[]string{`tenants[0] "acme": scom.endpoint: "scom.acme.example" is invalid: want an absolute http or https URL (line 13)`}},
+		{"EndpointWithCredentials", replace("url: https://acme.service-now.com", "url: https://admin:hunter2@acme.service-now.com"),
+			[]string{`tenants[0] "acme": servicenow.url: holds credentials (user@ or user:password@; not shown): put the user in user and the password in password_env or password_file (line 17)`}},
 		{"ServiceNowMissing", replace("    servicenow: {url: \"https://contoso.service-now.com\", user: autopatch, password_env: CONTOSO_SNOW_PASSWORD}\n", ""),
 			[]string{`tenants[1] "contoso-eu": servicenow: required (line 24)`}},
 		{"UserMissing", replace("      user: autopatch.integration\n", ""),
