@@ -45,6 +45,12 @@ func Open(ctx context.Context, url string) (*Store, error) {
 // OpenAs is Open with the sessions' application_name set to name (unless
 // the URL sets one), so pg_stat_activity shows which replica holds a lock.
 func OpenAs(ctx context.Context, url, name string) (*Store, error) {
+	return open(ctx, url, name, "")
+}
+
+// open is OpenAs; a schema other than "" becomes every session's
+// search_path (see OpenSchema).
+func open(ctx context.Context, url, name, schema string) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		// pgx's parse errors can quote the URL, password included.
@@ -58,6 +64,11 @@ func OpenAs(ctx context.Context, url, name string) (*Store, error) {
 	}
 	if _, set := cfg.ConnConfig.RuntimeParams["application_name"]; !set {
 		cfg.ConnConfig.RuntimeParams["application_name"] = name
+	}
+	if schema != "" {
+		// Set here, after the URL's parameters, so a search_path in the
+		// URL can never point a tenant's sessions elsewhere.
+		cfg.ConnConfig.RuntimeParams["search_path"] = pgx.Identifier{schema}.Sanitize()
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
