@@ -498,11 +498,18 @@ func (p *parser) tenant(i int, n *yaml.Node) (Tenant, tenantNodes) {
 	schedFile, schedN := p.required(w, f, "schedules_file", "", n)
 	if schedFile != "" {
 		t.SchedulesFile = p.path(schedFile)
-		// The schedules' sites are not checked against t.SCCM here: a
-		// schedule names no site yet (calendar.Schedule has none); issue
-		// #20's sites work adds it, and the check belongs here then.
-		if _, err := schedules.ReadFile(t.SchedulesFile); err != nil {
+		// Each schedule's site must be one of the tenant's (a single site
+		// may be left unnamed), as serve checks AUTOPATCH_SCCM_SITES.
+		if list, err := schedules.ReadFile(t.SchedulesFile); err != nil {
 			p.fail(w, "schedules_file", schedN, "%v", err)
+		} else if len(t.SCCM) > 0 {
+			codes := make([]string, 0, len(t.SCCM))
+			for _, site := range t.SCCM {
+				codes = append(codes, site.Code)
+			}
+			if err := schedules.ResolveSites(list, codes); err != nil {
+				p.fail(w, "schedules_file", schedN, "%s: %v", t.SchedulesFile, err)
+			}
 		}
 	}
 	if svcFile, svcN := p.str(w, f, "services_file", ""); svcFile != "" {

@@ -75,7 +75,8 @@ var files = map[string]string{
 	"secrets/acme-sccm-eu1":  "s3cret-acme-eu1\n",
 	"secrets/acme-api-token": "s3cret-acme-token\n",
 	"secrets/empty":          "\n",
-	"acme/schedules.yaml":    schedulesYAML,
+	"acme/schedules.yaml":    strings.Replace(schedulesYAML, "name: DB,", "name: DB, site: PS1,", 1), // acme has two sites
+	"acme/unknown-site.yaml": strings.Replace(schedulesYAML, "name: DB,", "name: DB, site: US1,", 1),
 	"acme/services.yaml":     "services:\n  - {name: Payroll, max_unavailable: 1}\n",
 	"contoso/schedules.yaml": schedulesYAML,
 	"bad/schedules.yaml":     "schedules:\n  - {name: DB, collection: X, timezone: Europe/Lundon, recurrence: {anchor: patch_tuesday}, start: \"02:00\", duration: 4h}\n",
@@ -239,6 +240,8 @@ func TestLoadRefusals(t *testing.T) {
 			[]string{`tenants[0] "acme": schedules_file: schedules file: open `, `acme/nope.yaml: no such file or directory (line 20)`}},
 		{"SchedulesFileInvalid", replace("contoso/schedules.yaml", "bad/schedules.yaml"),
 			[]string{`tenants[1] "contoso-eu": schedules_file: schedules file `, `unknown time zone "Europe/Lundon"`}},
+		{"UnknownSite", replace("acme/schedules.yaml", "acme/unknown-site.yaml"),
+			[]string{`tenants[0] "acme": schedules_file: `, `schedule "DB": site: unknown site "US1" (configured: PS1, EU1) (line 20)`}},
 		{"ServicesFileInvalid", replace("acme/services.yaml", "bad/services.yaml"),
 			[]string{`tenants[0] "acme": services_file: `, `max_unavailable: want a whole number of at least 1`}},
 		{"NoTenants", "tenants: []\n", []string{`tenants: empty; want at least one tenant (line 1)`}},
