@@ -103,6 +103,9 @@ type Deps struct {
 	// Force sets forced remediation (force_change.go); a zero value
 	// forces nothing.
 	Force ForceOptions
+	// Schema is the PostgreSQL schema of this tenant's River tables
+	// (store.OpenSchema's); empty for the default tenant.
+	Schema string
 	// ClientID names this process to River and to the other replicas
 	// (internal/replica); empty lets River choose.
 	ClientID string
@@ -157,6 +160,9 @@ func NewClient(deps *Deps, q config.Queues) (*river.Client[pgx.Tx], error) {
 		// job at all (WindowKeeper).
 		RescueStuckJobsAfter: 10 * time.Minute,
 		ID:                   deps.ClientID,
+		// A tenant's River tables live in its own schema (docs/architecture.md
+		// §10.2); empty: the pool's search_path (public), as before tenants.
+		Schema: deps.Schema,
 		PeriodicJobs: []*river.PeriodicJob{
 			river.NewPeriodicJob(river.PeriodicInterval(24*time.Hour), func() (river.JobArgs, *river.InsertOpts) {
 				return PruneEventsArgs{Retention: 180 * 24 * time.Hour}, nil
