@@ -88,7 +88,7 @@ func BenchmarkForceWave2000(b *testing.B) {
 		require.NoError(b, worker.Work(ctx, &river.Job[ForceChangeArgs]{JobRow: &rivertype.JobRow{},
 			Args: ForceChangeArgs{ChangeNumber: number, At: deadline}}))
 		decide += time.Since(t0)
-		opened, err := keeper.openNextWave(ctx, 1)
+		opened, err := keeper.openNextWave(ctx, "", h.deps.SCCM, 1)
 		require.NoError(b, err)
 		require.Equal(b, 1, opened)
 

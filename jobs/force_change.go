@@ -174,17 +174,24 @@ func (w *ForceChangeWorker) Work(ctx context.Context, job *river.Job[ForceChange
 		if len(due) == 0 {
 			return nil
 		}
-		run := w.plan(ev, c.UpdateGroups, due, job.Args.At, now)
-		queuedUntil, err := store.LastForcedEnd(ctx, tx, now)
-		if err != nil {
-			return err
-		}
-		if _, err := store.InsertForcedRun(ctx, tx, run); err != nil {
-			return err
-		}
-		w.deps.Logger.InfoContext(ctx, "forced remediation planned", "change", c.Number, "devices", len(due), "waves", len(run.Waves))
-		if err := note(ctx, tx, tableChangeRequest, c.SysID, forcePlanNote(c.Number, run, queuedUntil, now)); err != nil {
-			return err
+		// Each site forces its own devices in its own forced collection:
+		// one run, and waves one at a time, per site (§10.1).
+		sites, bySiteDue := bySite(due, func(d ledger.Device) string { return w.deps.siteOf(d.Schedule) })
+		for _, site := range sites {
+			run := w.plan(ev, c.UpdateGroups, bySiteDue[site], job.Args.At, now)
+			run.Site = site
+			queuedUntil, err := store.LastForcedEnd(ctx, tx, site, now)
+			if err != nil {
+				return err
+			}
+			if _, err := store.InsertForcedRun(ctx, tx, run); err != nil {
+				return err
+			}
+			w.deps.Logger.InfoContext(ctx, "forced remediation planned", "change", c.Number, "site", site,
+				"devices", len(bySiteDue[site]), "waves", len(run.Waves))
+			if err := note(ctx, tx, tableChangeRequest, c.SysID, forcePlanNote(c.Number, run, queuedUntil, now)); err != nil {
+				return err
+			}
 		}
 		return refreshLedger(ctx, tx, w.deps, c.Number, now)
 	})
@@ -241,10 +248,14 @@ func forcePlanNote(number string, run store.ForcedRun, queuedUntil, now time.Tim
 	for _, wv := range run.Waves {
 		n += len(wv)
 	}
+	at := ""
+	if run.Site != "" {
+		at = " at site " + run.Site
+	}
 	fmt.Fprintf(&b, "autopatch: FORCED REMEDIATION of %s: %d device(s) were neither patched nor deferred at their deadline. "+
-		"They will be put into collection %q with a required deployment of %s, in %d wave(s) of %s each, one after the other "+
+		"They will be put into collection %q%s with a required deployment of %s, in %d wave(s) of %s each, one after the other "+
 		"(redundant members of a service never in the same wave, tiers in order).\n",
-		number, n, run.Collection, strings.Join(run.UpdateGroups, ", "), len(run.Waves), run.Duration)
+		number, n, run.Collection, at, strings.Join(run.UpdateGroups, ", "), len(run.Waves), run.Duration)
 	if queuedUntil.After(now) {
 		fmt.Fprintf(&b, "Forced waves already queued run first (one wave at a time); the first wave starts when they end (about %s UTC).\n",
 			queuedUntil.UTC().Format("2006-01-02 15:04"))

@@ -10,6 +10,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/stretchr/testify/require"
 
+	"github.com/autopatch/autopatch/connectors/sccm"
 	"github.com/autopatch/autopatch/connectors/sccm/sccmsim"
 	"github.com/autopatch/autopatch/internal/compliance"
 	"github.com/autopatch/autopatch/internal/estate"
@@ -429,4 +430,55 @@ func TestNotForcedBeforeItsWindow(t *testing.T) {
 	})
 	require.Empty(t, h.waves(number), "LATE01 was patched in its window, after the deadline: nothing forced before it")
 	require.Empty(t, h.forcedDeployments(number))
+}
+
+// TestForcedAtEachSite: with several SCCM sites, each site forces its own
+// devices in its own forced collection, one call per wave at that site,
+// and the sites' waves run side by side (docs/architecture.md §10.1).
+func TestForcedAtEachSite(t *testing.T) {
+	t.Parallel()
+	h := newSitesHarness(t, []string{"PS2"}, nil)
+	now := time.Now().Truncate(time.Second)
+	w := window{now.Add(5 * time.Second), now.Add(7 * time.Second)}
+	h.forceDeadline = w.end.Add(2 * time.Second)
+	h.deps.Metrics = NewMetrics(nil)
+	h.deps.Compliance = ComplianceOptions{PreflightLead: time.Hour, Interval: time.Second, ReminderLead: time.Hour}
+	h.deps.Force = ForceOptions{Collection: forcedCollection, At: -1, WaveLength: 2 * time.Second}
+	h.load(siteSchedule("AT-PS1", "PS1", w), siteSchedule("AT-PS2", "PS2", w))
+	ctx := context.Background()
+	for _, c := range h.codes {
+		h.est.Site(c).AddCollection(forcedCollection, 0)
+		// Known to SCCM, but not in its schedule's collection: nothing
+		// reported in the window.
+		_, err := h.est.Site(c).AddDevice("OFF-"+c, sccmsim.Outcome{})
+		require.NoError(t, err)
+		_, err = h.pool.Exec(ctx, `INSERT INTO devices (name, schedule_name) VALUES ($1, $2)`, "OFF-"+c, "AT-"+c)
+		require.NoError(t, err)
+	}
+	h.startClient()
+	number, _ := h.approveCritical(now, now.Add(time.Hour))
+	h.waitFor("each site's wave closed and read", func() bool { return allResultsRead(h.harness, number, 2) })
+	sites := map[string]string{}
+	for _, wv := range h.waves(number) {
+		f, err := store.WaveDevices(ctx, h.pool, wv.ID)
+		require.NoError(t, err)
+		require.Len(t, f, 1)
+		sites[wv.Site] = f[0].Device
+		require.Equal(t, store.ForcedPatched, f[0].Result)
+	}
+	require.Equal(t, map[string]string{"PS1": "OFF-PS1", "PS2": "OFF-PS2"}, sites, "each site forces its own device")
+	for _, c := range h.codes {
+		require.Equal(t, 1, h.est.Site(c).CallsByTemplate()[sccm.ForceWaveTemplate], "site %s: one call for its wave", c)
+		var forced []sccmsim.DeploymentState
+		for _, d := range h.deploymentsAt(c, number) {
+			if strings.Contains(d.Name, forcedSlot) {
+				forced = append(forced, d)
+			}
+		}
+		require.Len(t, forced, 2, "site %s: its forced deployments, one per update group", c)
+		for _, d := range forced {
+			require.False(t, d.Enabled, "site %s: %s left enabled: %+v (waves %+v)", c, d.Name, d.Events, h.waves(number))
+			require.Len(t, d.Events, 2, "site %s: enabled once, disabled once", c)
+		}
+	}
 }

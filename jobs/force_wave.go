@@ -30,13 +30,13 @@ import (
 const waveRefusals = 5
 
 // openNextWave opens the wave whose turn it is, if any: one SCCM call.
-func (k *WindowKeeper) openNextWave(ctx context.Context, attempt int) (int, error) {
+func (k *WindowKeeper) openNextWave(ctx context.Context, site string, conn SCCM, attempt int) (int, error) {
 	var wave *store.ForcedWave
 	var callErr error
 	err := pgx.BeginFunc(ctx, k.deps.Pool, func(tx pgx.Tx) error {
 		now := k.deps.now()
 		var err error
-		if wave, err = store.LockNextWave(ctx, tx, now); err != nil || wave == nil {
+		if wave, err = store.LockNextWave(ctx, tx, site, now); err != nil || wave == nil {
 			return err
 		}
 		devs, err := store.WaveDevices(ctx, tx, wave.ID)
@@ -50,7 +50,7 @@ func (k *WindowKeeper) openNextWave(ctx context.Context, attempt int) (int, erro
 		for i, name := range wave.Deployments {
 			w.Deployments = append(w.Deployments, sccm.ForceDeployment{Name: name, UpdateGroup: wave.UpdateGroups[i]})
 		}
-		res, err := k.deps.SCCM.ForceWave(ctx, w)
+		res, err := conn.ForceWave(ctx, w)
 		if err != nil {
 			callErr = err
 			k.deps.Logger.WarnContext(ctx, "opening a forced wave failed; retrying", "change", wave.ChangeNumber,
@@ -112,7 +112,7 @@ func (k *WindowKeeper) giveUpWave(ctx context.Context, wave store.ForcedWave, ca
 		return nil
 	}
 	return pgx.BeginFunc(ctx, k.deps.Pool, func(tx pgx.Tx) error {
-		failed, err := store.FailRun(ctx, tx, wave.ChangeNumber, wave.RunAt, "given up after "+fmt.Sprint(n)+" attempt(s): "+cause.Error())
+		failed, err := store.FailRun(ctx, tx, wave.ChangeNumber, wave.Site, wave.RunAt, "given up after "+fmt.Sprint(n)+" attempt(s): "+cause.Error())
 		if err != nil || failed == 0 {
 			return err
 		}
@@ -147,22 +147,22 @@ func (k *WindowKeeper) giveUpWave(ctx context.Context, wave store.ForcedWave, ca
 // closeWaves disables the deployments of every open wave whose time is up
 // (or whose change was canceled), one SCCM call each, and asks for their
 // results.
-func (k *WindowKeeper) closeWaves(ctx context.Context, attempt int) (int, error) {
+func (k *WindowKeeper) closeWaves(ctx context.Context, site string, conn SCCM, attempt int) (int, error) {
 	var n int
 	err := pgx.BeginFunc(ctx, k.deps.Pool, func(tx pgx.Tx) error {
 		now := k.deps.now()
-		due, err := store.LockWavesToClose(ctx, tx, now)
+		due, err := store.LockWavesToClose(ctx, tx, site, now)
 		if err != nil || len(due) == 0 {
 			return err
 		}
 		n = len(due)
 		for _, wave := range due {
 			detail := "disabled"
-			_, err := k.deps.SCCM.SetEnabled(ctx, wave.Deployments, false)
+			_, err := conn.SetEnabled(ctx, wave.Deployments, false)
 			if sccm.IsRefusal(err) {
 				// Deleted in the console: nothing is left enabled.
 				var gone map[string]string
-				gone, err = k.closeOneByOne(ctx, k.deps.SCCM, wave.Deployments)
+				gone, err = k.closeOneByOne(ctx, conn, wave.Deployments)
 				if len(gone) > 0 {
 					detail = fmt.Sprintf("disabled; %d deployment(s) no longer in SCCM", len(gone))
 				}
@@ -300,7 +300,11 @@ func (w *ForceResultsWorker) Work(ctx context.Context, job *river.Job[ForceResul
 		if err != nil {
 			return err
 		}
-		report, err := w.deps.SCCM.DeploymentStatus(ctx, wave.Deployments)
+		conn, err := w.deps.sccmAt(wave.Site)
+		if err != nil {
+			return err
+		}
+		report, err := conn.DeploymentStatus(ctx, wave.Deployments)
 		if err != nil {
 			return fmt.Errorf("results of forced wave %d of %s: %w", wave.Wave+1, wave.ChangeNumber, err)
 		}

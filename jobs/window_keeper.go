@@ -104,9 +104,8 @@ func (k *WindowKeeper) run(ctx context.Context, site string) {
 // tick closes, then opens, what is due now. Closing first: a window that
 // ends as another starts never has both enabled longer than needed.
 // Forced waves (force_wave.go) come after windows: a window is on time to
-// the second, a wave's start is only "as soon as its turn comes". Forcing
-// is built for the single site only (docs/architecture.md §10.1), so only
-// that site's loop keeps the waves.
+// the second, a wave's start is only "as soon as its turn comes". Each
+// site's loop keeps its own site's waves.
 func (k *WindowKeeper) tick(ctx context.Context, site string, attempt int) (int, error) {
 	conn, err := k.deps.keeperSCCM(site)
 	if err != nil {
@@ -115,13 +114,9 @@ func (k *WindowKeeper) tick(ctx context.Context, site string, attempt int) (int,
 	closed, cerr := k.closeDue(ctx, site, conn, attempt)
 	opened, oerr := k.openDue(ctx, site, conn, attempt)
 	n := closed + opened
-	var wcerr, woerr error
-	if site == "" {
-		var wclosed, wopened int
-		wclosed, wcerr = k.closeWaves(ctx, attempt)
-		wopened, woerr = k.openNextWave(ctx, attempt)
-		n += wclosed + wopened
-	}
+	wclosed, wcerr := k.closeWaves(ctx, site, conn, attempt)
+	wopened, woerr := k.openNextWave(ctx, site, conn, attempt)
+	n += wclosed + wopened
 	if err := errors.Join(cerr, oerr, wcerr, woerr); err != nil {
 		return n, fmt.Errorf("window keeper: %w", err)
 	}

@@ -265,7 +265,9 @@ func (d *doctor) sccm(ctx context.Context, collections []scheduleCollection) []c
 	for _, site := range d.cfg.Sites {
 		var own []scheduleCollection
 		for _, c := range collections {
-			if c.site == site.Code {
+			// The forced collection is needed at every site: each forces
+			// its own devices (docs/architecture.md §9.2, §10.1).
+			if c.site == site.Code || c.forced {
 				own = append(own, c)
 			}
 		}

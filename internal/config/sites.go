@@ -64,12 +64,6 @@ func (c *Config) loadSites(getenv func(string) string, file map[string]string) [
 		if c.SCCM.Endpoint != "" {
 			errs = append(errs, errors.New("AUTOPATCH_SCCM_ENDPOINT is set with AUTOPATCH_SCCM_SITES: give each site its AUTOPATCH_SCCM_<CODE>_ENDPOINT instead"))
 		}
-		// One forced collection names one site; forcing per site is not
-		// built (docs/architecture.md §10.1): refuse rather than force at
-		// the wrong site.
-		if c.Force.Collection != "" {
-			errs = append(errs, errors.New("AUTOPATCH_FORCE_COLLECTION is set with AUTOPATCH_SCCM_SITES: forced remediation is not built for several sites yet"))
-		}
 	}
 	// A per-site key of the file whose site is not listed is a typo or a
 	// forgotten site: refuse it as readYAML refuses unknown keys.

@@ -67,7 +67,7 @@ func TestSites(t *testing.T) {
 			"AUTOPATCH_SCCM_ENDPOINT":     "https://old:5986/wsman",
 			"AUTOPATCH_SCCM_PS1_ENDPOINT": "ftp://ps1",
 			"AUTOPATCH_SCCM_PS1_WORKERS":  "0",
-			"AUTOPATCH_FORCE_COLLECTION":  "Patch - Forced",
+			"AUTOPATCH_FORCE_COLLECTION":  "Patch - Forced", // forcing works per site (§10.1)
 		}), file)
 		require.Error(t, err)
 		for _, want := range []string{
@@ -79,10 +79,10 @@ func TestSites(t *testing.T) {
 			"AUTOPATCH_SCCM_ENDPOINT is set with AUTOPATCH_SCCM_SITES",
 			"settings of sites not in AUTOPATCH_SCCM_SITES: sccm_us1_endpoint",
 			"AUTOPATCH_SCCM_EU1_USER and AUTOPATCH_SCCM_EU1_PASSWORD",
-			"AUTOPATCH_FORCE_COLLECTION is set with AUTOPATCH_SCCM_SITES",
 		} {
 			require.ErrorContains(t, err, want)
 		}
 		require.NotContains(t, err.Error(), "AUTOPATCH_SCCM_ENDPOINT is required", "with sites, the single site's settings are not asked for")
+		require.NotContains(t, err.Error(), "AUTOPATCH_FORCE_COLLECTION", "a forced collection at every site")
 	})
 }

@@ -353,10 +353,10 @@ func NextWindowInstant(ctx context.Context, db DBTX, site string) (*time.Time, e
 	err := db.QueryRow(ctx, `SELECT least(
 		(SELECT min(window_start) FROM deployments WHERE state = 'created' AND site = $1),
 		(SELECT min(close_at) FROM deployments WHERE state = 'open' AND site = $1),
-		(SELECT min(close_at) FROM forced_waves WHERE $1 = '' AND state = 'open'),
-		-- a forced wave's turn comes when none is open (forced_waves)
-		(SELECT not_before FROM forced_waves WHERE $1 = '' AND state = 'planned'
-			AND NOT EXISTS (SELECT 1 FROM forced_waves WHERE state = 'open') ORDER BY id LIMIT 1))`, site).Scan(&at)
+		(SELECT min(close_at) FROM forced_waves WHERE site = $1 AND state = 'open'),
+		-- a forced wave's turn comes when none of its site is open (forced_waves)
+		(SELECT not_before FROM forced_waves WHERE site = $1 AND state = 'planned'
+			AND NOT EXISTS (SELECT 1 FROM forced_waves WHERE site = $1 AND state = 'open') ORDER BY id LIMIT 1))`, site).Scan(&at)
 	if err != nil {
 		return nil, fmt.Errorf("store: next window instant: %w", err)
 	}

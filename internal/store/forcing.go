@@ -36,6 +36,7 @@ type ForcedWave struct {
 	ID           int64         `json:"id"`
 	ChangeNumber string        `json:"change_number"`
 	ChangeSysID  string        `json:"-"`
+	Site         string        `json:"site"` // '' : the one site of AUTOPATCH_SCCM_*
 	RunAt        time.Time     `json:"run_at"`
 	Wave         int           `json:"wave"` // 0-based within the run
 	NotBefore    time.Time     `json:"not_before"`
@@ -89,12 +90,12 @@ func ChangeForcing(ctx context.Context, db DBTX, change string) ([]WaveWithDevic
 	return out, nil
 }
 
-const waveColumns = `w.id, w.change_number, c.sys_id, w.run_at, w.wave, w.not_before, w.duration, w.collection,
+const waveColumns = `w.id, w.change_number, c.sys_id, w.site, w.run_at, w.wave, w.not_before, w.duration, w.collection,
 	w.deployments, w.update_groups, w.state, w.attempts, w.last_error, w.opened_at, w.close_at, w.closed_at`
 
 func scanWave(row pgx.CollectableRow) (ForcedWave, error) {
 	var w ForcedWave
-	err := row.Scan(&w.ID, &w.ChangeNumber, &w.ChangeSysID, &w.RunAt, &w.Wave, &w.NotBefore, &w.Duration, &w.Collection,
+	err := row.Scan(&w.ID, &w.ChangeNumber, &w.ChangeSysID, &w.Site, &w.RunAt, &w.Wave, &w.NotBefore, &w.Duration, &w.Collection,
 		&w.Deployments, &w.UpdateGroups, &w.State, &w.Attempts, &w.LastError, &w.OpenedAt, &w.CloseAt, &w.ClosedAt)
 	return w, err
 }
@@ -115,6 +116,7 @@ func queryWaves(ctx context.Context, db DBTX, where string, args ...any) ([]Forc
 // and each wave's devices.
 type ForcedRun struct {
 	Change       string
+	Site         string
 	RunAt        time.Time
 	NotBefore    time.Time
 	Duration     time.Duration
@@ -132,10 +134,10 @@ type ForcedRun struct {
 func InsertForcedRun(ctx context.Context, tx pgx.Tx, r ForcedRun) ([]int64, error) {
 	ids := make([]int64, len(r.Waves))
 	for i, devs := range r.Waves {
-		if err := tx.QueryRow(ctx, `INSERT INTO forced_waves (change_number, run_at, wave, not_before, duration, collection,
+		if err := tx.QueryRow(ctx, `INSERT INTO forced_waves (change_number, site, run_at, wave, not_before, duration, collection,
 				deployments, update_groups, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id`,
-			r.Change, r.RunAt, i, r.NotBefore, r.Duration, r.Collection, r.Deployments, r.UpdateGroups, r.PlannedAt).Scan(&ids[i]); err != nil {
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id`,
+			r.Change, r.Site, r.RunAt, i, r.NotBefore, r.Duration, r.Collection, r.Deployments, r.UpdateGroups, r.PlannedAt).Scan(&ids[i]); err != nil {
 			return nil, fmt.Errorf("store: forced wave %d of %s: %w", i, r.Change, err)
 		}
 		names, schedules, deadlines := make([]string, len(devs)), make([]string, len(devs)), make([]time.Time, len(devs))
@@ -169,12 +171,12 @@ func ForcedNames(ctx context.Context, db DBTX, change string) (map[string]bool, 
 // LastForcedEnd is when the forced waves already queued will have ended at
 // the earliest, seen from now: a new run starts no sooner (one collection,
 // one wave at a time). Used for the plan note only; the keeper decides.
-func LastForcedEnd(ctx context.Context, db DBTX, now time.Time) (time.Time, error) {
+func LastForcedEnd(ctx context.Context, db DBTX, site string, now time.Time) (time.Time, error) {
 	var queued int
 	var openEnd *time.Time
 	err := db.QueryRow(ctx, `SELECT
-		(SELECT count(*) FROM forced_waves WHERE state = 'planned'),
-		(SELECT max(close_at) FROM forced_waves WHERE state = 'open')`).Scan(&queued, &openEnd)
+		(SELECT count(*) FROM forced_waves WHERE state = 'planned' AND site = $1),
+		(SELECT max(close_at) FROM forced_waves WHERE state = 'open' AND site = $1)`, site).Scan(&queued, &openEnd)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("store: forced queue: %w", err)
 	}
@@ -184,7 +186,7 @@ func LastForcedEnd(ctx context.Context, db DBTX, now time.Time) (time.Time, erro
 	}
 	var d time.Duration
 	if queued > 0 {
-		if err := db.QueryRow(ctx, `SELECT coalesce(sum(duration), '0') FROM forced_waves WHERE state = 'planned'`).Scan(&d); err != nil {
+		if err := db.QueryRow(ctx, `SELECT coalesce(sum(duration), '0') FROM forced_waves WHERE state = 'planned' AND site = $1`, site).Scan(&d); err != nil {
 			return time.Time{}, fmt.Errorf("store: forced queue: %w", err)
 		}
 	}
@@ -194,16 +196,16 @@ func LastForcedEnd(ctx context.Context, db DBTX, now time.Time) (time.Time, erro
 // LockNextWave returns the wave whose turn it is at now, locked, or nil:
 // the first planned wave, when no wave is open and its not_before has
 // come. Another replica holding it (opening it now) is skipped.
-func LockNextWave(ctx context.Context, tx pgx.Tx, now time.Time) (*ForcedWave, error) {
+func LockNextWave(ctx context.Context, tx pgx.Tx, site string, now time.Time) (*ForcedWave, error) {
 	var open bool
-	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM forced_waves WHERE state = 'open')`).Scan(&open); err != nil {
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM forced_waves WHERE state = 'open' AND site = $1)`, site).Scan(&open); err != nil {
 		return nil, fmt.Errorf("store: forced waves: %w", err)
 	}
 	if open {
 		return nil, nil
 	}
-	ws, err := queryWaves(ctx, tx, `WHERE w.id = (SELECT id FROM forced_waves WHERE state = 'planned' ORDER BY id LIMIT 1)
-		AND w.state = 'planned' AND w.not_before <= $1 FOR NO KEY UPDATE OF w SKIP LOCKED`, now)
+	ws, err := queryWaves(ctx, tx, `WHERE w.id = (SELECT id FROM forced_waves WHERE state = 'planned' AND site = $2 ORDER BY id LIMIT 1)
+		AND w.state = 'planned' AND w.not_before <= $1 FOR NO KEY UPDATE OF w SKIP LOCKED`, now, site)
 	if err != nil || len(ws) == 0 {
 		return nil, err
 	}
@@ -212,8 +214,8 @@ func LockNextWave(ctx context.Context, tx pgx.Tx, now time.Time) (*ForcedWave, e
 
 // LockWavesToClose returns the open waves that must close by now, locked;
 // rows another replica holds are skipped.
-func LockWavesToClose(ctx context.Context, tx pgx.Tx, now time.Time) ([]ForcedWave, error) {
-	return queryWaves(ctx, tx, `WHERE w.state = 'open' AND w.close_at <= $1 ORDER BY w.id FOR NO KEY UPDATE OF w SKIP LOCKED`, now)
+func LockWavesToClose(ctx context.Context, tx pgx.Tx, site string, now time.Time) ([]ForcedWave, error) {
+	return queryWaves(ctx, tx, `WHERE w.state = 'open' AND w.site = $2 AND w.close_at <= $1 ORDER BY w.id FOR NO KEY UPDATE OF w SKIP LOCKED`, now, site)
 }
 
 // GetWave reads one wave.
@@ -298,11 +300,12 @@ func RecordWaveAttempt(ctx context.Context, db DBTX, id int64, cause string) (in
 	return n, nil
 }
 
-// FailRun marks every planned wave of a run failed, from the wave that
-// could not run on: their devices stay unpatched and the caller reports it.
-func FailRun(ctx context.Context, tx pgx.Tx, change string, runAt time.Time, detail string) (int, error) {
+// FailRun marks every planned wave of a run (a change, force time and
+// site) failed, from the wave that could not run on: their devices stay
+// unpatched and the caller reports it.
+func FailRun(ctx context.Context, tx pgx.Tx, change, site string, runAt time.Time, detail string) (int, error) {
 	tag, err := tx.Exec(ctx, `UPDATE forced_waves SET state = 'failed', detail = $3
-		WHERE change_number = $1 AND run_at = $2 AND state = 'planned'`, change, runAt, detail)
+		WHERE change_number = $1 AND run_at = $2 AND site = $4 AND state = 'planned'`, change, runAt, detail, site)
 	if err != nil {
 		return 0, fmt.Errorf("store: fail forced run of %s: %w", change, err)
 	}
