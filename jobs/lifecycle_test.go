@@ -75,13 +75,21 @@ func schedule(name, kind string, ws ...window) string {
 // plan runs on a loaded machine.
 func newHarness(t testing.TB, opts ...func(*estate.Options)) *harness {
 	t.Helper()
+	return newHarnessIn(t, testdb.Pool(t), "", opts...)
+}
+
+// newHarnessIn is newHarness on a given pool, whose River tables are in
+// schema: a tenant's (store.OpenSchema's pool and schema, tenants_test.go),
+// or the pool's search_path when empty, as newHarness has it.
+func newHarnessIn(t testing.TB, pool *pgxpool.Pool, schema string, opts ...func(*estate.Options)) *harness {
+	t.Helper()
 	ctx := context.Background()
 	var logOut io.Writer = io.Discard
 	if os.Getenv("AUTOPATCH_TEST_LOG") != "" {
 		logOut = os.Stderr
 	}
 	logger := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	h := &harness{t: t, pool: testdb.Pool(t), stalls: stallwatch.Start()}
+	h := &harness{t: t, pool: pool, stalls: stallwatch.Start()}
 	t.Cleanup(h.stalls.Stop)
 
 	estateOpts := estate.Options{
@@ -111,6 +119,7 @@ func newHarness(t testing.TB, opts ...func(*estate.Options)) *harness {
 		SCCM:         sccm.New(runner, "", logger),
 		ServiceNow:   snClient,
 		MinRemaining: 30 * time.Minute,
+		Schema:       schema,
 	}
 	return h
 }
@@ -194,7 +203,10 @@ func (h *harness) update(number string, set string, args func(rev int64) river.J
 
 func (h *harness) insert(args river.JobArgs) {
 	h.t.Helper()
-	client, err := river.NewClient[pgx.Tx](riverDriver(h.pool), &river.Config{SkipUnknownJobCheck: true})
+	// A tenant's schema, as its client has it: the search_path alone
+	// would find the table, but River would notify the wrong topic and
+	// the tenant's client would see the job only at its next poll.
+	client, err := river.NewClient[pgx.Tx](riverDriver(h.pool), &river.Config{SkipUnknownJobCheck: true, Schema: h.deps.Schema})
 	require.NoError(h.t, err)
 	_, err = client.Insert(context.Background(), args, nil)
 	require.NoError(h.t, err)
