@@ -131,6 +131,9 @@ func initServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*
 		if files, err = tenants.Load(cfg.TenantsFile, os.Getenv); err != nil {
 			return nil, fmt.Errorf("AUTOPATCH_TENANTS_FILE: %w", err)
 		}
+		if err := sharedWithDefault(cfg, files); err != nil {
+			return nil, err
+		}
 	}
 	id := replica.NewID()
 	st, err := store.OpenAs(ctx, cfg.DatabaseURL.Reveal(), "autopatch "+id)
@@ -204,6 +207,23 @@ func initServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*
 		return fail(fmt.Errorf("listen on %s (AUTOPATCH_LISTEN): %w", cfg.Listen, err))
 	}
 	return s, nil
+}
+
+// sharedWithDefault refuses a file tenant whose webhook secret or API token
+// is the default tenant's: tenants.Load refuses that between the file's
+// tenants, and for the same reason (one's credentials would be good on the
+// other's routes).
+func sharedWithDefault(cfg *config.Config, files []tenants.Tenant) error {
+	var errs []error
+	for i, t := range files {
+		if cfg.WebhookSecret.IsSet() && t.WebhookSecret == cfg.WebhookSecret {
+			errs = append(errs, fmt.Errorf("AUTOPATCH_TENANTS_FILE: tenants[%d] %q: webhook_secret: the same as AUTOPATCH_WEBHOOK_SECRET (the default tenant's)", i, t.Name))
+		}
+		if cfg.APIToken.IsSet() && t.APIToken == cfg.APIToken {
+			errs = append(errs, fmt.Errorf("AUTOPATCH_TENANTS_FILE: tenants[%d] %q: api_token: the same as AUTOPATCH_API_TOKEN (the default tenant's)", i, t.Name))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // close closes every tenant's store and public's.

@@ -262,6 +262,19 @@ func TestServeTenantsFileRefused(t *testing.T) {
 	}
 }
 
+// TestServeTenantsShareNothingWithDefault: a tenant's webhook secret or API
+// token that is also the default tenant's is refused.
+func TestServeTenantsShareNothingWithDefault(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t, testdb.URL(t))
+	cfg.TenantsFile = tenantsFile(t, "")
+	cfg.WebhookSecret, cfg.APIToken = "contoso-webhook-value", "acme-token-value"
+	_, err := initServer(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	require.ErrorContains(t, err, `tenants[1] "contoso": webhook_secret: the same as AUTOPATCH_WEBHOOK_SECRET`)
+	require.ErrorContains(t, err, `tenants[0] "acme": api_token: the same as AUTOPATCH_API_TOKEN`)
+	require.NotContains(t, err.Error(), "-value", "no secret in the message")
+}
+
 // TestMigrateTenants: autopatch migrate migrates every tenant's schema too.
 func TestMigrateTenants(t *testing.T) {
 	t.Parallel()
