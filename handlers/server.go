@@ -6,6 +6,7 @@ package handlers
 import (
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -132,21 +133,31 @@ func New(opts Options) *echo.Echo {
 // and everything else with root. The tenant is resolved from the path
 // before anything else: an unknown tenant falls to root, which has no /t/
 // route and answers Echo's 404, the answer a tenant gives to a token it
-// refuses.
+// refuses. The name is matched in the path as sent, so an escaped spelling
+// of a tenant's name (/t/%61cme/) is an unknown tenant too, answered
+// alike, rather than some other 404 that would tell the tenant exists.
 func Tenants(root http.Handler, tenants map[string]http.Handler) http.Handler {
-	mounted := make(map[string]http.Handler, len(tenants))
-	for name, h := range tenants {
-		mounted[name] = http.StripPrefix("/t/"+name, h)
-	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if rest, ok := strings.CutPrefix(r.URL.Path, "/t/"); ok {
-			name, _, _ := strings.Cut(rest, "/")
-			if h, ok := mounted[name]; ok {
-				h.ServeHTTP(w, r)
-				return
-			}
+		rest, ok := strings.CutPrefix(r.URL.EscapedPath(), "/t/")
+		if !ok {
+			root.ServeHTTP(w, r)
+			return
 		}
-		root.ServeHTTP(w, r)
+		name, _, _ := strings.Cut(rest, "/")
+		h, ok := tenants[name]
+		if !ok {
+			root.ServeHTTP(w, r)
+			return
+		}
+		// The name has no escapes, so the decoded path starts with it too.
+		prefix := "/t/" + name
+		r2 := new(http.Request)
+		*r2 = *r
+		r2.URL = new(url.URL)
+		*r2.URL = *r.URL
+		r2.URL.Path = strings.TrimPrefix(r.URL.Path, prefix)
+		r2.URL.RawPath = strings.TrimPrefix(r.URL.RawPath, prefix)
+		h.ServeHTTP(w, r2)
 	})
 }
 

@@ -482,8 +482,12 @@ func (s *server) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for _, t := range s.tenants {
+	for i, t := range s.tenants {
 		if err := t.river.Start(ctx); err != nil {
+			// The tenants started stop before their pools close.
+			for _, started := range s.tenants[:i] {
+				_ = started.river.StopAndCancel(context.WithoutCancel(ctx))
+			}
 			return fmt.Errorf("%sstart river: %w", t.prefix(), err)
 		}
 	}
