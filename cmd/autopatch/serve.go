@@ -253,6 +253,14 @@ func (s *server) newTenant(ctx context.Context, name string, cfg *config.Config,
 		schema = (tenants.Tenant{Name: name}).Schema()
 	}
 	t := &tenant{name: name, cfg: cfg, logger: logger, store: st}
+	// setting names a setting in errors: the default tenant's variable, or
+	// the tenants file's key (the caller names the tenant).
+	setting := func(env, key string) string {
+		if name == tenants.DefaultName {
+			return env
+		}
+		return key
+	}
 	t.schedules.Sites = cfg.SiteCodes()
 	if len(cfg.Sites) > 0 {
 		n, err := store.AdoptSitelessDeployments(ctx, st.Pool, cfg.Sites[0].Code)
@@ -264,10 +272,10 @@ func (s *server) newTenant(ctx context.Context, name string, cfg *config.Config,
 		}
 	}
 	if err := t.schedules.Load(ctx, cfg.SchedulesFile, st, logger); err != nil {
-		return nil, fmt.Errorf("AUTOPATCH_SCHEDULES_FILE: %w", err)
+		return nil, fmt.Errorf("%s: %w", setting("AUTOPATCH_SCHEDULES_FILE", "schedules_file"), err)
 	}
 	if err := t.loadServices(); err != nil {
-		return nil, fmt.Errorf("AUTOPATCH_SERVICES_FILE: %w", err)
+		return nil, fmt.Errorf("%s: %w", setting("AUTOPATCH_SERVICES_FILE", "services_file"), err)
 	}
 	reg.MustRegister(jobs.NewDeploymentStates(st.Pool), jobs.NewQueueDepth(st.Pool), jobs.NewOverdueWindows(st.Pool),
 		jobs.NewComplianceGauges(st.Pool))
@@ -282,20 +290,20 @@ func (s *server) newTenant(ctx context.Context, name string, cfg *config.Config,
 
 	sccmRunner, err := winrm.New(winrmConfig(firstSite(cfg)), logger.With("system", "sccm"))
 	if err != nil {
-		return nil, fmt.Errorf("AUTOPATCH_SCCM_*: %w", err)
+		return nil, fmt.Errorf("%s: %w", setting("AUTOPATCH_SCCM_*", "sccm"), err)
 	}
 	var sites []jobs.Site
 	for _, site := range cfg.Sites {
 		r, err := winrm.New(winrmConfig(site.WinRM), logger.With("system", "sccm", "site", site.Code))
 		if err != nil {
-			return nil, fmt.Errorf("AUTOPATCH_SCCM_%s_*: %w", site.Code, err)
+			return nil, fmt.Errorf("%s: %w", setting("AUTOPATCH_SCCM_"+site.Code+"_*", "sccm site "+site.Code), err)
 		}
 		sites = append(sites, jobs.NewSite(site.Code,
 			sccm.New(calls.Runner("sccm", r), site.Code, logger.With("system", "sccm", "site", site.Code)), site.Workers))
 	}
 	scomRunner, err := winrm.New(winrmConfig(cfg.SCOM), logger.With("system", "scom"))
 	if err != nil {
-		return nil, fmt.Errorf("AUTOPATCH_SCOM_*: %w", err)
+		return nil, fmt.Errorf("%s: %w", setting("AUTOPATCH_SCOM_*", "scom"), err)
 	}
 	snow, err := servicenow.New(servicenow.Config{
 		URL: cfg.ServiceNow.URL, User: cfg.ServiceNow.User, Password: cfg.ServiceNow.Password.Reveal(),
@@ -303,7 +311,7 @@ func (s *server) newTenant(ctx context.Context, name string, cfg *config.Config,
 		Timeout: cfg.ServiceNow.Timeout,
 	}, &http.Client{Transport: calls.Transport("servicenow", nil)}, logger.With("system", "servicenow"))
 	if err != nil {
-		return nil, fmt.Errorf("AUTOPATCH_SERVICENOW_*: %w", err)
+		return nil, fmt.Errorf("%s: %w", setting("AUTOPATCH_SERVICENOW_*", "servicenow"), err)
 	}
 	t.deps = &jobs.Deps{
 		Pool: st.Pool, Logger: logger, Schedules: &t.schedules, ClientID: s.id, Sites: sites, Schema: schema,
