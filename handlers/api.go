@@ -14,7 +14,11 @@ import (
 
 // bearerAuth guards the read API. Both sides are hashed before the
 // constant-time comparison so the token's length does not leak either.
-func bearerAuth(token config.Secret) echo.MiddlewareFunc {
+//
+// A tenant's API (hidden) answers a missing or wrong token with the 404 of
+// an unknown tenant, never a 401 that would confirm to a token of another
+// tenant that this one exists.
+func bearerAuth(token config.Secret, hidden bool) echo.MiddlewareFunc {
 	want := sha256.Sum256([]byte(token.Reveal()))
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
@@ -22,6 +26,9 @@ func bearerAuth(token config.Secret) echo.MiddlewareFunc {
 			got, ok := strings.CutPrefix(h, "Bearer ")
 			sum := sha256.Sum256([]byte(got))
 			if !ok || !token.IsSet() || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
+				if hidden {
+					return echo.ErrNotFound
+				}
 				c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="autopatch"`)
 				return NewError(http.StatusUnauthorized, "unauthorized", "a valid bearer token (AUTOPATCH_API_TOKEN) is required")
 			}

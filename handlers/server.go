@@ -6,7 +6,9 @@ package handlers
 import (
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -29,12 +31,26 @@ type Options struct {
 	Logger   *slog.Logger
 	Ready    ReadyFunc
 	Registry *prometheus.Registry // metrics served at /metrics
+	// Registerer is where this server's own metrics (requests, webhooks)
+	// go; nil means Registry. A tenant's is Registry wrapped with its
+	// tenant label.
+	Registerer prometheus.Registerer
+
+	// Tenant, when set, makes this the server of one tenant of a tenants
+	// file, mounted under /t/{Tenant}/ by Tenants: it serves only its
+	// webhooks and read API (health, metrics and the OpenAPI document are
+	// the process's), and answers a refused API token as Tenants answers
+	// an unknown tenant, so a token of another tenant learns nothing.
+	Tenant string
 
 	APIToken  config.Secret      // bearer token of /api/v1
 	Store     ScheduleLister     // stored schedules
 	Schedules *schedules.Current // schedules in force
 	Now       func() time.Time   // clock; nil means time.Now
-	Pool      *pgxpool.Pool      // changes, deployments, devices
+	// Pool holds changes, deployments, devices; nil leaves the read API
+	// out (a tenants file without the default tenant: only the process's
+	// routes are unprefixed).
+	Pool *pgxpool.Pool
 
 	// Webhooks configures POST /webhooks/servicenow/*; nil leaves them out.
 	Webhooks *WebhookOptions
@@ -58,7 +74,11 @@ func New(opts Options) *echo.Echo {
 		Help:    "HTTP requests by route, method and status code.",
 		Buckets: prometheus.DefBuckets,
 	}, []string{"route", "method", "code"})
-	opts.Registry.MustRegister(requests)
+	reg := opts.Registerer
+	if reg == nil {
+		reg = opts.Registry
+	}
+	reg.MustRegister(requests)
 
 	e.Use(middleware.RequestID())
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true}))
@@ -66,21 +86,26 @@ func New(opts Options) *echo.Echo {
 	e.Use(middleware.BodyLimit(strconv.Itoa(MaxBody) + "B"))
 
 	// Route table.
-	e.GET("/healthz", healthz)
-	e.GET("/readyz", readyz(opts.Ready))
-	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{Registry: opts.Registry})))
-	e.GET("/openapi.yaml", openAPIDocument)
+	if opts.Tenant == "" {
+		e.GET("/healthz", healthz)
+		e.GET("/readyz", readyz(opts.Ready))
+		e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{Registry: opts.Registry})))
+		e.GET("/openapi.yaml", openAPIDocument)
+	}
 	if opts.Webhooks != nil {
 		wo := *opts.Webhooks
 		wo.ledger = opts.Compliance // the deferral webhook checks deadlines as the ledger does
-		registerWebhooks(e, wo, opts.Logger, opts.Registry)
+		registerWebhooks(e, wo, opts.Logger, reg)
+	}
+	if opts.Pool == nil {
+		return e
 	}
 
 	now := opts.Now
 	if now == nil {
 		now = time.Now
 	}
-	api := e.Group("/api/v1", bearerAuth(opts.APIToken))
+	api := e.Group("/api/v1", bearerAuth(opts.APIToken, opts.Tenant != ""))
 	api.GET("/schedules", listSchedules(opts.Store))
 	api.GET("/schedules/:name/windows", scheduleWindows(opts.Schedules, now))
 	api.GET("/changes/:number", getChange(opts.Pool, opts.Compliance))
@@ -104,12 +129,44 @@ func New(opts Options) *echo.Echo {
 	return e
 }
 
-// Server wraps e in an http.Server with timeouts, so a slow or stuck client
+// Tenants serves each tenant's server (Options.Tenant) under /t/{name}/,
+// and everything else with root. The tenant is resolved from the path
+// before anything else: an unknown tenant falls to root, which has no /t/
+// route and answers Echo's 404, the answer a tenant gives to a token it
+// refuses. The name is matched in the path as sent, so an escaped spelling
+// of a tenant's name (/t/%61cme/) is an unknown tenant too, answered
+// alike, rather than some other 404 that would tell the tenant exists.
+func Tenants(root http.Handler, tenants map[string]http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rest, ok := strings.CutPrefix(r.URL.EscapedPath(), "/t/")
+		if !ok {
+			root.ServeHTTP(w, r)
+			return
+		}
+		name, _, _ := strings.Cut(rest, "/")
+		h, ok := tenants[name]
+		if !ok {
+			root.ServeHTTP(w, r)
+			return
+		}
+		// The name has no escapes, so the decoded path starts with it too.
+		prefix := "/t/" + name
+		r2 := new(http.Request)
+		*r2 = *r
+		r2.URL = new(url.URL)
+		*r2.URL = *r.URL
+		r2.URL.Path = strings.TrimPrefix(r.URL.Path, prefix)
+		r2.URL.RawPath = strings.TrimPrefix(r.URL.RawPath, prefix)
+		h.ServeHTTP(w, r2)
+	})
+}
+
+// Server wraps h in an http.Server with timeouts, so a slow or stuck client
 // cannot hold connections forever.
-func Server(addr string, e *echo.Echo) *http.Server {
+func Server(addr string, h http.Handler) *http.Server {
 	return &http.Server{
 		Addr:              addr,
-		Handler:           e,
+		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,

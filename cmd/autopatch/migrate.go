@@ -5,10 +5,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 
 	"github.com/autopatch/autopatch/internal/config"
 	"github.com/autopatch/autopatch/internal/store"
+	"github.com/autopatch/autopatch/internal/tenants"
 	"github.com/autopatch/autopatch/migrations"
 )
 
@@ -19,8 +21,9 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: autopatch migrate [--config FILE]
 
-Applies autopatch's and River's migrations to AUTOPATCH_DATABASE_URL. Safe to
-run again and from several replicas at once (an advisory lock serialises them).
+Applies autopatch's and River's migrations to AUTOPATCH_DATABASE_URL, and to
+the schema of every tenant of AUTOPATCH_TENANTS_FILE. Safe to run again and
+from several replicas at once (an advisory lock serialises them).
 
 Flags:
 `)
@@ -48,8 +51,37 @@ Flags:
 		fmt.Fprintf(stderr, "autopatch migrate: %v\n", err)
 		return 1
 	}
+	if err := migrateTenants(ctx, cfg, logger); err != nil {
+		fmt.Fprintf(stderr, "autopatch migrate: %v\n", err)
+		return 1
+	}
 	fmt.Fprintln(stdout, "autopatch migrate: database is up to date")
 	return 0
+}
+
+// migrateTenants migrates the schema of every tenant of the tenants file,
+// if any. The file is loaded whole, secrets included, so that migrate
+// refuses the file serve would refuse.
+func migrateTenants(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
+	if cfg.TenantsFile == "" {
+		return nil
+	}
+	list, err := tenants.Load(cfg.TenantsFile, os.Getenv)
+	if err != nil {
+		return fmt.Errorf("AUTOPATCH_TENANTS_FILE: %w", err)
+	}
+	for _, t := range list {
+		st, err := store.OpenSchema(ctx, cfg.DatabaseURL.Reveal(), "autopatch migrate "+t.Name, t.Schema())
+		if err != nil {
+			return fmt.Errorf("tenant %q: %w", t.Name, err)
+		}
+		err = migrations.ApplySchema(ctx, st.Pool, t.Schema(), logger)
+		st.Close()
+		if err != nil {
+			return fmt.Errorf("tenant %q: %w", t.Name, err)
+		}
+	}
+	return nil
 }
 
 // parseFlags parses args; done is true when the command should return code

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/riverqueue/river"
@@ -38,6 +39,7 @@ import (
 	"github.com/autopatch/autopatch/internal/safety"
 	"github.com/autopatch/autopatch/internal/schedules"
 	"github.com/autopatch/autopatch/internal/store"
+	"github.com/autopatch/autopatch/internal/tenants"
 	"github.com/autopatch/autopatch/jobs"
 	"github.com/autopatch/autopatch/migrations"
 )
@@ -85,17 +87,33 @@ Flags:
 
 // server is a started-up autopatch: everything built, nothing running yet.
 type server struct {
-	cfg          *config.Config
+	cfg      *config.Config
+	logger   *slog.Logger
+	registry *prometheus.Registry
+	// store is the database's public schema: the replicas' registry, and
+	// the default tenant's tables when it is served.
+	store    *store.Store
+	id       string    // this replica's ID, River's client ID too
+	tenants  []*tenant // the default tenant first, when it is served
+	http     *http.Server
+	listener net.Listener
+}
+
+// tenant is one customer this process serves (docs/architecture.md §10.2):
+// the default tenant of the AUTOPATCH_* settings, in the schema public at
+// today's routes, or one of the tenants file's, in its own schema under
+// /t/{name}/. Both are built by newTenant.
+type tenant struct {
+	name         string         // tenants.DefaultName for the AUTOPATCH_* settings
+	cfg          *config.Config // the process's settings with the tenant's own in place (tenantConfig)
 	logger       *slog.Logger
 	store        *store.Store
 	river        *river.Client[pgx.Tx]
 	riverRunning atomic.Bool
-	id           string     // this replica's ID, River's client ID too
 	deps         *jobs.Deps // for the window keeper
 	schedules    schedules.Current
 	services     safety.CurrentServices // the services file in force
-	http         *http.Server
-	listener     net.Listener
+	handler      *echo.Echo             // its webhooks and read API; the default's also the process's routes and the console
 
 	// reloadFailed is 1 per file (schedules, services) while its last
 	// reload on SIGHUP failed; reloadErrs holds why, for /readyz.
@@ -104,73 +122,188 @@ type server struct {
 	reloadErrs   map[string]string
 }
 
-// initServer builds the server: config → database (migrated) → River →
-// HTTP. Tests call it with their own config.
+// initServer builds the server: config → database (migrated) → tenants
+// (each: River, jobs, handlers) → HTTP. Tests call it with their own config.
 func initServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*server, error) {
+	var files []tenants.Tenant
+	if cfg.TenantsFile != "" {
+		var err error
+		if files, err = tenants.Load(cfg.TenantsFile, os.Getenv); err != nil {
+			return nil, fmt.Errorf("AUTOPATCH_TENANTS_FILE: %w", err)
+		}
+		if err := sharedWithDefault(cfg, files); err != nil {
+			return nil, err
+		}
+	}
 	id := replica.NewID()
 	st, err := store.OpenAs(ctx, cfg.DatabaseURL.Reveal(), "autopatch "+id)
 	if err != nil {
 		return nil, err
 	}
+	// public is migrated even without a default tenant: the replicas'
+	// registry lives there.
 	if cfg.MigrateOnStart {
 		if err := migrations.Apply(ctx, st.Pool, logger); err != nil {
 			st.Close()
 			return nil, err
 		}
 	}
-	s := &server{cfg: cfg, logger: logger, store: st}
-	s.schedules.Sites = cfg.SiteCodes()
+	s := &server{cfg: cfg, logger: logger, store: st, id: id, registry: prometheus.NewRegistry()}
+	fail := func(err error) (*server, error) {
+		s.close()
+		return nil, err
+	}
+	s.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	buildinfo.Read().Register(s.registry)
+
+	if cfg.DefaultTenant() {
+		t, err := s.newTenant(ctx, tenants.DefaultName, cfg, st)
+		if err != nil {
+			return fail(err)
+		}
+		s.tenants = append(s.tenants, t)
+	}
+	for _, ft := range files {
+		tst, err := store.OpenSchema(ctx, cfg.DatabaseURL.Reveal(), "autopatch "+id+" "+ft.Name, ft.Schema())
+		if err != nil {
+			return fail(fmt.Errorf("tenant %q: %w", ft.Name, err))
+		}
+		if cfg.MigrateOnStart {
+			if err := migrations.ApplySchema(ctx, tst.Pool, ft.Schema(), logger); err != nil {
+				tst.Close()
+				return fail(fmt.Errorf("tenant %q: %w", ft.Name, err))
+			}
+		}
+		t, err := s.newTenant(ctx, ft.Name, tenantConfig(cfg, ft), tst)
+		if err != nil {
+			tst.Close()
+			return fail(fmt.Errorf("tenant %q: %w", ft.Name, err))
+		}
+		s.tenants = append(s.tenants, t)
+	}
+
+	var root *echo.Echo
+	mounted := map[string]http.Handler{}
+	for _, t := range s.tenants {
+		if t.name == tenants.DefaultName {
+			root = t.handler
+		} else {
+			mounted[t.name] = t.handler
+		}
+	}
+	if root == nil {
+		// No default tenant: the process's routes alone, unprefixed. Its
+		// requests carry tenant="" beside the tenants' (one metric name,
+		// one set of label names).
+		root = handlers.New(handlers.Options{Logger: logger, Ready: s.ready, Registry: s.registry,
+			Registerer: prometheus.WrapRegistererWith(prometheus.Labels{"tenant": ""}, s.registry)})
+	}
+	var h http.Handler = root
+	if len(mounted) > 0 {
+		h = handlers.Tenants(root, mounted)
+	}
+	s.http = handlers.Server(cfg.Listen, h)
+	if s.listener, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return fail(fmt.Errorf("listen on %s (AUTOPATCH_LISTEN): %w", cfg.Listen, err))
+	}
+	return s, nil
+}
+
+// sharedWithDefault refuses a file tenant whose webhook secret or API token
+// is the default tenant's: tenants.Load refuses that between the file's
+// tenants, and for the same reason (one's credentials would be good on the
+// other's routes).
+func sharedWithDefault(cfg *config.Config, files []tenants.Tenant) error {
+	var errs []error
+	for i, t := range files {
+		if cfg.WebhookSecret.IsSet() && t.WebhookSecret == cfg.WebhookSecret {
+			errs = append(errs, fmt.Errorf("AUTOPATCH_TENANTS_FILE: tenants[%d] %q: webhook_secret: the same as AUTOPATCH_WEBHOOK_SECRET (the default tenant's)", i, t.Name))
+		}
+		if cfg.APIToken.IsSet() && t.APIToken == cfg.APIToken {
+			errs = append(errs, fmt.Errorf("AUTOPATCH_TENANTS_FILE: tenants[%d] %q: api_token: the same as AUTOPATCH_API_TOKEN (the default tenant's)", i, t.Name))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// close closes every tenant's store and public's.
+func (s *server) close() {
+	for _, t := range s.tenants {
+		if t.store != s.store {
+			t.store.Close()
+		}
+	}
+	s.store.Close()
+}
+
+// newTenant builds a tenant on its store: its schedules and services, its
+// connectors, jobs.Deps, River client (on the store's schema) and
+// handlers. Its metrics carry tenant="<name>" once a tenants file is in
+// use; the default tenant of a single-tenant process stays unlabelled, so
+// existing dashboards keep working.
+func (s *server) newTenant(ctx context.Context, name string, cfg *config.Config, st *store.Store) (*tenant, error) {
+	logger := s.logger
+	var reg prometheus.Registerer = s.registry
+	if s.cfg.TenantsFile != "" {
+		reg = prometheus.WrapRegistererWith(prometheus.Labels{"tenant": name}, s.registry)
+		logger = logger.With("tenant", name)
+	}
+	schema := ""
+	if name != tenants.DefaultName {
+		schema = (tenants.Tenant{Name: name}).Schema()
+	}
+	t := &tenant{name: name, cfg: cfg, logger: logger, store: st}
+	// setting names a setting in errors: the default tenant's variable, or
+	// the tenants file's key (the caller names the tenant).
+	setting := func(env, key string) string {
+		if name == tenants.DefaultName {
+			return env
+		}
+		return key
+	}
+	t.schedules.Sites = cfg.SiteCodes()
 	if len(cfg.Sites) > 0 {
 		n, err := store.AdoptSitelessDeployments(ctx, st.Pool, cfg.Sites[0].Code)
 		if err != nil {
-			st.Close()
 			return nil, err
 		}
 		if n > 0 {
 			logger.InfoContext(ctx, "deployments of the single site taken as the first site's", "site", cfg.Sites[0].Code, "deployments", n)
 		}
 	}
-	if err := s.schedules.Load(ctx, cfg.SchedulesFile, st, logger); err != nil {
-		st.Close()
-		return nil, fmt.Errorf("AUTOPATCH_SCHEDULES_FILE: %w", err)
+	if err := t.schedules.Load(ctx, cfg.SchedulesFile, st, logger); err != nil {
+		return nil, fmt.Errorf("%s: %w", setting("AUTOPATCH_SCHEDULES_FILE", "schedules_file"), err)
 	}
-	if err := s.loadServices(); err != nil {
-		st.Close()
-		return nil, fmt.Errorf("AUTOPATCH_SERVICES_FILE: %w", err)
+	if err := t.loadServices(); err != nil {
+		return nil, fmt.Errorf("%s: %w", setting("AUTOPATCH_SERVICES_FILE", "services_file"), err)
 	}
-	registry := prometheus.NewRegistry()
-	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		jobs.NewDeploymentStates(st.Pool), jobs.NewQueueDepth(st.Pool), jobs.NewOverdueWindows(st.Pool),
+	reg.MustRegister(jobs.NewDeploymentStates(st.Pool), jobs.NewQueueDepth(st.Pool), jobs.NewOverdueWindows(st.Pool),
 		jobs.NewComplianceGauges(st.Pool))
-	buildinfo.Read().Register(registry)
-	calls := remotemetrics.New(registry)
-	s.reloadFailed = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+	calls := remotemetrics.New(reg)
+	t.reloadFailed = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "autopatch_reload_failed",
 		Help: "1 while the last reload (SIGHUP) of the file failed and the previous content stays in force, else 0.",
 	}, []string{"file"})
-	s.reloadFailed.WithLabelValues("schedules").Set(0)
-	s.reloadFailed.WithLabelValues("services").Set(0)
-	registry.MustRegister(s.reloadFailed)
+	t.reloadFailed.WithLabelValues("schedules").Set(0)
+	t.reloadFailed.WithLabelValues("services").Set(0)
+	reg.MustRegister(t.reloadFailed)
 
 	sccmRunner, err := winrm.New(winrmConfig(firstSite(cfg)), logger.With("system", "sccm"))
 	if err != nil {
-		st.Close()
-		return nil, fmt.Errorf("AUTOPATCH_SCCM_*: %w", err)
+		return nil, fmt.Errorf("%s: %w", setting("AUTOPATCH_SCCM_*", "sccm"), err)
 	}
 	var sites []jobs.Site
 	for _, site := range cfg.Sites {
 		r, err := winrm.New(winrmConfig(site.WinRM), logger.With("system", "sccm", "site", site.Code))
 		if err != nil {
-			st.Close()
-			return nil, fmt.Errorf("AUTOPATCH_SCCM_%s_*: %w", site.Code, err)
+			return nil, fmt.Errorf("%s: %w", setting("AUTOPATCH_SCCM_"+site.Code+"_*", "sccm site "+site.Code), err)
 		}
 		sites = append(sites, jobs.NewSite(site.Code,
 			sccm.New(calls.Runner("sccm", r), site.Code, logger.With("system", "sccm", "site", site.Code)), site.Workers))
 	}
 	scomRunner, err := winrm.New(winrmConfig(cfg.SCOM), logger.With("system", "scom"))
 	if err != nil {
-		st.Close()
-		return nil, fmt.Errorf("AUTOPATCH_SCOM_*: %w", err)
+		return nil, fmt.Errorf("%s: %w", setting("AUTOPATCH_SCOM_*", "scom"), err)
 	}
 	snow, err := servicenow.New(servicenow.Config{
 		URL: cfg.ServiceNow.URL, User: cfg.ServiceNow.User, Password: cfg.ServiceNow.Password.Reveal(),
@@ -178,15 +311,13 @@ func initServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*
 		Timeout: cfg.ServiceNow.Timeout,
 	}, &http.Client{Transport: calls.Transport("servicenow", nil)}, logger.With("system", "servicenow"))
 	if err != nil {
-		st.Close()
-		return nil, fmt.Errorf("AUTOPATCH_SERVICENOW_*: %w", err)
+		return nil, fmt.Errorf("%s: %w", setting("AUTOPATCH_SERVICENOW_*", "servicenow"), err)
 	}
-	s.id = id
-	s.deps = &jobs.Deps{
-		Pool: st.Pool, Logger: logger, Schedules: &s.schedules, ClientID: s.id, Sites: sites,
+	t.deps = &jobs.Deps{
+		Pool: st.Pool, Logger: logger, Schedules: &t.schedules, ClientID: s.id, Sites: sites, Schema: schema,
 		SCCM:         sccm.New(calls.Runner("sccm", sccmRunner), "", logger.With("system", "sccm")),
 		ServiceNow:   snow,
-		Metrics:      jobs.NewMetrics(registry),
+		Metrics:      jobs.NewMetrics(reg),
 		MinRemaining: cfg.MinWindowRemaining,
 		SCOM:         scom.New(calls.Runner("scom", scomRunner), scom.Options{}, logger.With("system", "scom")),
 		PollInterval: cfg.StatusPollInterval,
@@ -201,61 +332,107 @@ func initServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*
 			PreflightLead: cfg.PreflightLead, Interval: cfg.ComplianceInterval,
 		},
 		Safety: jobs.SafetyOptions{
-			Services: &s.services, RequestPolicy: cfg.Safety.RequestPolicy, PlanPolicy: cfg.Safety.PlanPolicy,
+			Services: &t.services, RequestPolicy: cfg.Safety.RequestPolicy, PlanPolicy: cfg.Safety.PlanPolicy,
 		},
 		Force: forceOptions(cfg),
 	}
-	s.river, err = jobs.NewClient(s.deps, cfg.Queues)
+	t.river, err = jobs.NewClient(t.deps, cfg.Queues)
 	if err != nil {
-		st.Close()
 		return nil, fmt.Errorf("river client: %w", err)
 	}
-	e := handlers.New(handlers.Options{
-		Logger: logger, Ready: s.ready, Registry: registry,
-		APIToken: cfg.APIToken, Store: st, Schedules: &s.schedules, Pool: st.Pool,
-		ServiceRules: &s.services,
+	opts := handlers.Options{
+		Logger: logger, Registry: s.registry, Registerer: reg,
+		APIToken: cfg.APIToken, Store: st, Schedules: &t.schedules, Pool: st.Pool,
+		ServiceRules: &t.services,
 		Compliance:   ledgerOptions(cfg),
-		Webhooks: &handlers.WebhookOptions{Store: st, Jobs: s.river, Auth: handlers.WebhookAuth{
+		Webhooks: &handlers.WebhookOptions{Store: st, Jobs: t.river, Auth: handlers.WebhookAuth{
 			Secret: cfg.WebhookSecret, User: cfg.WebhookUser, Password: cfg.WebhookPassword,
 		}},
-	})
-	// The administrator's console (handlers/ui, docs/architecture.md §9.5).
+	}
+	if name != tenants.DefaultName {
+		opts.Tenant = name
+		t.handler = handlers.New(opts)
+		// The console's pages and redirects name /ui/ absolutely: a
+		// tenant has none yet (docs/architecture.md §10.2).
+		return t, nil
+	}
+	// The default tenant is served at the root, with the process's routes
+	// and the administrator's console (handlers/ui, docs/architecture.md
+	// §9.5).
+	opts.Ready = s.ready
+	t.handler = handlers.New(opts)
 	consoleSite := ""
 	if len(cfg.Sites) > 0 {
 		consoleSite = cfg.Sites[0].Code
 	}
 	consoleSCCM := sccm.New(sccmRunner, consoleSite, logger.With("system", "sccm"))
-	if err := ui.Register(e, ui.Options{
-		Logger: logger, Token: cfg.APIToken, DB: st.Pool, Schedules: &s.schedules, ServiceRules: &s.services,
+	if err := ui.Register(t.handler, ui.Options{
+		Logger: logger, Token: cfg.APIToken, DB: st.Pool, Schedules: &t.schedules, ServiceRules: &t.services,
 		Collections: consoleSCCM.CollectionsWithMaintenanceWindows, ServiceNowURL: cfg.ServiceNow.URL,
 		Ledger: ledgerOptions(cfg),
 	}); err != nil {
-		st.Close()
 		return nil, err
 	}
-	s.http = handlers.Server(cfg.Listen, e)
-	if s.listener, err = net.Listen("tcp", cfg.Listen); err != nil {
-		st.Close()
-		return nil, fmt.Errorf("listen on %s (AUTOPATCH_LISTEN): %w", cfg.Listen, err)
-	}
-	return s, nil
+	return t, nil
 }
 
-// ready is /readyz: the database answers and the job client runs.
+// tenantConfig is the process's settings with a file tenant's own in place:
+// its SCCM sites, SCOM, ServiceNow, schedules and services files, webhook
+// secret and API token. The rest (database, listen address, queues,
+// intervals, deadlines, policies, WinRM authentication, CA and timeouts,
+// ServiceNow's timeout) applies to every tenant; what would name the
+// default tenant's estate (ServiceNow OAuth, the alerts' Windows Computer,
+// the forced-remediation collection) does not carry over.
+func tenantConfig(base *config.Config, t tenants.Tenant) *config.Config {
+	c := *base
+	c.SchedulesFile, c.ServicesFile = t.SchedulesFile, t.ServicesFile
+	c.WebhookSecret, c.WebhookUser, c.WebhookPassword = t.WebhookSecret, "", ""
+	c.APIToken = t.APIToken
+	c.Sites = nil
+	codes := make([]string, 0, len(t.SCCM))
+	for _, site := range t.SCCM {
+		w := base.SCCM
+		w.Endpoint, w.User, w.Password = site.Endpoint, site.User, site.Password
+		c.Sites = append(c.Sites, config.SCCMSite{Code: site.Code, WinRM: w, Workers: defaultSiteWorkers})
+		codes = append(codes, site.Code)
+	}
+	c.SCCMSites = strings.Join(codes, ",")
+	c.SCCM = c.Sites[0].WinRM
+	c.SCOM.Endpoint, c.SCOM.User, c.SCOM.Password = t.SCOM.Endpoint, t.SCOM.User, t.SCOM.Password
+	c.ServiceNow.URL, c.ServiceNow.User, c.ServiceNow.Password = t.ServiceNow.URL, t.ServiceNow.User, t.ServiceNow.Password
+	c.ServiceNow.OAuthClientID, c.ServiceNow.OAuthClientSecret = "", ""
+	c.SCOMWindowComputer = ""
+	c.Force.Collection = ""
+	return &c
+}
+
+// defaultSiteWorkers is AUTOPATCH_SCCM_<CODE>_WORKERS's default, the
+// concurrency of a file tenant's sites (the tenants file has no key for it).
+const defaultSiteWorkers = 2
+
+// ready is /readyz: the database answers and every tenant's job client
+// runs.
 func (s *server) ready(ctx context.Context) error {
-	if !s.riverRunning.Load() {
-		return errors.New("job client is not running")
+	for _, t := range s.tenants {
+		if !t.riverRunning.Load() {
+			return errors.New(t.prefix() + "job client is not running")
+		}
+		if err := t.store.Ping(ctx); err != nil {
+			return errors.New(t.prefix() + "database unreachable")
+		}
 	}
 	if err := s.store.Ping(ctx); err != nil {
 		return errors.New("database unreachable")
 	}
-	s.reloadMu.Lock()
-	defer s.reloadMu.Unlock()
 	var warnings handlers.Warnings
-	for _, file := range []string{"schedules", "services"} {
-		if msg, ok := s.reloadErrs[file]; ok {
-			warnings = append(warnings, msg)
+	for _, t := range s.tenants {
+		t.reloadMu.Lock()
+		for _, file := range []string{"schedules", "services"} {
+			if msg, ok := t.reloadErrs[file]; ok {
+				warnings = append(warnings, t.prefix()+msg)
+			}
 		}
+		t.reloadMu.Unlock()
 	}
 	if len(warnings) > 0 {
 		return warnings
@@ -263,58 +440,89 @@ func (s *server) ready(ctx context.Context) error {
 	return nil
 }
 
+// prefix starts the tenant's messages in /readyz: nothing for the default
+// tenant, whose messages are today's.
+func (t *tenant) prefix() string {
+	if t.name == tenants.DefaultName {
+		return ""
+	}
+	return "tenant " + t.name + ": "
+}
+
 // reloaded records the outcome of a file's reload for the metric and
 // /readyz.
-func (s *server) reloaded(file string, err error) {
-	s.reloadMu.Lock()
-	defer s.reloadMu.Unlock()
-	if s.reloadErrs == nil {
-		s.reloadErrs = map[string]string{}
+func (t *tenant) reloaded(file string, err error) {
+	t.reloadMu.Lock()
+	defer t.reloadMu.Unlock()
+	if t.reloadErrs == nil {
+		t.reloadErrs = map[string]string{}
 	}
 	if err == nil {
-		delete(s.reloadErrs, file)
-		s.reloadFailed.WithLabelValues(file).Set(0)
+		delete(t.reloadErrs, file)
+		t.reloadFailed.WithLabelValues(file).Set(0)
 		return
 	}
-	s.reloadErrs[file] = fmt.Sprintf("%s file reload failed at %s; the %s in force are kept: %v",
+	t.reloadErrs[file] = fmt.Sprintf("%s file reload failed at %s; the %s in force are kept: %v",
 		file, time.Now().UTC().Format(time.RFC3339), file, err)
-	s.reloadFailed.WithLabelValues(file).Set(1)
+	t.reloadFailed.WithLabelValues(file).Set(1)
 }
 
 // run starts River and HTTP, waits for ctx, then stops in order: HTTP first
 // (no new webhooks), then River (running jobs finish or are cancelled at the
-// deadline and retried later), then the pool.
+// deadline and retried later), then the pools.
 func (s *server) run(ctx context.Context) error {
-	defer s.store.Close()
+	defer s.close()
 	// Registered before River starts: the other replicas must never see
-	// this one's jobs running without its lock held.
-	rep, err := replica.Register(ctx, s.store.Pool, s.id, s.logger, replica.Options{OnRescue: func(n int) {
-		s.deps.Metrics.JobsRescued.Add(float64(n))
-	}})
+	// this one's jobs running without its lock held. The registry is
+	// public's; a dead replica's jobs are searched for in every tenant's
+	// schema.
+	var opts replica.Options
+	for _, t := range s.tenants {
+		rescued := t.deps.Metrics.JobsRescued
+		onRescue := func(n int) { rescued.Add(float64(n)) }
+		if t.store == s.store {
+			opts.OnRescue = onRescue
+		} else {
+			opts.Tenants = append(opts.Tenants, replica.Jobs{Pool: t.store.Pool, OnRescue: onRescue})
+		}
+	}
+	rep, err := replica.Register(ctx, s.store.Pool, s.id, s.logger, opts)
 	if err != nil {
 		return err
 	}
-	if err := s.river.Start(ctx); err != nil {
-		return fmt.Errorf("start river: %w", err)
+	for i, t := range s.tenants {
+		if err := t.river.Start(ctx); err != nil {
+			// The tenants started stop before their pools close.
+			for _, started := range s.tenants[:i] {
+				_ = started.river.StopAndCancel(context.WithoutCancel(ctx))
+			}
+			return fmt.Errorf("%sstart river: %w", t.prefix(), err)
+		}
 	}
-	// The keeper and the replica stop before River: a graceful stop leaves
-	// no job for the others to take over.
+	// The keepers and the replica stop before River: a graceful stop
+	// leaves no job for the others to take over.
 	bgCtx, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
 	var background sync.WaitGroup
 	background.Go(func() { rep.Run(bgCtx) })
-	background.Go(func() { jobs.NewWindowKeeper(s.deps, s.river).Run(bgCtx) })
-	s.riverRunning.Store(true)
-	go func() {
-		<-s.river.Stopped()
-		s.riverRunning.Store(false)
-	}()
+	for _, t := range s.tenants {
+		background.Go(func() { jobs.NewWindowKeeper(t.deps, t.river).Run(bgCtx) })
+		t.riverRunning.Store(true)
+		go func() {
+			<-t.river.Stopped()
+			t.riverRunning.Store(false)
+		}()
+	}
 
 	go s.reloadOnHangup(ctx)
 
 	httpErr := make(chan error, 1)
 	go func() { httpErr <- s.http.Serve(s.listener) }()
+	names := make([]string, 0, len(s.tenants))
+	for _, t := range s.tenants {
+		names = append(names, t.name)
+	}
 	s.logger.Info("autopatch serving", append([]any{"listen", s.listener.Addr().String(), "replica", s.id,
-		"database", config.RedactURL(s.cfg.DatabaseURL.Reveal())}, buildinfo.Read().Attrs()...)...)
+		"database", config.RedactURL(s.cfg.DatabaseURL.Reveal()), "tenants", names}, buildinfo.Read().Attrs()...)...)
 
 	select {
 	case <-ctx.Done():
@@ -330,12 +538,19 @@ func (s *server) run(ctx context.Context) error {
 	}
 	stopBackground()
 	background.Wait()
-	if rerr := s.river.Stop(stopCtx); rerr != nil {
-		s.logger.Warn("jobs did not finish in time; cancelling them (they will be retried)", "error", rerr)
-		hardCtx, hardCancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer hardCancel()
-		_ = s.river.StopAndCancel(hardCtx)
+	// The tenants' jobs stop side by side, within one shutdown timeout.
+	var stopping sync.WaitGroup
+	for _, t := range s.tenants {
+		stopping.Go(func() {
+			if rerr := t.river.Stop(stopCtx); rerr != nil {
+				t.logger.Warn("jobs did not finish in time; cancelling them (they will be retried)", "error", rerr)
+				hardCtx, hardCancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+				defer hardCancel()
+				_ = t.river.StopAndCancel(hardCtx)
+			}
+		})
 	}
+	stopping.Wait()
 	s.logger.Info("stopped")
 	return err
 }
@@ -356,20 +571,27 @@ func (s *server) reloadOnHangup(ctx context.Context) {
 	}
 }
 
+// reload re-reads every tenant's schedules and services files.
+func (s *server) reload(ctx context.Context) {
+	for _, t := range s.tenants {
+		t.reload(ctx)
+	}
+}
+
 // reload re-reads the schedules and services files. A file that does not
 // validate is logged, counted in autopatch_reload_failed and reported in
 // /readyz's body; what is in force stays.
-func (s *server) reload(ctx context.Context) {
-	err := s.schedules.Load(ctx, s.cfg.SchedulesFile, s.store, s.logger)
+func (t *tenant) reload(ctx context.Context) {
+	err := t.schedules.Load(ctx, t.cfg.SchedulesFile, t.store, t.logger)
 	if err != nil {
-		s.logger.Error("schedules reload failed; the schedules in force are kept", "error", err)
+		t.logger.Error("schedules reload failed; the schedules in force are kept", "error", err)
 	}
-	s.reloaded("schedules", err)
-	err = s.loadServices()
+	t.reloaded("schedules", err)
+	err = t.loadServices()
 	if err != nil {
-		s.logger.Error("services file reload failed; the service limits in force are kept", "error", err)
+		t.logger.Error("services file reload failed; the service limits in force are kept", "error", err)
 	}
-	s.reloaded("services", err)
+	t.reloaded("services", err)
 }
 
 // windowComputer is the Windows Computer that carries window alerts: the
@@ -388,8 +610,8 @@ func windowComputer(cfg *config.Config) string {
 // loadServices reads the optional services file (AUTOPATCH_SERVICES_FILE)
 // and puts its limits in force. On error the limits in force are kept, as
 // with the schedules file.
-func (s *server) loadServices() error {
-	path := s.cfg.ServicesFile
+func (t *tenant) loadServices() error {
+	path := t.cfg.ServicesFile
 	if path == "" {
 		return nil
 	}
@@ -401,8 +623,8 @@ func (s *server) loadServices() error {
 	if err != nil {
 		return fmt.Errorf("services file %s: %w", path, err)
 	}
-	s.services.Set(rules)
-	s.logger.Info("services file loaded", "file", path, "services", len(rules.Rules()))
+	t.services.Set(rules)
+	t.logger.Info("services file loaded", "file", path, "services", len(rules.Rules()))
 	return nil
 }
 

@@ -75,12 +75,12 @@ func TestServeSites(t *testing.T) {
 		require.NoError(t, err)
 		t.Cleanup(func() {
 			_ = srv.listener.Close()
-			srv.store.Close()
+			srv.close()
 		})
-		require.Len(t, srv.deps.Sites, 2)
-		require.Equal(t, "PS1", srv.deps.Sites[0].Code)
-		require.Equal(t, "EU1", srv.deps.Sites[1].Code)
-		fra, ok := srv.schedules.Get().Get("FRA")
+		require.Len(t, srv.tenants[0].deps.Sites, 2)
+		require.Equal(t, "PS1", srv.tenants[0].deps.Sites[0].Code)
+		require.Equal(t, "EU1", srv.tenants[0].deps.Sites[1].Code)
+		fra, ok := srv.tenants[0].schedules.Get().Get("FRA")
 		require.True(t, ok)
 		require.Equal(t, "EU1", fra.Site)
 		var site string

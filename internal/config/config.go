@@ -56,6 +56,7 @@ type Config struct {
 	LogLevel        string        `env:"LOG_LEVEL" default:"info" doc:"debug, info, warn or error."`
 	LogFormat       string        `env:"LOG_FORMAT" default:"json" doc:"json or text."`
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" default:"30s" doc:"How long serve waits for requests and jobs to finish on SIGTERM."`
+	TenantsFile     string        `env:"TENANTS_FILE" doc:"YAML tenants file: the customers served at /t/{tenant}/, each in its own schema (docs/tenants.md, README \"Several customers\"). With it, the AUTOPATCH_* SCCM, SCOM, ServiceNow, schedules, services, webhook and API token settings are the default tenant's, served at today's routes only if they are set; the other settings apply to every tenant."`
 
 	WebhookSecret   Secret `env:"WEBHOOK_SECRET" doc:"HMAC-SHA256 key for X-Autopatch-Signature. This or Basic is required by serve."`
 	WebhookUser     string `env:"WEBHOOK_USER" doc:"HTTP Basic user for webhooks."`
@@ -447,9 +448,26 @@ func (c *Config) ValidateDatabase() error {
 	return nil
 }
 
+// DefaultTenant reports whether serve serves the tenant of the AUTOPATCH_*
+// settings at today's routes: always without a tenants file; with one, only
+// when any of that tenant's own settings is set (then all it needs are
+// required, as without a tenants file). A tenants-only deployment so needs
+// no dummy SCCM or ServiceNow settings, and a half-configured default
+// tenant is reported rather than silently left out.
+func (c *Config) DefaultTenant() bool {
+	if c.TenantsFile == "" {
+		return true
+	}
+	return c.SchedulesFile != "" || c.ServicesFile != "" || c.WebhookSecret.IsSet() || c.WebhookUser != "" ||
+		c.APIToken.IsSet() || c.SCCMSites != "" || c.SCCM.Endpoint != "" || c.SCOM.Endpoint != "" || c.ServiceNow.URL != ""
+}
+
 // ValidateServe checks what serve needs beyond the database.
 func (c *Config) ValidateServe() error {
 	errs := []error{c.ValidateDatabase()}
+	if !c.DefaultTenant() {
+		return errors.Join(errs...)
+	}
 	if !c.WebhookSecret.IsSet() && c.WebhookUser == "" {
 		errs = append(errs, errors.New("AUTOPATCH_WEBHOOK_SECRET or AUTOPATCH_WEBHOOK_USER/AUTOPATCH_WEBHOOK_PASSWORD is required: webhooks must be authenticated"))
 	}

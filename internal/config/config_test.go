@@ -243,3 +243,45 @@ func TestLoadServeReportsEverythingAtOnce(t *testing.T) {
 		require.Equal(t, 1, strings.Count(msg, name), "%s once in:\n%s", name, msg)
 	}
 }
+
+// TestDefaultTenant: with a tenants file, the AUTOPATCH_* tenant is served
+// only when one of its settings is set, and then it must be complete;
+// without one it is always served.
+func TestDefaultTenant(t *testing.T) {
+	t.Parallel()
+	base := map[string]string{"AUTOPATCH_DATABASE_URL": "postgres://localhost/autopatch"}
+	with := func(kv ...string) map[string]string {
+		m := map[string]string{}
+		for k, v := range base {
+			m[k] = v
+		}
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return m
+	}
+
+	t.Run("TenantsOnly", func(t *testing.T) {
+		t.Parallel()
+		cfg, err := LoadServe(env(with("AUTOPATCH_TENANTS_FILE", "tenants.yaml")), "")
+		require.NoError(t, err)
+		require.False(t, cfg.DefaultTenant())
+	})
+	t.Run("HalfADefaultIsReported", func(t *testing.T) {
+		t.Parallel()
+		_, err := LoadServe(env(with("AUTOPATCH_TENANTS_FILE", "tenants.yaml", "AUTOPATCH_API_TOKEN", "t")), "")
+		require.ErrorContains(t, err, "AUTOPATCH_SCHEDULES_FILE is required")
+		require.ErrorContains(t, err, "AUTOPATCH_SCCM_ENDPOINT is required")
+	})
+	t.Run("DatabaseStillRequired", func(t *testing.T) {
+		t.Parallel()
+		_, err := LoadServe(env(map[string]string{"AUTOPATCH_TENANTS_FILE": "tenants.yaml"}), "")
+		require.ErrorContains(t, err, "AUTOPATCH_DATABASE_URL is required")
+	})
+	t.Run("NoTenantsFile", func(t *testing.T) {
+		t.Parallel()
+		cfg, err := Load(env(base), "")
+		require.NoError(t, err)
+		require.True(t, cfg.DefaultTenant())
+	})
+}

@@ -49,6 +49,18 @@ const (
 type Options struct {
 	// OnRescue is told how many jobs were taken over from dead replicas.
 	OnRescue func(n int)
+	// Tenants are the River schemas of the tenants served (internal/tenants)
+	// besides the registry's own: a dead replica ran jobs in every one of
+	// them, and every one is searched for them. The registry itself stays
+	// one per database, in the schema of the pool given to Register.
+	Tenants []Jobs
+}
+
+// Jobs is one schema's River jobs: a pool whose search_path is the schema.
+type Jobs struct {
+	Pool *pgxpool.Pool
+	// OnRescue is told how many of the schema's jobs were taken over.
+	OnRescue func(n int)
 }
 
 // Replica is this process's registration.
@@ -178,60 +190,35 @@ func Dead(ctx context.Context, db interface {
 // those replicas. The jobs are locked while they are rescued, so two
 // survivors never both rescue one job, and a job a survivor has started
 // again since is never touched (its last attempt is the survivor's).
+//
+// The tenants' schemas are rescued first, each in its own transaction; the
+// dead replicas are removed with the registry's own jobs only after all of
+// them succeeded, so a failed schema is searched again at the next beat.
 func (r *Replica) Rescue(ctx context.Context) (int, error) {
 	dead, err := Dead(ctx, r.pool, r.ID)
 	if err != nil || len(dead) == 0 {
 		return 0, err
 	}
-	var n int
-	err = pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT id, attempt, max_attempts, attempted_by[array_length(attempted_by, 1)]
-			FROM river_job
-			WHERE state = 'running' AND attempted_by[array_length(attempted_by, 1)] = ANY($1)
-			ORDER BY id FOR UPDATE`, dead)
-		if err != nil {
+	var total int
+	for _, t := range r.opts.Tenants {
+		var n int
+		err := pgx.BeginFunc(ctx, t.Pool, func(tx pgx.Tx) (err error) {
+			n, err = r.rescueJobs(ctx, t.Pool, tx, dead)
 			return err
-		}
-		type stuck struct {
-			id                   int64
-			attempt, maxAttempts int
-			by                   string
-		}
-		jobs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (stuck, error) {
-			var s stuck
-			return s, row.Scan(&s.id, &s.attempt, &s.maxAttempts, &s.by)
 		})
 		if err != nil {
+			return total, fmt.Errorf("replica: rescue: %w", err)
+		}
+		if n > 0 && t.OnRescue != nil {
+			t.OnRescue(n)
+		}
+		total += n
+	}
+	var n int
+	err = pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) (err error) {
+		if n, err = r.rescueJobs(ctx, r.pool, tx, dead); err != nil {
 			return err
 		}
-		now := time.Now().UTC()
-		params := &riverdriver.JobRescueManyParams{StuckHorizon: now.Add(time.Second)}
-		for _, j := range jobs {
-			e, err := json.Marshal(rivertype.AttemptError{At: now, Attempt: j.attempt,
-				Error: "autopatch: replica " + j.by + " stopped while running this job; taken over by " + r.ID})
-			if err != nil {
-				return err
-			}
-			// Available at once, not retryable: a retryable job waits for
-			// the leader's scheduler, and the dead replica may have been the
-			// leader. A job out of attempts is discarded as River would.
-			state, finalized := rivertype.JobStateAvailable, (*time.Time)(nil)
-			if j.attempt >= j.maxAttempts {
-				state, finalized = rivertype.JobStateDiscarded, &now
-			}
-			params.ID = append(params.ID, j.id)
-			params.Error = append(params.Error, e)
-			params.FinalizedAt = append(params.FinalizedAt, finalized)
-			params.ScheduledAt = append(params.ScheduledAt, now)
-			params.State = append(params.State, string(state))
-		}
-		if len(jobs) > 0 {
-			exec := riverpgxv5.New(r.pool).UnwrapExecutor(tx)
-			if _, err := exec.JobRescueMany(ctx, params); err != nil {
-				return fmt.Errorf("rescue jobs: %w", err)
-			}
-		}
-		n = len(jobs)
 		for _, id := range dead {
 			r.logger.WarnContext(ctx, "replica stopped; taking over its jobs", "replica", id)
 		}
@@ -239,10 +226,59 @@ func (r *Replica) Rescue(ctx context.Context) (int, error) {
 		return err
 	})
 	if err != nil {
-		return 0, fmt.Errorf("replica: rescue: %w", err)
+		return total, fmt.Errorf("replica: rescue: %w", err)
 	}
 	if n > 0 && r.opts.OnRescue != nil {
 		r.opts.OnRescue(n)
 	}
-	return n, nil
+	return total + n, nil
+}
+
+// rescueJobs makes the running jobs of the dead replicas in the schema of
+// pool available, in tx, and returns how many.
+func (r *Replica) rescueJobs(ctx context.Context, pool *pgxpool.Pool, tx pgx.Tx, dead []string) (int, error) {
+	rows, err := tx.Query(ctx, `SELECT id, attempt, max_attempts, attempted_by[array_length(attempted_by, 1)]
+			FROM river_job
+			WHERE state = 'running' AND attempted_by[array_length(attempted_by, 1)] = ANY($1)
+			ORDER BY id FOR UPDATE`, dead)
+	if err != nil {
+		return 0, err
+	}
+	type stuck struct {
+		id                   int64
+		attempt, maxAttempts int
+		by                   string
+	}
+	jobs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (stuck, error) {
+		var s stuck
+		return s, row.Scan(&s.id, &s.attempt, &s.maxAttempts, &s.by)
+	})
+	if err != nil || len(jobs) == 0 {
+		return 0, err
+	}
+	now := time.Now().UTC()
+	params := &riverdriver.JobRescueManyParams{StuckHorizon: now.Add(time.Second)}
+	for _, j := range jobs {
+		e, err := json.Marshal(rivertype.AttemptError{At: now, Attempt: j.attempt,
+			Error: "autopatch: replica " + j.by + " stopped while running this job; taken over by " + r.ID})
+		if err != nil {
+			return 0, err
+		}
+		// Available at once, not retryable: a retryable job waits for
+		// the leader's scheduler, and the dead replica may have been the
+		// leader. A job out of attempts is discarded as River would.
+		state, finalized := rivertype.JobStateAvailable, (*time.Time)(nil)
+		if j.attempt >= j.maxAttempts {
+			state, finalized = rivertype.JobStateDiscarded, &now
+		}
+		params.ID = append(params.ID, j.id)
+		params.Error = append(params.Error, e)
+		params.FinalizedAt = append(params.FinalizedAt, finalized)
+		params.ScheduledAt = append(params.ScheduledAt, now)
+		params.State = append(params.State, string(state))
+	}
+	if _, err := riverpgxv5.New(pool).UnwrapExecutor(tx).JobRescueMany(ctx, params); err != nil {
+		return 0, fmt.Errorf("rescue jobs: %w", err)
+	}
+	return len(jobs), nil
 }

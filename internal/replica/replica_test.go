@@ -10,7 +10,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
+	"github.com/autopatch/autopatch/internal/store"
 	"github.com/autopatch/autopatch/internal/testdb"
+	"github.com/autopatch/autopatch/migrations"
 )
 
 func TestMain(m *testing.M) { testdb.Run(m) }
@@ -173,4 +175,53 @@ func waitRegistered(t *testing.T, pool *pgxpool.Pool, id string) {
 		}
 	}
 	t.Fatalf("%s never registered", id)
+}
+
+// TestRescueTenants: with tenants (internal/tenants), the registry stays in
+// the registry pool's schema and a dead replica's jobs are taken over in
+// every tenant's schema, each counted to its own tenant.
+func TestRescueTenants(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := testdb.URL(t)
+	pool, err := pgxpool.New(ctx, url)
+	require.NoError(t, err)
+	t.Cleanup(pool.Close)
+	schemas := []string{"tenant_acme", "tenant_contoso"}
+	var tenantPools []*pgxpool.Pool
+	for _, schema := range schemas {
+		st, err := store.OpenSchema(ctx, url, "replica test", schema)
+		require.NoError(t, err)
+		t.Cleanup(st.Close)
+		require.NoError(t, migrations.ApplySchema(ctx, st.Pool, schema, quiet))
+		tenantPools = append(tenantPools, st.Pool)
+	}
+	rescued := map[string]int{}
+	opts := Options{OnRescue: func(n int) { rescued["public"] += n }}
+	for i, p := range tenantPools {
+		opts.Tenants = append(opts.Tenants, Jobs{Pool: p, OnRescue: func(n int) { rescued[schemas[i]] += n }})
+	}
+	a, err := Register(ctx, pool, "a", quiet, Options{})
+	require.NoError(t, err)
+	b, err := Register(ctx, pool, "b", quiet, opts)
+	require.NoError(t, err)
+	t.Cleanup(b.deregister)
+
+	public := runningJob(t, pool, "a", 1, 25)
+	acme := runningJob(t, tenantPools[0], "a", 1, 25)
+	contoso := runningJob(t, tenantPools[1], "a", 1, 25)
+	contosoOwn := runningJob(t, tenantPools[1], "b", 1, 25)
+
+	kill(t, pool, a)
+	n, err := b.Rescue(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 3, n)
+	require.Equal(t, map[string]int{"public": 1, "tenant_acme": 1, "tenant_contoso": 1}, rescued)
+	require.Equal(t, "available", jobState(t, pool, public))
+	require.Equal(t, "available", jobState(t, tenantPools[0], acme))
+	require.Equal(t, "available", jobState(t, tenantPools[1], contoso))
+	require.Equal(t, "running", jobState(t, tenantPools[1], contosoOwn), "the survivor's own job is untouched")
+	var left int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM replicas WHERE client_id = 'a'`).Scan(&left))
+	require.Zero(t, left, "the dead replica is removed once its jobs are taken over in every schema")
 }
