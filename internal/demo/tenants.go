@@ -43,7 +43,9 @@ type customer struct {
 // name at both, as two customers' schedules may well be called.
 const tenantSchedule = "PATCH"
 
-func (c *customer) collection() string { return "Patch - " + strings.ToUpper(c.name[:1]) + c.name[1:] + " - Servers" }
+func (c *customer) collection() string {
+	return "Patch - " + strings.ToUpper(c.name[:1]) + c.name[1:] + " - Servers"
+}
 
 func (c *customer) schedulesYAML(t0 time.Time) string {
 	return fmt.Sprintf("schedules:\n  - name: %s\n    collection: %q\n    kind: automatic\n    windows: [{start: %q, end: %q}]\n",
@@ -452,7 +454,9 @@ func (d *tenantRun) check() error {
 		expect(strings.Contains(d.metrics, `tenant="`+c.name+`"`), "GET /metrics: series labelled tenant=%q", c.name)
 	}
 	expect(d.wrongSignature == http.StatusUnauthorized, "a webhook signed with acme's secret on /t/contoso/webhooks/servicenow/change: 401 (got %d)", d.wrongSignature)
-	expect(len(deploymentsOf(d.customers[1].est.State(), "CHG0069999")) == 0, "  and nothing of it reached contoso's site")
+	expect(len(deploymentsOf(d.customers[1].est.State(), "CHG0069999")) == 0 &&
+		strings.Contains(d.metrics, `autopatch_webhook_deliveries_total{kind="change",outcome="unauthorized",tenant="contoso"} 1`),
+		"the refused webhook created nothing at contoso's site and is counted unauthorized for contoso in /metrics")
 	expect(d.wrongToken == http.StatusNotFound && d.ownToken == http.StatusOK,
 		"acme's API token on /t/contoso/api/v1/changes/%s: 404 (got %d; contoso's own token: %d)", d.customers[1].change, d.wrongToken, d.ownToken)
 
@@ -492,6 +496,12 @@ func (d *tenantRun) printSummary() {
 		}
 		slices.Sort(recs)
 		fmt.Fprintf(out, "  %s (%s): %s\n", c.name, c.est.ServiceNowURL(), strings.Join(recs, ", "))
+	}
+	fmt.Fprintln(out, "\nGET /metrics (webhook deliveries, one series per customer):")
+	for _, l := range strings.Split(d.metrics, "\n") {
+		if strings.HasPrefix(l, "autopatch_webhook_deliveries_total{") {
+			fmt.Fprintf(out, "  %s\n", l)
+		}
 	}
 }
 
