@@ -203,6 +203,10 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if path == "" {
 			path = filepath.Join(filepath.Dir(*envFile), "tenants.yaml")
 		}
+		if *trySchedules != "" {
+			fmt.Fprintf(stdout, "autopatch sim: schedule %s (collection %q) has its window %s–%s UTC at every tenant; schedules written to %s\n",
+				trySchedule, tryCollection, tryStart.Format("15:04"), tryEnd.Format("15:04"), *trySchedules)
+		}
 		return runSimTenants(ctx, opts, strings.Split(*tenantNames, ","), path, *envFile, schedules, stdout, stderr)
 	}
 	if *tenantsPath != "" {
