@@ -32,6 +32,22 @@ func TestRunSimTenants(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	require.Equal(t, 2, runSim(t.Context(), []string{"--tenants", "acme", "--schedules", schedulesPath}, &stdout, &stderr))
 	require.Contains(t, stderr.String(), "--tenants needs --env-file and --schedules")
+	for _, bad := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--tenants", "acme,contoso", "--schedules", schedulesPath, "--env-file", envPath, "--winrm-port", "5986"}, "ports of each customer's own"},
+		{[]string{"--tenants-file", filepath.Join(dir, "t.yaml")}, "--tenants-file needs --tenants"},
+	} {
+		stderr.Reset()
+		require.Equal(t, 2, runSim(t.Context(), bad.args, &stdout, &stderr), "%v", bad.args)
+		require.Contains(t, stderr.String(), bad.want)
+	}
+	stderr.Reset()
+	require.Equal(t, 1, runSim(t.Context(), []string{"--tenants", "acme,acme", "--schedules", schedulesPath, "--env-file", envPath}, &stdout, &stderr))
+	require.Contains(t, stderr.String(), `tenant "acme" is listed twice`)
+	_, err := os.Stat(envPath)
+	require.ErrorIs(t, err, os.ErrNotExist, "no env file for an estate that did not start")
 
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
@@ -58,7 +74,8 @@ func TestRunSimTenants(t *testing.T) {
 	}, 30*time.Second, 20*time.Millisecond)
 
 	require.Equal(t, filepath.Join(dir, "tenants.yaml"), env["AUTOPATCH_TENANTS_FILE"])
-	cfg, err := config.LoadServe(func(k string) string {
+	var cfg *config.Config
+	cfg, err = config.LoadServe(func(k string) string {
 		if k == "AUTOPATCH_DATABASE_URL" {
 			return "postgres://unused@127.0.0.1:1/x"
 		}
