@@ -109,5 +109,5 @@ demo: build ## the whole mission in one command: throwaway PostgreSQL, simulated
 	./$(BIN) demo --summary-json demo-state.json --log-dir .run/demo
 
 .PHONY: demo-tenants
-demo-tenants: build ## two customers in one serve (issue #20): a tenants file, a simulated SCCM site, SCOM and ServiceNow each (about 45 s)
+demo-tenants: build ## two customers in one serve (issue #20): a tenants file, a simulated SCCM site, SCOM and ServiceNow each (about 30 s)
 	./$(BIN) demo --tenants --summary-json demo-tenants-state.json --log-dir .run/demo-tenants

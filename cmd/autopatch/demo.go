@@ -19,7 +19,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	summary := fs.String("summary-json", "", "write the simulator's final /state to `FILE`")
 	scale := fs.Bool("scale", false, "play Microsoft IT's month instead (issue #19): the generated estate of 8,000 servers, 24 windows seconds apart, then the month's figures (about 5 minutes)")
 	scaleSpec := fs.String("scale-estate", "", "with --scale: the estate, `key=value,…` over internal/estate/scale.yaml (as sim --generate)")
-	tenants := fs.Bool("tenants", false, "play two customers instead (issue #20): one serve, a tenants file, acme and contoso each with its own simulated SCCM site, SCOM and ServiceNow (about 45 seconds)")
+	tenants := fs.Bool("tenants", false, "play two customers instead (issue #20): one serve, a tenants file, acme and contoso each with its own simulated SCCM site, SCOM and ServiceNow (about 30 seconds)")
 	logDir := fs.String("log-dir", "", "keep serve's log in `DIR`/serve.log (default: a temporary directory, kept only when the demo fails)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: autopatch demo [--summary-json FILE] [--log-dir DIR] [--scale [--scale-estate k=v,…] | --tenants]

@@ -76,7 +76,7 @@ func TestDemoFailureShowsTheCause(t *testing.T) {
 // (issue #20). It passes only when every check of the scenario holds.
 func TestDemoTenants(t *testing.T) {
 	if testing.Short() {
-		t.Skip("the two-customer demo takes about 40 seconds; run without -short")
+		t.Skip("the two-customer demo takes about 30 seconds; run without -short")
 	}
 	t.Parallel()
 	bin := filepath.Join(t.TempDir(), "autopatch")
