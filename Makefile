@@ -107,3 +107,7 @@ run: build ## serve on :8080 against the seeded simulated estate (state on :8081
 .PHONY: demo
 demo: build ## the whole mission in one command: throwaway PostgreSQL, simulated estate, serve, webhooks (about 90 s)
 	./$(BIN) demo --summary-json demo-state.json --log-dir .run/demo
+
+.PHONY: demo-tenants
+demo-tenants: build ## two customers in one serve (issue #20): a tenants file, a simulated SCCM site, SCOM and ServiceNow each (about 30 s)
+	./$(BIN) demo --tenants --summary-json demo-tenants-state.json --log-dir .run/demo-tenants

@@ -19,9 +19,10 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	summary := fs.String("summary-json", "", "write the simulator's final /state to `FILE`")
 	scale := fs.Bool("scale", false, "play Microsoft IT's month instead (issue #19): the generated estate of 8,000 servers, 24 windows seconds apart, then the month's figures (about 5 minutes)")
 	scaleSpec := fs.String("scale-estate", "", "with --scale: the estate, `key=value,…` over internal/estate/scale.yaml (as sim --generate)")
+	tenants := fs.Bool("tenants", false, "play two customers instead (issue #20): one serve, a tenants file, acme and contoso each with its own simulated SCCM site, SCOM and ServiceNow (about 30 seconds)")
 	logDir := fs.String("log-dir", "", "keep serve's log in `DIR`/serve.log (default: a temporary directory, kept only when the demo fails)")
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), `Usage: autopatch demo [--summary-json FILE] [--log-dir DIR] [--scale [--scale-estate k=v,…]]
+		fmt.Fprint(fs.Output(), `Usage: autopatch demo [--summary-json FILE] [--log-dir DIR] [--scale [--scale-estate k=v,…] | --tenants]
 
 Plays the whole mission in about a minute and a half: a throwaway PostgreSQL
 (unless AUTOPATCH_DATABASE_URL is set), the simulated SCCM, SCOM and ServiceNow,
@@ -35,6 +36,10 @@ Flags:
 	}
 	if code, done := parseFlags(fs, args, stdout); done {
 		return code
+	}
+	if *tenants && *scale {
+		fmt.Fprintln(stderr, "autopatch demo: --tenants and --scale exclude each other")
+		return 2
 	}
 	self, err := os.Executable()
 	if err != nil {
@@ -59,7 +64,11 @@ Flags:
 		}
 		return 0
 	}
-	err = demo.Run(ctx, demo.Options{
+	run := demo.Run
+	if *tenants {
+		run = demo.RunTenants
+	}
+	err = run(ctx, demo.Options{
 		Binary: self, DatabaseURL: os.Getenv("AUTOPATCH_DATABASE_URL"),
 		SummaryJSON: *summary, Out: stdout, TTY: isTerminal(stdout), LogDir: *logDir,
 	})

@@ -70,6 +70,9 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	trySchedules := fs.String("try-schedules", "", "write to `FILE` the --schedules file plus a one-off schedule "+trySchedule+
 		" whose window opens two minutes from now for three hours, so that a change sent now (autopatch send) sees a deployment enabled (make run)")
 	envFile := fs.String("env-file", "", "write the AUTOPATCH_* settings that point serve at the estate to `FILE`")
+	tenantNames := fs.String("tenants", "", "serve several customers (issue #20): `names` (acme,contoso), each an estate of its own (SCCM site(s), SCOM, ServiceNow) on ports of its own; "+
+		"needs --schedules and --env-file, and writes the tenants file (--tenants-file) and, in the env file, AUTOPATCH_TENANTS_FILE and each customer's secrets (docs/tenants.md)")
+	tenantsPath := fs.String("tenants-file", "", "with --tenants: write the tenants file to `FILE` (default: tenants.yaml beside the env file)")
 	host := fs.String("listen-host", estate.DefaultHost, "`address` to listen on")
 	winrmPort := fs.Int("winrm-port", 0, "WinRM `port` (0: any free port)")
 	snowPort := fs.Int("servicenow-port", 0, "ServiceNow (Table API) `port` (0: any free port)")
@@ -181,6 +184,34 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		opts.ScheduleCollections = append(opts.ScheduleCollections, tryCollection)
+	}
+
+	if *tenantNames != "" {
+		if *envFile == "" || *schedulesFile == "" {
+			fmt.Fprintln(stderr, "autopatch sim: --tenants needs --env-file and --schedules")
+			return 2
+		}
+		if *winrmPort != 0 || *snowPort != 0 || *controlPort != 0 {
+			fmt.Fprintln(stderr, "autopatch sim: --tenants listens on ports of each customer's own: no --winrm-port, --servicenow-port or --control-port")
+			return 2
+		}
+		schedules := *schedulesFile
+		if *trySchedules != "" {
+			schedules = *trySchedules
+		}
+		path := *tenantsPath
+		if path == "" {
+			path = filepath.Join(filepath.Dir(*envFile), "tenants.yaml")
+		}
+		if *trySchedules != "" {
+			fmt.Fprintf(stdout, "autopatch sim: schedule %s (collection %q) has its window %s–%s UTC at every tenant; schedules written to %s\n",
+				trySchedule, tryCollection, tryStart.Format("15:04"), tryEnd.Format("15:04"), *trySchedules)
+		}
+		return runSimTenants(ctx, opts, strings.Split(*tenantNames, ","), path, *envFile, schedules, stdout, stderr)
+	}
+	if *tenantsPath != "" {
+		fmt.Fprintln(stderr, "autopatch sim: --tenants-file needs --tenants")
+		return 2
 	}
 
 	e, err := estate.Start(ctx, opts)
@@ -316,4 +347,50 @@ func scheduleCollections(path string) (map[string][]string, error) {
 		out[s.Site] = append(out[s.Site], s.Collection)
 	}
 	return out, nil
+}
+
+// runSimTenants is `autopatch sim --tenants`: one estate per customer, each
+// with the options of a single estate (the seed, --sites, the schedules'
+// collections), its own ports and credentials; every customer's schedules
+// file is schedules. It writes the tenants file, then the env file.
+func runSimTenants(ctx context.Context, opts estate.Options, names []string, tenantsPath, envPath, schedules string, stdout, stderr io.Writer) int {
+	abs, err := filepath.Abs(schedules)
+	if err != nil {
+		fmt.Fprintf(stderr, "autopatch sim: %v\n", err)
+		return 1
+	}
+	var list []estate.Tenant
+	files := map[string]string{}
+	for _, name := range names {
+		list = append(list, estate.Tenant{Name: name, Options: opts})
+		files[name] = abs
+	}
+	ts, err := estate.StartTenants(ctx, list)
+	if err != nil {
+		fmt.Fprintf(stderr, "autopatch sim: %v\n", err)
+		return 1
+	}
+	defer func() {
+		if err := ts.Close(); err != nil {
+			opts.Logger.Error("autopatch sim: close", "error", err)
+		}
+	}()
+	if err := ts.WriteFiles(tenantsPath, envPath, files); err != nil {
+		fmt.Fprintf(stderr, "autopatch sim: %v\n", err)
+		return 1
+	}
+	for _, name := range ts.Names() {
+		e := ts.Estate(name)
+		for _, code := range e.SiteCodes() {
+			fmt.Fprintf(stdout, "autopatch sim: tenant %s: SCCM site %s (WinRM) at %s\n", name, code, e.SiteEndpoint(code))
+		}
+		fmt.Fprintf(stdout, "autopatch sim: tenant %s: SCOM (WinRM) at %s, ServiceNow at %s, control at %s (GET /state)\n",
+			name, e.SCOMEndpoint(), e.ServiceNowURL(), e.ControlURL())
+		fmt.Fprintf(stdout, "autopatch sim: tenant %s: webhooks at /t/%s/webhooks/servicenow/..., secret in $%s; API at /t/%s/api/v1/..., token in $%s\n",
+			name, name, estate.SecretEnv(name, "WEBHOOK_SECRET"), name, estate.SecretEnv(name, "API_TOKEN"))
+	}
+	fmt.Fprintf(stdout, "autopatch sim: tenants file written to %s; settings and secrets for serve written to %s\n", tenantsPath, envPath)
+	<-ctx.Done()
+	fmt.Fprintln(stdout, "autopatch sim: stopping")
+	return 0
 }

@@ -150,34 +150,9 @@ func (d *run) cleanup(failed bool) {
 }
 
 func (d *run) setUp(ctx context.Context) error {
-	var err error
-	if d.dir, err = os.MkdirTemp("", "autopatch-demo-"); err != nil {
+	if err := d.prepare(ctx); err != nil {
 		return err
 	}
-	d.logPath = filepath.Join(d.dir, "serve.log")
-	if d.opts.LogDir != "" {
-		if err := os.MkdirAll(d.opts.LogDir, 0o755); err != nil {
-			return fmt.Errorf("demo: log directory: %w", err)
-		}
-		d.logPath = filepath.Join(d.opts.LogDir, "serve.log")
-		// One run's log at a time: a stale one would mislead.
-		if err := os.Remove(d.logPath); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("demo: %w", err)
-		}
-	}
-
-	d.dbURL = d.opts.DatabaseURL
-	if d.dbURL == "" {
-		d.tl.line("DEMO", "starting a throwaway PostgreSQL (initdb, pg_ctl)")
-		if d.pg, err = pgtemp.Start(ctx); err != nil {
-			return fmt.Errorf("demo: %w", err)
-		}
-		d.closers = append(d.closers, func() { d.pg.Close() })
-		d.dbURL = d.pg.URL("postgres")
-	} else {
-		d.tl.line("DEMO", "using the database of AUTOPATCH_DATABASE_URL")
-	}
-
 	d.plan = newScenario()
 	seed, err := estate.ParseSeed([]byte(d.plan.seed))
 	if err != nil {
@@ -216,6 +191,39 @@ func (d *run) setUp(ctx context.Context) error {
 		"AUTOPATCH_FORCE_WAVE_LENGTH=6s",
 	)
 	return d.startServe(ctx)
+}
+
+// prepare makes the demo's directory and log path and starts the
+// throwaway PostgreSQL (unless Options.DatabaseURL names one).
+func (d *run) prepare(ctx context.Context) error {
+	var err error
+	if d.dir, err = os.MkdirTemp("", "autopatch-demo-"); err != nil {
+		return err
+	}
+	d.logPath = filepath.Join(d.dir, "serve.log")
+	if d.opts.LogDir != "" {
+		if err := os.MkdirAll(d.opts.LogDir, 0o755); err != nil {
+			return fmt.Errorf("demo: log directory: %w", err)
+		}
+		d.logPath = filepath.Join(d.opts.LogDir, "serve.log")
+		// One run's log at a time: a stale one would mislead.
+		if err := os.Remove(d.logPath); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("demo: %w", err)
+		}
+	}
+
+	d.dbURL = d.opts.DatabaseURL
+	if d.dbURL == "" {
+		d.tl.line("DEMO", "starting a throwaway PostgreSQL (initdb, pg_ctl)")
+		if d.pg, err = pgtemp.Start(ctx); err != nil {
+			return fmt.Errorf("demo: %w", err)
+		}
+		d.closers = append(d.closers, func() { d.pg.Close() })
+		d.dbURL = d.pg.URL("postgres")
+	} else {
+		d.tl.line("DEMO", "using the database of AUTOPATCH_DATABASE_URL")
+	}
+	return nil
 }
 
 // startServe runs `autopatch serve` and waits until it is ready.

@@ -3,6 +3,7 @@ package demo
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -68,4 +69,33 @@ func TestDemoFailureShowsTheCause(t *testing.T) {
 	_, serr := os.Stat(filepath.Join(kept, "serve.log"))
 	require.NoError(t, serr)
 	require.NoError(t, os.RemoveAll(kept))
+}
+
+// TestDemoTenants runs `autopatch demo --tenants` as `make demo-tenants`
+// does: one serve, two customers, each with its own simulated estate
+// (issue #20). It passes only when every check of the scenario holds.
+func TestDemoTenants(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the two-customer demo takes about 30 seconds; run without -short")
+	}
+	t.Parallel()
+	bin := filepath.Join(t.TempDir(), "autopatch")
+	build := exec.Command("go", "build", "-o", bin, "github.com/autopatch/autopatch/cmd/autopatch")
+	out, err := build.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+
+	summary := filepath.Join(t.TempDir(), "state.json")
+	var buf bytes.Buffer
+	err = RunTenants(context.Background(), Options{Binary: bin, DatabaseURL: testdb.URL(t), SummaryJSON: summary, Out: &buf})
+	require.NoError(t, err, "demo output:\n%s", buf.String())
+	require.Contains(t, buf.String(), "Everything expected happened.")
+	require.Contains(t, buf.String(), "acme SCCM")
+	require.Contains(t, buf.String(), "contoso SNOW")
+
+	b, err := os.ReadFile(summary)
+	require.NoError(t, err)
+	var states map[string]any
+	require.NoError(t, json.Unmarshal(b, &states))
+	require.Contains(t, states, "acme")
+	require.Contains(t, states, "contoso")
 }

@@ -19,6 +19,9 @@ type timeline struct {
 	start    time.Time
 	progress string // the current progress line, redrawn in place on a terminal
 	tty      bool
+	// tag, when set, names the customer of every line (the two-customer
+	// demo): "acme SCCM" instead of "SCCM".
+	tag string
 
 	// what has been printed already
 	members  map[string]bool // collection\x00device
@@ -51,16 +54,24 @@ func (t *timeline) printLocked(at time.Time, source, text string) {
 		fmt.Fprint(t.out, "\r\033[K")
 	}
 	first, rest, _ := strings.Cut(text, "\n")
-	fmt.Fprintf(t.out, "%7.1fs  %s  %-5s %s\n", at.Sub(t.start).Seconds(), at.Format("15:04:05.000"), source, first)
+	width, indent := 5, 30
+	if t.tag != "" {
+		source, width, indent = t.tag+" "+source, tagWidth, 25+tagWidth
+	}
+	fmt.Fprintf(t.out, "%7.1fs  %s  %-*s %s\n", at.Sub(t.start).Seconds(), at.Format("15:04:05.000"), width, source, first)
 	for _, l := range strings.Split(rest, "\n") {
 		if l != "" {
-			fmt.Fprintf(t.out, "%30s%s\n", "", l)
+			fmt.Fprintf(t.out, "%*s%s\n", indent, "", l)
 		}
 	}
 	if t.tty && t.progress != "" {
 		fmt.Fprint(t.out, t.progress)
 	}
 }
+
+// tagWidth is the width of a tagged source column: a customer's name and
+// its system ("contoso SCCM").
+const tagWidth = 13
 
 // setProgress shows a one-line status while the demo waits (terminals only).
 func (t *timeline) setProgress(text string) {

@@ -87,6 +87,11 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives the estate's logs; nil discards.
 	Logger *slog.Logger
+
+	// tlsCert, tlsKey and tlsCA, when set (StartTenants), are the WinRM
+	// certificate, its key and its CA, shared by several estates; nil
+	// generates the estate's own.
+	tlsCert, tlsKey, tlsCA []byte
 }
 
 // State is GET /state: the shape of docs/architecture.md §4.5 (contract); each
@@ -311,7 +316,11 @@ func (e *Estate) start(ctx context.Context) error {
 	scheme := "http"
 	if !e.opts.PlainHTTP {
 		scheme = "https"
-		certPEM, keyPEM, caPEM, err := wsmansim.NewTLSCert(e.opts.Host, advertised)
+		certPEM, keyPEM, caPEM := e.opts.tlsCert, e.opts.tlsKey, e.opts.tlsCA
+		var err error
+		if certPEM == nil {
+			certPEM, keyPEM, caPEM, err = wsmansim.NewTLSCert(e.opts.Host, advertised)
+		}
 		if err != nil {
 			_ = winrmLn.Close()
 			_ = snowLn.Close()
