@@ -265,7 +265,7 @@ func forcePlanNote(number string, run store.ForcedRun, queuedUntil, now time.Tim
 		for j, d := range wv {
 			names[j] = fmt.Sprintf("%s (deadline %s UTC)", d.Device, d.Deadline.UTC().Format("2006-01-02 15:04"))
 		}
-		fmt.Fprintf(&b, "- wave %d: %s\n", i+1, strings.Join(names, ", "))
+		fmt.Fprintf(&b, "- wave %d: %s\n", i+1, listDevices(names))
 	}
 	b.WriteString("Canceling the change stops the waves not yet run and disables the one running.")
 	return b.String()

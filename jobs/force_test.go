@@ -54,17 +54,7 @@ func forceHarness(t *testing.T, devices []estate.SeedDevice, members []string, s
 // window instead of Patch Tuesday + 14 days.
 func (h *harness) approveCritical(start, end time.Time, scheduleNames ...string) (number, sysID string) {
 	h.t.Helper()
-	n := h.changes.Add(1)
-	number = fmt.Sprintf("CHG%07d", 31000+n)
-	sysID = fmt.Sprintf("%032x", 0xc0ffee00+n)
-	require.NoError(h.t, h.sn.AddRecord("change_request", sysID, number))
-	_, err := h.pool.Exec(context.Background(), `INSERT INTO changes (number, sys_id, state, approval, start_at, end_at, update_groups, schedules, revision,
-			classification, deadline)
-		VALUES ($1, $2, 'scheduled', 'approved', $3, $4, $5, $6, 1, 'critical', $7)`,
-		number, sysID, start, end, []string{"2026-12 Servers", "2026-12 Office"}, scheduleNames, h.forceDeadline)
-	require.NoError(h.t, err)
-	h.insert(PlanChangeArgs{ChangeNumber: number, Revision: 1})
-	return number, sysID
+	return h.approveAs("critical", &h.forceDeadline, start, end, scheduleNames...)
 }
 
 // waves returns a change's forced waves, in order.

@@ -191,15 +191,11 @@ func (k *WindowKeeper) closeWaves(ctx context.Context, site string, conn SCCM, a
 	return n, err
 }
 
-// noteListLimit bounds the devices named in one note.
+// noteListLimit bounds the devices named in one line of a forcing note:
+// a wave of 2,000 devices must not make a note nobody can read.
 const noteListLimit = 100
 
-func listDevices(names []string) string {
-	if len(names) <= noteListLimit {
-		return strings.Join(names, ", ")
-	}
-	return strings.Join(names[:noteListLimit], ", ") + fmt.Sprintf(" and %d more", len(names)-noteListLimit)
-}
+func listDevices(names []string) string { return listUpTo(names, noteListLimit) }
 
 func waveOpenNote(w store.ForcedWave, devs []store.ForcedDevice, unknown map[string]bool, at time.Time) string {
 	var in, out []string

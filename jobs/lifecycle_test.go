@@ -175,6 +175,13 @@ func (h *harness) startClient() (stop func(abrupt bool)) {
 // does.
 func (h *harness) approve(start, end time.Time, scheduleNames ...string) (number, sysID string) {
 	h.t.Helper()
+	return h.approveAs("normal", nil, start, end, scheduleNames...)
+}
+
+// approveAs is approve with the change's classification and its own
+// deadline (nil: the classification's).
+func (h *harness) approveAs(classification string, deadline *time.Time, start, end time.Time, scheduleNames ...string) (number, sysID string) {
+	h.t.Helper()
 	n := h.changes.Add(1)
 	number = fmt.Sprintf("CHG%07d", 31000+n)
 	sysID = fmt.Sprintf("%032x", 0xc0ffee00+n)
@@ -183,9 +190,10 @@ func (h *harness) approve(start, end time.Time, scheduleNames ...string) (number
 	if len(scheduleNames) > 0 {
 		names = scheduleNames
 	}
-	_, err := h.pool.Exec(context.Background(), `INSERT INTO changes (number, sys_id, state, approval, start_at, end_at, update_groups, schedules, revision)
-		VALUES ($1, $2, 'scheduled', 'approved', $3, $4, $5, $6, 1)`,
-		number, sysID, start, end, []string{"2026-12 Servers", "2026-12 Office"}, names)
+	_, err := h.pool.Exec(context.Background(), `INSERT INTO changes (number, sys_id, state, approval, start_at, end_at, update_groups, schedules, revision,
+			classification, deadline)
+		VALUES ($1, $2, 'scheduled', 'approved', $3, $4, $5, $6, 1, $7, $8)`,
+		number, sysID, start, end, []string{"2026-12 Servers", "2026-12 Office"}, names, classification, deadline)
 	require.NoError(h.t, err)
 	h.insert(PlanChangeArgs{ChangeNumber: number, Revision: 1})
 	return number, sysID

@@ -225,11 +225,14 @@ func writeViolations(b *strings.Builder, sums []safety.Summary, as []safety.Assi
 	}
 }
 
-func listNames(names []string) string {
-	if len(names) <= maxNoteDevices {
+func listNames(names []string) string { return listUpTo(names, maxNoteDevices) }
+
+// listUpTo names at most limit of names in a work note, and counts the rest.
+func listUpTo(names []string, limit int) string {
+	if len(names) <= limit {
 		return strings.Join(names, ", ")
 	}
-	return fmt.Sprintf("%s and %d more", strings.Join(names[:maxNoteDevices], ", "), len(names)-maxNoteDevices)
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:limit], ", "), len(names)-limit)
 }
 
 // planSafety is the check of a change's plan.

@@ -172,11 +172,11 @@ func ForcedNames(ctx context.Context, db DBTX, change string) (map[string]bool, 
 // the earliest, seen from now: a new run starts no sooner (one collection,
 // one wave at a time). Used for the plan note only; the keeper decides.
 func LastForcedEnd(ctx context.Context, db DBTX, site string, now time.Time) (time.Time, error) {
-	var queued int
 	var openEnd *time.Time
+	var queued time.Duration
 	err := db.QueryRow(ctx, `SELECT
-		(SELECT count(*) FROM forced_waves WHERE state = 'planned' AND site = $1),
-		(SELECT max(close_at) FROM forced_waves WHERE state = 'open' AND site = $1)`, site).Scan(&queued, &openEnd)
+		(SELECT max(close_at) FROM forced_waves WHERE state = 'open' AND site = $1),
+		(SELECT coalesce(sum(duration), '0') FROM forced_waves WHERE state = 'planned' AND site = $1)`, site).Scan(&openEnd, &queued)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("store: forced queue: %w", err)
 	}
@@ -184,13 +184,7 @@ func LastForcedEnd(ctx context.Context, db DBTX, site string, now time.Time) (ti
 	if openEnd != nil && openEnd.After(end) {
 		end = *openEnd
 	}
-	var d time.Duration
-	if queued > 0 {
-		if err := db.QueryRow(ctx, `SELECT coalesce(sum(duration), '0') FROM forced_waves WHERE state = 'planned' AND site = $1`, site).Scan(&d); err != nil {
-			return time.Time{}, fmt.Errorf("store: forced queue: %w", err)
-		}
-	}
-	return end.Add(d), nil
+	return end.Add(queued), nil
 }
 
 // LockNextWave returns the wave whose turn it is at now, locked, or nil:
