@@ -117,7 +117,7 @@ func refreshLedger(ctx context.Context, tx pgx.Tx, deps *Deps, number string, no
 	l.Summary = summarize(devs, now)
 	deps.Logger.InfoContext(ctx, "last window closed; compliance summary noted on the change", "change", number,
 		"devices", l.Summary.Devices, "patched_by_deadline", l.Summary.PatchedByDeadline)
-	return note(ctx, tx, tableChangeRequest, ev.Change.SysID, summaryNote(l, "after its last window"))
+	return note(ctx, tx, tableChangeRequest, ev.Change.SysID, summaryNote(deps, l, "after its last window"))
 }
 
 // deadlineSummary writes the summary on the change once more when its
@@ -130,7 +130,7 @@ func deadlineSummary(ctx context.Context, deps *Deps, ev store.LedgerEvidence, n
 		}
 		devs := ledger.Devices(ev, now, deps.Compliance.Ledger)
 		l := ledger.Ledger{Scope: ledger.Scope{Change: ev.Change.Number}, AsOf: now.UTC(), Devices: devs, Summary: summarize(devs, now)}
-		return note(ctx, tx, tableChangeRequest, ev.Change.SysID, summaryNote(l, "at its deadline"))
+		return note(ctx, tx, tableChangeRequest, ev.Change.SysID, summaryNote(deps, l, "at its deadline"))
 	})
 }
 
@@ -179,7 +179,7 @@ func windowsDone(ev store.LedgerEvidence, now time.Time) bool {
 
 // summaryNote is the work note of a change's compliance: the counts by
 // outcome and the devices that are not patched.
-func summaryNote(l ledger.Ledger, when string) string {
+func summaryNote(deps *Deps, l ledger.Ledger, when string) string {
 	var b strings.Builder
 	s := l.Summary
 	fmt.Fprintf(&b, "autopatch: compliance of %s %s (as of %s)\n", l.Scope.Change, when, l.AsOf.Format("2006-01-02 15:04 UTC"))
@@ -202,7 +202,7 @@ func summaryNote(l ledger.Ledger, when string) string {
 			b.WriteString("- " + o + "\n")
 		}
 	}
-	b.WriteString("Full ledger: GET /api/v1/compliance?change=" + l.Scope.Change + " or autopatch report --change " + l.Scope.Change)
+	b.WriteString("Full ledger: GET " + deps.apiPath("/api/v1/compliance?change="+l.Scope.Change) + " or " + deps.cli("report") + " --change " + l.Scope.Change)
 	return b.String()
 }
 

@@ -116,7 +116,7 @@ func (w *FailureAlertsWorker) raise(ctx context.Context, conn *pgxpool.Conn, fs 
 			fs[i].AlertOutcome = store.AlertRefused
 			continue
 		}
-		r, err := describe(ctx, conn, f)
+		r, err := describe(ctx, conn, w.deps, f)
 		if err != nil {
 			return false, err
 		}

@@ -156,7 +156,7 @@ func (w *FailureIncidentsWorker) one(ctx context.Context, conn *pgxpool.Conn, f 
 
 // open raises f's incident and records it (updating f).
 func (w *FailureIncidentsWorker) open(ctx context.Context, conn *pgxpool.Conn, f *store.Failure, found map[string]servicenow.Ref, lookedUp bool) error {
-	r, err := describe(ctx, conn, *f)
+	r, err := describe(ctx, conn, w.deps, *f)
 	if err != nil {
 		return err
 	}

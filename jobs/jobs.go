@@ -106,6 +106,10 @@ type Deps struct {
 	// Schema is the PostgreSQL schema of this tenant's River tables
 	// (store.OpenSchema's); empty for the default tenant.
 	Schema string
+	// Tenant is the tenants file's name of this tenant; empty for the
+	// default tenant. Notes that point a person at the API or the CLI name
+	// the tenant's own path and flag (paths.go).
+	Tenant string
 	// ClientID names this process to River and to the other replicas
 	// (internal/replica); empty lets River choose.
 	ClientID string

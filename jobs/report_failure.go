@@ -264,7 +264,7 @@ func windowText(d store.Deployment) string {
 }
 
 // describe builds a failure's report from what the database holds now.
-func describe(ctx context.Context, db store.DBTX, f store.Failure) (report, error) {
+func describe(ctx context.Context, db store.DBTX, deps *Deps, f store.Failure) (report, error) {
 	deployments, err := store.ChangeDeployments(ctx, db, f.ChangeNumber)
 	if err != nil {
 		return report{}, err
@@ -429,7 +429,7 @@ func describe(ctx context.Context, db store.DBTX, f store.Failure) (report, erro
 		}
 		line("Held", strings.Join(held, ", "))
 		fmt.Fprintf(&b, "\nFind the common cause of the failures, then resume the rollout from the change (UI action \"Resume autopatch rollout\",\n"+
-			"or POST /api/v1/changes/%s/resume with a reason). This alert and incident close when it is resumed.", f.ChangeNumber)
+			"or POST %s with a reason). This alert and incident close when it is resumed.", deps.apiPath("/api/v1/changes/"+f.ChangeNumber+"/resume"))
 	default:
 		return report{}, fmt.Errorf("failure %d: unknown kind %q", f.ID, f.Kind)
 	}

@@ -231,7 +231,7 @@ func evaluateRollout(ctx context.Context, tx pgx.Tx, deps *Deps, number string, 
 		}
 	}
 	for _, h := range newHolds {
-		text, err := holdNote(ctx, tx, c, h, v, held)
+		text, err := holdNote(ctx, tx, deps, c, h, v, held)
 		if err != nil {
 			return nil, err
 		}
@@ -321,7 +321,7 @@ func applyHolds(ctx context.Context, tx pgx.Tx, deps *Deps, c store.ChangeRow, n
 }
 
 // holdNote is the work note of a new hold.
-func holdNote(ctx context.Context, tx pgx.Tx, c store.ChangeRow, h store.Hold, v rolloutVerdict, held []store.Deployment) (string, error) {
+func holdNote(ctx context.Context, tx pgx.Tx, deps *Deps, c store.ChangeRow, h store.Hold, v rolloutVerdict, held []store.Deployment) (string, error) {
 	var b strings.Builder
 	switch h.Kind {
 	case store.HoldBudget:
@@ -371,7 +371,7 @@ func holdNote(ctx context.Context, tx pgx.Tx, c store.ChangeRow, h store.Hold, v
 		b.WriteString("\nOpen now and left open to the end of their window (their devices may be mid-install):\n")
 		writeWindows(&b, opened)
 	}
-	fmt.Fprintf(&b, "\nResume with the UI action \"Resume autopatch rollout\" on this change (POST /api/v1/changes/%s/resume with a reason). Windows whose time passes while held are missed.", c.Number)
+	fmt.Fprintf(&b, "\nResume with the UI action \"Resume autopatch rollout\" on this change (POST %s with a reason). Windows whose time passes while held are missed.", deps.apiPath("/api/v1/changes/"+c.Number+"/resume"))
 	return b.String(), nil
 }
 

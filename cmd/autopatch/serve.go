@@ -336,6 +336,9 @@ func (s *server) newTenant(ctx context.Context, name string, cfg *config.Config,
 		},
 		Force: forceOptions(cfg),
 	}
+	if name != tenants.DefaultName {
+		t.deps.Tenant = name // its notes name /t/<name>/api/v1/... and --tenant
+	}
 	t.river, err = jobs.NewClient(t.deps, cfg.Queues)
 	if err != nil {
 		return nil, fmt.Errorf("river client: %w", err)
