@@ -299,7 +299,7 @@ func (s *server) newTenant(ctx context.Context, name string, cfg *config.Config,
 			return nil, fmt.Errorf("%s: %w", setting("AUTOPATCH_SCCM_"+site.Code+"_*", "sccm site "+site.Code), err)
 		}
 		sites = append(sites, jobs.NewSite(site.Code,
-			sccm.New(calls.Runner("sccm", r), site.Code, logger.With("system", "sccm", "site", site.Code)), site.Workers))
+			sccm.New(calls.SiteRunner("sccm", site.Code, r), site.Code, logger.With("system", "sccm", "site", site.Code)), site.Workers))
 	}
 	scomRunner, err := winrm.New(winrmConfig(cfg.SCOM), logger.With("system", "scom"))
 	if err != nil {

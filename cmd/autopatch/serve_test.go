@@ -280,7 +280,7 @@ func TestServeReloadFailureShows(t *testing.T) {
 	require.Contains(t, metrics, `autopatch_build_info{`)
 	require.Contains(t, metrics, `autopatch_jobs{queue="sccm",state="available"} 0`)
 	require.Contains(t, metrics, "autopatch_deployments_open_past_close 0")
-	require.Contains(t, metrics, `autopatch_remote_calls_total{outcome="unreachable",system="sccm"} 0`)
+	require.Contains(t, metrics, `autopatch_remote_calls_total{outcome="unreachable",site="",system="sccm"} 0`)
 	code, body = get(t, base+"/api/v1/schedules")
 	require.Equal(t, http.StatusUnauthorized, code, body)
 

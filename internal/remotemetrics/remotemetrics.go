@@ -1,7 +1,8 @@
 // Package remotemetrics counts autopatch's calls to SCCM, SCOM and
 // ServiceNow by outcome, in autopatch_remote_calls_total{system,outcome}, so
 // that an alert can tell "the system is unreachable" from "the system said
-// no". It wraps what the connectors already take (a WinRM runner, an HTTP
+// no", and, with several SCCM sites, which site (a site label: one site
+// down while the others answer must still page someone). It wraps what the connectors already take (a WinRM runner, an HTTP
 // client's transport); the connectors do not know about it.
 //
 // Outcomes:
@@ -42,21 +43,21 @@ func New(reg prometheus.Registerer) *Calls {
 	vec := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "autopatch_remote_calls_total",
 		Help: "Calls to SCCM and SCOM (WinRM) and ServiceNow (HTTP requests), by outcome: ok, error (the system answered with a failure), unreachable (no answer, timeout, 502/503/504).",
-	}, []string{"system", "outcome"})
+	}, []string{"system", "site", "outcome"})
 	for _, s := range Systems {
 		for _, o := range Outcomes {
-			vec.WithLabelValues(s, o)
+			vec.WithLabelValues(s, "", o)
 		}
 	}
 	reg.MustRegister(vec)
 	return &Calls{vec: vec}
 }
 
-func (c *Calls) count(ctx context.Context, system, outcome string) {
+func (c *Calls) count(ctx context.Context, system, site, outcome string) {
 	if ctx.Err() != nil && errors.Is(ctx.Err(), context.Canceled) {
 		return
 	}
-	c.vec.WithLabelValues(system, outcome).Inc()
+	c.vec.WithLabelValues(system, site, outcome).Inc()
 }
 
 // Runner is what the SCCM and SCOM connectors call (sccm.Runner, scom.Runner).
@@ -64,18 +65,29 @@ type Runner interface {
 	Run(ctx context.Context, t winrm.Template, data any, out any) error
 }
 
-// Runner returns r counting its calls as system.
-func (c *Calls) Runner(system string, r Runner) Runner { return runner{c, system, r} }
+// Runner returns r counting its calls as system, with site="" (SCOM, and
+// SCCM when it is one site).
+func (c *Calls) Runner(system string, r Runner) Runner { return c.SiteRunner(system, "", r) }
+
+// SiteRunner returns r counting its calls as system at the SCCM site code
+// (AUTOPATCH_SCCM_SITES); its series exist at 0 from the start, as the
+// others do.
+func (c *Calls) SiteRunner(system, site string, r Runner) Runner {
+	for _, o := range Outcomes {
+		c.vec.WithLabelValues(system, site, o)
+	}
+	return runner{c, system, site, r}
+}
 
 type runner struct {
-	calls  *Calls
-	system string
-	next   Runner
+	calls        *Calls
+	system, site string
+	next         Runner
 }
 
 func (r runner) Run(ctx context.Context, t winrm.Template, data any, out any) error {
 	err := r.next.Run(ctx, t, data, out)
-	r.calls.count(ctx, r.system, WinRMOutcome(err))
+	r.calls.count(ctx, r.system, r.site, WinRMOutcome(err))
 	return err
 }
 
@@ -107,7 +119,7 @@ type transport struct {
 
 func (t transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := t.next.RoundTrip(req)
-	t.calls.count(req.Context(), t.system, HTTPOutcome(resp, err))
+	t.calls.count(req.Context(), t.system, "", HTTPOutcome(resp, err))
 	return resp, err
 }
 

@@ -26,7 +26,11 @@ func counts(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 			for _, l := range m.GetLabel() {
 				labels[l.GetName()] = l.GetValue()
 			}
-			out[labels["system"]+"/"+labels["outcome"]] = m.GetCounter().GetValue()
+			key := labels["system"] + "/" + labels["outcome"]
+			if labels["site"] != "" {
+				key = labels["system"] + "@" + labels["site"] + "/" + labels["outcome"]
+			}
+			out[key] = m.GetCounter().GetValue()
 		}
 	}
 	return out
@@ -87,4 +91,27 @@ func TestTransport(t *testing.T) {
 	require.Equal(t, 3.0, c["servicenow/ok"], "200, 201 and 404 (an answer about a record)")
 	require.Equal(t, 2.0, c["servicenow/error"], "401 and 500")
 	require.Equal(t, 2.0, c["servicenow/unreachable"], "503 and a refused connection")
+}
+
+// TestSiteRunner: with several SCCM sites, each site's calls are counted
+// under its own site label, so that one site down while another answers
+// is visible (and alerts: AutopatchSCCMUnreachable sums by site).
+func TestSiteRunner(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	calls := remotemetrics.New(reg)
+	ps1 := calls.SiteRunner("sccm", "PS1", fakeRunner{})
+	eu1 := calls.SiteRunner("sccm", "EU1", fakeRunner{fmt.Errorf("eu1: %w", winrm.ErrUnreachable)})
+	require.Equal(t, 0.0, counts(t, reg)["sccm@EU1/unreachable"], "a site's series exist before its first call")
+	ctx := context.Background()
+	_ = ps1.Run(ctx, winrm.Template{}, nil, nil)
+	_ = eu1.Run(ctx, winrm.Template{}, nil, nil)
+	_ = eu1.Run(ctx, winrm.Template{}, nil, nil)
+
+	c := counts(t, reg)
+	require.Equal(t, 1.0, c["sccm@PS1/ok"])
+	require.Equal(t, 0.0, c["sccm@PS1/unreachable"])
+	require.Equal(t, 2.0, c["sccm@EU1/unreachable"])
+	require.Equal(t, 0.0, c["sccm@EU1/ok"])
+	require.Equal(t, 0.0, c["sccm/ok"], "the sites' calls are not counted as the single site's")
 }
