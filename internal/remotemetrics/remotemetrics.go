@@ -1,5 +1,5 @@
 // Package remotemetrics counts autopatch's calls to SCCM, SCOM and
-// ServiceNow by outcome, in autopatch_remote_calls_total{system,outcome}, so
+// ServiceNow by outcome, in autopatch_remote_calls_total{system,site,outcome}, so
 // that an alert can tell "the system is unreachable" from "the system said
 // no", and, with several SCCM sites, which site (a site label: one site
 // down while the others answer must still page someone). It wraps what the connectors already take (a WinRM runner, an HTTP
