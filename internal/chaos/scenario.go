@@ -249,7 +249,10 @@ func (h *Harness) play(ctx context.Context, it *Iteration, rng *rand.Rand) error
 // now: its session (application_name "autopatch <replica id>") sits in the
 // transaction that locked the due rows (FOR NO KEY UPDATE … SKIP LOCKED)
 // while SCCM answers, and serve registers its replica id with its pid in the
-// replicas table. -1 when no live replica holds one (a random replica is
+// replicas table. The lock is found in pg_locks (the row locks' RowShareLock
+// on deployments), not in the session's last statement: the keeper reads
+// the change's rollout state after locking, so the statement shown while
+// SCCM answers is seldom the lock (which made this probe miss 1 run in 4). -1 when no live replica holds one (a random replica is
 // killed then).
 func (h *Harness) holder(ctx context.Context) (int, string) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
@@ -263,7 +266,8 @@ func (h *Harness) holder(ctx context.Context) (int, string) {
 	}
 	rows, err := h.watch.Query(ctx, `SELECT r.pid, r.client_id FROM pg_stat_activity a
 		JOIN replicas r ON a.application_name = 'autopatch ' || r.client_id
-		WHERE a.state = 'idle in transaction' AND a.query LIKE '%FOR NO KEY UPDATE OF d SKIP LOCKED%'`)
+		WHERE a.state = 'idle in transaction' AND EXISTS (SELECT 1 FROM pg_locks l
+			WHERE l.pid = a.pid AND l.relation = 'deployments'::regclass AND l.mode = 'RowShareLock' AND l.granted)`)
 	if err != nil {
 		return -1, ""
 	}
