@@ -28,7 +28,15 @@ type sitesHarness struct {
 // answers slowly would.
 func newSitesHarness(t *testing.T, further []string, slow map[string]time.Duration) *sitesHarness {
 	t.Helper()
-	h := &sitesHarness{harness: newHarness(t, func(o *estate.Options) { o.Sites = further })}
+	return withSites(t, newHarness(t, func(o *estate.Options) { o.Sites = further }), further, slow)
+}
+
+// withSites gives h, whose estate was started with the further sites
+// (estate.Options.Sites), a connector per site in Deps.Sites, as serve
+// does with AUTOPATCH_SCCM_SITES; before h's client starts.
+func withSites(t testing.TB, harness *harness, further []string, slow map[string]time.Duration) *sitesHarness {
+	t.Helper()
+	h := &sitesHarness{harness: harness}
 	h.codes = append([]string{sccmsim.DefaultSiteCode}, further...)
 	for _, code := range h.codes {
 		cfg := h.est.WinRMConfig()

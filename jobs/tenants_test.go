@@ -212,6 +212,71 @@ func TestTenantsFairness(t *testing.T) {
 	}
 }
 
+// TestTenantsAndSitesSideBySide: two tenants and three sites in one
+// process (issue #20, "Done when"). A's one site refuses every call from
+// before the windows' start until past their end; B's change spans B's
+// three sites, one window at each, at the same instant as A's. Each of
+// B's sites opens and closes its window on time, in its own calls, and
+// holds only its own deployment; A's windows are missed, never enabled,
+// and noted; neither schema holds a row or job of the other's change.
+func TestTenantsAndSitesSideBySide(t *testing.T) {
+	t.Parallel()
+	url := testdb.URL(t)
+	a := newTenantHarness(t, url, "a")
+	further := []string{"PS2", "PS3"}
+	bt := newTenantHarness(t, url, "b", func(o *estate.Options) { o.Sites = further })
+	b := withSites(t, bt.harness, further, nil)
+	a.changes.Store(1000) // A's change numbers apart from B's
+	a.startClient()
+	b.startClient()
+
+	now := time.Now().Truncate(time.Second)
+	w := window{now.Add(12 * time.Second), now.Add(20 * time.Second)}
+	a.load(schedule("AUTO", "automatic", w), schedule("MORE", "automatic", w))
+	var entries []string
+	for _, c := range b.codes {
+		entries = append(entries, siteSchedule("AUTO-"+c, c, w))
+	}
+	b.load(entries...)
+	aNumber, aSysID := a.approve(now, now.Add(time.Hour))
+	bNumber, _ := b.approve(now, now.Add(time.Hour))
+	a.waitFor("A's deployments created", func() bool { return a.states(aNumber)["created"] == 4 })
+	b.waitFor("B's deployments created at its three sites", func() bool { return b.states(bNumber)["created"] == 6 })
+	require.True(t, time.Now().Before(w.start), "the deployments were created only after the windows' start; the machine is too loaded for this test")
+	a.est.SetWinRMDown(true)
+
+	b.waitFor("B's windows closed at every site", func() bool { return b.states(bNumber)["closed"] == 6 })
+	for _, c := range b.codes {
+		at := b.deploymentsAt(c, bNumber)
+		require.Len(t, at, 2, "site %s: its schedule's 2 update groups", c)
+		for _, d := range at {
+			require.Contains(t, d.Name, "-AUTO-"+c+"-", "site %s holds only its own schedule's deployments", c)
+			b.requireOnTime(t, d, w)
+		}
+		require.Empty(t, b.deploymentsAt(c, aNumber), "site %s of B holds nothing of A's", c)
+	}
+	time.Sleep(time.Until(w.end.Add(time.Second)))
+	a.est.SetWinRMDown(false)
+	a.waitFor("A's windows missed", func() bool { return a.states(aNumber)["missed"] == 4 })
+	for _, d := range a.deployments(aNumber) {
+		requireNeverEnabled(t, d)
+	}
+	require.Empty(t, a.deployments(bNumber), "A's site holds nothing of B's")
+	a.waitFor("A's missed note", func() bool { return strings.Contains(a.notes(aSysID), "window MISSED") })
+
+	for _, tt := range []struct {
+		name       string
+		h          *tenantHarness
+		own, other string
+		rows       int
+	}{{"A", a, aNumber, bNumber, 4}, {"B", bt, bNumber, aNumber, 6}} {
+		require.Equal(t, tt.rows, tt.h.count(`SELECT count(*) FROM deployments`), "%s: its own deployments only", tt.name)
+		require.Equal(t, tt.rows, tt.h.count(`SELECT count(*) FROM deployments WHERE change_number = $1`, tt.own), tt.name)
+		require.Zero(t, tt.h.count(`SELECT count(*) FROM changes WHERE number = $1`, tt.other), "%s: the other's change is not in its schema", tt.name)
+		require.Zero(t, tt.h.count(`SELECT count(*) FROM river_job WHERE args->>'change_number' = $1`, tt.other), "%s: no job of the other's change", tt.name)
+	}
+}
+
 // requireTenantsApart: each tenant's schema holds its own change,
 // deployments and River jobs and nothing of the other's; each tenant's
 // SCCM holds only its own deployments; the default tenant's schema
