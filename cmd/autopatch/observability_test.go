@@ -49,6 +49,9 @@ func exportedMetrics(t *testing.T) map[string]bool {
 
 var metricRef = regexp.MustCompile(`\bautopatch_[a-z0-9_]+`)
 
+// selectorRef is a metric name in a query and what follows it.
+var selectorRef = regexp.MustCompile(`\b(autopatch_[a-z0-9_]+)(\S*)`)
+
 // TestObservabilityDashboard: the Grafana dashboard is JSON Grafana can
 // provision, and every query names metrics autopatch exports.
 func TestObservabilityDashboard(t *testing.T) {
@@ -77,6 +80,14 @@ func TestObservabilityDashboard(t *testing.T) {
 	require.NotEmpty(t, dash.Templating.List)
 	require.Equal(t, "datasource", dash.Templating.List[0].Type)
 	require.Equal(t, "prometheus", dash.Templating.List[0].Query)
+	require.Condition(t, func() bool {
+		for _, v := range dash.Templating.List {
+			if v.Name == "tenant" {
+				return true
+			}
+		}
+		return false
+	}, "the dashboard has a tenant variable")
 
 	ids := map[int]bool{}
 	var exprs []string
@@ -93,6 +104,13 @@ func TestObservabilityDashboard(t *testing.T) {
 			require.Equal(t, "${datasource}", tg.Datasource.UID, "%s: the data source variable", p.Title)
 			for _, m := range metricRef.FindAllString(tg.Expr, -1) {
 				require.True(t, metrics[m], "%s: %s is not a metric autopatch exports", p.Title, m)
+			}
+			// Every tenant's series are labelled (docs/architecture.md
+			// §10.2): a panel that ignored the variable would sum customers.
+			for _, ref := range selectorRef.FindAllStringSubmatch(tg.Expr, -1) {
+				if ref[1] != "autopatch_build_info" {
+					require.True(t, strings.HasPrefix(ref[2], `{tenant=~"$tenant"`), "%s: %s is not scoped by the tenant variable", p.Title, ref[1])
+				}
 			}
 			exprs = append(exprs, tg.Expr)
 		}
