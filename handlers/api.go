@@ -19,13 +19,9 @@ import (
 // an unknown tenant, never a 401 that would confirm to a token of another
 // tenant that this one exists.
 func bearerAuth(token config.Secret, hidden bool) echo.MiddlewareFunc {
-	want := sha256.Sum256([]byte(token.Reveal()))
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			h := c.Request().Header.Get(echo.HeaderAuthorization)
-			got, ok := strings.CutPrefix(h, "Bearer ")
-			sum := sha256.Sum256([]byte(got))
-			if !ok || !token.IsSet() || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
+			if !bearerMatches(c, token) {
 				if hidden {
 					return echo.ErrNotFound
 				}
@@ -35,6 +31,16 @@ func bearerAuth(token config.Secret, hidden bool) echo.MiddlewareFunc {
 			return next(c)
 		}
 	}
+}
+
+// bearerMatches reports whether the request's bearer token is token (set),
+// compared in constant time: both are hashed first, so the length of
+// neither leaks.
+func bearerMatches(c echo.Context, token config.Secret) bool {
+	got, ok := strings.CutPrefix(c.Request().Header.Get(echo.HeaderAuthorization), "Bearer ")
+	want := sha256.Sum256([]byte(token.Reveal()))
+	sum := sha256.Sum256([]byte(got))
+	return ok && token.IsSet() && subtle.ConstantTimeCompare(sum[:], want[:]) == 1
 }
 
 // PathParam returns a path parameter decoded. Echo matches on the escaped

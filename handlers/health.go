@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/autopatch/autopatch/internal/config"
 )
 
 // ReadyFunc reports why autopatch cannot do its work, or nil when it can.
@@ -36,18 +38,29 @@ func healthz(c echo.Context) error {
 
 // readyz answers 200 only when the database answers and the job client runs,
 // so a load balancer stops sending webhooks to a replica that cannot record
-// them. It recovers by itself: every call checks again.
-func readyz(ready ReadyFunc) echo.HandlerFunc {
+// them. It recovers by itself: every call checks again. With a metrics token
+// (a tenants file), the error and warnings, which name tenants and their
+// files, are shown only to its bearer: the status code is the probe's
+// answer and stays open.
+func readyz(ready ReadyFunc, token config.Secret) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
 		defer cancel()
 		err := ready(ctx)
+		details := !token.IsSet() || bearerMatches(c, token)
 		var warnings Warnings
 		if errors.As(err, &warnings) {
+			if !details {
+				warnings = nil
+			}
 			return c.JSON(http.StatusOK, healthResponse{Status: "ok", Warnings: warnings})
 		}
 		if err != nil {
-			return c.JSON(http.StatusServiceUnavailable, healthResponse{Status: "unavailable", Error: err.Error()})
+			msg := err.Error()
+			if !details {
+				msg = "details with AUTOPATCH_METRICS_TOKEN"
+			}
+			return c.JSON(http.StatusServiceUnavailable, healthResponse{Status: "unavailable", Error: msg})
 		}
 		return c.JSON(http.StatusOK, healthResponse{Status: "ok"})
 	}

@@ -44,6 +44,9 @@ type Options struct {
 	Tenant string
 
 	APIToken  config.Secret      // bearer token of /api/v1
+	// MetricsToken, when set, is the bearer token of the process's
+	// /metrics and of /readyz's details (metrics.go).
+	MetricsToken config.Secret
 	Store     ScheduleLister     // stored schedules
 	Schedules *schedules.Current // schedules in force
 	Now       func() time.Time   // clock; nil means time.Now
@@ -88,9 +91,12 @@ func New(opts Options) *echo.Echo {
 	// Route table.
 	if opts.Tenant == "" {
 		e.GET("/healthz", healthz)
-		e.GET("/readyz", readyz(opts.Ready))
-		e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{Registry: opts.Registry})))
+		e.GET("/readyz", readyz(opts.Ready, opts.MetricsToken))
+		e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{Registry: opts.Registry})),
+			metricsAuth(opts.MetricsToken))
 		e.GET("/openapi.yaml", openAPIDocument)
+	} else {
+		e.GET("/metrics", tenantMetrics(opts.Registry, opts.Tenant), bearerAuth(opts.APIToken, true))
 	}
 	if opts.Webhooks != nil {
 		wo := *opts.Webhooks

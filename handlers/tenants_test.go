@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -10,6 +11,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
+
+	"github.com/autopatch/autopatch/internal/config"
 )
 
 // TestTenants: /t/{name}/ reaches the tenant's server with the prefix
@@ -52,4 +55,78 @@ func TestTenants(t *testing.T) {
 	}
 	code, _ = serve("/healthz")
 	require.Equal(t, http.StatusOK, code, "the process's routes stay at the root")
+}
+
+// TestTenantMetrics: a tenant's /t/{name}/metrics, with its API token,
+// shows its own series and nothing of another tenant or of the process;
+// another tenant's token gets the unknown tenant's 404. The process's
+// /metrics and /readyz's details need the metrics token when one is set.
+func TestTenantMetrics(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	newTenant := func(name, token string) http.Handler {
+		return New(Options{Logger: slog.New(slog.DiscardHandler), Registry: reg, Tenant: name, APIToken: config.Secret(token),
+			Registerer: prometheus.WrapRegistererWith(prometheus.Labels{"tenant": name}, reg)})
+	}
+	for _, name := range []string{"acme", "contoso"} {
+		c := prometheus.NewCounter(prometheus.CounterOpts{Name: "autopatch_windows_missed_total", Help: "h"})
+		prometheus.WrapRegistererWith(prometheus.Labels{"tenant": name}, reg).MustRegister(c)
+		c.Add(float64(len(name)))
+	}
+	reg.MustRegister(prometheus.NewGoCollector())
+	root := New(Options{Logger: slog.New(slog.DiscardHandler), Registry: reg, MetricsToken: config.Secret("ops-token"),
+		Registerer: prometheus.WrapRegistererWith(prometheus.Labels{"tenant": ""}, reg),
+		Ready:      func(context.Context) error { return Warnings{"tenant contoso: schedules file reload failed"} }})
+	h := Tenants(root, map[string]http.Handler{"acme": newTenant("acme", "acme-token"), "contoso": newTenant("contoso", "contoso-token")})
+	get := func(path, token string) (int, string) {
+		t.Helper()
+		req := httptest.NewRequest(http.MethodGet, path, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Code, rec.Body.String()
+	}
+
+	get("/t/acme/metrics", "acme-token") // a request of acme's to count
+	code, body := get("/t/acme/metrics", "acme-token")
+	require.Equal(t, http.StatusOK, code, body)
+	require.Contains(t, body, `autopatch_windows_missed_total{tenant="acme"} 4`)
+	require.Contains(t, body, `autopatch_http_request_duration_seconds`, "its own requests")
+	require.NotContains(t, body, "contoso")
+	require.NotContains(t, body, `tenant=""`)
+	require.NotContains(t, body, "go_goroutines", "the process's series are the operator's")
+
+	_, unknown := get("/t/globex/metrics", "acme-token")
+	for _, token := range []string{"contoso-token", "", "ops-token"} {
+		code, body = get("/t/acme/metrics", token)
+		require.Equal(t, http.StatusNotFound, code, "token %q", token)
+		require.Equal(t, stripRequestID(t, unknown), stripRequestID(t, body), "token %q: as an unknown tenant", token)
+	}
+
+	code, body = get("/metrics", "")
+	require.Equal(t, http.StatusUnauthorized, code)
+	require.NotContains(t, body, "acme")
+	code, _ = get("/metrics", "acme-token")
+	require.Equal(t, http.StatusUnauthorized, code, "a tenant's token is not the operator's")
+	code, body = get("/metrics", "ops-token")
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, body, `tenant="acme"`)
+	require.Contains(t, body, `tenant="contoso"`)
+
+	code, body = get("/readyz", "")
+	require.Equal(t, http.StatusOK, code, "the probe's answer is open")
+	require.NotContains(t, body, "contoso")
+	code, body = get("/readyz", "ops-token")
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, body, "tenant contoso: schedules file reload failed")
+}
+
+func stripRequestID(t *testing.T, body string) map[string]any {
+	t.Helper()
+	var m map[string]any
+	require.NoError(t, json.Unmarshal([]byte(body), &m), body)
+	delete(m, "request_id")
+	return m
 }

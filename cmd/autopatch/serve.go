@@ -195,7 +195,7 @@ func initServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*
 		// No default tenant: the process's routes alone, unprefixed. Its
 		// requests carry tenant="" beside the tenants' (one metric name,
 		// one set of label names).
-		root = handlers.New(handlers.Options{Logger: logger, Ready: s.ready, Registry: s.registry,
+		root = handlers.New(handlers.Options{Logger: logger, Ready: s.ready, Registry: s.registry, MetricsToken: cfg.MetricsToken,
 			Registerer: prometheus.WrapRegistererWith(prometheus.Labels{"tenant": ""}, s.registry)})
 	}
 	var h http.Handler = root
@@ -362,7 +362,7 @@ func (s *server) newTenant(ctx context.Context, name string, cfg *config.Config,
 	// The default tenant is served at the root, with the process's routes
 	// and the administrator's console (handlers/ui, docs/architecture.md
 	// §9.5).
-	opts.Ready = s.ready
+	opts.Ready, opts.MetricsToken = s.ready, s.cfg.MetricsToken
 	t.handler = handlers.New(opts)
 	consoleSite := ""
 	if len(cfg.Sites) > 0 {

@@ -61,6 +61,7 @@ func tenantsOnlyConfig(t *testing.T, dbURL, tenantsPath string) *config.Config {
 			"AUTOPATCH_LISTEN":           "127.0.0.1:0",
 			"AUTOPATCH_SHUTDOWN_TIMEOUT": "5s",
 			"AUTOPATCH_TENANTS_FILE":     tenantsPath,
+			"AUTOPATCH_METRICS_TOKEN":    "ops-token",
 		}[k]
 	}, "")
 	require.NoError(t, err)
@@ -149,7 +150,21 @@ func TestServeTenants(t *testing.T) {
 		notFound(t, "/t/globex/api/v1/schedules", "")
 		require.Contains(t, send("/t/globex", "acme-webhook-value", "CHG0040003"), "HTTP 404")
 		code, _ := get(t, base+"/t/acme/metrics")
-		require.Equal(t, http.StatusNotFound, code, "a tenant's routes are its webhooks and API only")
+		require.Equal(t, http.StatusNotFound, code, "a tenant's metrics need its token")
+		code, _ = getAs(t, base+"/t/acme/metrics", "contoso-token-value")
+		require.Equal(t, http.StatusNotFound, code, "another tenant's token is answered as an unknown tenant")
+	})
+
+	t.Run("TenantsOwnMetrics", func(t *testing.T) {
+		code, metrics := getAs(t, base+"/t/acme/metrics", "acme-token-value")
+		require.Equal(t, http.StatusOK, code, metrics)
+		require.Contains(t, metrics, `autopatch_reload_failed{file="schedules",tenant="acme"} 0`)
+		require.NotContains(t, metrics, "contoso")
+		for _, line := range strings.Split(metrics, "\n") {
+			if line != "" && !strings.HasPrefix(line, "#") {
+				require.Contains(t, line, `tenant="acme"`, "only acme's series: %s", line)
+			}
+		}
 	})
 
 	t.Run("NoDefaultTenant", func(t *testing.T) {
@@ -160,7 +175,11 @@ func TestServeTenants(t *testing.T) {
 	})
 
 	t.Run("MetricsCarryTheTenant", func(t *testing.T) {
-		_, metrics := get(t, base+"/metrics")
+		code, metrics := get(t, base+"/metrics")
+		require.Equal(t, http.StatusUnauthorized, code, "with a tenants file, the process's metrics are the operator's")
+		require.NotContains(t, metrics, "acme")
+		code, metrics = getAs(t, base+"/metrics", "ops-token")
+		require.Equal(t, http.StatusOK, code)
 		for _, tenant := range []string{"acme", "contoso"} {
 			require.Contains(t, metrics, `autopatch_reload_failed{file="schedules",tenant="`+tenant+`"} 0`)
 			require.Contains(t, metrics, `autopatch_deployments_open_past_close{tenant="`+tenant+`"} 0`)
@@ -172,7 +191,7 @@ func TestServeTenants(t *testing.T) {
 		_, err := conn.Exec(ctx, `INSERT INTO `+pgx.Identifier{"tenant_acme", "river_job"}.Sanitize()+`
 			(args, kind, max_attempts, queue, state, scheduled_at) VALUES ('{}', 'probe', 1, 'probe', 'scheduled', now() + interval '1 year')`)
 		require.NoError(t, err)
-		_, metrics = get(t, base+"/metrics")
+		_, metrics = getAs(t, base+"/metrics", "ops-token")
 		require.Contains(t, metrics, `autopatch_jobs{queue="probe",state="scheduled",tenant="acme"} 1`)
 		require.NotContains(t, metrics, `autopatch_jobs{queue="probe",state="scheduled",tenant="contoso"}`)
 		for _, line := range strings.Split(metrics, "\n") {

@@ -62,6 +62,7 @@ type Config struct {
 	WebhookUser     string `env:"WEBHOOK_USER" doc:"HTTP Basic user for webhooks."`
 	WebhookPassword Secret `env:"WEBHOOK_PASSWORD" doc:"HTTP Basic password for webhooks."`
 	APIToken        Secret `env:"API_TOKEN" doc:"Bearer token for /api/v1."`
+	MetricsToken    Secret `env:"METRICS_TOKEN" doc:"Bearer token for /metrics and for the details of /readyz (its status code stays open to probes). Required with AUTOPATCH_TENANTS_FILE: the process's metrics and readiness name every customer. Empty without a tenants file: both are open, as before."`
 
 	StatusPollInterval time.Duration `env:"STATUS_POLL_INTERVAL" default:"5m" doc:"How often deployment status is read while a window is open."`
 	PreflightLead      time.Duration `env:"PREFLIGHT_LEAD" default:"24h" doc:"How long before a window its members' SCCM clients are checked (installed, active, last policy request); inactive ones are noted on the change and counted client_inactive in the compliance ledger."`
@@ -465,6 +466,9 @@ func (c *Config) DefaultTenant() bool {
 // ValidateServe checks what serve needs beyond the database.
 func (c *Config) ValidateServe() error {
 	errs := []error{c.ValidateDatabase()}
+	if c.TenantsFile != "" && !c.MetricsToken.IsSet() {
+		errs = append(errs, errors.New("AUTOPATCH_METRICS_TOKEN is required with AUTOPATCH_TENANTS_FILE: /metrics and /readyz name every customer, and the webhooks' address is reachable by all of them"))
+	}
 	if !c.DefaultTenant() {
 		return errors.Join(errs...)
 	}

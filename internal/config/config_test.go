@@ -263,9 +263,14 @@ func TestDefaultTenant(t *testing.T) {
 
 	t.Run("TenantsOnly", func(t *testing.T) {
 		t.Parallel()
-		cfg, err := LoadServe(env(with("AUTOPATCH_TENANTS_FILE", "tenants.yaml")), "")
+		cfg, err := LoadServe(env(with("AUTOPATCH_TENANTS_FILE", "tenants.yaml", "AUTOPATCH_METRICS_TOKEN", "m")), "")
 		require.NoError(t, err)
 		require.False(t, cfg.DefaultTenant())
+	})
+	t.Run("MetricsTokenRequired", func(t *testing.T) {
+		t.Parallel()
+		_, err := LoadServe(env(with("AUTOPATCH_TENANTS_FILE", "tenants.yaml")), "")
+		require.ErrorContains(t, err, "AUTOPATCH_METRICS_TOKEN is required with AUTOPATCH_TENANTS_FILE")
 	})
 	t.Run("HalfADefaultIsReported", func(t *testing.T) {
 		t.Parallel()

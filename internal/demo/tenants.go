@@ -353,7 +353,7 @@ func (d *tenantRun) story(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	code, metrics, err := d.get("/metrics", "")
+	code, metrics, err := d.get("/metrics", d.est.MetricsToken())
 	if err != nil || code != http.StatusOK {
 		return fmt.Errorf("GET /metrics: %d %v", code, err)
 	}

@@ -2,6 +2,7 @@ package estate
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"os"
@@ -31,6 +32,9 @@ type Tenant struct {
 type Tenants struct {
 	names   []string
 	estates map[string]*Estate
+	// metricsToken is the operator's AUTOPATCH_METRICS_TOKEN in Env: serve
+	// requires one with a tenants file.
+	metricsToken string
 }
 
 var tenantName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
@@ -42,7 +46,7 @@ func StartTenants(ctx context.Context, tenants []Tenant) (*Tenants, error) {
 	if len(tenants) == 0 {
 		return nil, errors.New("estate: tenants: none listed")
 	}
-	t := &Tenants{estates: map[string]*Estate{}}
+	t := &Tenants{estates: map[string]*Estate{}, metricsToken: "sim-metrics-" + strings.ToLower(rand.Text())}
 	var certPEM, keyPEM, caPEM []byte
 	for i, tn := range tenants {
 		if !tenantName.MatchString(tn.Name) || tn.Name == "default" {
@@ -86,6 +90,10 @@ func StartTenants(ctx context.Context, tenants []Tenant) (*Tenants, error) {
 	}
 	return t, nil
 }
+
+// MetricsToken is the bearer token of serve's /metrics and /readyz
+// details that Env sets (AUTOPATCH_METRICS_TOKEN).
+func (t *Tenants) MetricsToken() string { return t.metricsToken }
 
 // Names are the tenants, in the order given.
 func (t *Tenants) Names() []string { return t.names }
@@ -166,13 +174,14 @@ func (t *Tenants) TenantsFile(schedules map[string]string) ([]byte, error) {
 }
 
 // Env returns the settings that point serve at the estates through the
-// tenants file at tenantsFile: AUTOPATCH_TENANTS_FILE, the WinRM settings
+// tenants file at tenantsFile: AUTOPATCH_TENANTS_FILE, the operator's
+// AUTOPATCH_METRICS_TOKEN, the WinRM settings
 // every tenant shares (authentication, the estates' one CA), each tenant's
 // secrets in the variables TenantsFile names, and each tenant's control
 // URL (AUTOPATCH_SIM_<NAME>_URL, which serve ignores). None of the default
 // tenant's own settings is set, so serve serves the file's tenants only.
 func (t *Tenants) Env(tenantsFile string) []string {
-	env := []string{"AUTOPATCH_TENANTS_FILE=" + tenantsFile}
+	env := []string{"AUTOPATCH_TENANTS_FILE=" + tenantsFile, "AUTOPATCH_METRICS_TOKEN=" + t.metricsToken}
 	first := t.estates[t.names[0]]
 	for _, system := range []string{"SCCM", "SCOM"} {
 		env = append(env, "AUTOPATCH_"+system+"_AUTH="+winrm.AuthBasic)
