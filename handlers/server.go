@@ -43,13 +43,13 @@ type Options struct {
 	// an unknown tenant, so a token of another tenant learns nothing.
 	Tenant string
 
-	APIToken  config.Secret      // bearer token of /api/v1
+	APIToken config.Secret // bearer token of /api/v1
 	// MetricsToken, when set, is the bearer token of the process's
 	// /metrics and of /readyz's details (metrics.go).
 	MetricsToken config.Secret
-	Store     ScheduleLister     // stored schedules
-	Schedules *schedules.Current // schedules in force
-	Now       func() time.Time   // clock; nil means time.Now
+	Store        ScheduleLister     // stored schedules
+	Schedules    *schedules.Current // schedules in force
+	Now          func() time.Time   // clock; nil means time.Now
 	// Pool holds changes, deployments, devices; nil leaves the read API
 	// out (a tenants file without the default tenant: only the process's
 	// routes are unprefixed).
