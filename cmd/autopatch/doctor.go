@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"slices"
@@ -17,12 +18,20 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivermigrate"
+
 	"github.com/autopatch/autopatch/connectors/sccm"
 	"github.com/autopatch/autopatch/connectors/scom"
 	"github.com/autopatch/autopatch/connectors/servicenow"
 	"github.com/autopatch/autopatch/connectors/winrm"
 	"github.com/autopatch/autopatch/internal/config"
 	"github.com/autopatch/autopatch/internal/schedules"
+	"github.com/autopatch/autopatch/internal/store"
+	"github.com/autopatch/autopatch/internal/tenants"
+	"github.com/autopatch/autopatch/migrations"
 )
 
 const doctorUsage = `Usage: autopatch doctor [flags]
@@ -36,6 +45,16 @@ Nothing is created, changed or deleted anywhere.
 Update groups: the groups a change may name are not in any file; give them with
 --update-group (repeatable) and/or AUTOPATCH_DOCTOR_UPDATE_GROUPS
 (comma-separated). Both lists are checked.
+
+Tenants: with AUTOPATCH_TENANTS_FILE, doctor checks every tenant serve would
+serve (the default one, when its AUTOPATCH_* settings are set, then each of
+the file's), side by side, each under a "== tenant NAME ==" heading, and
+exits 1 when any tenant has a FAIL; the last line names them. --tenant NAME
+checks that tenant only: its SCCM sites, SCOM and ServiceNow with its own
+credentials, its schedules file, and its database schema (tenant_NAME:
+present, autopatch's and River's migrations applied). --tenant default is the
+tenant of the AUTOPATCH_* settings alone. The update groups are checked at
+every tenant's sites.
 
 Flags:
 `
@@ -54,12 +73,19 @@ type check struct {
 	Detail string `json:"detail"`
 	// Fix says what to do; empty when the check is ok.
 	Fix string `json:"fix,omitempty"`
+	// Tenant is whose check this is, once a tenants file or --tenant is
+	// in use; empty (left out) otherwise, as before tenants.
+	Tenant string `json:"tenant,omitempty"`
 }
 
 // doctorReport is the --format json document.
 type doctorReport struct {
-	OK     bool    `json:"ok"`
-	Checks []check `json:"checks"`
+	OK bool `json:"ok"`
+	// Tenants are the tenants checked, in order, when a tenants file or
+	// --tenant is in use; FailedTenants those with a FAIL.
+	Tenants       []string `json:"tenants,omitempty"`
+	FailedTenants []string `json:"failed_tenants,omitempty"`
+	Checks        []check  `json:"checks"`
 }
 
 // runDoctor is `autopatch doctor`: 0 when no check fails, 1 when one does,
@@ -87,6 +113,7 @@ func doctorMain(ctx context.Context, args []string, getenv func(string) string, 
 		groups = append(groups, v)
 		return nil
 	})
+	tenantName := fs.String("tenant", "", tenantFlagDoc)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -103,25 +130,69 @@ func doctorMain(ctx context.Context, args []string, getenv func(string) string, 
 		return 2
 	}
 
-	var checks []check
+	var sections []doctorSection
 	cfg, err := config.Load(getenv, *configFile)
 	if err != nil {
 		// Nothing can be reached with an invalid configuration.
-		checks = append(checks, configChecks(err)...)
+		sections = []doctorSection{{checks: configChecks(err)}}
 	} else {
+		var doctors []*doctor
+		if doctors, sections, err = doctorsFor(cfg, *tenantName, getenv, mergeGroups(groups, cfg.DoctorUpdateGroups)); err != nil {
+			fmt.Fprintf(stderr, "autopatch doctor: %v\n", err)
+			return 2
+		}
 		ctx, cancel := context.WithTimeout(ctx, *timeout)
 		defer cancel()
-		checks = (&doctor{cfg: cfg, updateGroups: mergeGroups(groups, cfg.DoctorUpdateGroups)}).run(ctx)
+		// The tenants side by side: each one's checks take seconds (a
+		// WinRM call per system), and a patch night's check of every
+		// customer should take no longer than one's.
+		parts := make([]doctorSection, len(doctors))
+		var wg sync.WaitGroup
+		for i, d := range doctors {
+			wg.Go(func() { parts[i] = doctorSection{tenant: d.name(), checks: d.run(ctx)} })
+		}
+		wg.Wait()
+		sections = append(sections, parts...)
 	}
+	tenantMode := *tenantName != "" || (cfg != nil && cfg.TenantsFile != "")
 
+	var checks []check
+	var names, failedTenants []string
+	fileFailed := false
+	for _, sec := range sections {
+		failed := false
+		isTenant := tenantMode && sec.tenant != tenantsFileSection && sec.tenant != ""
+		for _, c := range sec.checks {
+			if isTenant {
+				c.Tenant = sec.tenant
+			}
+			checks = append(checks, c)
+			failed = failed || c.Status == statusFail
+		}
+		switch {
+		case isTenant:
+			names = append(names, sec.tenant)
+			if failed {
+				failedTenants = append(failedTenants, sec.tenant)
+			}
+		case sec.tenant == tenantsFileSection:
+			fileFailed = true
+		}
+	}
 	failed := slices.ContainsFunc(checks, func(c check) bool { return c.Status == statusFail })
 	if *format == "json" {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		if err := enc.Encode(doctorReport{OK: !failed, Checks: checks}); err != nil {
+		rep := doctorReport{OK: !failed, Checks: checks}
+		if tenantMode {
+			rep.Tenants, rep.FailedTenants = names, failedTenants
+		}
+		if err := enc.Encode(rep); err != nil {
 			fmt.Fprintf(stderr, "autopatch doctor: %v\n", err)
 			return 1
 		}
+	} else if tenantMode {
+		printSections(stdout, sections, failedTenants, fileFailed)
 	} else {
 		printChecks(stdout, checks)
 	}
@@ -131,18 +202,125 @@ func doctorMain(ctx context.Context, args []string, getenv func(string) string, 
 	return 0
 }
 
+// doctorSection is the checks of one tenant ("" without tenants, or for
+// the tenants file itself when it does not load).
+type doctorSection struct {
+	tenant string
+	checks []check
+}
+
+// tenantsFileSection heads the tenants file's own check.
+const tenantsFileSection = "tenants file"
+
+// doctorsFor returns the doctors of the tenants to check: the one of
+// today's configuration without a tenants file, the tenant of --tenant, or
+// every tenant serve would serve. A tenants file that does not load is a
+// section of FAILs rather than an error: the operator gets it with the
+// other tenants' checks, as serve would refuse to start on it. The error
+// is a --tenant that names no tenant (exit 2).
+func doctorsFor(cfg *config.Config, name string, getenv func(string) string, groups []string) ([]*doctor, []doctorSection, error) {
+	if name != "" {
+		tenant, err := chooseTenant(cfg, name, getenv)
+		if isUsage(err) {
+			return nil, nil, err
+		}
+		if err != nil {
+			return nil, []doctorSection{{tenant: tenantsFileSection, checks: tenantsFileChecks(err)}}, nil
+		}
+		return []*doctor{{cfg: tenant.cfg, updateGroups: groups, tenant: tenant.file}}, nil, nil
+	}
+	var doctors []*doctor
+	if cfg.DefaultTenant() {
+		doctors = append(doctors, &doctor{cfg: cfg, updateGroups: groups})
+	}
+	if cfg.TenantsFile == "" {
+		return doctors, nil, nil
+	}
+	list, err := loadTenants(cfg, getenv)
+	if err != nil {
+		return doctors, []doctorSection{{tenant: tenantsFileSection, checks: tenantsFileChecks(err)}}, nil
+	}
+	for i := range list {
+		doctors = append(doctors, &doctor{cfg: tenantConfig(cfg, list[i]), updateGroups: groups, tenant: &list[i]})
+	}
+	return doctors, nil, nil
+}
+
+// tenantsFileChecks turns the tenants file's errors (one line each, naming
+// the tenant, the field and the line, never a secret) into FAIL lines.
+func tenantsFileChecks(err error) []check {
+	var out []check
+	for _, msg := range strings.Split(err.Error(), "\n") {
+		if msg = strings.TrimSpace(msg); msg != "" {
+			out = append(out, check{Status: statusFail, Name: "tenants_file", Detail: msg,
+				Fix: "correct the tenants file (docs/tenants.md); serve refuses to start with it as it is"})
+		}
+	}
+	return out
+}
+
+// name is the tenant's name: tenants.DefaultName for the AUTOPATCH_*
+// settings' tenant.
+func (d *doctor) name() string {
+	if d.tenant == nil {
+		return tenants.DefaultName
+	}
+	return d.tenant.Name
+}
+
+// printSections is printChecks with a heading per tenant, and a last line
+// that names the tenants with a FAIL: with ten customers, the one to wake
+// up for is on the last line.
+func printSections(w io.Writer, sections []doctorSection, failedTenants []string, fileFailed bool) {
+	var all []check
+	for _, sec := range sections {
+		switch sec.tenant {
+		case "": // the settings do not load: no tenant to speak of
+		case tenantsFileSection:
+			fmt.Fprintf(w, "== %s ==\n", sec.tenant)
+		default:
+			fmt.Fprintf(w, "== tenant %s ==\n", sec.tenant)
+		}
+		for _, c := range sec.checks {
+			fmt.Fprintf(w, "%-4s  %s\n", c.Status, oneLine(checkLine(c)))
+		}
+		all = append(all, sec.checks...)
+	}
+	counts := map[string]int{}
+	for _, c := range all {
+		counts[c.Status]++
+	}
+	fmt.Fprintf(w, "autopatch doctor: %d ok, %d warn, %d FAIL", counts[statusOK], counts[statusWarn], counts[statusFail])
+	var where []string
+	if fileFailed {
+		where = append(where, "the tenants file")
+	}
+	if len(failedTenants) > 0 {
+		where = append(where, "tenant "+strings.Join(failedTenants, ", "))
+	}
+	if len(where) > 0 {
+		fmt.Fprintf(w, "; FAIL in %s", strings.Join(where, " and "))
+	}
+	fmt.Fprintln(w)
+}
+
 // printChecks writes one line per check and a count.
 func printChecks(w io.Writer, checks []check) {
 	counts := map[string]int{}
 	for _, c := range checks {
 		counts[c.Status]++
-		line := c.Name + ": " + c.Detail
-		if c.Fix != "" {
-			line += " — fix: " + c.Fix
-		}
-		fmt.Fprintf(w, "%-4s  %s\n", c.Status, oneLine(line))
+		fmt.Fprintf(w, "%-4s  %s\n", c.Status, oneLine(checkLine(c)))
 	}
 	fmt.Fprintf(w, "autopatch doctor: %d ok, %d warn, %d FAIL\n", counts[statusOK], counts[statusWarn], counts[statusFail])
+}
+
+// checkLine is a check as printed, but its status.
+func checkLine(c check) string {
+	line := c.Name + ": " + c.Detail
+	if c.Fix != "" {
+		line += " — fix: " + c.Fix
+	}
+	return line
 }
 
 // oneLine folds remote error texts (PowerShell's are multi-line) into one line.
@@ -176,6 +354,69 @@ func configChecks(err error) []check {
 type doctor struct {
 	cfg          *config.Config
 	updateGroups []string
+	// tenant is the tenants file's tenant whose configuration cfg is
+	// (tenantConfig); nil for the default tenant. Its fixes name the
+	// tenants file's keys, and its schema is checked too.
+	tenant *tenants.Tenant
+}
+
+// settingNames are the settings a check's fix tells the operator to
+// correct: the AUTOPATCH_* variables for the default tenant, the tenants
+// file's keys for a file tenant, whose endpoints, users and passwords are
+// there (the WinRM authentication, CA and timeout stay the process's
+// AUTOPATCH_SCCM_* and AUTOPATCH_SCOM_*, every tenant's).
+type settingNames struct {
+	all         string // "the AUTOPATCH_SCCM_* settings"
+	endpoint    string // "AUTOPATCH_SCCM_ENDPOINT"
+	credentials string // "AUTOPATCH_SCCM_USER / _PASSWORD"
+	shared      string // prefix of _AUTH, _CA_FILE, _INSECURE_SKIP_VERIFY, _TIMEOUT
+	missing     string // why a system is not checked
+}
+
+func envNames(prefix string) settingNames {
+	return settingNames{all: "the " + prefix + "_* settings", endpoint: prefix + "_ENDPOINT", credentials: prefix + "_USER / _PASSWORD",
+		shared: prefix, missing: prefix + "_ENDPOINT, _USER or _PASSWORD is not set"}
+}
+
+// fileNames names a file tenant's key (sccm site PS1, scom, servicenow).
+func (d *doctor) fileNames(key, shared string) settingNames {
+	where := "tenant " + d.tenant.Name + "'s " + key + " in the tenants file"
+	return settingNames{all: where, endpoint: "the endpoint of " + where, credentials: "the user / password_env (or password_file) of " + where,
+		shared: shared, missing: where + " lacks its endpoint, user or password"}
+}
+
+// sccmNames names the settings of the SCCM site code ("" for the one site
+// of AUTOPATCH_SCCM_ENDPOINT).
+func (d *doctor) sccmNames(code string) settingNames {
+	if d.tenant != nil {
+		return d.fileNames("sccm site "+code, "AUTOPATCH_SCCM")
+	}
+	if code == "" {
+		return envNames("AUTOPATCH_SCCM")
+	}
+	n := envNames("AUTOPATCH_SCCM_" + code)
+	// A site has its own endpoint, user and password, not its own
+	// authentication, CA or timeout (docs/architecture.md §10.1).
+	n.shared = "AUTOPATCH_SCCM"
+	return n
+}
+
+func (d *doctor) scomNames() settingNames {
+	if d.tenant != nil {
+		return d.fileNames("scom", "AUTOPATCH_SCOM")
+	}
+	return envNames("AUTOPATCH_SCOM")
+}
+
+func (d *doctor) serviceNowNames() settingNames {
+	if d.tenant != nil {
+		n := d.fileNames("servicenow", "")
+		n.endpoint = "the url of tenant " + d.tenant.Name + "'s servicenow in the tenants file"
+		return n
+	}
+	return settingNames{all: "the AUTOPATCH_SERVICENOW_* settings", endpoint: "AUTOPATCH_SERVICENOW_URL",
+		credentials: "AUTOPATCH_SERVICENOW_USER / _PASSWORD (and _OAUTH_CLIENT_ID / _SECRET when set)",
+		missing:     "AUTOPATCH_SERVICENOW_URL, _USER or _PASSWORD is not set"}
 }
 
 // run checks the configuration, then the three systems at once (they are
@@ -195,13 +436,22 @@ func (d *doctor) run(ctx context.Context) []check {
 		collections = append(collections, scheduleCollection{name: d.cfg.Force.Collection, forced: true})
 	}
 
-	parts := make([][]check, 3)
-	var wg sync.WaitGroup
-	for i, f := range []func(context.Context) []check{
+	systems := []func(context.Context) []check{
 		func(ctx context.Context) []check { return d.sccm(ctx, collections) },
 		d.scom,
 		d.serviceNow,
-	} {
+	}
+	if d.tenant != nil {
+		// A file tenant's schema is made by serve's start or by
+		// autopatch migrate; a tenant added to the file since has none,
+		// and its webhooks would fail. (The default tenant's doctor does
+		// not open the database, as before tenants: /readyz and migrate
+		// answer for public.)
+		systems = append([]func(context.Context) []check{d.database}, systems...)
+	}
+	parts := make([][]check, len(systems))
+	var wg sync.WaitGroup
+	for i, f := range systems {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -234,8 +484,11 @@ func (d *doctor) scheduleCollections() ([]scheduleCollection, []check) {
 		err = schedules.ResolveSites(list, d.cfg.SiteCodes())
 	}
 	if err != nil {
-		return nil, []check{{Status: statusFail, Name: "schedules", Detail: err.Error(),
-			Fix: "correct the schedules file (README, Schedules file); `autopatch plan --schedules FILE` shows what it means"}}
+		fix := "correct the schedules file (README, Schedules file); `autopatch plan --schedules FILE` shows what it means"
+		if d.tenant != nil {
+			fix = "correct tenant " + d.tenant.Name + "'s schedules file (README, Schedules file); `autopatch plan --tenant " + d.tenant.Name + "` shows what it means"
+		}
+		return nil, []check{{Status: statusFail, Name: "schedules", Detail: err.Error(), Fix: fix}}
 	}
 	var out []scheduleCollection
 	index := map[string]int{}
@@ -252,6 +505,72 @@ func (d *doctor) scheduleCollections() ([]scheduleCollection, []check) {
 		Detail: fmt.Sprintf("%s: %d schedules, %d collections", d.cfg.SchedulesFile, len(list), len(out))}}
 }
 
+// ---- Database (a file tenant's schema) ----------------------------------------
+
+// database checks, read-only, that the tenant's schema exists and holds
+// every migration of this autopatch, River's and its own.
+func (d *doctor) database(ctx context.Context) []check {
+	if !d.cfg.DatabaseURL.IsSet() {
+		return []check{skipped("database", "AUTOPATCH_DATABASE_URL is not set")}
+	}
+	schema := d.tenant.Schema()
+	migrate := "run `autopatch migrate` with AUTOPATCH_TENANTS_FILE set (it migrates every tenant's schema), or restart serve with AUTOPATCH_MIGRATE_ON_START=true (the default)"
+	st, err := store.OpenSchema(ctx, d.cfg.DatabaseURL.Reveal(), "autopatch doctor "+d.tenant.Name, schema)
+	if err != nil {
+		// store's errors name host, port and database, never the URL's password.
+		return []check{{Status: statusFail, Name: "database", Detail: err.Error(),
+			Fix: "check AUTOPATCH_DATABASE_URL and that PostgreSQL answers there"}}
+	}
+	defer st.Close()
+	checks := []check{{Status: statusOK, Name: "database", Detail: "connected to " + config.RedactURL(d.cfg.DatabaseURL.Reveal())}}
+	var exists bool
+	if err := st.Pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)`, schema).Scan(&exists); err != nil {
+		return append(checks, check{Status: statusFail, Name: "database.schema", Detail: err.Error(), Fix: "check the database user's rights"})
+	}
+	if !exists {
+		return append(checks, check{Status: statusFail, Name: "database.schema", Detail: "schema " + schema + " does not exist", Fix: migrate})
+	}
+	checks = append(checks, check{Status: statusOK, Name: "database.schema", Detail: "schema " + schema + " exists"})
+
+	var missing []string
+	all, err := migrations.All()
+	if err != nil {
+		return append(checks, check{Status: statusFail, Name: "database.migrations", Detail: err.Error(), Fix: "rebuild autopatch"})
+	}
+	var applied []int
+	rows, err := st.Pool.Query(ctx, `SELECT version FROM autopatch_migrations`)
+	if err == nil {
+		applied, err = pgx.CollectRows(rows, pgx.RowTo[int])
+	}
+	var pgErr *pgconn.PgError
+	if err != nil && !(errors.As(err, &pgErr) && pgErr.Code == "42P01") { // 42P01: no table, nothing applied
+		return append(checks, check{Status: statusFail, Name: "database.migrations", Detail: err.Error(), Fix: "check the database user's rights"})
+	}
+	for _, m := range all {
+		if !slices.Contains(applied, m.Version) {
+			missing = append(missing, m.Name)
+		}
+	}
+	// River's own tables (its jobs, leader, queues) are migrated into the
+	// schema too (migrations.ApplySchema); its Validate only reads.
+	migrator, err := rivermigrate.New(riverpgxv5.New(st.Pool), &rivermigrate.Config{Schema: schema, Logger: slog.New(slog.DiscardHandler)})
+	if err == nil {
+		var res *rivermigrate.ValidateResult
+		if res, err = migrator.Validate(ctx, nil); err == nil && !res.OK {
+			missing = append(missing, "River's: "+strings.Join(res.Messages, "; "))
+		}
+	}
+	if err != nil {
+		return append(checks, check{Status: statusFail, Name: "database.migrations", Detail: "River's migrations: " + err.Error(), Fix: migrate})
+	}
+	if len(missing) > 0 {
+		return append(checks, check{Status: statusFail, Name: "database.migrations",
+			Detail: "not applied in " + schema + ": " + strings.Join(missing, ", "), Fix: migrate})
+	}
+	return append(checks, check{Status: statusOK, Name: "database.migrations",
+		Detail: fmt.Sprintf("autopatch's %d migrations and River's applied in %s", len(all), schema)})
+}
+
 // ---- SCCM ------------------------------------------------------------------
 
 // sccm checks the site of AUTOPATCH_SCCM_*, or each site of
@@ -259,7 +578,7 @@ func (d *doctor) scheduleCollections() ([]scheduleCollection, []check) {
 // other (docs/architecture.md §10.1). A site's checks are named sccm[CODE].
 func (d *doctor) sccm(ctx context.Context, collections []scheduleCollection) []check {
 	if len(d.cfg.Sites) == 0 {
-		return d.sccmSite(ctx, "sccm", "AUTOPATCH_SCCM", "", d.cfg.SCCM, collections)
+		return d.sccmSite(ctx, "sccm", d.sccmNames(""), "", d.cfg.SCCM, collections)
 	}
 	var checks []check
 	for _, site := range d.cfg.Sites {
@@ -271,19 +590,19 @@ func (d *doctor) sccm(ctx context.Context, collections []scheduleCollection) []c
 				own = append(own, c)
 			}
 		}
-		checks = append(checks, d.sccmSite(ctx, "sccm["+site.Code+"]", "AUTOPATCH_SCCM_"+site.Code, site.Code, site.WinRM, own)...)
+		checks = append(checks, d.sccmSite(ctx, "sccm["+site.Code+"]", d.sccmNames(site.Code), site.Code, site.WinRM, own)...)
 	}
 	return checks
 }
 
-func (d *doctor) sccmSite(ctx context.Context, system, prefix, code string, w config.WinRM, collections []scheduleCollection) []check {
+func (d *doctor) sccmSite(ctx context.Context, system string, n settingNames, code string, w config.WinRM, collections []scheduleCollection) []check {
 	if w.Endpoint == "" || w.User == "" || !w.Password.IsSet() {
-		return []check{skipped(system, prefix+"_ENDPOINT, _USER or _PASSWORD is not set")}
+		return []check{skipped(system, n.missing)}
 	}
 	runner, err := winrm.New(winrmConfig(w), nil)
 	if err != nil {
 		return []check{{Status: statusFail, Name: system + ".winrm", Detail: err.Error(),
-			Fix: "correct the " + prefix + "_* settings (README, Configuration)"}}
+			Fix: "correct " + n.all + " (README, Configuration)"}}
 	}
 	defer runner.Close()
 	names := make([]string, len(collections))
@@ -292,12 +611,12 @@ func (d *doctor) sccmSite(ctx context.Context, system, prefix, code string, w co
 	}
 	rep, err := sccm.New(runner, code, nil).Doctor(ctx, names, d.updateGroups)
 	if err != nil {
-		return []check{winrmFailure(system, prefix, err)}
+		return []check{winrmFailure(system, n, err)}
 	}
 	checks := []check{winrmOK(system, w)}
 	if rep.ModuleError != "" {
 		return append(checks, check{Status: statusFail, Name: system + ".module", Detail: rep.ModuleError,
-			Fix: "install the Configuration Manager console on the host AUTOPATCH_SCCM_ENDPOINT names (the site server), so that SMS_ADMIN_UI_PATH is set and the ConfigurationManager module loads for the service account"})
+			Fix: "install the Configuration Manager console on the host " + n.endpoint + " names (the site server), so that SMS_ADMIN_UI_PATH is set and the ConfigurationManager module loads for the service account"})
 	}
 	checks = append(checks, check{Status: statusOK, Name: system + ".module", Detail: "ConfigurationManager module loaded"})
 	if rep.SiteError != "" {
@@ -357,23 +676,24 @@ func (d *doctor) sccmSite(ctx context.Context, system, prefix, code string, w co
 // ---- SCOM ------------------------------------------------------------------
 
 func (d *doctor) scom(ctx context.Context) []check {
+	n := d.scomNames()
 	if d.cfg.SCOM.Endpoint == "" || d.cfg.SCOM.User == "" || !d.cfg.SCOM.Password.IsSet() {
-		return []check{skipped("scom", "AUTOPATCH_SCOM_ENDPOINT, _USER or _PASSWORD is not set")}
+		return []check{skipped("scom", n.missing)}
 	}
 	runner, err := winrm.New(winrmConfig(d.cfg.SCOM), nil)
 	if err != nil {
 		return []check{{Status: statusFail, Name: "scom.winrm", Detail: err.Error(),
-			Fix: "correct the AUTOPATCH_SCOM_* settings (README, Configuration)"}}
+			Fix: "correct " + n.all + " (README, Configuration)"}}
 	}
 	defer runner.Close()
 	rep, err := scom.New(runner, scom.Options{}, nil).Doctor(ctx)
 	if err != nil {
-		return []check{winrmFailure("scom", "AUTOPATCH_SCOM", err)}
+		return []check{winrmFailure("scom", n, err)}
 	}
 	checks := []check{winrmOK("scom", d.cfg.SCOM), scomEventSource(rep)}
 	if rep.ModuleError != "" {
 		return append(checks, check{Status: statusFail, Name: "scom.module", Detail: rep.ModuleError,
-			Fix: "point AUTOPATCH_SCOM_ENDPOINT at a management server (the OperationsManager module is installed with it and with the Operations console)"})
+			Fix: "point " + n.endpoint + " at a management server (the OperationsManager module is installed with it and with the Operations console)"})
 	}
 	checks = append(checks, check{Status: statusOK, Name: "scom.module", Detail: "OperationsManager module loaded"})
 	if rep.ConnectionError != "" {
@@ -421,7 +741,7 @@ func (d *doctor) scom(ctx context.Context) []check {
 		checks = append(checks, check{Status: statusOK, Name: "scom.class", Detail: scom.WindowsComputerClass + " class found"})
 	} else {
 		checks = append(checks, check{Status: statusFail, Name: "scom.class", Detail: scom.WindowsComputerClass + " class not found",
-			Fix: "the class comes with Microsoft.Windows.Library in every management group: AUTOPATCH_SCOM_ENDPOINT does not reach an Operations Manager management server"})
+			Fix: "the class comes with Microsoft.Windows.Library in every management group: " + n.endpoint + " does not reach an Operations Manager management server"})
 	}
 	return checks
 }
@@ -457,8 +777,9 @@ func winrmOK(system string, w config.WinRM) check {
 
 // winrmFailure names what stopped the one WinRM call of a system, and its fix.
 // The connector's error never holds the password; the settings are named by
-// prefix (AUTOPATCH_SCCM, AUTOPATCH_SCOM).
-func winrmFailure(system, prefix string, err error) check {
+// n (AUTOPATCH_SCCM_*, AUTOPATCH_SCOM_*, or a tenant's keys in the tenants
+// file).
+func winrmFailure(system string, n settingNames, err error) check {
 	c := check{Status: statusFail, Name: system + ".winrm", Detail: err.Error()}
 	var (
 		unknownCA   x509.UnknownAuthorityError
@@ -473,36 +794,36 @@ func winrmFailure(system, prefix string, err error) check {
 	switch {
 	case errors.Is(err, winrm.ErrUnauthorized):
 		c.Detail = "credentials refused (HTTP 401 or access denied): " + msg
-		c.Fix = prefix + "_USER / _PASSWORD are wrong, or " + prefix + "_AUTH does not match what the listener accepts " +
+		c.Fix = n.credentials + " are wrong, or " + n.shared + "_AUTH does not match what the listener accepts " +
 			"(ntlm or kerberos with a domain account; basic only with a local account and Auth/Basic enabled on the listener); " +
 			"the account must also be allowed to use WinRM on the host (local Administrators or Remote Management Users)"
 	case errors.As(err, &hostname):
 		c.Detail = "TLS: the certificate does not name the host: " + msg
-		c.Fix = "use in " + prefix + "_ENDPOINT the host name the WinRM HTTPS listener's certificate was issued to (its subject or a SAN)"
+		c.Fix = "use in " + n.endpoint + " the host name the WinRM HTTPS listener's certificate was issued to (its subject or a SAN)"
 	case errors.As(err, &unknownCA), errors.As(err, &invalid), errors.As(err, &verify),
 		strings.Contains(msg, "x509:"), strings.Contains(msg, "certificate"):
 		c.Detail = "TLS certificate not trusted: " + msg
-		c.Fix = "set " + prefix + "_CA_FILE to the PEM of the CA that issued the WinRM HTTPS listener's certificate " +
-			"(or add it to the system roots); " + prefix + "_INSECURE_SKIP_VERIFY is for labs only"
+		c.Fix = "set " + n.shared + "_CA_FILE to the PEM of the CA that issued the WinRM HTTPS listener's certificate " +
+			"(or add it to the system roots); " + n.shared + "_INSECURE_SKIP_VERIFY is for labs only"
 	case errors.As(err, &record):
 		c.Detail = "TLS handshake got plain HTTP: " + msg
-		c.Fix = prefix + "_ENDPOINT uses https:// on a plain-HTTP port: use the HTTPS listener's port (5986)"
+		c.Fix = n.endpoint + " uses https:// on a plain-HTTP port: use the HTTPS listener's port (5986)"
 	case errors.Is(err, syscall.ECONNREFUSED), strings.Contains(msg, "connection refused"):
 		c.Detail = "connection refused: " + msg
 		c.Fix = "no WinRM listener on that host and port: on the host, create the HTTPS listener " +
-			"(winrm quickconfig -transport:https, with a certificate for the host's name) and allow TCP 5986 in Windows Firewall; check the port in " + prefix + "_ENDPOINT"
+			"(winrm quickconfig -transport:https, with a certificate for the host's name) and allow TCP 5986 in Windows Firewall; check the port in " + n.endpoint
 	case errors.As(err, &dns):
 		c.Detail = "host name does not resolve: " + msg
-		c.Fix = "correct the host in " + prefix + "_ENDPOINT (a name DNS resolves, the one on the listener's certificate)"
+		c.Fix = "correct the host in " + n.endpoint + " (a name DNS resolves, the one on the listener's certificate)"
 	case errors.Is(err, winrm.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
 		c.Detail = "no answer in time: " + msg
-		c.Fix = "a firewall may be dropping TCP 5986 to the host, or the host is overloaded; raise " + prefix + "_TIMEOUT or doctor's --timeout if it is only slow"
+		c.Fix = "a firewall may be dropping TCP 5986 to the host, or the host is overloaded; raise " + n.shared + "_TIMEOUT or doctor's --timeout if it is only slow"
 	case errors.As(err, &scriptError):
 		c.Name = system + ".script"
 		c.Detail = "the doctor's script failed on the host: " + msg
 		c.Fix = "read PowerShell's error above; a constrained (JEA) endpoint must allow autopatch's templates, the doctor's included"
 	default:
-		c.Fix = "check that " + prefix + "_ENDPOINT is the host's WinRM URL (https://host:5986/wsman) and that WinRM runs there (Test-WSMan from another host)"
+		c.Fix = "check that " + n.endpoint + " is the host's WinRM URL (https://host:5986/wsman) and that WinRM runs there (Test-WSMan from another host)"
 	}
 	return c
 }
@@ -523,8 +844,9 @@ var doctorReadTables = append(slices.Clone(doctorTables), "sys_journal_field")
 
 func (d *doctor) serviceNow(ctx context.Context) []check {
 	sn := d.cfg.ServiceNow
+	n := d.serviceNowNames()
 	if sn.URL == "" || sn.User == "" || !sn.Password.IsSet() {
-		return []check{skipped("servicenow", "AUTOPATCH_SERVICENOW_URL, _USER or _PASSWORD is not set")}
+		return []check{skipped("servicenow", n.missing)}
 	}
 	client, err := servicenow.New(servicenow.Config{
 		URL: sn.URL, User: sn.User, Password: sn.Password.Reveal(),
@@ -532,7 +854,7 @@ func (d *doctor) serviceNow(ctx context.Context) []check {
 		Timeout: sn.Timeout, MaxRetries: -1, // the doctor reports the first answer
 	}, nil, nil)
 	if err != nil {
-		return []check{{Status: statusFail, Name: "servicenow", Detail: err.Error(), Fix: "correct the AUTOPATCH_SERVICENOW_* settings"}}
+		return []check{{Status: statusFail, Name: "servicenow", Detail: err.Error(), Fix: "correct " + n.all}}
 	}
 	var checks []check
 	for _, table := range doctorReadTables {
@@ -546,7 +868,7 @@ func (d *doctor) serviceNow(ctx context.Context) []check {
 			checks = append(checks, check{Status: statusOK, Name: name, Detail: detail})
 			continue
 		}
-		c := serviceNowFailure(name, err)
+		c := serviceNowFailure(name, n, err)
 		checks = append(checks, c)
 		if !errors.Is(err, servicenow.ErrUnauthorized) || apiStatus(err) == 401 {
 			// The instance is not reached or refuses the user: every other
@@ -601,13 +923,13 @@ func apiStatus(err error) int {
 }
 
 // serviceNowFailure names what stopped one ServiceNow request, and its fix.
-func serviceNowFailure(name string, err error) check {
+func serviceNowFailure(name string, n settingNames, err error) check {
 	c := check{Status: statusFail, Name: name, Detail: err.Error()}
 	msg := err.Error()
 	switch {
 	case apiStatus(err) == 401:
 		c.Detail = "credentials refused (HTTP 401): " + msg
-		c.Fix = "check AUTOPATCH_SERVICENOW_USER / _PASSWORD (and _OAUTH_CLIENT_ID / _SECRET when set); the user must be active and not locked out"
+		c.Fix = "check " + n.credentials + "; the user must be active and not locked out"
 	case apiStatus(err) == 403:
 		c.Detail = "read denied (HTTP 403): " + msg
 		c.Fix = "grant the integration user a role that reads the table: itil, or sn_change_read / sn_request_read / sn_incident_read"
@@ -616,12 +938,12 @@ func serviceNowFailure(name string, err error) check {
 		c.Fix = "the instance's certificate must chain to a system root; a TLS-inspecting proxy's CA must be in the system roots"
 	case strings.Contains(msg, "connection refused"):
 		c.Detail = "connection refused: " + msg
-		c.Fix = "check AUTOPATCH_SERVICENOW_URL (https://<instance>.service-now.com) and any proxy or firewall between autopatch and the instance"
+		c.Fix = "check " + n.endpoint + " (https://<instance>.service-now.com) and any proxy or firewall between autopatch and the instance"
 	case errors.Is(err, servicenow.ErrTransport):
 		c.Detail = "no answer: " + msg
-		c.Fix = "check AUTOPATCH_SERVICENOW_URL, DNS and any proxy or firewall between autopatch and the instance"
+		c.Fix = "check " + n.endpoint + ", DNS and any proxy or firewall between autopatch and the instance"
 	default:
-		c.Fix = "check AUTOPATCH_SERVICENOW_URL and the integration user's access; the error above is the instance's answer"
+		c.Fix = "check " + n.endpoint + " and the integration user's access; the error above is the instance's answer"
 	}
 	return c
 }

@@ -14,18 +14,28 @@ import (
 	"time"
 
 	"github.com/autopatch/autopatch/internal/calendar"
+	"github.com/autopatch/autopatch/internal/config"
 	"github.com/autopatch/autopatch/internal/safety"
 )
 
 const planUsage = `Usage: autopatch plan --schedules FILE (--month YYYY-MM | --from T --to T) [flags]
        autopatch plan --schedules FILE --change-start T --change-end T [flags]
        autopatch plan --schedules FILE --check --assignments FILE [--month YYYY-MM] [flags]
+       autopatch plan --tenant NAME ... (the tenant's schedules file instead of --schedules)
 
 Shows the windows of a schedules file, or the plan of a change window, offline:
 no database, no network.
 
 Flags:
   --schedules FILE     the schedules file (YAML, docs/architecture.md §4.2); required
+                       unless --tenant
+  --tenant NAME        a tenant of AUTOPATCH_TENANTS_FILE: its schedules_file, and
+                       with --check its services_file, as serve reads them for it
+                       (the tenants file must load as serve loads it, secrets
+                       included); "default" is the tenant of the AUTOPATCH_*
+                       settings: AUTOPATCH_SCHEDULES_FILE and AUTOPATCH_SERVICES_FILE.
+                       Excludes --schedules and --services
+  --config FILE        with --tenant: the YAML configuration file, as serve's
   --month YYYY-MM      the windows of that patch cycle: the cycle a window belongs to
                        is the month of its Patch Tuesday (patch_tuesday schedules,
                        so PT+25 of December falls in January but shows under
@@ -76,10 +86,18 @@ type planOptions struct {
 	assignmentsFile string
 	servicesFile    string
 	cycles          int
+	// --tenant and the configuration it is read from.
+	tenant     string
+	configFile string
 }
 
 // runPlan implements `autopatch plan` (docs/architecture.md §4.1).
 func runPlan(_ context.Context, args []string, stdout, stderr io.Writer) int {
+	return planMain(args, os.Getenv, stdout, stderr)
+}
+
+// planMain is runPlan with the environment as a function, for tests.
+func planMain(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	opts, err := parsePlanFlags(args)
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprint(stdout, planUsage)
@@ -89,9 +107,16 @@ func runPlan(_ context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "autopatch plan: %v\nRun 'autopatch plan --help' for usage.\n", err)
 		return 2
 	}
+	schedulesFlag := "--schedules"
+	if opts.tenant != "" {
+		if code := planTenantFiles(&opts, getenv, stderr); code != 0 {
+			return code
+		}
+		schedulesFlag = "--tenant " + opts.tenant + ": schedules file"
+	}
 	data, err := os.ReadFile(opts.schedulesFile)
 	if err != nil {
-		fmt.Fprintf(stderr, "autopatch plan: --schedules: %v\n", err)
+		fmt.Fprintf(stderr, "autopatch plan: %s: %v\n", schedulesFlag, err)
 		return 1
 	}
 	schedules, err := calendar.Parse(data)
@@ -123,7 +148,7 @@ func runPlan(_ context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 
 	if opts.format == "json" {
-		err = writePlanJSON(stdout, out)
+		err = writePlanJSON(stdout, opts, out)
 	} else {
 		err = writePlanTable(stdout, opts, out)
 	}
@@ -155,6 +180,8 @@ func parsePlanFlags(args []string) (planOptions, error) {
 	fs.StringVar(&opts.assignmentsFile, "assignments", "", "")
 	fs.StringVar(&opts.servicesFile, "services", "", "")
 	fs.IntVar(&opts.cycles, "cycles", safety.DefaultCycles, "")
+	fs.StringVar(&opts.tenant, "tenant", "", "")
+	fs.StringVar(&opts.configFile, "config", "", "")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return opts, err
@@ -165,7 +192,16 @@ func parsePlanFlags(args []string) (planOptions, error) {
 		return opts, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 
-	if opts.schedulesFile == "" {
+	switch {
+	case opts.tenant != "" && opts.schedulesFile != "":
+		// Two sources of schedules: which one the windows came from would
+		// be a guess. Without --tenant, --schedules tries any file.
+		return opts, fmt.Errorf("--tenant and --schedules exclude each other: --tenant %s reads the tenant's own schedules file", opts.tenant)
+	case opts.tenant != "" && opts.servicesFile != "":
+		return opts, fmt.Errorf("--tenant and --services exclude each other: --tenant %s reads the tenant's own services file", opts.tenant)
+	case opts.tenant == "" && opts.configFile != "":
+		return opts, fmt.Errorf("--config goes with --tenant: plan reads no other setting")
+	case opts.tenant == "" && opts.schedulesFile == "":
 		return opts, fmt.Errorf("--schedules: required")
 	}
 	if opts.format != "table" && opts.format != "json" {
@@ -238,6 +274,36 @@ func parsePlanFlags(args []string) (planOptions, error) {
 	return opts, nil
 }
 
+// planTenantFiles points opts at the files serve reads for the tenant of
+// --tenant: its schedules file and, with --check, its services file (the
+// limits serve enforces for it). 0, or the exit status: 2 for a --tenant
+// that names no tenant, 1 for settings or a tenants file that do not load.
+func planTenantFiles(opts *planOptions, getenv func(string) string, stderr io.Writer) int {
+	cfg, err := config.Load(getenv, opts.configFile)
+	if err == nil {
+		var tenant chosenTenant
+		if tenant, err = chooseTenant(cfg, opts.tenant, getenv); err == nil {
+			cfg = tenant.cfg
+			if cfg.SchedulesFile == "" {
+				// Only the default tenant can lack one: the tenants file
+				// requires schedules_file.
+				fmt.Fprintf(stderr, "autopatch plan: --tenant %s: AUTOPATCH_SCHEDULES_FILE is not set\n", opts.tenant)
+				return 2
+			}
+			opts.schedulesFile = cfg.SchedulesFile
+			if opts.check {
+				opts.servicesFile = cfg.ServicesFile
+			}
+			return 0
+		}
+	}
+	fmt.Fprintf(stderr, "autopatch plan: %v\n", err)
+	if isUsage(err) {
+		return 2
+	}
+	return 1
+}
+
 // planServiceNowLayout is how ServiceNow's Table API writes glide_date_time values (UTC).
 const planServiceNowLayout = "2006-01-02 15:04:05"
 
@@ -276,6 +342,8 @@ type planUnplaceableJSON struct {
 // planJSON holds pointers so that a section is left out when not asked for, and
 // shown as [] (never null) when asked for and empty.
 type planJSON struct {
+	// Tenant is --tenant's, when given: whose schedules these are.
+	Tenant      string                 `json:"tenant,omitempty"`
 	Windows     *[]calendar.WindowJSON `json:"windows,omitempty"`
 	Plan        *[]calendar.WindowJSON `json:"plan,omitempty"`
 	Unplaceable *[]planUnplaceableJSON `json:"unplaceable,omitempty"`
@@ -289,8 +357,8 @@ func planWindowsJSON(ws []calendar.Window) *[]calendar.WindowJSON {
 	return &out
 }
 
-func writePlanJSON(w io.Writer, out planOutput) error {
-	var doc planJSON
+func writePlanJSON(w io.Writer, opts planOptions, out planOutput) error {
+	doc := planJSON{Tenant: opts.tenant}
 	if out.windows != nil {
 		doc.Windows = planWindowsJSON(out.windows)
 	}
@@ -310,6 +378,7 @@ func writePlanJSON(w io.Writer, out planOutput) error {
 
 func writePlanTable(w io.Writer, opts planOptions, out planOutput) error {
 	var b strings.Builder
+	writePlanTenant(&b, opts)
 	if out.windows != nil {
 		if opts.month != nil {
 			fmt.Fprintf(&b, "Windows of cycle %s\n\n", opts.month)
@@ -336,6 +405,19 @@ func writePlanTable(w io.Writer, opts planOptions, out planOutput) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// writePlanTenant heads the table with the tenant and the files read for
+// it: an operator of several customers sees whose windows these are.
+func writePlanTenant(b *strings.Builder, opts planOptions) {
+	if opts.tenant == "" {
+		return
+	}
+	fmt.Fprintf(b, "Tenant %s: schedules %s", opts.tenant, opts.schedulesFile)
+	if opts.servicesFile != "" {
+		fmt.Fprintf(b, ", services %s", opts.servicesFile)
+	}
+	b.WriteString("\n\n")
 }
 
 func writePlanWindows(b *strings.Builder, ws []calendar.Window, none string) {
@@ -409,7 +491,7 @@ func runPlanCheck(opts planOptions, schedules []calendar.Schedule, stdout, stder
 		out.plan = planCheckOfChange(inv, schedules, opts.changeStart, opts.changeEnd)
 	}
 	if opts.format == "json" {
-		err = writePlanCheckJSON(stdout, out)
+		err = writePlanCheckJSON(stdout, opts, out)
 	} else {
 		err = writePlanCheckTable(stdout, opts, out)
 	}
@@ -460,7 +542,8 @@ type planCheck struct {
 }
 
 type planCheckJSON struct {
-	Check struct {
+	Tenant string `json:"tenant,omitempty"` // as planJSON's
+	Check  struct {
 		FirstCycle string                 `json:"first_cycle"`
 		LastCycle  string                 `json:"last_cycle"`
 		Devices    int                    `json:"devices"`
@@ -489,8 +572,8 @@ func planViolationsJSON(vs []safety.Violation, as []safety.Assignment) []safety.
 	return out
 }
 
-func writePlanCheckJSON(w io.Writer, out planCheck) error {
-	var doc planCheckJSON
+func writePlanCheckJSON(w io.Writer, opts planOptions, out planCheck) error {
+	doc := planCheckJSON{Tenant: opts.tenant}
 	doc.Check.FirstCycle, doc.Check.LastCycle = out.horizon.First.String(), out.horizon.Last().String()
 	doc.Check.Devices, doc.Check.Services = out.devices, out.services
 	doc.Check.Violations = planViolationsJSON(out.violations, out.assignments)
@@ -508,6 +591,7 @@ func writePlanCheckJSON(w io.Writer, out planCheck) error {
 
 func writePlanCheckTable(w io.Writer, opts planOptions, out planCheck) error {
 	var b strings.Builder
+	writePlanTenant(&b, opts)
 	fmt.Fprintf(&b, "Service safety: %d devices in %d services, cycles %s to %s\n\n",
 		out.devices, out.services, out.horizon.First, out.horizon.Last())
 	writePlanSummaries(&b, out.violations, out.assignments, "No violations.")

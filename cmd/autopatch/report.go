@@ -13,10 +13,9 @@ import (
 	"github.com/autopatch/autopatch/internal/calendar"
 	"github.com/autopatch/autopatch/internal/config"
 	"github.com/autopatch/autopatch/internal/ledger"
-	"github.com/autopatch/autopatch/internal/store"
 )
 
-const reportUsage = `Usage: autopatch report (--change CHG… | --cycle YYYY-MM) [--format table|json|csv] [--config FILE]
+const reportUsage = `Usage: autopatch report (--change CHG… | --cycle YYYY-MM) [--format table|json|csv] [--config FILE] [--tenant NAME]
 
 Prints the compliance ledger of a change, or of a patch cycle (every change
 whose planned start is in that UTC month), read from AUTOPATCH_DATABASE_URL:
@@ -24,6 +23,10 @@ one outcome per device with SCCM's evidence, and the two numbers of the
 monthly report: devices patched outside their window, and devices patched by
 the deadline (AUTOPATCH_DEADLINE_NORMAL after the cycle's Patch Tuesday). The
 same ledger as GET /api/v1/compliance; json and csv are its two forms.
+
+With --tenant NAME (a tenant of AUTOPATCH_TENANTS_FILE), the ledger is read
+from that tenant's schema (tenant_NAME) only, as its /t/NAME/api/v1/compliance
+reads it; without it, or with --tenant default, from the schema public.
 
 Flags:
 `
@@ -39,6 +42,7 @@ func report(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 	cycle := fs.String("cycle", "", "the patch cycle, `YYYY-MM`")
 	format := fs.String("format", "table", "table, json or csv")
 	configFile := fs.String("config", "", "optional YAML configuration `file`")
+	tenantName := fs.String("tenant", "", tenantFlagDoc)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), reportUsage)
 		fs.PrintDefaults()
@@ -65,13 +69,18 @@ func report(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 		return fail(2, "--format: want table, json or csv, got %q", *format)
 	}
 	cfg, err := config.Load(getenv, *configFile)
-	if err == nil {
-		err = cfg.ValidateDatabase()
+	if err != nil {
+		return fail(1, "%v", err)
+	}
+	tenant, err := chooseTenant(cfg, *tenantName, getenv)
+	if isUsage(err) {
+		return fail(2, "%v", err)
 	}
 	if err != nil {
 		return fail(1, "%v", err)
 	}
-	st, err := store.Open(ctx, cfg.DatabaseURL.Reveal())
+	cfg = tenant.cfg
+	st, err := tenant.openStore(ctx, "report")
 	if err != nil {
 		return fail(1, "%v", err)
 	}
@@ -84,10 +93,10 @@ func report(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 		l, err = ledger.ForCycle(ctx, st.Pool, month, now(), opts)
 	}
 	if errors.Is(err, ledger.ErrNotFound) {
-		return fail(1, "--change: autopatch has received no change %q", *change)
+		return fail(1, "--change: autopatch has received no change %q%s", *change, tenant.at())
 	}
 	if err != nil {
-		return fail(1, "%v", err)
+		return fail(1, "%v", tenant.explain(err))
 	}
 	switch *format {
 	case "json":
