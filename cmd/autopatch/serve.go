@@ -136,7 +136,15 @@ func initServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*
 		}
 	}
 	id := replica.NewID()
-	st, err := store.OpenAs(ctx, cfg.DatabaseURL.Reveal(), "autopatch "+id)
+	var publicOpts []store.Option
+	if !cfg.DefaultTenant() {
+		// Without a default tenant, public holds only the replicas'
+		// registry (its lock is a connection of its own) and /readyz's
+		// ping: a few connections, not a tenant's worth, when sizing
+		// PostgreSQL for many tenants (README, "Several customers").
+		publicOpts = append(publicOpts, store.WithMaxConns(publicOnlyMaxConns))
+	}
+	st, err := store.OpenAs(ctx, cfg.DatabaseURL.Reveal(), "autopatch "+id, publicOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -215,6 +223,11 @@ func initServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*
 	}
 	return s, nil
 }
+
+// publicOnlyMaxConns is the size of public's pool when no default tenant
+// is served: the replicas' heartbeat and takeover and /readyz's ping, one
+// at a time in practice.
+const publicOnlyMaxConns = 4
 
 // sharedWithDefault refuses a file tenant whose webhook secret or API token
 // is the default tenant's: tenants.Load refuses that between the file's

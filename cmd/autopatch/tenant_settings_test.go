@@ -62,7 +62,8 @@ func (r *snowRecorder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 // WinRM CA, authentication and timeout in the WinRM configuration of each of
 // its servers, its SCOM window computer, its ServiceNow OAuth client in the
 // requests its ServiceNow connector makes, its pool size in its pool — and
-// a tenant without them keeps the process's, and forces nothing.
+// a tenant without them keeps the process's, and forces nothing. public's
+// pool, without a default tenant, is small.
 func TestServeTenantSettings(t *testing.T) {
 	t.Parallel()
 	snow := &snowRecorder{}
@@ -163,6 +164,7 @@ func TestServeTenantSettings(t *testing.T) {
 		require.EqualValues(t, 5, acme.store.Pool.Config().MaxConns, "the URL's pool_max_conns")
 		require.Contains(t, logs.String(), `msg="the tenant's max_connections is its pool size, not the database URL's pool_max_conns" tenant=globex max_connections=9`)
 		require.NotContains(t, logs.String(), "tenant=acme max_connections")
+		require.EqualValues(t, publicOnlyMaxConns, s.store.Pool.Config().MaxConns, "public without a default tenant: the registry's few")
 	})
 }
 

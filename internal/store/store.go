@@ -44,16 +44,18 @@ func Open(ctx context.Context, url string) (*Store, error) {
 
 // OpenAs is Open with the sessions' application_name set to name (unless
 // the URL sets one), so pg_stat_activity shows which replica holds a lock.
-func OpenAs(ctx context.Context, url, name string) (*Store, error) {
-	return open(ctx, url, name, "", nil)
+// opts are applied after the URL's settings.
+func OpenAs(ctx context.Context, url, name string, opts ...Option) (*Store, error) {
+	return open(ctx, url, name, "", opts)
 }
 
 // Option changes how a pool is opened.
 type Option func(*pgxpool.Config)
 
-// WithMaxConns sets the pool's size, above the URL's pool_max_conns: it is
-// a tenant's own max_connections (docs/tenants.md), more specific than the
-// URL every tenant shares. n < 1 leaves the size as it is.
+// WithMaxConns sets the pool's size, above the URL's pool_max_conns: a
+// tenant's own max_connections (docs/tenants.md), or public's small pool
+// when only tenants are served, is more specific than the URL every pool
+// shares. n < 1 leaves the size as it is.
 func WithMaxConns(n int) Option {
 	return func(c *pgxpool.Config) {
 		if n > 0 {
