@@ -15,7 +15,9 @@ import (
 )
 
 // DefaultMaxConns is the pool size when the database URL sets none: the
-// default queues' workers (22) plus room for HTTP requests.
+// default queues' workers (18, each of which may hold a connection through
+// a remote call), the window keeper's loop per site, River's listener and
+// room for HTTP requests (docs/tenants.md, "max_connections").
 const DefaultMaxConns = 32
 
 var (
