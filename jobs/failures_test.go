@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 
 	"github.com/autopatch/autopatch/connectors/sccm"
@@ -37,6 +38,10 @@ type failureOptions struct {
 	stormThreshold int
 	// wrapServiceNow, when set, wraps the real ServiceNow client.
 	wrapServiceNow func(ServiceNow) ServiceNow
+	// pool and schema, when set, are a tenant's (store.OpenSchema's pool,
+	// migrated, and its schema): the harness runs as that tenant.
+	pool   *pgxpool.Pool
+	schema string
 }
 
 // newFailureHarness is newHarness with devices (see addMembers), SCOM on
@@ -50,7 +55,10 @@ func newFailureHarness(t *testing.T, o failureOptions) *harness {
 		logOut = os.Stderr
 	}
 	logger := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	h := &harness{t: t, pool: testdb.Pool(t)}
+	h := &harness{t: t, pool: o.pool}
+	if h.pool == nil {
+		h.pool = testdb.Pool(t)
+	}
 
 	seed := estate.Seed{UpdateGroups: []string{"2026-12 Servers", "2026-12 Office"}, Devices: []estate.SeedDevice{{Name: windowComputer}}}
 	seed.Devices = append(seed.Devices, o.devices...)
@@ -80,6 +88,7 @@ func newFailureHarness(t *testing.T, o failureOptions) *harness {
 		StormThreshold: o.stormThreshold,
 		WindowComputer: windowComputer,
 		Incidents:      IncidentSettings{AssignmentGroup: "Server Patching", Urgency: 2, Impact: 3},
+		Schema:         o.schema,
 	}
 	return h
 }

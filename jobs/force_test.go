@@ -29,7 +29,16 @@ const forcedCollection = "autopatch - Forced"
 func forceHarness(t *testing.T, devices []estate.SeedDevice, members []string, services map[string][2]string,
 	w window, deadline time.Time, waveLen time.Duration) *harness {
 	t.Helper()
-	h := newFailureHarness(t, failureOptions{devices: devices})
+	return forceHarnessWith(t, failureOptions{devices: devices}, members, services, w, deadline, waveLen)
+}
+
+// forceHarnessWith is forceHarness with the failure harness's options (its
+// devices are o.devices): a tenant's pool and schema, for one.
+func forceHarnessWith(t *testing.T, o failureOptions, members []string, services map[string][2]string,
+	w window, deadline time.Time, waveLen time.Duration) *harness {
+	t.Helper()
+	devices := o.devices
+	h := newFailureHarness(t, o)
 	h.deps.Metrics = NewMetrics(nil)
 	h.deps.Compliance = ComplianceOptions{PreflightLead: time.Hour, Interval: time.Second, ReminderLead: time.Hour}
 	h.forceDeadline = deadline

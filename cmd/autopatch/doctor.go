@@ -363,14 +363,26 @@ type doctor struct {
 // settingNames are the settings a check's fix tells the operator to
 // correct: the AUTOPATCH_* variables for the default tenant, the tenants
 // file's keys for a file tenant, whose endpoints, users and passwords are
-// there (the WinRM authentication, CA and timeout stay the process's
-// AUTOPATCH_SCCM_* and AUTOPATCH_SCOM_*, every tenant's).
+// there, and whose winrm block, when it has one, overrides the process's
+// AUTOPATCH_SCCM_*/AUTOPATCH_SCOM_* authentication, CA and timeout.
 type settingNames struct {
 	all         string // "the AUTOPATCH_SCCM_* settings"
 	endpoint    string // "AUTOPATCH_SCCM_ENDPOINT"
 	credentials string // "AUTOPATCH_SCCM_USER / _PASSWORD"
 	shared      string // prefix of _AUTH, _CA_FILE, _INSECURE_SKIP_VERIFY, _TIMEOUT
-	missing     string // why a system is not checked
+	// winrm, for a file tenant, is where its own WinRM settings are (the
+	// tenants file's winrm block), which win over the process's shared ones.
+	winrm   string
+	missing string // why a system is not checked
+}
+
+// winrmSetting names the WinRM setting key (AUTH, CA_FILE,
+// INSECURE_SKIP_VERIFY, TIMEOUT) where it is set.
+func (n settingNames) winrmSetting(key string) string {
+	if n.winrm == "" {
+		return n.shared + "_" + key
+	}
+	return "winrm." + strings.ToLower(key) + " of " + n.winrm + " (else " + n.shared + "_" + key + ")"
 }
 
 func envNames(prefix string) settingNames {
@@ -382,7 +394,7 @@ func envNames(prefix string) settingNames {
 func (d *doctor) fileNames(key, shared string) settingNames {
 	where := "tenant " + d.tenant.Name + "'s " + key + " in the tenants file"
 	return settingNames{all: where, endpoint: "the endpoint of " + where, credentials: "the user / password_env (or password_file) of " + where,
-		shared: shared, missing: where + " lacks its endpoint, user or password"}
+		shared: shared, winrm: "tenant " + d.tenant.Name + " in the tenants file", missing: where + " lacks its endpoint, user or password"}
 }
 
 // sccmNames names the settings of the SCCM site code ("" for the one site
@@ -794,7 +806,7 @@ func winrmFailure(system string, n settingNames, err error) check {
 	switch {
 	case errors.Is(err, winrm.ErrUnauthorized):
 		c.Detail = "credentials refused (HTTP 401 or access denied): " + msg
-		c.Fix = n.credentials + " are wrong, or " + n.shared + "_AUTH does not match what the listener accepts " +
+		c.Fix = n.credentials + " are wrong, or " + n.winrmSetting("AUTH") + " does not match what the listener accepts " +
 			"(ntlm or kerberos with a domain account; basic only with a local account and Auth/Basic enabled on the listener); " +
 			"the account must also be allowed to use WinRM on the host (local Administrators or Remote Management Users)"
 	case errors.As(err, &hostname):
@@ -803,8 +815,8 @@ func winrmFailure(system string, n settingNames, err error) check {
 	case errors.As(err, &unknownCA), errors.As(err, &invalid), errors.As(err, &verify),
 		strings.Contains(msg, "x509:"), strings.Contains(msg, "certificate"):
 		c.Detail = "TLS certificate not trusted: " + msg
-		c.Fix = "set " + n.shared + "_CA_FILE to the PEM of the CA that issued the WinRM HTTPS listener's certificate " +
-			"(or add it to the system roots); " + n.shared + "_INSECURE_SKIP_VERIFY is for labs only"
+		c.Fix = "set " + n.winrmSetting("CA_FILE") + " to the PEM of the CA that issued the WinRM HTTPS listener's certificate " +
+			"(or add it to the system roots); " + n.winrmSetting("INSECURE_SKIP_VERIFY") + " is for labs only"
 	case errors.As(err, &record):
 		c.Detail = "TLS handshake got plain HTTP: " + msg
 		c.Fix = n.endpoint + " uses https:// on a plain-HTTP port: use the HTTPS listener's port (5986)"
@@ -817,7 +829,7 @@ func winrmFailure(system string, n settingNames, err error) check {
 		c.Fix = "correct the host in " + n.endpoint + " (a name DNS resolves, the one on the listener's certificate)"
 	case errors.Is(err, winrm.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
 		c.Detail = "no answer in time: " + msg
-		c.Fix = "a firewall may be dropping TCP 5986 to the host, or the host is overloaded; raise " + n.shared + "_TIMEOUT or doctor's --timeout if it is only slow"
+		c.Fix = "a firewall may be dropping TCP 5986 to the host, or the host is overloaded; raise " + n.winrmSetting("TIMEOUT") + " or doctor's --timeout if it is only slow"
 	case errors.As(err, &scriptError):
 		c.Name = system + ".script"
 		c.Detail = "the doctor's script failed on the host: " + msg

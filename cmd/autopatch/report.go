@@ -26,7 +26,7 @@ same ledger as GET /api/v1/compliance; json and csv are its two forms.
 
 With --tenant NAME (a tenant of AUTOPATCH_TENANTS_FILE), the ledger is read
 from that tenant's schema (tenant_NAME) only, as its /t/NAME/api/v1/compliance
-reads it; without it, or with --tenant default, from the schema public.
+reads it; without it, or with --tenant default, from the schema public (the default tenant's).
 
 Flags:
 `

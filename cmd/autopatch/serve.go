@@ -136,7 +136,15 @@ func initServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*
 		}
 	}
 	id := replica.NewID()
-	st, err := store.OpenAs(ctx, cfg.DatabaseURL.Reveal(), "autopatch "+id)
+	var publicOpts []store.Option
+	if !cfg.DefaultTenant() {
+		// Without a default tenant, public holds only the replicas'
+		// registry (its lock is a connection of its own) and /readyz's
+		// ping: a few connections, not a tenant's worth, when sizing
+		// PostgreSQL for many tenants (README, "Several customers").
+		publicOpts = append(publicOpts, store.WithMaxConns(publicOnlyMaxConns))
+	}
+	st, err := store.OpenAs(ctx, cfg.DatabaseURL.Reveal(), "autopatch "+id, publicOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -164,9 +172,16 @@ func initServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*
 		s.tenants = append(s.tenants, t)
 	}
 	for _, ft := range files {
-		tst, err := store.OpenSchema(ctx, cfg.DatabaseURL.Reveal(), "autopatch "+id+" "+ft.Name, ft.Schema())
+		tst, err := store.OpenSchema(ctx, cfg.DatabaseURL.Reveal(), "autopatch "+id+" "+ft.Name, ft.Schema(),
+			store.WithMaxConns(ft.MaxConns))
 		if err != nil {
 			return fail(fmt.Errorf("tenant %q: %w", ft.Name, err))
+		}
+		if ft.MaxConns > 0 && store.URLSetsMaxConns(cfg.DatabaseURL.Reveal()) {
+			// Not silently: the URL's size still holds for every other
+			// pool, this tenant's is its own (docs/tenants.md).
+			logger.WarnContext(ctx, "the tenant's max_connections is its pool size, not the database URL's pool_max_conns",
+				"tenant", ft.Name, "max_connections", ft.MaxConns)
 		}
 		if cfg.MigrateOnStart {
 			if err := migrations.ApplySchema(ctx, tst.Pool, ft.Schema(), logger); err != nil {
@@ -208,6 +223,11 @@ func initServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*
 	}
 	return s, nil
 }
+
+// publicOnlyMaxConns is the size of public's pool when no default tenant
+// is served: the replicas' heartbeat and takeover and /readyz's ping, one
+// at a time in practice.
+const publicOnlyMaxConns = 4
 
 // sharedWithDefault refuses a file tenant whose webhook secret or API token
 // is the default tenant's: tenants.Load refuses that between the file's
@@ -380,12 +400,17 @@ func (s *server) newTenant(ctx context.Context, name string, cfg *config.Config,
 }
 
 // tenantConfig is the process's settings with a file tenant's own in place:
-// its SCCM sites, SCOM, ServiceNow, schedules and services files, webhook
-// secret and API token. The rest (database, listen address, queues,
-// intervals, deadlines, policies, WinRM authentication, CA and timeouts,
-// ServiceNow's timeout) applies to every tenant; what would name the
-// default tenant's estate (ServiceNow OAuth, the alerts' Windows Computer,
-// the forced-remediation collection) does not carry over.
+// its SCCM sites, SCOM (and the Windows Computer of its window alerts),
+// ServiceNow (with its OAuth client), the WinRM settings of its winrm
+// block, its forced-remediation collection, schedules and services files,
+// webhook secret and API token. The rest (database, listen address,
+// queues, intervals, deadlines, forcing's time of day and wave length,
+// policies, ServiceNow's timeout) applies to every tenant. What names the
+// default tenant's estate is never carried over even where the tenant
+// leaves the key out: its OAuth client, its Windows Computer and its
+// forced collection exist in its estate, not the tenant's. The tenant's
+// pool size is not a setting of config.Config: initServer opens its store
+// with it.
 func tenantConfig(base *config.Config, t tenants.Tenant) *config.Config {
 	c := *base
 	c.SchedulesFile, c.ServicesFile = t.SchedulesFile, t.ServicesFile
@@ -394,18 +419,20 @@ func tenantConfig(base *config.Config, t tenants.Tenant) *config.Config {
 	c.Sites = nil
 	codes := make([]string, 0, len(t.SCCM))
 	for _, site := range t.SCCM {
-		w := base.SCCM
+		w := t.WinRM.Apply(base.SCCM)
 		w.Endpoint, w.User, w.Password = site.Endpoint, site.User, site.Password
 		c.Sites = append(c.Sites, config.SCCMSite{Code: site.Code, WinRM: w, Workers: defaultSiteWorkers})
 		codes = append(codes, site.Code)
 	}
 	c.SCCMSites = strings.Join(codes, ",")
 	c.SCCM = c.Sites[0].WinRM
+	c.SCOM = t.WinRM.Apply(base.SCOM)
 	c.SCOM.Endpoint, c.SCOM.User, c.SCOM.Password = t.SCOM.Endpoint, t.SCOM.User, t.SCOM.Password
 	c.ServiceNow.URL, c.ServiceNow.User, c.ServiceNow.Password = t.ServiceNow.URL, t.ServiceNow.User, t.ServiceNow.Password
-	c.ServiceNow.OAuthClientID, c.ServiceNow.OAuthClientSecret = "", ""
-	c.SCOMWindowComputer = ""
-	c.Force.Collection = ""
+	c.ServiceNow.OAuthClientID, c.ServiceNow.OAuthClientSecret = t.ServiceNow.OAuthClientID, t.ServiceNow.OAuthClientSecret
+	// "": windowComputer falls back to the host of the tenant's first site.
+	c.SCOMWindowComputer = t.SCOM.WindowComputer
+	c.Force.Collection = t.ForceCollection
 	return &c
 }
 

@@ -113,6 +113,21 @@ type Config struct {
 	KrbCCache string
 }
 
+// ReadCAFile reads a PEM CA bundle (Config.CAFile). New calls it; the
+// tenants file calls it at load, so a tenant's unreadable CA is reported
+// with the file's other problems.
+func ReadCAFile(path string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read CA file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("CA file %s holds no PEM certificate", path)
+	}
+	return pool, nil
+}
+
 // Template is one remote action: a constant PowerShell script whose first line is
 // `param($Data)` and that writes exactly one JSON document to stdout, e.g. with
 // `ConvertTo-Json -Depth 10 -Compress` (never Write-Host, which powershell.exe
@@ -192,13 +207,9 @@ func New(cfg Config, logger *slog.Logger) (*Client, error) {
 		if !https {
 			return nil, errors.New("winrm: a CA file is set but the endpoint is not https")
 		}
-		pem, err := os.ReadFile(cfg.CAFile)
+		pool, err := ReadCAFile(cfg.CAFile)
 		if err != nil {
-			return nil, fmt.Errorf("winrm: read CA file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("winrm: CA file %s holds no PEM certificate", cfg.CAFile)
+			return nil, fmt.Errorf("winrm: %w", err)
 		}
 		tlsCfg.RootCAs = pool
 	}

@@ -344,31 +344,31 @@ func set(s Setting, raw string) error {
 		return nil
 	}
 	f := s.field
-	invalid := func(want string) error {
+	invalid := func(why string) error {
 		if s.Secret {
-			return fmt.Errorf("%s is invalid: want %s", s.Env, want)
+			return fmt.Errorf("%s is invalid: %s", s.Env, why)
 		}
-		return fmt.Errorf("%s=%q is invalid: want %s", s.Env, raw, want)
+		return fmt.Errorf("%s=%q is invalid: %s", s.Env, raw, why)
 	}
 	switch {
 	case f.Type() == reflect.TypeFor[time.Duration]():
-		d, err := time.ParseDuration(raw)
-		if err != nil || d <= 0 {
-			return invalid("a positive Go duration such as 30s or 5m")
+		d, err := ParseDuration(raw)
+		if err != nil {
+			return invalid(err.Error())
 		}
 		f.SetInt(int64(d))
 	case f.Kind() == reflect.String:
 		f.SetString(raw)
 	case f.Kind() == reflect.Bool:
-		b, err := strconv.ParseBool(raw)
+		b, err := ParseBool(raw)
 		if err != nil {
-			return invalid("true or false")
+			return invalid(err.Error())
 		}
 		f.SetBool(b)
 	case f.Kind() == reflect.Int:
 		n, err := strconv.Atoi(raw)
 		if err != nil || n < 1 || n > 1000 {
-			return invalid("an integer from 1 to 1000")
+			return invalid("want an integer from 1 to 1000")
 		}
 		f.SetInt(int64(n))
 	default:
@@ -395,8 +395,8 @@ func (c *Config) validateCommon() error {
 		name string
 		cfg  WinRM
 	}{{"SCCM", c.SCCM}, {"SCOM", c.SCOM}} {
-		if !oneOf(w.cfg.Auth, "ntlm", "basic", "kerberos") {
-			errs = append(errs, fmt.Errorf("AUTOPATCH_%s_AUTH=%q is invalid: want ntlm, basic or kerberos", w.name, w.cfg.Auth))
+		if err := CheckWinRMAuth(w.cfg.Auth); err != nil {
+			errs = append(errs, fmt.Errorf("AUTOPATCH_%s_AUTH=%q is invalid: %w", w.name, w.cfg.Auth, err))
 		}
 		if w.cfg.Endpoint != "" {
 			if err := checkURL(w.cfg.Endpoint, "http", "https"); err != nil {
@@ -504,6 +504,36 @@ func (c *Config) ValidateServe() error {
 		errs = append(errs, errors.New("AUTOPATCH_SCHEDULES_FILE is required: the schedules autopatch patches by"))
 	}
 	return errors.Join(errs...)
+}
+
+// ParseDuration reads a duration setting: a positive Go duration. Its
+// error says what is wanted, for the caller to name the setting (the
+// tenants file reads its durations with it too).
+func ParseDuration(raw string) (time.Duration, error) {
+	d, err := time.ParseDuration(raw)
+	if err != nil || d <= 0 {
+		return 0, errors.New("want a positive Go duration such as 30s or 5m")
+	}
+	return d, nil
+}
+
+// ParseBool reads a boolean setting; its error says what is wanted.
+func ParseBool(raw string) (bool, error) {
+	b, err := strconv.ParseBool(raw)
+	if err != nil {
+		return false, errors.New("want true or false")
+	}
+	return b, nil
+}
+
+// CheckWinRMAuth checks a WinRM authentication (AUTOPATCH_SCCM_AUTH,
+// AUTOPATCH_SCOM_AUTH, a tenant's winrm.auth); its error says what is
+// wanted, for the caller to name the setting.
+func CheckWinRMAuth(auth string) error {
+	if !oneOf(auth, "ntlm", "basic", "kerberos") {
+		return errors.New("want ntlm, basic or kerberos")
+	}
+	return nil
 }
 
 func checkURL(raw string, schemes ...string) error {

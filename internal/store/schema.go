@@ -25,10 +25,11 @@ func CheckSchema(schema string) error {
 // tables and no other's. public is not on the path: a table missing from
 // the schema is an error, never a silent read of another tenant's (or the
 // default tenant's) rows. The schema need not exist yet; creating it and
-// its tables is migrations.ApplySchema's.
-func OpenSchema(ctx context.Context, url, name, schema string) (*Store, error) {
+// its tables is migrations.ApplySchema's. opts are applied after the
+// URL's settings (WithMaxConns: the tenant's pool size).
+func OpenSchema(ctx context.Context, url, name, schema string, opts ...Option) (*Store, error) {
 	if err := CheckSchema(schema); err != nil {
 		return nil, err
 	}
-	return open(ctx, url, name, schema)
+	return open(ctx, url, name, schema, opts)
 }

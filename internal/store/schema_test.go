@@ -63,3 +63,37 @@ func TestOpenSchemaRefusesNames(t *testing.T) {
 		require.ErrorContains(t, err, "is invalid", name)
 	}
 }
+
+// TestOpenSchemaMaxConns: a tenant's pool is DefaultMaxConns, the URL's
+// pool_max_conns, or WithMaxConns above both.
+func TestOpenSchemaMaxConns(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := testdb.URL(t)
+	u, err := neturl.Parse(url)
+	require.NoError(t, err)
+	q := u.Query()
+	q.Set("pool_max_conns", "7")
+	u.RawQuery = q.Encode()
+	withURL := u.String()
+	require.True(t, URLSetsMaxConns(withURL))
+	require.False(t, URLSetsMaxConns(url))
+
+	for _, tc := range []struct {
+		name string
+		url  string
+		opts []Option
+		want int32
+	}{
+		{"Default", url, nil, DefaultMaxConns},
+		{"URL", withURL, nil, 7},
+		{"Option", url, []Option{WithMaxConns(12)}, 12},
+		{"OptionAboveURL", withURL, []Option{WithMaxConns(12)}, 12},
+		{"ZeroLeavesIt", withURL, []Option{WithMaxConns(0)}, 7},
+	} {
+		st, err := OpenSchema(ctx, tc.url, "autopatch test", "tenant_pool", tc.opts...)
+		require.NoError(t, err, tc.name)
+		require.Equal(t, tc.want, st.Pool.Config().MaxConns, tc.name)
+		st.Close()
+	}
+}

@@ -15,7 +15,9 @@ import (
 )
 
 // DefaultMaxConns is the pool size when the database URL sets none: the
-// default queues' workers (22) plus room for HTTP requests.
+// default queues' workers (18, each of which may hold a connection through
+// a remote call), the window keeper's loop per site, River's listener and
+// room for HTTP requests (docs/tenants.md, "max_connections").
 const DefaultMaxConns = 32
 
 var (
@@ -44,13 +46,34 @@ func Open(ctx context.Context, url string) (*Store, error) {
 
 // OpenAs is Open with the sessions' application_name set to name (unless
 // the URL sets one), so pg_stat_activity shows which replica holds a lock.
-func OpenAs(ctx context.Context, url, name string) (*Store, error) {
-	return open(ctx, url, name, "")
+// opts are applied after the URL's settings.
+func OpenAs(ctx context.Context, url, name string, opts ...Option) (*Store, error) {
+	return open(ctx, url, name, "", opts)
 }
+
+// Option changes how a pool is opened.
+type Option func(*pgxpool.Config)
+
+// WithMaxConns sets the pool's size, above the URL's pool_max_conns: a
+// tenant's own max_connections (docs/tenants.md), or public's small pool
+// when only tenants are served, is more specific than the URL every pool
+// shares. n < 1 leaves the size as it is.
+func WithMaxConns(n int) Option {
+	return func(c *pgxpool.Config) {
+		if n > 0 {
+			c.MaxConns = int32(min(n, 1<<30))
+		}
+	}
+}
+
+// URLSetsMaxConns reports whether the database URL sets the pool's size
+// (pool_max_conns), which WithMaxConns overrides: the caller says so in
+// its log rather than override it silently.
+func URLSetsMaxConns(url string) bool { return strings.Contains(url, "pool_max_conns") }
 
 // open is OpenAs; a schema other than "" becomes every session's
 // search_path (see OpenSchema).
-func open(ctx context.Context, url, name, schema string) (*Store, error) {
+func open(ctx context.Context, url, name, schema string, opts []Option) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		// pgx's parse errors can quote the URL, password included.
@@ -59,8 +82,11 @@ func open(ctx context.Context, url, name, schema string) (*Store, error) {
 	// pgxpool's default (4 on a small host) is far too few: window and
 	// status jobs hold a connection during their remote call, and webhooks
 	// must still be recorded meanwhile. pool_max_conns in the URL wins.
-	if !strings.Contains(url, "pool_max_conns") {
+	if !URLSetsMaxConns(url) {
 		cfg.MaxConns = DefaultMaxConns
+	}
+	for _, o := range opts {
+		o(cfg)
 	}
 	if _, set := cfg.ConnConfig.RuntimeParams["application_name"]; !set {
 		cfg.ConnConfig.RuntimeParams["application_name"] = name

@@ -24,10 +24,13 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/autopatch/autopatch/connectors/winrm"
 	"github.com/autopatch/autopatch/internal/config"
 	"github.com/autopatch/autopatch/internal/safety"
 	"github.com/autopatch/autopatch/internal/schedules"
@@ -75,6 +78,61 @@ type Tenant struct {
 	// bearer token of its read API.
 	WebhookSecret config.Secret
 	APIToken      config.Secret
+	// ForceCollection is the collection autopatch manages for forced
+	// remediation at each of the tenant's sites, as
+	// AUTOPATCH_FORCE_COLLECTION is the default tenant's; "" forces
+	// nothing. The process's AUTOPATCH_FORCE_AT, _TIMEZONE and
+	// _WAVE_LENGTH apply.
+	ForceCollection string
+	// WinRM is how the tenant's SCCM site servers and SCOM management
+	// server are reached, where it differs from the process's.
+	WinRM WinRMSettings
+	// MaxConns bounds the tenant's connection pool; 0: the database URL's
+	// pool_max_conns, else store.DefaultMaxConns.
+	MaxConns int
+}
+
+// Bounds of a tenant's max_connections. Below MinMaxConns a tenant's River
+// client (its LISTEN connection, its leader election and a job) and its
+// window keeper would wait on each other; above MaxMaxConns is beyond any
+// PostgreSQL this serves (the server's own default max_connections is 100)
+// and is taken for a typo.
+const (
+	MinMaxConns = 4
+	MaxMaxConns = 256
+)
+
+// WinRMSettings are a tenant's WinRM settings other than endpoint, user and
+// password, for its SCCM sites and its SCOM server alike: a customer's
+// servers share its domain and its CA. Each is the process's
+// AUTOPATCH_SCCM_* (for sites) or AUTOPATCH_SCOM_* (for SCOM) value when
+// unset.
+type WinRMSettings struct {
+	// Auth is ntlm, basic or kerberos; "" unset.
+	Auth string
+	// CAFile is a PEM CA bundle, absolute; "" unset.
+	CAFile string
+	// InsecureSkipVerify skips certificate checks; nil unset.
+	InsecureSkipVerify *bool
+	// Timeout bounds one remote call; 0 unset.
+	Timeout time.Duration
+}
+
+// Apply returns base with the tenant's settings in place of the process's.
+func (s WinRMSettings) Apply(base config.WinRM) config.WinRM {
+	if s.Auth != "" {
+		base.Auth = s.Auth
+	}
+	if s.CAFile != "" {
+		base.CAFile = s.CAFile
+	}
+	if s.InsecureSkipVerify != nil {
+		base.InsecureSkipVerify = *s.InsecureSkipVerify
+	}
+	if s.Timeout > 0 {
+		base.Timeout = s.Timeout
+	}
+	return base
 }
 
 // Schema returns the tenant's PostgreSQL schema: tenant_ and the name with
@@ -99,6 +157,10 @@ type WinRM struct {
 	Endpoint string
 	User     string
 	Password config.Secret
+	// WindowComputer is the Windows Computer that carries the alerts of a
+	// whole window, as AUTOPATCH_SCOM_WINDOW_COMPUTER is the default
+	// tenant's; "": the host of the tenant's first SCCM site.
+	WindowComputer string
 }
 
 // ServiceNow is a tenant's ServiceNow instance and integration user.
@@ -106,6 +168,11 @@ type ServiceNow struct {
 	URL      string
 	User     string
 	Password config.Secret
+	// OAuthClientID and OAuthClientSecret select the OAuth password grant
+	// instead of Basic, as AUTOPATCH_SERVICENOW_OAUTH_* do for the default
+	// tenant; both or neither.
+	OAuthClientID     string
+	OAuthClientSecret config.Secret
 }
 
 // FieldError is one problem in a tenants file. Its message names the tenant
@@ -245,7 +312,7 @@ type pair struct {
 
 // secretKeys are the keys that would hold a secret itself; the file names
 // where the secret is instead (key_env or key_file).
-var secretKeys = []string{"password", "webhook_secret", "api_token"}
+var secretKeys = []string{"password", "webhook_secret", "api_token", "oauth_client_secret"}
 
 // fields returns a mapping's pairs, reporting unknown and repeated keys. A
 // key that would hold a secret in the file is refused without its value.
@@ -339,6 +406,17 @@ func (p *parser) secret(w at, m map[string]pair, key, prefix string, parent *yam
 	return ""
 }
 
+// optionalSecret is secret for a secret that may be left out: "" when
+// neither key_env nor key_file is there.
+func (p *parser) optionalSecret(w at, m map[string]pair, key, prefix string, parent *yaml.Node) config.Secret {
+	_, env := m[key+"_env"]
+	_, file := m[key+"_file"]
+	if !env && !file {
+		return ""
+	}
+	return p.secret(w, m, key, prefix, parent)
+}
+
 // endpoint checks an absolute http(s) URL.
 func (p *parser) endpoint(w at, m map[string]pair, key, prefix string, parent *yaml.Node) string {
 	v, n := p.required(w, m, key, prefix, parent)
@@ -379,12 +457,15 @@ func (p *parser) mapping(w at, m map[string]pair, key string, parent *yaml.Node)
 var tenantFields = []string{
 	"name", "sccm", "scom", "servicenow", "schedules_file", "services_file",
 	"webhook_secret_env", "webhook_secret_file", "api_token_env", "api_token_file",
+	"force_collection", "winrm", "max_connections",
 }
 
 var (
 	siteFields       = []string{"site", "endpoint", "user", "password_env", "password_file"}
-	scomFields       = []string{"endpoint", "user", "password_env", "password_file"}
-	serviceNowFields = []string{"url", "user", "password_env", "password_file"}
+	scomFields       = []string{"endpoint", "user", "password_env", "password_file", "window_computer"}
+	serviceNowFields = []string{"url", "user", "password_env", "password_file",
+		"oauth_client_id", "oauth_client_secret_env", "oauth_client_secret_file"}
+	winrmFields = []string{"auth", "ca_file", "insecure_skip_verify", "timeout"}
 )
 
 func (p *parser) file(doc *yaml.Node) []Tenant {
@@ -487,13 +568,37 @@ func (p *parser) tenant(i int, n *yaml.Node) (Tenant, tenantNodes) {
 		t.SCOM.Endpoint = p.endpoint(w, sf, "endpoint", "scom.", m)
 		t.SCOM.User, _ = p.required(w, sf, "user", "scom.", m)
 		t.SCOM.Password = p.secret(w, sf, "password", "scom.", m)
+		// Any name, as AUTOPATCH_SCOM_WINDOW_COMPUTER: SCOM knows its
+		// computers, autopatch does not.
+		t.SCOM.WindowComputer, _ = p.str(w, sf, "window_computer", "scom.")
 	}
 	if m := p.mapping(w, f, "servicenow", n); m != nil {
 		sf := p.fields(w, m, serviceNowFields, "servicenow.")
 		t.ServiceNow.URL = p.endpoint(w, sf, "url", "servicenow.", m)
 		t.ServiceNow.User, _ = p.required(w, sf, "user", "servicenow.", m)
 		t.ServiceNow.Password = p.secret(w, sf, "password", "servicenow.", m)
+		// The password grant still sends the integration user's password:
+		// the client is in addition to it, never instead.
+		id, idN := p.str(w, sf, "oauth_client_id", "servicenow.")
+		secret := p.optionalSecret(w, sf, "oauth_client_secret", "servicenow.", m)
+		_, secretSet := sf["oauth_client_secret_env"]
+		if _, ok := sf["oauth_client_secret_file"]; ok {
+			secretSet = true
+		}
+		switch {
+		case id != "" && !secretSet:
+			p.fail(w, "servicenow.oauth_client_secret", idN, "required with oauth_client_id: name an environment variable (oauth_client_secret_env) or a file (oauth_client_secret_file) that holds it")
+		case id == "" && secretSet:
+			p.fail(w, "servicenow.oauth_client_id", refNode(sf, "oauth_client_secret", m), "required with oauth_client_secret_env or oauth_client_secret_file")
+		}
+		t.ServiceNow.OAuthClientID, t.ServiceNow.OAuthClientSecret = id, secret
 	}
+	// Any name, as AUTOPATCH_FORCE_COLLECTION: SCCM refuses an unknown or
+	// default collection at the first wave, which then reaches a person
+	// (README, "Deadlines and deferrals"), and autopatch doctor checks it.
+	t.ForceCollection, _ = p.str(w, f, "force_collection", "")
+	t.WinRM = p.winrm(w, f)
+	t.MaxConns = p.maxConns(w, f)
 
 	schedFile, schedN := p.required(w, f, "schedules_file", "", n)
 	if schedFile != "" {
@@ -526,6 +631,69 @@ func (p *parser) tenant(i int, n *yaml.Node) (Tenant, tenantNodes) {
 	nodes.webhookSecret = refNode(f, "webhook_secret", n)
 	nodes.apiToken = refNode(f, "api_token", n)
 	return t, nodes
+}
+
+// winrm reads the optional winrm block. Each value is checked by the
+// function that checks the process's setting of the same name
+// (internal/config, and winrm.ReadCAFile for the CA bundle), so a tenant's
+// and the process's rules cannot drift apart.
+func (p *parser) winrm(w at, f map[string]pair) WinRMSettings {
+	var s WinRMSettings
+	wf, ok := f["winrm"]
+	switch {
+	case !ok || isNull(wf.value):
+		return s
+	case wf.value.Kind != yaml.MappingNode:
+		p.fail(w, "winrm", wf.value, "want a mapping with auth, ca_file, insecure_skip_verify or timeout")
+		return s
+	}
+	m := wf.value
+	sf := p.fields(w, m, winrmFields, "winrm.")
+	if v, n := p.str(w, sf, "auth", "winrm."); v != "" {
+		if err := config.CheckWinRMAuth(v); err != nil {
+			p.fail(w, "winrm.auth", n, "%q is invalid: %v", v, err)
+		} else {
+			s.Auth = v
+		}
+	}
+	if v, n := p.str(w, sf, "ca_file", "winrm."); v != "" {
+		s.CAFile = p.path(v)
+		if _, err := winrm.ReadCAFile(s.CAFile); err != nil {
+			p.fail(w, "winrm.ca_file", n, "%v", err)
+		}
+	}
+	if v, n := p.str(w, sf, "insecure_skip_verify", "winrm."); v != "" {
+		if b, err := config.ParseBool(v); err != nil {
+			p.fail(w, "winrm.insecure_skip_verify", n, "%q is invalid: %v", v, err)
+		} else {
+			// As AUTOPATCH_*_INSECURE_SKIP_VERIFY: allowed, and warned
+			// about by the WinRM client of each of the tenant's servers at
+			// start (its log line names the tenant and the host).
+			s.InsecureSkipVerify = &b
+		}
+	}
+	if v, n := p.str(w, sf, "timeout", "winrm."); v != "" {
+		if d, err := config.ParseDuration(v); err != nil {
+			p.fail(w, "winrm.timeout", n, "%q is invalid: %v", v, err)
+		} else {
+			s.Timeout = d
+		}
+	}
+	return s
+}
+
+// maxConns reads the optional max_connections.
+func (p *parser) maxConns(w at, f map[string]pair) int {
+	v, n := p.str(w, f, "max_connections", "")
+	if v == "" {
+		return 0
+	}
+	c, err := strconv.Atoi(v)
+	if err != nil || c < MinMaxConns || c > MaxMaxConns {
+		p.fail(w, "max_connections", n, "%q is invalid: want a whole number from %d to %d", v, MinMaxConns, MaxMaxConns)
+		return 0
+	}
+	return c
 }
 
 // refNode is the node of a secret's reference, for its line.

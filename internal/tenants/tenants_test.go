@@ -9,11 +9,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/stretchr/testify/require"
 
+	"github.com/autopatch/autopatch/internal/config"
 	"github.com/autopatch/autopatch/internal/testdb"
 )
 
@@ -51,11 +53,33 @@ const validYAML = `tenants:
   - name: contoso-eu
     sccm:
       - {site: CE1, endpoint: "https://sccm.contoso.example:5986/wsman", user: svc, password_env: CONTOSO_SCCM_PASSWORD}
-    scom: {endpoint: "https://scom.contoso.example:5986/wsman", user: svc, password_env: CONTOSO_SCOM_PASSWORD}
-    servicenow: {url: "https://contoso.service-now.com", user: autopatch, password_env: CONTOSO_SNOW_PASSWORD}
+    scom: {endpoint: "https://scom.contoso.example:5986/wsman", user: svc, password_env: CONTOSO_SCOM_PASSWORD, window_computer: scomgw.contoso.example}
+    servicenow: {url: "https://contoso.service-now.com", user: autopatch, password_env: CONTOSO_SNOW_PASSWORD, oauth_client_id: autopatch-client, oauth_client_secret_env: CONTOSO_SNOW_OAUTH_SECRET}
     schedules_file: contoso/schedules.yaml
     webhook_secret_env: CONTOSO_WEBHOOK_SECRET
     api_token_env: CONTOSO_API_TOKEN
+    force_collection: autopatch - Forced
+    max_connections: 12
+    winrm:
+      auth: basic
+      ca_file: contoso/ca.pem
+      insecure_skip_verify: false
+      timeout: 90s
+`
+
+// testCA is a PEM certificate for winrm.ca_file (a self-signed CA; never
+// used to connect).
+const testCA = `-----BEGIN CERTIFICATE-----
+MIIBizCCATGgAwIBAgIUUVoFgAIaFvDt7yd8m3P3Jr6rcogwCgYIKoZIzj0EAwIw
+GjEYMBYGA1UEAwwPY29udG9zbyB0ZXN0IENBMCAXDTI2MTIwMzE5NDAzNFoYDzIx
+MjYxMTA5MTk0MDM0WjAaMRgwFgYDVQQDDA9jb250b3NvIHRlc3QgQ0EwWTATBgcq
+hkjOPQIBBggqhkjOPQMBBwNCAATgmxYnKwaju/0S2UwJ9PV4Z7+cvJgVx6sKzOQA
+e+RqYjyqyN2Xr/pooJsc3vC3bcQ+mAZn92xVwe6IoXBfN8Dco1MwUTAdBgNVHQ4E
+FgQUeyGBqXPp5/LEMP5JB2eFAhGipBQwHwYDVR0jBBgwFoAUeyGBqXPp5/LEMP5J
+B2eFAhGipBQwDwYDVR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNIADBFAiEAkYA7
+GBW5azLzzkdzGEQcJEMZM6VfnF2tODZFGi82QiUCIB/EIB5z6WGTiDJ/uVXsJhK3
+xR0PCNILm/2G+1I97Nfl
+-----END CERTIFICATE-----
 `
 
 // env holds the secrets validYAML names by environment variable.
@@ -69,6 +93,8 @@ var env = map[string]string{
 	"CONTOSO_SNOW_PASSWORD":  "s3cret-contoso-snow",
 	"CONTOSO_WEBHOOK_SECRET": "s3cret-contoso-hook",
 	"CONTOSO_API_TOKEN":      "s3cret-contoso-token",
+	// An OAuth client secret is a secret like the others.
+	"CONTOSO_SNOW_OAUTH_SECRET": "s3cret-contoso-oauth",
 }
 
 var files = map[string]string{
@@ -79,6 +105,7 @@ var files = map[string]string{
 	"acme/unknown-site.yaml": strings.Replace(schedulesYAML, "name: DB,", "name: DB, site: US1,", 1),
 	"acme/services.yaml":     "services:\n  - {name: Payroll, max_unavailable: 1}\n",
 	"contoso/schedules.yaml": schedulesYAML,
+	"contoso/ca.pem":         testCA,
 	"bad/schedules.yaml":     "schedules:\n  - {name: DB, collection: X, timezone: Europe/Lundon, recurrence: {anchor: patch_tuesday}, start: \"02:00\", duration: 4h}\n",
 	"bad/services.yaml":      "services:\n  - {name: Payroll, max_unavailable: 0}\n",
 }
@@ -142,6 +169,42 @@ func TestLoad(t *testing.T) {
 	require.Equal(t, "tenant_contoso_eu", contoso.Schema(), "River's schema names have no '-'")
 	require.Empty(t, contoso.ServicesFile, "optional")
 	require.Equal(t, "s3cret-contoso-token", contoso.APIToken.Reveal())
+
+	// The optional keys (issue #20's per-tenant settings): absent at acme,
+	// each set at contoso.
+	require.Empty(t, acme.ForceCollection)
+	require.Equal(t, WinRMSettings{}, acme.WinRM)
+	require.Zero(t, acme.MaxConns)
+	require.Empty(t, acme.SCOM.WindowComputer)
+	require.Empty(t, acme.ServiceNow.OAuthClientID)
+	require.False(t, acme.ServiceNow.OAuthClientSecret.IsSet())
+
+	require.Equal(t, "autopatch - Forced", contoso.ForceCollection)
+	require.Equal(t, 12, contoso.MaxConns)
+	require.Equal(t, "scomgw.contoso.example", contoso.SCOM.WindowComputer)
+	require.Equal(t, "autopatch-client", contoso.ServiceNow.OAuthClientID)
+	require.Equal(t, "s3cret-contoso-oauth", contoso.ServiceNow.OAuthClientSecret.Reveal())
+	no := false
+	require.Equal(t, WinRMSettings{Auth: "basic", CAFile: filepath.Join(bundle.dir, "contoso/ca.pem"), InsecureSkipVerify: &no, Timeout: 90 * time.Second},
+		contoso.WinRM, "ca_file is relative to the tenants file")
+}
+
+// TestWinRMSettingsApply: a tenant's WinRM settings replace the process's
+// where set and keep them where not; an explicit false turns the process's
+// skipped certificate checks back on.
+func TestWinRMSettingsApply(t *testing.T) {
+	t.Parallel()
+	process := config.WinRM{Endpoint: "https://e", User: "u", Password: "p", Auth: "ntlm", CAFile: "/process/ca.pem",
+		InsecureSkipVerify: true, Timeout: 5 * time.Minute}
+	require.Equal(t, process, WinRMSettings{}.Apply(process), "nothing set: the process's")
+	no := false
+	got := WinRMSettings{Auth: "kerberos", CAFile: "/acme/ca.pem", InsecureSkipVerify: &no, Timeout: time.Minute}.Apply(process)
+	require.Equal(t, config.WinRM{Endpoint: "https://e", User: "u", Password: "p", Auth: "kerberos", CAFile: "/acme/ca.pem",
+		InsecureSkipVerify: false, Timeout: time.Minute}, got)
+	got = WinRMSettings{Timeout: time.Minute}.Apply(process)
+	require.Equal(t, "ntlm", got.Auth)
+	require.Equal(t, "/process/ca.pem", got.CAFile)
+	require.True(t, got.InsecureSkipVerify)
 }
 
 // TestLoadAbsolutePaths: an absolute path is kept as it is.
@@ -227,7 +290,7 @@ func TestLoadRefusals(t *testing.T) {
 			[]string{`tenants[0] "acme": scom.endpoint: "scom.acme.example" is invalid: want an absolute http or https URL (line 13)`}},
 		{"EndpointWithCredentials", replace("url: https://acme.service-now.com", "url: https://admin:hunter2@acme.service-now.com"),
 			[]string{`tenants[0] "acme": servicenow.url: holds credentials (user@ or user:password@; not shown): put the user in user and the password in password_env or password_file (line 17)`}},
-		{"ServiceNowMissing", replace("    servicenow: {url: \"https://contoso.service-now.com\", user: autopatch, password_env: CONTOSO_SNOW_PASSWORD}\n", ""),
+		{"ServiceNowMissing", replace("    servicenow: {url: \"https://contoso.service-now.com\", user: autopatch, password_env: CONTOSO_SNOW_PASSWORD, oauth_client_id: autopatch-client, oauth_client_secret_env: CONTOSO_SNOW_OAUTH_SECRET}\n", ""),
 			[]string{`tenants[1] "contoso-eu": servicenow: required (line 24)`}},
 		{"UserMissing", replace("      user: autopatch.integration\n", ""),
 			[]string{`tenants[0] "acme": servicenow.user: required (line 17)`}},
@@ -244,16 +307,60 @@ func TestLoadRefusals(t *testing.T) {
 			[]string{`tenants[0] "acme": schedules_file: `, `schedule "DB": site: unknown site "US1" (configured: PS1, EU1) (line 20)`}},
 		{"ServicesFileInvalid", replace("acme/services.yaml", "bad/services.yaml"),
 			[]string{`tenants[0] "acme": services_file: `, `max_unavailable: want a whole number of at least 1`}},
+		// The per-tenant settings of issue #20.
+		{"ForceCollectionNotAName", replace("force_collection: autopatch - Forced", "force_collection: [a, b]"),
+			[]string{`tenants[1] "contoso-eu": force_collection: want a single value (line 32)`}},
+		{"MaxConnectionsTooFew", replace("max_connections: 12", "max_connections: 3"),
+			[]string{`tenants[1] "contoso-eu": max_connections: "3" is invalid: want a whole number from 4 to 256 (line 33)`}},
+		{"MaxConnectionsTooMany", replace("max_connections: 12", "max_connections: 320"),
+			[]string{`tenants[1] "contoso-eu": max_connections: "320" is invalid: want a whole number from 4 to 256 (line 33)`}},
+		{"MaxConnectionsNotANumber", replace("max_connections: 12", "max_connections: lots"),
+			[]string{`tenants[1] "contoso-eu": max_connections: "lots" is invalid`}},
+		{"WinRMNotAMapping", replace("    winrm:\n      auth: basic\n      ca_file: contoso/ca.pem\n      insecure_skip_verify: false\n      timeout: 90s\n", "    winrm: basic\n"),
+			[]string{`tenants[1] "contoso-eu": winrm: want a mapping with auth, ca_file, insecure_skip_verify or timeout (line 34)`}},
+		{"WinRMUnknownKey", replace("      auth: basic\n", "      auth: basic\n      endpoint: https://x\n"),
+			[]string{`tenants[1] "contoso-eu": winrm.endpoint: unknown field; want one of auth, ca_file, insecure_skip_verify, timeout (line 36)`}},
+		{"WinRMSecretInFile", replace("      auth: basic\n", "      auth: basic\n      password: hunter2\n"),
+			[]string{`tenants[1] "contoso-eu": winrm.password: secrets are never written in the tenants file`}},
+		{"WinRMAuth", replace("auth: basic", "auth: digest"),
+			[]string{`tenants[1] "contoso-eu": winrm.auth: "digest" is invalid: want ntlm, basic or kerberos (line 35)`}},
+		{"WinRMCAFileMissing", replace("ca_file: contoso/ca.pem", "ca_file: contoso/nope.pem"),
+			[]string{`tenants[1] "contoso-eu": winrm.ca_file: read CA file: open `, `contoso/nope.pem: no such file or directory (line 36)`}},
+		{"WinRMCAFileNotPEM", replace("ca_file: contoso/ca.pem", "ca_file: contoso/schedules.yaml"),
+			[]string{`tenants[1] "contoso-eu": winrm.ca_file: CA file `, `contoso/schedules.yaml holds no PEM certificate (line 36)`}},
+		{"WinRMInsecureSkipVerify", replace("insecure_skip_verify: false", "insecure_skip_verify: maybe"),
+			[]string{`tenants[1] "contoso-eu": winrm.insecure_skip_verify: "maybe" is invalid: want true or false (line 37)`}},
+		{"WinRMTimeoutNegative", replace("timeout: 90s", "timeout: -1s"),
+			[]string{`tenants[1] "contoso-eu": winrm.timeout: "-1s" is invalid: want a positive Go duration such as 30s or 5m (line 38)`}},
+		{"WinRMTimeoutNoUnit", replace("timeout: 90s", "timeout: 90"),
+			[]string{`tenants[1] "contoso-eu": winrm.timeout: "90" is invalid: want a positive Go duration`}},
+		{"OAuthIDWithoutSecret", replace(", oauth_client_secret_env: CONTOSO_SNOW_OAUTH_SECRET", ""),
+			[]string{`tenants[1] "contoso-eu": servicenow.oauth_client_secret: required with oauth_client_id: name an environment variable (oauth_client_secret_env) or a file (oauth_client_secret_file) that holds it (line 28)`}},
+		{"OAuthSecretWithoutID", replace("oauth_client_id: autopatch-client, ", ""),
+			[]string{`tenants[1] "contoso-eu": servicenow.oauth_client_id: required with oauth_client_secret_env or oauth_client_secret_file (line 28)`}},
+		{"OAuthSecretUnset", replace("oauth_client_secret_env: CONTOSO_SNOW_OAUTH_SECRET", "oauth_client_secret_env: CONTOSO_NOT_SET"),
+			[]string{`tenants[1] "contoso-eu": servicenow.oauth_client_secret_env: environment variable CONTOSO_NOT_SET is unset or empty (line 28)`}},
+		{"OAuthSecretNotAName", replace("oauth_client_secret_env: CONTOSO_SNOW_OAUTH_SECRET", "oauth_client_secret_env: hunter2"),
+			[]string{`tenants[1] "contoso-eu": servicenow.oauth_client_secret_env: want the name of an environment variable`}},
+		{"OAuthSecretInFile", replace("oauth_client_secret_env: CONTOSO_SNOW_OAUTH_SECRET", "oauth_client_secret: hunter2"),
+			[]string{
+				`tenants[1] "contoso-eu": servicenow.oauth_client_secret: secrets are never written in the tenants file: name an environment variable (oauth_client_secret_env) or a file (oauth_client_secret_file) that holds it (line 28)`,
+				`tenants[1] "contoso-eu": servicenow.oauth_client_secret: required with oauth_client_id`,
+			}},
+		{"OAuthSecretFileEmpty", replace("oauth_client_secret_env: CONTOSO_SNOW_OAUTH_SECRET", "oauth_client_secret_file: secrets/empty"),
+			[]string{`tenants[1] "contoso-eu": servicenow.oauth_client_secret_file: `, `secrets/empty is empty (line 28)`}},
+		{"WindowComputerNotAName", replace("window_computer: scomgw.contoso.example", "window_computer: {a: b}"),
+			[]string{`tenants[1] "contoso-eu": scom.window_computer: want a single value (line 27)`}},
 		{"NoTenants", "tenants: []\n", []string{`tenants: empty; want at least one tenant (line 1)`}},
 		{"NotAMapping", "- acme\n", []string{`want a mapping with the key tenants (line 1)`}},
-		{"UnknownTopLevel", validYAML + "extra: 1\n", []string{`extra: unknown field; want one of tenants (line 32)`}},
+		{"UnknownTopLevel", validYAML + "extra: 1\n", []string{`extra: unknown field; want one of tenants (line 39)`}},
 		{"Empty", "", []string{`the file is empty`}},
 		{"TwoDocuments", validYAML + "---\n" + validYAML, []string{`want one YAML document, found more`}},
 		// Several at once: each reported, in file order.
 		{"Several", replace("ACME_SCOM_PASSWORD", "ACME_NOT_SET") + "  - name: acme\n",
 			[]string{
 				`tenants[0] "acme": scom.password_env: environment variable ACME_NOT_SET is unset or empty (line 15)`,
-				`tenants[2] "acme": name: duplicate of tenants[0] (line 32)`,
+				`tenants[2] "acme": name: duplicate of tenants[0] (line 39)`,
 				`tenants[2] "acme": sccm: required`,
 				`tenants[2] "acme": api_token: required`,
 			}},
@@ -288,7 +395,10 @@ func TestSecretsNotPrinted(t *testing.T) {
 	require.NoError(t, err)
 
 	var out bytes.Buffer
-	fmt.Fprintf(&out, "%v %+v %#v %s\n", list, list, list, list)
+	fmt.Fprintf(&out, "%v %+v %#v\n", list, list, list)
+	for _, tn := range list {
+		fmt.Fprintf(&out, "%s %s %s %s %s\n", tn.SCCM, tn.SCOM, tn.ServiceNow, tn.WebhookSecret, tn.APIToken)
+	}
 	slog.New(slog.NewTextHandler(&out, nil)).Info("tenants", "list", list, "first", list[0])
 	slog.New(slog.NewJSONHandler(&out, nil)).Info("tenants", "list", list, "first", list[0])
 	b, err := json.Marshal(list)
@@ -297,6 +407,7 @@ func TestSecretsNotPrinted(t *testing.T) {
 
 	require.Contains(t, out.String(), "[redacted]")
 	require.Contains(t, out.String(), "ACME")
+	require.Contains(t, out.String(), "autopatch-client", "the OAuth client id is no secret")
 	for _, s := range secretValues() {
 		require.NotContains(t, out.String(), s)
 	}
