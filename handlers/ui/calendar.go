@@ -138,7 +138,7 @@ func (c *console) days(ctx echo.Context, first, last time.Time, loc *time.Locati
 		_, eo := end.Zone()
 		w.DST = so != eo
 		if len(v.Changes) > 0 {
-			w.Href = c.href("/changes/"+url.PathEscape(v.Changes[0]))
+			w.Href = c.href("/changes/" + url.PathEscape(v.Changes[0]))
 		}
 		windows[key] = append(windows[key], w)
 		n++

@@ -81,7 +81,7 @@ func (c *console) changeList(ctx echo.Context) error {
 		d.Next = queryString("status", status, "cursor", encodeCursor(rows[len(rows)-1].Key()))
 	}
 	for _, r := range rows {
-		d.Rows = append(d.Rows, changeRowView{ChangeSummary: r, Href: c.href("/changes/"+url.PathEscape(r.Number))})
+		d.Rows = append(d.Rows, changeRowView{ChangeSummary: r, Href: c.href("/changes/" + url.PathEscape(r.Number))})
 	}
 	return c.render(ctx, http.StatusOK, "changes", page{Title: "Changes", Nav: "changes", SignedIn: true, Data: d})
 }
