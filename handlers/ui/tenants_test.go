@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
@@ -427,4 +428,38 @@ func TestTemplatesWriteURLsThroughUI(t *testing.T) {
 	require.Error(t, Register(echo.New(), Options{Base: "/t/acme/"}), "a base ends without /")
 	require.Error(t, Register(echo.New(), Options{Base: "t/acme"}))
 	require.Error(t, Register(echo.New(), Options{Base: `/t/"><x`}))
+}
+
+// TestTenantConsoleInBrowser: in Chromium, tenant acme's console under
+// /t/acme/ui/: sent to its sign-in page, signed in with acme's token, its
+// menu leads to its pages, its stylesheet loads (a failed load or a CSP
+// violation is a problem the browser reports), and signing out closes it.
+func TestTenantConsoleInBrowser(t *testing.T) {
+	t.Parallel()
+	sc := seedScenario(t, scenarioOpts{Devices: 10, Months: 1, Now: scenarioNow})
+	srv := newTenantsServer(t, sc, map[string]config.Secret{"acme": acmeToken, "contoso": contosoToken})
+	b := newBrowser(t)
+	u := func(path string) string { return srv.URL + path }
+
+	b.run(chromedp.Navigate(u("/t/acme/ui/calendar")), chromedp.WaitVisible("#token", chromedp.ByID))
+	require.Equal(t, u("/t/acme/ui/login?next="+url.QueryEscape("/t/acme/ui/calendar")), b.location())
+	b.allow(u("/t/acme/ui/login")) // the refused sign-in answers 401
+	b.run(chromedp.SendKeys("#token", contosoToken, chromedp.ByID), chromedp.Click("#sign-in", chromedp.ByID),
+		chromedp.WaitVisible("#login-message", chromedp.ByID))
+	b.run(chromedp.SendKeys("#token", acmeToken, chromedp.ByID), chromedp.Click("#sign-in", chromedp.ByID),
+		chromedp.WaitVisible("#month-title", chromedp.ByID))
+	require.Equal(t, u("/t/acme/ui/calendar"), b.location())
+	var display string
+	b.run(chromedp.EvaluateAsDevTools(`getComputedStyle(document.querySelector("header.top")).display`, &display))
+	require.Equal(t, "flex", display, "the stylesheet under /t/acme/ui/static/ applies")
+
+	b.run(chromedp.Click(`header nav a[href="/t/acme/ui/changes"]`, chromedp.ByQuery), chromedp.WaitVisible("#changes", chromedp.ByID))
+	require.Equal(t, u("/t/acme/ui/changes"), b.location())
+	b.run(chromedp.Click(`#changes tbody a`, chromedp.ByQuery), chromedp.WaitVisible("#change-number", chromedp.ByID))
+	require.True(t, strings.HasPrefix(b.location(), u("/t/acme/ui/changes/")), b.location())
+
+	b.run(chromedp.Click(`form.signout button`, chromedp.ByQuery), chromedp.WaitVisible("#token", chromedp.ByID))
+	require.Equal(t, u("/t/acme/ui/login?signed_out=1"), b.location())
+	b.run(chromedp.Navigate(u("/t/acme/ui/changes")), chromedp.WaitVisible("#token", chromedp.ByID))
+	b.requireNoProblems()
 }
