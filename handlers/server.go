@@ -136,6 +136,14 @@ func New(opts Options) *echo.Echo {
 // refuses. The name is matched in the path as sent, so an escaped spelling
 // of a tenant's name (/t/%61cme/) is an unknown tenant too, answered
 // alike, rather than some other 404 that would tell the tenant exists.
+//
+// A tenant's console (/t/{name}/ui/, handlers/ui with Options.Base) does
+// not answer a visitor without a session with a 404 but with its sign-in
+// page, so for the console the unknown tenant's answer is not a 404
+// either: serve registers ui.RegisterStranger on root, which answers
+// /t/{name}/ui/... for any name a tenant could have exactly as a tenant's
+// console answers such a visitor, with that name in its links. (handlers
+// cannot call it here: handlers/ui imports handlers.)
 func Tenants(root http.Handler, tenants map[string]http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rest, ok := strings.CutPrefix(r.URL.EscapedPath(), "/t/")
