@@ -191,8 +191,8 @@ func strangerBase(escaped string) (string, bool) {
 
 // routes adds the console's route table under prefix+"/ui", the same for
 // every console and for the stranger, so that they answer alike down to
-// Echo's 404s and 405s. at puts the console that answers the request in
-// the context (consoleKey).
+// what Echo's router answers by itself. at puts the console that answers
+// the request in the context (consoleKey).
 func routes(e *echo.Echo, prefix string, at echo.MiddlewareFunc) {
 	g := e.Group(prefix+"/ui", at, securityHeaders)
 	g.GET("/static/*", serve((*console).static))
