@@ -38,8 +38,9 @@ type Options struct {
 
 	// Tenant, when set, makes this the server of one tenant of a tenants
 	// file, mounted under /t/{Tenant}/ by Tenants: it serves only its
-	// webhooks and read API (health, metrics and the OpenAPI document are
-	// the process's), and answers a refused API token as Tenants answers
+	// webhooks and read API, and the console that serve registers on it
+	// (health, metrics and the OpenAPI document are the process's), and
+	// answers a refused API token as Tenants answers
 	// an unknown tenant, so a token of another tenant learns nothing.
 	Tenant string
 

@@ -113,7 +113,7 @@ type tenant struct {
 	deps         *jobs.Deps // for the window keeper
 	schedules    schedules.Current
 	services     safety.CurrentServices // the services file in force
-	handler      *echo.Echo             // its webhooks and read API; the default's also the process's routes and the console
+	handler      *echo.Echo             // its webhooks, read API and console; the default's also the process's routes
 
 	// reloadFailed is 1 per file (schedules, services) while its last
 	// reload on SIGHUP failed; reloadErrs holds why, for /readyz.
