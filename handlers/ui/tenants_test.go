@@ -162,6 +162,7 @@ func TestTenantConsole(t *testing.T) {
 				continue
 			}
 			require.Contains(t, body, `<link rel="stylesheet" href="`+base+`/static/style.css">`, p)
+			require.NotContains(t, body, "ZgotmplZ", "%s: a URL html/template refused", p)
 			urls := pageURLs(body)
 			require.NotEmpty(t, urls, p)
 			for _, u := range urls {
@@ -462,4 +463,26 @@ func TestTenantConsoleInBrowser(t *testing.T) {
 	require.Equal(t, u("/t/acme/ui/login?signed_out=1"), b.location())
 	b.run(chromedp.Navigate(u("/t/acme/ui/changes")), chromedp.WaitVisible("#token", chromedp.ByID))
 	b.requireNoProblems()
+}
+
+// TestURLsHoldingColons: a name or a query holding ':' stays a link, under
+// every base (html/template checks each action in a URL as a URL of its
+// own; page.UI writes each URL in one).
+func TestURLsHoldingColons(t *testing.T) {
+	t.Parallel()
+	pages, err := parsedPages()
+	require.NoError(t, err)
+	for _, base := range []string{"", "/t/acme"} {
+		var b strings.Builder
+		require.NoError(t, pages["services"].Execute(&b, page{Title: "Services", SignedIn: true, Base: base,
+			Data: []serviceRow{{Service: "Pay:roll"}, {Service: "javascript:alert(1)"}}}))
+		require.Contains(t, b.String(), `href="`+base+`/ui/services/Pay:roll"`)
+		require.Contains(t, b.String(), `href="`+base+`/ui/services/javascript:alert%281%29"`)
+		b.Reset()
+		require.NoError(t, pages["devices"].Execute(&b, page{Title: "Devices", SignedIn: true, Base: base,
+			Data: deviceListData{Q: "db:1", Next: queryString("q", "db:1", "cursor", "abc"), First: false}}))
+		require.Contains(t, b.String(), `id="next-page" href="`+base+`/ui/devices?cursor=abc&amp;q=db%3A1"`)
+		require.Contains(t, b.String(), `href="`+base+`/ui/devices?q=db%3A1">first page`)
+		require.NotContains(t, b.String(), "ZgotmplZ")
+	}
 }

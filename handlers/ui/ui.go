@@ -276,7 +276,7 @@ var funcs = template.FuncMap{
 		}
 		return *s
 	},
-	"query":      func(kv ...string) template.URL { return template.URL(queryString(kv...)) },
+	"query":      queryString,
 	"pathEscape": url.PathEscape,
 	"statusName": statusName,
 	"add":        func(a, b int) int { return a + b },
@@ -337,9 +337,14 @@ type page struct {
 	Base string
 }
 
-// UI is the URL of the console's page at p ("/calendar"), as console.href:
-// templates write every link, form and static file with it.
-func (p page) UI(path string) string { return href(p.Base, path) }
+// UI is the URL of the console's page at path ("/calendar") followed by
+// rest (an escaped name, a query), as console.href: templates write every
+// link, form and static file with it, each URL in one action. (Split in
+// two actions, html/template would check the second part alone as a
+// whole URL, and a name or query holding ':' would read as a scheme.)
+func (p page) UI(path string, rest ...string) string {
+	return href(p.Base, path+strings.Join(rest, ""))
+}
 
 // render writes a page with status. It renders into a buffer first so a
 // template error becomes an error page, not half a page.
