@@ -38,8 +38,9 @@ type Options struct {
 
 	// Tenant, when set, makes this the server of one tenant of a tenants
 	// file, mounted under /t/{Tenant}/ by Tenants: it serves only its
-	// webhooks and read API (health, metrics and the OpenAPI document are
-	// the process's), and answers a refused API token as Tenants answers
+	// webhooks and read API, and the console that serve registers on it
+	// (health, metrics and the OpenAPI document are the process's), and
+	// answers a refused API token as Tenants answers
 	// an unknown tenant, so a token of another tenant learns nothing.
 	Tenant string
 
@@ -142,6 +143,14 @@ func New(opts Options) *echo.Echo {
 // refuses. The name is matched in the path as sent, so an escaped spelling
 // of a tenant's name (/t/%61cme/) is an unknown tenant too, answered
 // alike, rather than some other 404 that would tell the tenant exists.
+//
+// A tenant's console (/t/{name}/ui/, handlers/ui with Options.Base) does
+// not answer a visitor without a session with a 404 but with its sign-in
+// page, so for the console the unknown tenant's answer is not a 404
+// either: serve registers ui.RegisterStranger on root, which answers
+// /t/{name}/ui/... for any name a tenant could have exactly as a tenant's
+// console answers such a visitor, with that name in its links. (handlers
+// cannot call it here: handlers/ui imports handlers.)
 func Tenants(root http.Handler, tenants map[string]http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rest, ok := strings.CutPrefix(r.URL.EscapedPath(), "/t/")

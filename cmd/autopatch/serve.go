@@ -113,7 +113,7 @@ type tenant struct {
 	deps         *jobs.Deps // for the window keeper
 	schedules    schedules.Current
 	services     safety.CurrentServices // the services file in force
-	handler      *echo.Echo             // its webhooks and read API; the default's also the process's routes and the console
+	handler      *echo.Echo             // its webhooks, read API and console; the default's also the process's routes
 
 	// reloadFailed is 1 per file (schedules, services) while its last
 	// reload on SIGHUP failed; reloadErrs holds why, for /readyz.
@@ -215,6 +215,11 @@ func initServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*
 	}
 	var h http.Handler = root
 	if len(mounted) > 0 {
+		// An unknown tenant's console answers as a tenant's, so that it
+		// does not tell which tenants exist.
+		if err := ui.RegisterStranger(root, logger); err != nil {
+			return fail(err)
+		}
 		h = handlers.Tenants(root, mounted)
 	}
 	s.http = handlers.Server(cfg.Listen, h)
@@ -372,17 +377,16 @@ func (s *server) newTenant(ctx context.Context, name string, cfg *config.Config,
 			Secret: cfg.WebhookSecret, User: cfg.WebhookUser, Password: cfg.WebhookPassword,
 		}},
 	}
+	// The default tenant is served at the root, with the process's routes;
+	// a file tenant under /t/{name}/ (handlers.Tenants takes the prefix
+	// off), its console too: the administrator's console (handlers/ui,
+	// docs/architecture.md §9.5) writes its URLs under the base.
+	consoleBase := ""
 	if name != tenants.DefaultName {
-		opts.Tenant = name
-		t.handler = handlers.New(opts)
-		// The console's pages and redirects name /ui/ absolutely: a
-		// tenant has none yet (docs/architecture.md §10.2).
-		return t, nil
+		opts.Tenant, consoleBase = name, "/t/"+name
+	} else {
+		opts.Ready, opts.MetricsToken = s.ready, s.cfg.MetricsToken
 	}
-	// The default tenant is served at the root, with the process's routes
-	// and the administrator's console (handlers/ui, docs/architecture.md
-	// §9.5).
-	opts.Ready, opts.MetricsToken = s.ready, s.cfg.MetricsToken
 	t.handler = handlers.New(opts)
 	consoleSite := ""
 	if len(cfg.Sites) > 0 {
@@ -390,7 +394,7 @@ func (s *server) newTenant(ctx context.Context, name string, cfg *config.Config,
 	}
 	consoleSCCM := sccm.New(sccmRunner, consoleSite, logger.With("system", "sccm"))
 	if err := ui.Register(t.handler, ui.Options{
-		Logger: logger, Token: cfg.APIToken, DB: st.Pool, Schedules: &t.schedules, ServiceRules: &t.services,
+		Logger: logger, Base: consoleBase, Token: cfg.APIToken, DB: st.Pool, Schedules: &t.schedules, ServiceRules: &t.services,
 		Collections: consoleSCCM.CollectionsWithMaintenanceWindows, ServiceNowURL: cfg.ServiceNow.URL,
 		Ledger: ledgerOptions(cfg),
 	}); err != nil {

@@ -42,7 +42,7 @@ func BenchmarkPages(b *testing.B) {
 	sc := seedScenario(b, scenarioOpts{SchedulesYAML: benchSchedules(), Devices: 8000, Months: 12, Now: scenarioNow})
 	b.Logf("seeded 8000 devices, 24 schedules, 12 months in %s", time.Since(start).Round(time.Millisecond))
 	e := newServer(b, sc, func(context.Context) ([]string, error) { return []string{"Patch - S01", "Finance freeze"}, nil })
-	cookie := &http.Cookie{Name: SessionCookie, Value: newSessionKeys(testToken).sign(sc.now.Add(time.Hour).Unix())}
+	cookie := &http.Cookie{Name: SessionCookie, Value: newSessionKeys(testToken, "").sign(sc.now.Add(time.Hour).Unix())}
 	device := sc.devices[len(sc.devices)/2]
 	for _, p := range []struct{ name, path string }{
 		{"Calendar", "/ui/calendar?month=2026-12"},

@@ -138,7 +138,7 @@ func (c *console) days(ctx echo.Context, first, last time.Time, loc *time.Locati
 		_, eo := end.Zone()
 		w.DST = so != eo
 		if len(v.Changes) > 0 {
-			w.Href = "/ui/changes/" + url.PathEscape(v.Changes[0])
+			w.Href = c.href("/changes/" + url.PathEscape(v.Changes[0]))
 		}
 		windows[key] = append(windows[key], w)
 		n++
@@ -217,7 +217,7 @@ func (c *console) calendarMonth(ctx echo.Context) error {
 	if !ok {
 		return c.problem(ctx, http.StatusBadRequest, "Unknown time zone",
 			fmt.Sprintf("%q is not a time zone autopatch knows. Choose one from the list, or write an IANA name such as Europe/London.", tz),
-			"/ui/calendar", "the calendar")
+			c.href("/calendar"), "the calendar")
 	}
 	now := c.opts.Now()
 	nowIn := now.UTC()
@@ -230,7 +230,7 @@ func (c *console) calendarMonth(ctx echo.Context) error {
 		if err != nil || m.Year < 2000 || m.Year > 2100 {
 			return c.problem(ctx, http.StatusBadRequest, "Not a month",
 				fmt.Sprintf("%q is not a month. Write it as YYYY-MM, for example %s.", v, calendar.MonthOf(nowIn)),
-				"/ui/calendar", "this month")
+				c.href("/calendar"), "this month")
 		}
 		month = m
 	}
@@ -250,7 +250,7 @@ func (c *console) calendarMonth(ctx echo.Context) error {
 		Schedules: len(c.opts.Schedules.Get().All()),
 	}
 	for wk := gridFirst; !wk.After(gridLast); wk = wk.AddDate(0, 0, 7) {
-		week := calWeek{WeekHref: "/ui/calendar/week" + queryString("week", wk.Format(time.DateOnly), "tz", tz)}
+		week := calWeek{WeekHref: c.href("/calendar/week") + queryString("week", wk.Format(time.DateOnly), "tz", tz)}
 		for i := range 7 {
 			day := wk.AddDate(0, 0, i)
 			key := day.Format(time.DateOnly)
@@ -280,7 +280,7 @@ func (c *console) calendarWeek(ctx echo.Context) error {
 	if !ok {
 		return c.problem(ctx, http.StatusBadRequest, "Unknown time zone",
 			fmt.Sprintf("%q is not a time zone autopatch knows. Choose one from the list, or write an IANA name such as Europe/London.", tz),
-			"/ui/calendar/week", "this week")
+			c.href("/calendar/week"), "this week")
 	}
 	now := c.opts.Now()
 	nowIn := now.UTC()
@@ -293,7 +293,7 @@ func (c *console) calendarWeek(ctx echo.Context) error {
 		if err != nil || t.Year() < 2000 || t.Year() > 2100 {
 			return c.problem(ctx, http.StatusBadRequest, "Not a date",
 				fmt.Sprintf("%q is not a date. Write the week as any of its days, YYYY-MM-DD, for example %s.", v, day.Format(time.DateOnly)),
-				"/ui/calendar/week", "this week")
+				c.href("/calendar/week"), "this week")
 		}
 		day = t
 	}
@@ -310,7 +310,7 @@ func (c *console) calendarWeek(ctx echo.Context) error {
 		WeekStart: monday.Format("Mon 2 Jan 2006"), WeekEnd: sunday.Format("Mon 2 Jan 2006"),
 		PrevWeek:  (q("week", monday.AddDate(0, 0, -7).Format(time.DateOnly), "tz", tz)),
 		NextWeek:  (q("week", monday.AddDate(0, 0, 7).Format(time.DateOnly), "tz", tz)),
-		MonthHref: "/ui/calendar" + (q("month", calendar.MonthOf(monday).String(), "tz", tz)),
+		MonthHref: c.href("/calendar") + (q("month", calendar.MonthOf(monday).String(), "tz", tz)),
 		Month:     monday.Format(time.DateOnly), Windows: n,
 		Schedules: len(c.opts.Schedules.Get().All()),
 	}

@@ -60,14 +60,14 @@ func (c *console) changeList(ctx echo.Context) error {
 	statuses := []string{store.ChangeReceived, store.ChangePlanned, store.ChangeCanceled}
 	if status != "" && !slices.Contains(statuses, status) {
 		return c.problem(ctx, http.StatusBadRequest, "Unknown status",
-			fmt.Sprintf("%q is not a status; a change is received, planned or canceled.", status), "/ui/changes", "all changes")
+			fmt.Sprintf("%q is not a status; a change is received, planned or canceled.", status), c.href("/changes"), "all changes")
 	}
 	f := store.ChangeFilter{Status: status, Limit: pageSize + 1}
 	if v := ctx.QueryParam("cursor"); v != "" {
 		var key store.ChangeKey
 		if !decodeCursor(v, &key) || key.Number == "" {
 			return c.problem(ctx, http.StatusBadRequest, "Page not found",
-				"The page link is not one the console made (the cursor parameter is wrong). Start again from the first page.", "/ui/changes", "the first page")
+				"The page link is not one the console made (the cursor parameter is wrong). Start again from the first page.", c.href("/changes"), "the first page")
 		}
 		f.After = &key
 	}
@@ -81,7 +81,7 @@ func (c *console) changeList(ctx echo.Context) error {
 		d.Next = queryString("status", status, "cursor", encodeCursor(rows[len(rows)-1].Key()))
 	}
 	for _, r := range rows {
-		d.Rows = append(d.Rows, changeRowView{ChangeSummary: r, Href: "/ui/changes/" + url.PathEscape(r.Number)})
+		d.Rows = append(d.Rows, changeRowView{ChangeSummary: r, Href: c.href("/changes/" + url.PathEscape(r.Number))})
 	}
 	return c.render(ctx, http.StatusOK, "changes", page{Title: "Changes", Nav: "changes", SignedIn: true, Data: d})
 }
@@ -156,7 +156,7 @@ func (c *console) changePage(ctx echo.Context) error {
 	ch, err := store.GetChange(rctx, c.opts.DB, number)
 	if errors.Is(err, store.ErrNotFound) {
 		return c.problem(ctx, http.StatusNotFound, "No such change",
-			fmt.Sprintf("autopatch has received no change %q.", number), "/ui/changes", "the changes")
+			fmt.Sprintf("autopatch has received no change %q.", number), c.href("/changes"), "the changes")
 	}
 	if err != nil {
 		return c.fail(ctx, err)

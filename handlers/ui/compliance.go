@@ -38,7 +38,7 @@ func (c *console) compliancePage(ctx echo.Context) error {
 		m, err := calendar.ParseMonth(v)
 		if err != nil || m.Year < 2000 || m.Year > 2100 {
 			return c.problem(ctx, http.StatusBadRequest, "Not a cycle",
-				"\""+v+"\" is not a patch cycle. Write it as YYYY-MM, for example "+cycle.String()+".", "/ui/compliance", "this cycle")
+				"\""+v+"\" is not a patch cycle. Write it as YYYY-MM, for example "+cycle.String()+".", c.href("/compliance"), "this cycle")
 		}
 		cycle = m
 	}

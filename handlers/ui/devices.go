@@ -46,19 +46,19 @@ func (c *console) deviceList(ctx echo.Context) error {
 	}
 	for field, v := range map[string]string{"search": d.Q, "schedule": d.Schedule, "service": d.Service} {
 		if len(v) > 200 {
-			return c.problem(ctx, http.StatusBadRequest, "Search too long", "The "+field+" may be at most 200 characters.", "/ui/devices", "all devices")
+			return c.problem(ctx, http.StatusBadRequest, "Search too long", "The "+field+" may be at most 200 characters.", c.href("/devices"), "all devices")
 		}
 	}
 	if d.Tier != "" && !slices.Contains(tiers, d.Tier) {
 		return c.problem(ctx, http.StatusBadRequest, "Unknown tier",
-			fmt.Sprintf("%q is not a tier; a tier is backend, middle or frontend.", d.Tier), "/ui/devices", "all devices")
+			fmt.Sprintf("%q is not a tier; a tier is backend, middle or frontend.", d.Tier), c.href("/devices"), "all devices")
 	}
 	f := store.DeviceFilter{Query: d.Q, Schedule: d.Schedule, Service: d.Service, Tier: d.Tier, Limit: pageSize + 1}
 	if v := ctx.QueryParam("cursor"); v != "" {
 		var key deviceCursor
 		if !decodeCursor(v, &key) {
 			return c.problem(ctx, http.StatusBadRequest, "Page not found",
-				"The page link is not one the console made (the cursor parameter is wrong). Start again from the first page.", "/ui/devices", "the first page")
+				"The page link is not one the console made (the cursor parameter is wrong). Start again from the first page.", c.href("/devices"), "the first page")
 		}
 		f.After = key.Name
 	}
@@ -102,7 +102,7 @@ func (c *console) devicePage(ctx echo.Context) error {
 	dev, err := store.GetDevice(rctx, c.opts.DB, name)
 	if errors.Is(err, store.ErrNotFound) {
 		return c.problem(ctx, http.StatusNotFound, "No such device",
-			fmt.Sprintf("autopatch manages no device %q.", name), "/ui/devices", "the devices")
+			fmt.Sprintf("autopatch manages no device %q.", name), c.href("/devices"), "the devices")
 	}
 	if err != nil {
 		return c.fail(ctx, err)
@@ -124,11 +124,11 @@ func (c *console) devicePage(ctx echo.Context) error {
 				for _, v := range views {
 					nv := nextWindowView{Window: v.LocalString() + " (" + v.UTCString() + ")", State: v.State}
 					if len(v.Changes) > 0 {
-						nv.Change, nv.Href = v.Changes[0], "/ui/changes/"+url.PathEscape(v.Changes[0])
+						nv.Change, nv.Href = v.Changes[0], c.href("/changes/"+url.PathEscape(v.Changes[0]))
 					}
 					d.Next = append(d.Next, nv)
 				}
-				d.CalendarHref = "/ui/calendar" + queryString("month", calendar.MonthOf(ws[0].Start).String())
+				d.CalendarHref = c.href("/calendar") + queryString("month", calendar.MonthOf(ws[0].Start).String())
 			}
 		}
 	}

@@ -33,21 +33,21 @@ func (c *console) failureList(ctx echo.Context) error {
 	}
 	if d.State != "" && !slices.Contains(d.States, d.State) {
 		return c.problem(ctx, http.StatusBadRequest, "Unknown state",
-			fmt.Sprintf("%q is not a state; a failure is open or resolved.", d.State), "/ui/failures", "all failures")
+			fmt.Sprintf("%q is not a state; a failure is open or resolved.", d.State), c.href("/failures"), "all failures")
 	}
 	if d.Kind != "" && !slices.Contains(d.Kinds, d.Kind) {
 		return c.problem(ctx, http.StatusBadRequest, "Unknown kind",
-			fmt.Sprintf("%q is not a kind of failure; it is one of %s.", d.Kind, strings.Join(d.Kinds, ", ")), "/ui/failures", "all failures")
+			fmt.Sprintf("%q is not a kind of failure; it is one of %s.", d.Kind, strings.Join(d.Kinds, ", ")), c.href("/failures"), "all failures")
 	}
 	if len(d.Change) > 200 {
-		return c.problem(ctx, http.StatusBadRequest, "Change too long", "A change number is at most 200 characters.", "/ui/failures", "all failures")
+		return c.problem(ctx, http.StatusBadRequest, "Change too long", "A change number is at most 200 characters.", c.href("/failures"), "all failures")
 	}
 	f := store.FailureFilter{State: d.State, Kind: d.Kind, Change: d.Change, Limit: pageSize + 1}
 	if v := ctx.QueryParam("cursor"); v != "" {
 		var key failureCursor
 		if !decodeCursor(v, &key) || key.ID <= 0 {
 			return c.problem(ctx, http.StatusBadRequest, "Page not found",
-				"The page link is not one the console made (the cursor parameter is wrong). Start again from the first page.", "/ui/failures", "the first page")
+				"The page link is not one the console made (the cursor parameter is wrong). Start again from the first page.", c.href("/failures"), "the first page")
 		}
 		f.After = key.ID
 	}

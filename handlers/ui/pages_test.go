@@ -142,15 +142,15 @@ func TestConsolePages(t *testing.T) {
 
 	t.Run("SessionsExpireAndAreSigned", func(t *testing.T) {
 		t.Parallel()
-		k := newSessionKeys(testToken)
+		k := newSessionKeys(testToken, "")
 		now := time.Now()
 		require.True(t, k.valid(k.sign(now.Add(time.Minute).Unix()), now))
 		require.False(t, k.valid(k.sign(now.Add(-time.Second).Unix()), now), "expired")
 		forged := k.sign(now.Add(time.Minute).Unix())
 		forged = "9" + forged
 		require.False(t, k.valid(forged, now), "a changed expiry breaks the signature")
-		require.False(t, newSessionKeys("other").valid(k.sign(now.Add(time.Minute).Unix()), now), "another token's session")
-		require.False(t, newSessionKeys("").checkToken(""), "no token configured: nobody signs in")
+		require.False(t, newSessionKeys("other", "").valid(k.sign(now.Add(time.Minute).Unix()), now), "another token's session")
+		require.False(t, newSessionKeys("", "").checkToken(""), "no token configured: nobody signs in")
 	})
 
 	t.Run("ReadOnly", func(t *testing.T) {

@@ -103,7 +103,7 @@ func (c *console) servicePage(ctx echo.Context) error {
 	}
 	if len(members) == 0 {
 		return c.problem(ctx, http.StatusNotFound, "No such service",
-			fmt.Sprintf("autopatch manages no device of service %q.", name), "/ui/services", "the services")
+			fmt.Sprintf("autopatch manages no device of service %q.", name), c.href("/services"), "the services")
 	}
 	set := c.opts.Schedules.Get()
 	at := c.opts.Now()
@@ -167,7 +167,7 @@ func (c *console) servicePage(ctx echo.Context) error {
 			s := &t.Schedules[i]
 			if n := len(s.Devices); n > shownDevices {
 				s.More, s.Devices = n-shownDevices, s.Devices[:shownDevices]
-				s.AllHref = "/ui/devices" + queryString("service", d.Service, "schedule", s.Schedule, "tier", t.Tier)
+				s.AllHref = c.href("/devices") + queryString("service", d.Service, "schedule", s.Schedule, "tier", t.Tier)
 			}
 		}
 	}
