@@ -317,14 +317,22 @@ func (s *server) newTenant(ctx context.Context, name string, cfg *config.Config,
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", setting("AUTOPATCH_SCCM_*", "sccm"), err)
 	}
+	// single is the one site of AUTOPATCH_SCCM_ENDPOINT, or without sites
+	// the connector of what is not yet per site.
+	single := sccm.New(calls.Runner("sccm", sccmRunner), "", logger.With("system", "sccm"))
 	var sites []jobs.Site
+	var consoleSites []ui.Site // the collections page reads every site
+	if len(cfg.Sites) == 0 {
+		consoleSites = []ui.Site{{Collections: single.CollectionsWithMaintenanceWindows}}
+	}
 	for _, site := range cfg.Sites {
 		r, err := winrm.New(winrmConfig(site.WinRM), logger.With("system", "sccm", "site", site.Code))
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", setting("AUTOPATCH_SCCM_"+site.Code+"_*", "sccm site "+site.Code), err)
 		}
-		sites = append(sites, jobs.NewSite(site.Code,
-			sccm.New(calls.SiteRunner("sccm", site.Code, r), site.Code, logger.With("system", "sccm", "site", site.Code)), site.Workers))
+		conn := sccm.New(calls.SiteRunner("sccm", site.Code, r), site.Code, logger.With("system", "sccm", "site", site.Code))
+		sites = append(sites, jobs.NewSite(site.Code, conn, site.Workers))
+		consoleSites = append(consoleSites, ui.Site{Code: site.Code, Collections: conn.CollectionsWithMaintenanceWindows})
 	}
 	scomRunner, err := winrm.New(winrmConfig(cfg.SCOM), logger.With("system", "scom"))
 	if err != nil {
@@ -340,7 +348,7 @@ func (s *server) newTenant(ctx context.Context, name string, cfg *config.Config,
 	}
 	t.deps = &jobs.Deps{
 		Pool: st.Pool, Logger: logger, Schedules: &t.schedules, ClientID: s.id, Sites: sites, Schema: schema,
-		SCCM:         sccm.New(calls.Runner("sccm", sccmRunner), "", logger.With("system", "sccm")),
+		SCCM:         single,
 		ServiceNow:   snow,
 		Metrics:      jobs.NewMetrics(reg),
 		MinRemaining: cfg.MinWindowRemaining,
@@ -388,14 +396,9 @@ func (s *server) newTenant(ctx context.Context, name string, cfg *config.Config,
 		opts.Ready, opts.MetricsToken = s.ready, s.cfg.MetricsToken
 	}
 	t.handler = handlers.New(opts)
-	consoleSite := ""
-	if len(cfg.Sites) > 0 {
-		consoleSite = cfg.Sites[0].Code
-	}
-	consoleSCCM := sccm.New(sccmRunner, consoleSite, logger.With("system", "sccm"))
 	if err := ui.Register(t.handler, ui.Options{
 		Logger: logger, Base: consoleBase, Token: cfg.APIToken, DB: st.Pool, Schedules: &t.schedules, ServiceRules: &t.services,
-		Collections: consoleSCCM.CollectionsWithMaintenanceWindows, ServiceNowURL: cfg.ServiceNow.URL,
+		Sites: consoleSites, ServiceNowURL: cfg.ServiceNow.URL,
 		Ledger: ledgerOptions(cfg),
 	}); err != nil {
 		return nil, err

@@ -47,34 +47,64 @@ type collectionRow struct {
 	Schedule string
 }
 
-type collectionsData struct {
+// siteCollections is one site's part of the page: its rows, or why it
+// could not be read.
+type siteCollections struct {
+	Code    string
 	Read    bool
 	Problem string
 	ReadAt  time.Time
-	TTL     time.Duration
 	Rows    []collectionRow
 }
 
+type collectionsData struct {
+	Problem string
+	TTL     time.Duration
+	Sites   []siteCollections
+}
+
 func (c *console) collectionsPage(ctx echo.Context) error {
-	d := collectionsData{TTL: c.collections.ttl}
-	if c.opts.Collections == nil {
+	d := collectionsData{}
+	if len(c.opts.Sites) == 0 {
 		d.Problem = "SCCM is not configured (AUTOPATCH_SCCM_ENDPOINT), so autopatch cannot read its collections."
 		return c.render(ctx, http.StatusOK, "collections", page{Title: "Collections", Nav: "collections", SignedIn: true, Data: d})
 	}
-	names, at, err := c.collections.get(ctx.Request().Context(), c.opts.Collections, c.opts.Now())
-	d.ReadAt = at
-	if err != nil {
-		c.opts.Logger.WarnContext(ctx.Request().Context(), "ui: read collections from SCCM", "error", err)
-		d.Problem = "autopatch could not read the collections from SCCM just now; it tries again in a little while. autopatch's log has the reason."
-		return c.render(ctx, http.StatusOK, "collections", page{Title: "Collections", Nav: "collections", SignedIn: true, Data: d})
+	d.TTL = c.collections[0].ttl
+	rctx := ctx.Request().Context()
+	// Each site is read side by side, within its own cache: a slow or
+	// down site costs the page its own timeout, not one per site.
+	d.Sites = make([]siteCollections, len(c.opts.Sites))
+	var wg sync.WaitGroup
+	for i, site := range c.opts.Sites {
+		wg.Go(func() {
+			names, at, err := c.collections[i].get(rctx, site.Collections, c.opts.Now())
+			d.Sites[i] = siteCollections{Code: site.Code, ReadAt: at}
+			if err != nil {
+				c.opts.Logger.WarnContext(rctx, "ui: read collections from SCCM", "site", site.Code, "error", err)
+				d.Sites[i].Problem = "autopatch could not read the collections from SCCM just now; it tries again in a little while. autopatch's log has the reason."
+				return
+			}
+			d.Sites[i].Read = true
+			d.Sites[i].Rows = c.collectionRows(site.Code, names)
+		})
 	}
-	d.Read = true
+	wg.Wait()
+	return c.render(ctx, http.StatusOK, "collections", page{Title: "Collections", Nav: "collections", SignedIn: true, Data: d})
+}
+
+// collectionRows marks the collections of site that are a schedule's: a
+// schedule's collection is at its own site (a collection of the same name
+// at another site is another collection).
+func (c *console) collectionRows(site string, names []string) []collectionRow {
 	bySchedule := map[string]string{}
 	for _, s := range c.opts.Schedules.Get().All() {
-		bySchedule[strings.ToLower(s.Collection)] = s.Name
+		if site == "" || s.Site == site {
+			bySchedule[strings.ToLower(s.Collection)] = s.Name
+		}
 	}
+	rows := make([]collectionRow, 0, len(names))
 	for _, n := range names {
-		d.Rows = append(d.Rows, collectionRow{Name: n, Schedule: bySchedule[strings.ToLower(n)]})
+		rows = append(rows, collectionRow{Name: n, Schedule: bySchedule[strings.ToLower(n)]})
 	}
-	return c.render(ctx, http.StatusOK, "collections", page{Title: "Collections", Nav: "collections", SignedIn: true, Data: d})
+	return rows
 }

@@ -2,6 +2,7 @@ package ui
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"html/template"
 	"io"
@@ -35,6 +36,17 @@ var scenarioNow = time.Date(2026, 12, 13, 3, 0, 0, 0, time.UTC)
 // does, over the scenario.
 func newServer(t testing.TB, sc *scenario, collections CollectionsFunc) *echo.Echo {
 	t.Helper()
+	var sites []Site
+	if collections != nil {
+		sites = []Site{{Collections: collections}}
+	}
+	return newServerOfSites(t, sc, sites)
+}
+
+// newServerOfSites is newServer with the SCCM sites of
+// AUTOPATCH_SCCM_SITES, each read for the collections page.
+func newServerOfSites(t testing.TB, sc *scenario, sites []Site) *echo.Echo {
+	t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	now := func() time.Time { return sc.now }
 	e := handlers.New(handlers.Options{
@@ -42,7 +54,7 @@ func newServer(t testing.TB, sc *scenario, collections CollectionsFunc) *echo.Ec
 		APIToken: testToken, Store: &store.Store{Pool: sc.pool}, Schedules: sc.current, Pool: sc.pool, Now: now,
 	})
 	require.NoError(t, Register(e, Options{
-		Logger: logger, Token: testToken, DB: sc.pool, Schedules: sc.current, Collections: collections,
+		Logger: logger, Token: testToken, DB: sc.pool, Schedules: sc.current, Sites: sites,
 		ServiceNowURL: "https://example.service-now.com", Now: now,
 	}))
 	return e
@@ -324,4 +336,46 @@ func TestConsolePages(t *testing.T) {
 		}
 		require.Len(t, seen, len(sc.devices), "every device on exactly the pages walked")
 	})
+}
+
+// TestCollectionsOfSites: with several SCCM sites the collections page
+// reads each site side by side and shows each under its code. A site that
+// cannot be read says so without hiding the others, and a collection is a
+// schedule's only at the schedule's own site: the same name at another
+// site is another collection.
+func TestCollectionsOfSites(t *testing.T) {
+	t.Parallel()
+	sc := seedScenario(t, scenarioOpts{Devices: 4, Months: 1, Now: scenarioNow, Sites: []string{"PS1", "EU1", "AP1"}, SchedulesYAML: []byte(`schedules:
+  - {name: LON-SAT, site: PS1, collection: "Patch - Sat", kind: automatic, timezone: Europe/London, recurrence: {anchor: patch_tuesday, offset_days: 4}, start: "02:00", duration: 4h}
+  - {name: FRA-SUN, site: EU1, collection: "Patch - Sun", kind: automatic, timezone: Europe/Berlin, recurrence: {anchor: patch_tuesday, offset_days: 5}, start: "02:00", duration: 4h}
+`)})
+	srv := httptest.NewServer(newServerOfSites(t, sc, []Site{
+		{Code: "PS1", Collections: func(context.Context) ([]string, error) {
+			return []string{"Patch - Sat", "Patch - Sun", "Finance freeze"}, nil
+		}},
+		{Code: "EU1", Collections: func(context.Context) ([]string, error) { return nil, errors.New("connection refused") }},
+		{Code: "AP1", Collections: func(context.Context) ([]string, error) { return []string{"Patch - Sun"}, nil }},
+	}))
+	t.Cleanup(srv.Close)
+	c := newClient(t, srv.URL)
+	c.signIn(testToken)
+	resp, body := c.get("/ui/collections")
+	require.Equal(t, http.StatusOK, resp.StatusCode, body)
+
+	section := func(code string) string {
+		t.Helper()
+		_, after, ok := strings.Cut(body, `id="site-`+code+`"`)
+		require.True(t, ok, "site %s has a section", code)
+		before, _, _ := strings.Cut(after, "</section>")
+		return before
+	}
+	ps1 := section("PS1")
+	require.Contains(t, ps1, "Site PS1")
+	require.Regexp(t, `<tr class="bad">\s*<td>Patch - Sat</td>\s*<td>LON-SAT</td>`, ps1, "the schedule's collection at its site")
+	require.Regexp(t, `<tr>\s*<td>Patch - Sun</td>\s*<td>—</td>`, ps1, "FRA-SUN's collection is at EU1, not PS1")
+	require.Contains(t, ps1, "Finance freeze")
+	eu1 := section("EU1")
+	require.Contains(t, eu1, "could not read the collections")
+	require.NotContains(t, eu1, "<table")
+	require.Regexp(t, `<tr>\s*<td>Patch - Sun</td>\s*<td>—</td>`, section("AP1"))
 }

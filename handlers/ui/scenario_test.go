@@ -33,6 +33,8 @@ const (
 type scenarioOpts struct {
 	// SchedulesYAML is the schedules file; default the example schedules.
 	SchedulesYAML []byte
+	// Sites are AUTOPATCH_SCCM_SITES, which the schedules' sites name.
+	Sites []string
 	// Devices spread over the automatic and manual_reboot schedules.
 	Devices int
 	// Months of monthly changes, ending with Now's cycle.
@@ -73,7 +75,7 @@ func seedScenario(t testing.TB, o scenarioOpts) *scenario {
 	pool := testdb.Pool(t)
 	file := filepath.Join(t.TempDir(), "schedules.yaml")
 	require.NoError(t, os.WriteFile(file, o.SchedulesYAML, 0o600))
-	var current schedules.Current
+	current := schedules.Current{Sites: o.Sites}
 	require.NoError(t, current.Load(ctx, file, &store.Store{Pool: pool}, slog.New(slog.NewTextHandler(io.Discard, nil))))
 	sc := &scenario{pool: pool, current: &current, now: o.Now}
 

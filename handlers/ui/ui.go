@@ -43,6 +43,16 @@ var staticFS embed.FS
 // of their own (sccm.Client.CollectionsWithMaintenanceWindows).
 type CollectionsFunc func(ctx context.Context) ([]string, error)
 
+// Site is one SCCM site whose collections the console reads: with
+// AUTOPATCH_SCCM_SITES each site has collections of its own, and one down
+// site must not hide the others' (docs/architecture.md §10.1).
+type Site struct {
+	// Code is the site code; "" for the single site of
+	// AUTOPATCH_SCCM_ENDPOINT.
+	Code        string
+	Collections CollectionsFunc
+}
+
 // Options are the console's dependencies.
 type Options struct {
 	Logger *slog.Logger
@@ -61,9 +71,9 @@ type Options struct {
 	Schedules *schedules.Current
 	// ServiceRules are the service-safety limits; nil means defaults.
 	ServiceRules *safety.CurrentServices
-	// Collections reads SCCM; nil leaves the collections page saying SCCM
-	// is not configured.
-	Collections CollectionsFunc
+	// Sites are read for the collections page, side by side; none leaves
+	// the page saying SCCM is not configured.
+	Sites []Site
 	// Ledger sets the compliance ledger's deadlines, as the API's.
 	Ledger ledger.Options
 	// CollectionsTTL is how long the collections read is cached; default
@@ -83,7 +93,7 @@ type console struct {
 	opts        Options
 	pages       map[string]*template.Template
 	sessions    sessionKeys
-	collections collectionsCache
+	collections []*collectionsCache // one per Options.Sites
 	// mount is the path before /ui that the console's Echo sees: "" when
 	// handlers.Tenants took the tenant's prefix off (or for the default
 	// tenant), the base itself for a stranger, which the root serves with
@@ -128,7 +138,10 @@ func Register(e *echo.Echo, opts Options) error {
 		return err
 	}
 	c := &console{opts: opts, pages: pages, sessions: newSessionKeys(opts.Token, opts.Base)}
-	c.collections.ttl = opts.CollectionsTTL
+	c.collections = make([]*collectionsCache, len(opts.Sites))
+	for i := range opts.Sites {
+		c.collections[i] = &collectionsCache{ttl: opts.CollectionsTTL}
+	}
 	routes(e, "", func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(ctx echo.Context) error {
 			ctx.Set(consoleKey, c)
