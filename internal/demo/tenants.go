@@ -71,6 +71,10 @@ type tenantRun struct {
 	// seen is what the demo saw of the security checks, for check.
 	wrongSignature, wrongToken, ownToken int
 	metrics                              string
+	// The metrics as each party sees them: the process's without the
+	// operator's token, and contoso's own with contoso's and acme's token.
+	metricsOpen, contosoMetrics, contosoMetricsAsAcme int
+	contosoSeries                                   string
 }
 
 func newCustomers() []*customer {
@@ -358,6 +362,17 @@ func (d *tenantRun) story(ctx context.Context) error {
 		return fmt.Errorf("GET /metrics: %d %v", code, err)
 	}
 	d.metrics = metrics
+	if d.metricsOpen, _, err = d.get("/metrics", ""); err != nil {
+		return err
+	}
+	if d.contosoMetrics, d.contosoSeries, err = d.get("/t/contoso/metrics", contoso.est.APIToken()); err != nil {
+		return err
+	}
+	if d.contosoMetricsAsAcme, _, err = d.get("/t/contoso/metrics", acme.est.APIToken()); err != nil {
+		return err
+	}
+	d.tl.line("DEMO", "GET /metrics: HTTP %d without the operator's token; GET /t/contoso/metrics: HTTP %d with contoso's token, HTTP %d with acme's",
+		d.metricsOpen, d.contosoMetrics, d.contosoMetricsAsAcme)
 	return nil
 }
 
@@ -457,6 +472,10 @@ func (d *tenantRun) check() error {
 	expect(len(deploymentsOf(d.customers[1].est.State(), "CHG0069999")) == 0 &&
 		strings.Contains(d.metrics, `autopatch_webhook_deliveries_total{kind="change",outcome="unauthorized",tenant="contoso"} 1`),
 		"the refused webhook created nothing at contoso's site and is counted unauthorized for contoso in /metrics")
+	expect(d.metricsOpen == http.StatusUnauthorized, "GET /metrics without AUTOPATCH_METRICS_TOKEN: 401 (got %d)", d.metricsOpen)
+	expect(d.contosoMetrics == http.StatusOK && strings.Contains(d.contosoSeries, `tenant="contoso"`) && !strings.Contains(d.contosoSeries, "acme"),
+		"GET /t/contoso/metrics with contoso's token: contoso's series only (HTTP %d)", d.contosoMetrics)
+	expect(d.contosoMetricsAsAcme == http.StatusNotFound, "acme's token on /t/contoso/metrics: 404 (got %d)", d.contosoMetricsAsAcme)
 	expect(d.wrongToken == http.StatusNotFound && d.ownToken == http.StatusOK,
 		"acme's API token on /t/contoso/api/v1/changes/%s: 404 (got %d; contoso's own token: %d)", d.customers[1].change, d.wrongToken, d.ownToken)
 
