@@ -74,7 +74,7 @@ type tenantRun struct {
 	// The metrics as each party sees them: the process's without the
 	// operator's token, and contoso's own with contoso's and acme's token.
 	metricsOpen, contosoMetrics, contosoMetricsAsAcme int
-	contosoSeries                                   string
+	contosoSeries                                     string
 }
 
 func newCustomers() []*customer {
