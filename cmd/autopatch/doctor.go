@@ -249,11 +249,16 @@ func doctorsFor(cfg *config.Config, name string, getenv func(string) string, gro
 // tenantsFileChecks turns the tenants file's errors (one line each, naming
 // the tenant, the field and the line, never a secret) into FAIL lines.
 func tenantsFileChecks(err error) []check {
+	return failChecks(err, "tenants_file", "correct the tenants file (docs/tenants.md); serve refuses to start with it as it is")
+}
+
+// failChecks makes one FAIL line named name per line of err (an
+// errors.Join of one error per problem), each with fix.
+func failChecks(err error, name, fix string) []check {
 	var out []check
 	for _, msg := range strings.Split(err.Error(), "\n") {
 		if msg = strings.TrimSpace(msg); msg != "" {
-			out = append(out, check{Status: statusFail, Name: "tenants_file", Detail: msg,
-				Fix: "correct the tenants file (docs/tenants.md); serve refuses to start with it as it is"})
+			out = append(out, check{Status: statusFail, Name: name, Detail: msg, Fix: fix})
 		}
 	}
 	return out
@@ -340,14 +345,7 @@ func mergeGroups(flagGroups []string, setting string) []string {
 // configChecks turns a configuration error (errors.Join of one error per
 // setting) into one FAIL line per setting.
 func configChecks(err error) []check {
-	var out []check
-	for _, msg := range strings.Split(err.Error(), "\n") {
-		if msg = strings.TrimSpace(msg); msg != "" {
-			out = append(out, check{Status: statusFail, Name: "config", Detail: msg,
-				Fix: "set it in the environment (AUTOPATCH_*, secrets also as AUTOPATCH_*_FILE) or in the --config file; see README, Configuration"})
-		}
-	}
-	return out
+	return failChecks(err, "config", "set it in the environment (AUTOPATCH_*, secrets also as AUTOPATCH_*_FILE) or in the --config file; see README, Configuration")
 }
 
 // doctor runs the checks with one configuration.

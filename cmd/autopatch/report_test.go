@@ -26,17 +26,7 @@ func TestReport(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(pool.Close)
 	require.NoError(t, migrations.Apply(ctx, pool, newLogger(testConfig(t, url), &bytes.Buffer{})))
-	_, err = pool.Exec(ctx, `
-		INSERT INTO schedules (name, collection, kind, timezone, definition) VALUES ('DB', 'Patch - DB', 'automatic', 'UTC', '{}');
-		INSERT INTO changes (number, sys_id, state, approval, start_at, end_at, update_groups, status, revision)
-		VALUES ('CHG0031234', 'c0ffee00c0ffee00c0ffee00c0ffee00', 'scheduled', 'approved',
-		        '2026-12-12 00:00Z', '2026-12-14 06:00Z', '{"2026-12 Servers"}', 'planned', 1);
-		INSERT INTO plans (change_number, version, change_start, change_end) VALUES ('CHG0031234', 1, '2026-12-12 00:00Z', '2026-12-14 06:00Z');
-		INSERT INTO plan_entries (plan_id, schedule_name, window_start, window_end)
-		SELECT id, 'DB', '2026-12-12 02:00Z', '2026-12-12 06:00Z' FROM plans;
-		INSERT INTO deployments (change_number, schedule_name, update_group, name, collection, window_start, window_end, close_at, state, final_polled_at)
-		VALUES ('CHG0031234', 'DB', '2026-12 Servers', 'AP-CHG0031234-DB', 'Patch - DB',
-		        '2026-12-12 02:00Z', '2026-12-12 06:00Z', '2026-12-12 06:00Z', 'closed', '2026-12-12 06:00:02Z');
+	_, err = pool.Exec(ctx, reportChangeSQL+`
 		INSERT INTO device_results (deployment_id, device_name, status_type, error_code, message, status_time, observed_at)
 		SELECT id, 'SQL01', 1, NULL, 'ok', '2026-12-12 03:00Z', '2026-12-12 06:00:02Z' FROM deployments;
 		INSERT INTO device_results (deployment_id, device_name, status_type, error_code, message, status_time, observed_at)
@@ -93,3 +83,19 @@ func TestReport(t *testing.T) {
 		require.Contains(t, errOut, bad.msg, bad.args)
 	}
 }
+
+// reportChangeSQL writes change CHG0031234 as autopatch leaves it once its
+// one window (schedule DB, 2026-12-12 02:00–06:00 UTC) has closed: its
+// plan and its deployment; the caller adds the device results.
+const reportChangeSQL = `
+	INSERT INTO schedules (name, collection, kind, timezone, definition) VALUES ('DB', 'Patch - DB', 'automatic', 'UTC', '{}');
+	INSERT INTO changes (number, sys_id, state, approval, start_at, end_at, update_groups, status, revision)
+	VALUES ('CHG0031234', 'c0ffee00c0ffee00c0ffee00c0ffee00', 'scheduled', 'approved',
+	        '2026-12-12 00:00Z', '2026-12-14 06:00Z', '{"2026-12 Servers"}', 'planned', 1);
+	INSERT INTO plans (change_number, version, change_start, change_end) VALUES ('CHG0031234', 1, '2026-12-12 00:00Z', '2026-12-14 06:00Z');
+	INSERT INTO plan_entries (plan_id, schedule_name, window_start, window_end)
+	SELECT id, 'DB', '2026-12-12 02:00Z', '2026-12-12 06:00Z' FROM plans;
+	INSERT INTO deployments (change_number, schedule_name, update_group, name, collection, window_start, window_end, close_at, state, final_polled_at)
+	VALUES ('CHG0031234', 'DB', '2026-12 Servers', 'AP-CHG0031234-DB', 'Patch - DB',
+	        '2026-12-12 02:00Z', '2026-12-12 06:00Z', '2026-12-12 06:00Z', 'closed', '2026-12-12 06:00:02Z');
+`

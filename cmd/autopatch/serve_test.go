@@ -190,17 +190,10 @@ func TestHelp(t *testing.T) {
 
 func apiGet(t *testing.T, url, token string) (int, map[string]any) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, url, nil)
-	require.NoError(t, err)
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
+	code, raw := getAs(t, url, token)
 	var body map[string]any
-	require.NoError(t, json.NewDecoder(resp.Body).Decode(&body))
-	return resp.StatusCode, body
+	require.NoError(t, json.Unmarshal([]byte(raw), &body), raw)
+	return code, body
 }
 
 func TestScheduleAPI(t *testing.T) {
