@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/autopatch/autopatch/handlers"
+	"github.com/autopatch/autopatch/internal/config"
 	"github.com/autopatch/autopatch/internal/estate"
 )
 
@@ -35,6 +36,10 @@ Use it to try autopatch against the simulated estate (make run), or to test
 the secret and the network path of a real deployment the way ServiceNow
 would reach it. A change is sent approved and scheduled unless --state and
 --approval say otherwise (e.g. --state canceled to unwind it).
+
+With --tenant NAME (a tenant of AUTOPATCH_TENANTS_FILE) it posts to
+/t/NAME/webhooks/... signed with that tenant's webhook secret, read from
+the tenants file's webhook_secret_env or _file as serve reads it.
 
 NUMBER is the record's number (CHG…, RITM…). Its sys_id is --sys-id, or the
 one the simulated estate gives a seeded record of that number (the seed's
@@ -73,6 +78,7 @@ func runSendWith(ctx context.Context, args []string, stdout, stderr io.Writer, g
 	approval := fs.String("approval", "approved", "change: the change's approval (approved, requested, rejected, …)")
 	dryRun := fs.Bool("dry-run", false, "print the request instead of sending it")
 	timeout := fs.Duration("timeout", 30*time.Second, "`deadline` of the request")
+	tenant := fs.String("tenant", "", "send as tenant `NAME` of AUTOPATCH_TENANTS_FILE: to /t/NAME/webhooks/..., signed with its webhook_secret (default: the AUTOPATCH_* tenant)")
 
 	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
 		fs.Usage()
@@ -166,13 +172,36 @@ func runSendWith(ctx context.Context, args []string, stdout, stderr io.Writer, g
 		return 1
 	}
 
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(*url, "/")+path, bytes.NewReader(raw))
+	base := strings.TrimRight(*url, "/")
+	secret := getenv("AUTOPATCH_WEBHOOK_SECRET")
+	user, password := getenv("AUTOPATCH_WEBHOOK_USER"), getenv("AUTOPATCH_WEBHOOK_PASSWORD")
+	if *tenant != "" {
+		// The tenant's secret comes from the tenants file as serve reads
+		// it (its _env or _file), never from the command line.
+		cfg, err := config.Load(getenv, "")
+		if err != nil {
+			fmt.Fprintf(stderr, "autopatch send: %v\n", err)
+			return 2
+		}
+		chosen, err := chooseTenant(cfg, *tenant, getenv)
+		if err != nil {
+			fmt.Fprintf(stderr, "autopatch send: %v\n", err)
+			if isUsage(err) {
+				return 2
+			}
+			return 1
+		}
+		if chosen.file != nil {
+			base += "/t/" + chosen.name
+			secret, user, password = chosen.file.WebhookSecret.Reveal(), "", ""
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+path, bytes.NewReader(raw))
 	if err != nil {
 		fmt.Fprintf(stderr, "autopatch send: %v\n", err)
 		return 2
 	}
 	req.Header.Set("Content-Type", "application/json")
-	secret := getenv("AUTOPATCH_WEBHOOK_SECRET")
 	if *secretFile != "" {
 		b, err := os.ReadFile(*secretFile)
 		if err != nil {
@@ -181,7 +210,6 @@ func runSendWith(ctx context.Context, args []string, stdout, stderr io.Writer, g
 		}
 		secret = strings.TrimRight(string(b), "\r\n")
 	}
-	user, password := getenv("AUTOPATCH_WEBHOOK_USER"), getenv("AUTOPATCH_WEBHOOK_PASSWORD")
 	if secret == "" && user == "" {
 		fmt.Fprintln(stderr, "autopatch send: set AUTOPATCH_WEBHOOK_SECRET (or --secret-file), or AUTOPATCH_WEBHOOK_USER and AUTOPATCH_WEBHOOK_PASSWORD")
 		return 2

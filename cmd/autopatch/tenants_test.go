@@ -76,7 +76,8 @@ func TestServeTenants(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	dbURL := testdb.URL(t)
-	base := startServer(t, tenantsOnlyConfig(t, dbURL, tenantsFile(t, "")))
+	tenantsPath := tenantsFile(t, "")
+	base := startServer(t, tenantsOnlyConfig(t, dbURL, tenantsPath))
 	waitStatus(t, base+"/readyz", http.StatusOK)
 
 	conn, err := pgx.Connect(ctx, dbURL)
@@ -199,6 +200,33 @@ func TestServeTenants(t *testing.T) {
 				require.Contains(t, line, `tenant="`, "every series of autopatch carries a tenant: %s", line)
 			}
 		}
+	})
+	// Last: the job of its delivery changes the counts the subtests
+	// above compare.
+	t.Run("SendAsTenant", func(t *testing.T) {
+		sendAs := func(env map[string]string, args ...string) (int, string) {
+			t.Helper()
+			var stdout, stderr bytes.Buffer
+			code := runSendWith(ctx, append([]string{"change", "CHG0040005", "--update-group", "2026-12 Servers", "--schedule", "DB-SAT-0200",
+				"--url", base}, args...), &stdout, &stderr, func(k string) string { return env[k] })
+			return code, stdout.String() + stderr.String()
+		}
+		file := map[string]string{"AUTOPATCH_TENANTS_FILE": tenantsPath}
+		before := counts()
+		code, out := sendAs(file, "--tenant", "contoso")
+		require.Equal(t, 0, code, out)
+		require.Contains(t, out, "HTTP 202")
+		require.NotContains(t, out, "contoso-webhook-value", "the secret is never printed")
+		after := counts()
+		require.Equal(t, before["tenant_contoso.webhook_events"]+1, after["tenant_contoso.webhook_events"], "signed with contoso's secret, on contoso's path")
+		require.Equal(t, before["tenant_acme.webhook_events"], after["tenant_acme.webhook_events"])
+
+		code, out = sendAs(file, "--tenant", "globex")
+		require.Equal(t, 2, code, out)
+		require.Contains(t, out, "its tenants: acme, contoso")
+		code, out = sendAs(map[string]string{"AUTOPATCH_WEBHOOK_SECRET": "x"}, "--tenant", "acme")
+		require.Equal(t, 2, code, out)
+		require.Contains(t, out, "AUTOPATCH_TENANTS_FILE is not set")
 	})
 }
 
