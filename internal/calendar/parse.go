@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/autopatch/autopatch/internal/yamlnode"
 )
 
 // The bounds of a recurring window's duration (docs/architecture.md §4.2 / issue #3).
@@ -31,41 +33,10 @@ var nameRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 // siteRE is SCCM's rule for a site code: three letters or digits.
 var siteRE = regexp.MustCompile(`^[A-Z0-9]{3}$`)
 
-// FieldError is one problem in a schedules file. Its message names the schedule and
-// the field, e.g. `schedules[2] "DB-SAT-0200": timezone: unknown time zone
-// "Europe/Lundon" (line 14)`.
-type FieldError struct {
-	// Index is the schedule's position in the list, from 0; -1 for the file as a whole.
-	Index int
-	// Name is the schedule's name when it has one.
-	Name string
-	// Field is the path inside the schedule, e.g. "recurrence.nth" or "windows[1].end".
-	Field string
-	// Line is the 1-based line in the file, 0 when unknown.
-	Line int
-	// Msg says what is wrong.
-	Msg string
-}
-
-// Error implements error.
-func (e *FieldError) Error() string {
-	var b strings.Builder
-	if e.Index >= 0 {
-		fmt.Fprintf(&b, "schedules[%d]", e.Index)
-		if e.Name != "" {
-			fmt.Fprintf(&b, " %q", e.Name)
-		}
-		b.WriteString(": ")
-	}
-	if e.Field != "" {
-		b.WriteString(e.Field + ": ")
-	}
-	b.WriteString(e.Msg)
-	if e.Line > 0 {
-		fmt.Fprintf(&b, " (line %d)", e.Line)
-	}
-	return b.String()
-}
+// FieldError is one problem in a schedules file; its message names the
+// schedule and the field, e.g. `schedules[2] "DB-SAT-0200": timezone:
+// unknown time zone "Europe/Lundon" (line 14)`.
+type FieldError = yamlnode.FieldError
 
 // Parse reads and validates a schedules file (docs/architecture.md §4.2). It reports every
 // problem, not just the first: the error wraps an errors.Join of one *FieldError per
@@ -115,25 +86,7 @@ type parser struct {
 }
 
 func (p *parser) fail(index int, name, field string, n *yaml.Node, format string, args ...any) {
-	line := 0
-	if n != nil {
-		line = n.Line
-	}
-	p.errs = append(p.errs, &FieldError{Index: index, Name: name, Field: field, Line: line, Msg: fmt.Sprintf(format, args...)})
-}
-
-// deref follows aliases and the document wrapper to the node that holds the value.
-func deref(n *yaml.Node) *yaml.Node {
-	for n != nil && (n.Kind == yaml.AliasNode || n.Kind == yaml.DocumentNode) {
-		if n.Kind == yaml.AliasNode {
-			n = n.Alias
-		} else if len(n.Content) > 0 {
-			n = n.Content[0]
-		} else {
-			return nil
-		}
-	}
-	return n
+	p.errs = append(p.errs, &FieldError{List: "schedules", Index: index, Name: name, Field: field, Line: yamlnode.Line(n), Msg: fmt.Sprintf(format, args...)})
 }
 
 // pair is one key of a mapping with its value.
@@ -147,7 +100,7 @@ type pair struct {
 func (p *parser) fields(n *yaml.Node, allowed []string, index int, name, prefix string) map[string]pair {
 	out := make(map[string]pair, len(n.Content)/2)
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], deref(n.Content[i+1])
+		k, v := n.Content[i], yamlnode.Deref(n.Content[i+1])
 		field := prefix + k.Value
 		switch {
 		case !slices.Contains(allowed, k.Value):
@@ -161,14 +114,9 @@ func (p *parser) fields(n *yaml.Node, allowed []string, index int, name, prefix 
 	return out
 }
 
-// isNull reports a missing or empty (`key:` or `key: ~`) value.
-func isNull(n *yaml.Node) bool {
-	return n == nil || (n.Kind == yaml.ScalarNode && n.Tag == "!!null")
-}
-
 // str returns a scalar's text; ok is false (and a problem recorded) for anything else.
 func (p *parser) str(f pair, index int, name, field string) (string, bool) {
-	if isNull(f.value) {
+	if yamlnode.IsNull(f.value) {
 		return "", true
 	}
 	if f.value.Kind != yaml.ScalarNode {
@@ -187,8 +135,8 @@ func (p *parser) str(f pair, index int, name, field string) (string, bool) {
 var scheduleFields = []string{"name", "collection", "site", "kind", "timezone", "recurrence", "start", "duration", "windows"}
 
 func (p *parser) file(doc *yaml.Node) []Schedule {
-	root := deref(doc)
-	if root == nil || isNull(root) {
+	root := yamlnode.Deref(doc)
+	if root == nil || yamlnode.IsNull(root) {
 		p.fail(-1, "", "schedules", nil, "required")
 		return nil
 	}
@@ -202,7 +150,7 @@ func (p *parser) file(doc *yaml.Node) []Schedule {
 	case !ok:
 		p.fail(-1, "", "schedules", root, "required")
 		return nil
-	case isNull(list.value):
+	case yamlnode.IsNull(list.value):
 		p.fail(-1, "", "schedules", list.keyN, "empty; want at least one schedule")
 		return nil
 	case list.value.Kind != yaml.SequenceNode:
@@ -216,7 +164,7 @@ func (p *parser) file(doc *yaml.Node) []Schedule {
 	names := map[string]int{}       // lower-cased name → index
 	collections := map[string]int{} // lower-cased collection → index
 	for i, item := range list.value.Content {
-		s, nameN, collN := p.schedule(i, deref(item))
+		s, nameN, collN := p.schedule(i, yamlnode.Deref(item))
 		// SCCM compares collection names case-insensitively, and two schedules whose
 		// names differ only in case would read as one in deployment names.
 		if key := strings.ToLower(s.Name); s.Name != "" {
@@ -248,7 +196,7 @@ func (p *parser) schedule(i int, n *yaml.Node) (s Schedule, nameN, collN *yaml.N
 	}
 	// The name first: every other message carries it, unknown keys included.
 	for k := 0; k+1 < len(n.Content); k += 2 {
-		if v := deref(n.Content[k+1]); n.Content[k].Value == "name" && v != nil && v.Kind == yaml.ScalarNode && !isNull(v) {
+		if v := yamlnode.Deref(n.Content[k+1]); n.Content[k].Value == "name" && v != nil && v.Kind == yaml.ScalarNode && !yamlnode.IsNull(v) {
 			s.Name = v.Value
 		}
 	}
@@ -312,8 +260,8 @@ func (p *parser) schedule(i int, n *yaml.Node) (s Schedule, nameN, collN *yaml.N
 
 	fr, hasRec := f["recurrence"]
 	fw, hasWin := f["windows"]
-	hasRec = hasRec && !isNull(fr.value)
-	hasWin = hasWin && !isNull(fw.value)
+	hasRec = hasRec && !yamlnode.IsNull(fr.value)
+	hasWin = hasWin && !yamlnode.IsNull(fw.value)
 
 	if ft, ok := f["timezone"]; ok {
 		if v, ok := p.str(ft, i, name, "timezone"); ok && v != "" {
@@ -451,7 +399,7 @@ func (p *parser) recurrence(i int, name string, n *yaml.Node) *Recurrence {
 }
 
 func (p *parser) integer(i int, name, field string, f pair) (int, bool) {
-	if isNull(f.value) {
+	if yamlnode.IsNull(f.value) {
 		p.fail(i, name, field, f.keyN, "empty; want an integer")
 		return 0, false
 	}
@@ -479,7 +427,7 @@ func parseWeekday(s string) (time.Weekday, bool) {
 
 func (p *parser) startAndDuration(i int, name string, n *yaml.Node, f map[string]pair) (TimeOfDay, time.Duration) {
 	var start TimeOfDay
-	if fs, ok := f["start"]; !ok || isNull(fs.value) {
+	if fs, ok := f["start"]; !ok || yamlnode.IsNull(fs.value) {
 		p.fail(i, name, "start", n, `required with recurrence; want "HH:MM" local time`)
 	} else if v, ok := p.str(fs, i, name, "start"); ok {
 		c, ok := parseTimeOfDay(v)
@@ -489,7 +437,7 @@ func (p *parser) startAndDuration(i int, name string, n *yaml.Node, f map[string
 		start = c
 	}
 	var d time.Duration
-	if fd, ok := f["duration"]; !ok || isNull(fd.value) {
+	if fd, ok := f["duration"]; !ok || yamlnode.IsNull(fd.value) {
 		p.fail(i, name, "duration", n, "required with recurrence; want a Go duration such as 4h or 90m")
 	} else if v, ok := p.str(fd, i, name, "duration"); ok {
 		parsed, err := time.ParseDuration(v)
@@ -548,7 +496,7 @@ func (p *parser) oneOffs(i int, name string, n *yaml.Node, loc *time.Location) [
 	}
 	var ws []indexed
 	for j, item := range n.Content {
-		item = deref(item)
+		item = yamlnode.Deref(item)
 		prefix := fmt.Sprintf("windows[%d]", j)
 		if item == nil || item.Kind != yaml.MappingNode {
 			p.fail(i, name, prefix, item, "want {start, end}")
@@ -580,7 +528,7 @@ func (p *parser) oneOffs(i int, name string, n *yaml.Node, loc *time.Location) [
 func (p *parser) instant(i int, name, field string, item *yaml.Node, f map[string]pair) (time.Time, bool) {
 	key := field[strings.LastIndexByte(field, '.')+1:]
 	fx, ok := f[key]
-	if !ok || isNull(fx.value) {
+	if !ok || yamlnode.IsNull(fx.value) {
 		p.fail(i, name, field, item, "required; want an RFC 3339 instant such as 2026-12-20T22:00:00Z")
 		return time.Time{}, false
 	}

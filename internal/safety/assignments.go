@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/autopatch/autopatch/internal/yamlnode"
 )
 
 // ParseAssignments reads an assignments file, the devices of an estate as
@@ -37,13 +39,13 @@ func ParseAssignments(data []byte, known func(schedule string) bool) ([]Assignme
 		}
 		errs = append(errs, &FileError{List: "devices", Index: index, Name: name, Field: field, Line: line, Msg: fmt.Sprintf(format, args...)})
 	}
-	root := deref(&doc)
+	root := yamlnode.Deref(&doc)
 	if root == nil || root.Kind != yaml.MappingNode {
 		return nil, errors.New("safety: invalid assignments file: want a mapping with the key devices")
 	}
 	var list *yaml.Node
 	for i := 0; i+1 < len(root.Content); i += 2 {
-		k, v := root.Content[i], deref(root.Content[i+1])
+		k, v := root.Content[i], yamlnode.Deref(root.Content[i+1])
 		if k.Value != "devices" {
 			fail(-1, "", k.Value, k, "unknown key (want devices)")
 			continue
@@ -60,14 +62,14 @@ func ParseAssignments(data []byte, known func(schedule string) bool) ([]Assignme
 		fail(-1, "", "devices", list, "want a list")
 	default:
 		for i, item := range list.Content {
-			item = deref(item)
+			item = yamlnode.Deref(item)
 			if item == nil || item.Kind != yaml.MappingNode {
 				fail(i, "", "", item, "want a mapping with name, service, tier and schedule")
 				continue
 			}
 			fields := map[string]*yaml.Node{}
 			for j := 0; j+1 < len(item.Content); j += 2 {
-				k, v := item.Content[j], deref(item.Content[j+1])
+				k, v := item.Content[j], yamlnode.Deref(item.Content[j+1])
 				switch k.Value {
 				case "name", "service", "tier", "schedule":
 					fields[k.Value] = v

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/autopatch/autopatch/internal/yamlnode"
 )
 
 // ServiceRule is one entry of the services file: a service whose redundancy
@@ -57,38 +59,7 @@ func (s *Services) Rules() []ServiceRule {
 // FileError is one problem in a services or assignments file; its message
 // names the entry, e.g. `services[1] "Payroll": max_unavailable: want a
 // whole number of at least 1, got "0" (line 5)`.
-type FileError struct {
-	// List is the file's list: services or devices.
-	List string
-	// Index is the entry's position in the list, from 0; -1 for the file.
-	Index int
-	// Name is the entry's name when it has one.
-	Name  string
-	Field string
-	// Line is 1-based; 0 when unknown.
-	Line int
-	Msg  string
-}
-
-// Error implements error.
-func (e *FileError) Error() string {
-	var b strings.Builder
-	if e.Index >= 0 {
-		fmt.Fprintf(&b, "%s[%d]", e.List, e.Index)
-		if e.Name != "" {
-			fmt.Fprintf(&b, " %q", e.Name)
-		}
-		b.WriteString(": ")
-	}
-	if e.Field != "" {
-		b.WriteString(e.Field + ": ")
-	}
-	b.WriteString(e.Msg)
-	if e.Line > 0 {
-		fmt.Fprintf(&b, " (line %d)", e.Line)
-	}
-	return b.String()
-}
+type FileError = yamlnode.FieldError
 
 // ParseServices reads and validates a services file:
 //
@@ -122,13 +93,13 @@ func ParseServices(data []byte) (*Services, error) {
 		errs = append(errs, &FileError{List: "services", Index: index, Name: name, Field: field, Line: line, Msg: fmt.Sprintf(format, args...)})
 	}
 	out := &Services{byKey: map[string]int{}}
-	root := deref(&doc)
+	root := yamlnode.Deref(&doc)
 	if root == nil || root.Kind != yaml.MappingNode {
 		return nil, errors.New("safety: invalid services file: want a mapping with the key services")
 	}
 	var list *yaml.Node
 	for i := 0; i+1 < len(root.Content); i += 2 {
-		k, v := root.Content[i], deref(root.Content[i+1])
+		k, v := root.Content[i], yamlnode.Deref(root.Content[i+1])
 		if k.Value != "services" {
 			fail(-1, "", k.Value, k, "unknown key (want services)")
 			continue
@@ -143,7 +114,7 @@ func ParseServices(data []byte) (*Services, error) {
 		fail(-1, "", "services", list, "want a list")
 	case list != nil:
 		for i, item := range list.Content {
-			item = deref(item)
+			item = yamlnode.Deref(item)
 			if item == nil || item.Kind != yaml.MappingNode {
 				fail(i, "", "", item, "want a mapping with name and max_unavailable")
 				continue
@@ -151,7 +122,7 @@ func ParseServices(data []byte) (*Services, error) {
 			var rule ServiceRule
 			var nameN, maxN *yaml.Node
 			for j := 0; j+1 < len(item.Content); j += 2 {
-				k, v := item.Content[j], deref(item.Content[j+1])
+				k, v := item.Content[j], yamlnode.Deref(item.Content[j+1])
 				switch k.Value {
 				case "name":
 					nameN = v
@@ -193,20 +164,6 @@ func ParseServices(data []byte) (*Services, error) {
 		return nil, fmt.Errorf("safety: invalid services file:\n%w", errors.Join(errs...))
 	}
 	return out, nil
-}
-
-// deref follows aliases and the document wrapper to the node with the value.
-func deref(n *yaml.Node) *yaml.Node {
-	for n != nil && (n.Kind == yaml.AliasNode || n.Kind == yaml.DocumentNode) {
-		if n.Kind == yaml.AliasNode {
-			n = n.Alias
-		} else if len(n.Content) > 0 {
-			n = n.Content[0]
-		} else {
-			return nil
-		}
-	}
-	return n
 }
 
 // CurrentServices holds the services file in force, swapped whole on reload

@@ -34,6 +34,8 @@ import (
 	"github.com/autopatch/autopatch/internal/config"
 	"github.com/autopatch/autopatch/internal/safety"
 	"github.com/autopatch/autopatch/internal/schedules"
+
+	"github.com/autopatch/autopatch/internal/yamlnode"
 )
 
 // DefaultName is the tenant of the AUTOPATCH_* configuration, at today's
@@ -178,37 +180,7 @@ type ServiceNow struct {
 // FieldError is one problem in a tenants file. Its message names the tenant
 // and the field, e.g. `tenants[1] "acme": sccm[0].password_env: environment
 // variable ACME_SCCM_PASSWORD is unset or empty (line 12)`.
-type FieldError struct {
-	// Index is the tenant's position in the list, from 0; -1 for the file.
-	Index int
-	// Name is the tenant's name when it has one.
-	Name string
-	// Field is the path inside the tenant, e.g. "scom.endpoint".
-	Field string
-	// Line is 1-based; 0 when unknown.
-	Line int
-	Msg  string
-}
-
-// Error implements error.
-func (e *FieldError) Error() string {
-	var b strings.Builder
-	if e.Index >= 0 {
-		fmt.Fprintf(&b, "tenants[%d]", e.Index)
-		if e.Name != "" {
-			fmt.Fprintf(&b, " %q", e.Name)
-		}
-		b.WriteString(": ")
-	}
-	if e.Field != "" {
-		b.WriteString(e.Field + ": ")
-	}
-	b.WriteString(e.Msg)
-	if e.Line > 0 {
-		fmt.Fprintf(&b, " (line %d)", e.Line)
-	}
-	return b.String()
-}
+type FieldError = yamlnode.FieldError
 
 // Load reads and validates the tenants file at path. getenv (os.Getenv in
 // production) resolves the *_env references. Relative paths in the file
@@ -279,29 +251,7 @@ type at struct {
 }
 
 func (p *parser) fail(w at, field string, n *yaml.Node, format string, args ...any) {
-	line := 0
-	if n != nil {
-		line = n.Line
-	}
-	p.errs = append(p.errs, &FieldError{Index: w.index, Name: w.name, Field: field, Line: line, Msg: fmt.Sprintf(format, args...)})
-}
-
-// deref follows aliases and the document wrapper to the node with the value.
-func deref(n *yaml.Node) *yaml.Node {
-	for n != nil && (n.Kind == yaml.AliasNode || n.Kind == yaml.DocumentNode) {
-		if n.Kind == yaml.AliasNode {
-			n = n.Alias
-		} else if len(n.Content) > 0 {
-			n = n.Content[0]
-		} else {
-			return nil
-		}
-	}
-	return n
-}
-
-func isNull(n *yaml.Node) bool {
-	return n == nil || (n.Kind == yaml.ScalarNode && n.Tag == "!!null")
+	p.errs = append(p.errs, &FieldError{List: "tenants", Index: w.index, Name: w.name, Field: field, Line: yamlnode.Line(n), Msg: fmt.Sprintf(format, args...)})
 }
 
 // pair is one key of a mapping with its value.
@@ -319,7 +269,7 @@ var secretKeys = []string{"password", "webhook_secret", "api_token", "oauth_clie
 func (p *parser) fields(w at, n *yaml.Node, allowed []string, prefix string) map[string]pair {
 	out := make(map[string]pair, len(n.Content)/2)
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], deref(n.Content[i+1])
+		k, v := n.Content[i], yamlnode.Deref(n.Content[i+1])
 		field := prefix + k.Value
 		switch {
 		case slices.Contains(secretKeys, k.Value):
@@ -338,7 +288,7 @@ func (p *parser) fields(w at, n *yaml.Node, allowed []string, prefix string) map
 // str returns a scalar's text, "" when absent or null.
 func (p *parser) str(w at, m map[string]pair, key, prefix string) (string, *yaml.Node) {
 	f, ok := m[key]
-	if !ok || isNull(f.value) {
+	if !ok || yamlnode.IsNull(f.value) {
 		return "", f.keyN
 	}
 	if f.value.Kind != yaml.ScalarNode {
@@ -440,7 +390,7 @@ func (p *parser) endpoint(w at, m map[string]pair, key, prefix string, parent *y
 func (p *parser) mapping(w at, m map[string]pair, key string, parent *yaml.Node) *yaml.Node {
 	f, ok := m[key]
 	switch {
-	case !ok || isNull(f.value):
+	case !ok || yamlnode.IsNull(f.value):
 		n := f.keyN
 		if n == nil {
 			n = parent
@@ -470,7 +420,7 @@ var (
 
 func (p *parser) file(doc *yaml.Node) []Tenant {
 	file := at{index: -1}
-	root := deref(doc)
+	root := yamlnode.Deref(doc)
 	if root == nil || root.Kind != yaml.MappingNode {
 		p.fail(file, "", root, "want a mapping with the key tenants")
 		return nil
@@ -481,7 +431,7 @@ func (p *parser) file(doc *yaml.Node) []Tenant {
 	case !ok:
 		p.fail(file, "tenants", root, "required")
 		return nil
-	case isNull(list.value) || (list.value.Kind == yaml.SequenceNode && len(list.value.Content) == 0):
+	case yamlnode.IsNull(list.value) || (list.value.Kind == yaml.SequenceNode && len(list.value.Content) == 0):
 		p.fail(file, "tenants", list.keyN, "empty; want at least one tenant")
 		return nil
 	case list.value.Kind != yaml.SequenceNode:
@@ -499,7 +449,7 @@ func (p *parser) file(doc *yaml.Node) []Tenant {
 	}
 	seen := map[credential]int{}
 	for i, item := range list.value.Content {
-		t, n := p.tenant(i, deref(item))
+		t, n := p.tenant(i, yamlnode.Deref(item))
 		if t.Name != "" {
 			if j, dup := names[t.Name]; dup {
 				p.fail(at{i, t.Name}, "name", n.name, "duplicate of tenants[%d]", j)
@@ -641,7 +591,7 @@ func (p *parser) winrm(w at, f map[string]pair) WinRMSettings {
 	var s WinRMSettings
 	wf, ok := f["winrm"]
 	switch {
-	case !ok || isNull(wf.value):
+	case !ok || yamlnode.IsNull(wf.value):
 		return s
 	case wf.value.Kind != yaml.MappingNode:
 		p.fail(w, "winrm", wf.value, "want a mapping with auth, ca_file, insecure_skip_verify or timeout")
@@ -710,7 +660,7 @@ func refNode(f map[string]pair, key string, parent *yaml.Node) *yaml.Node {
 func (p *parser) sites(w at, f map[string]pair, parent *yaml.Node) []Site {
 	list, ok := f["sccm"]
 	switch {
-	case !ok || isNull(list.value) || (list.value.Kind == yaml.SequenceNode && len(list.value.Content) == 0):
+	case !ok || yamlnode.IsNull(list.value) || (list.value.Kind == yaml.SequenceNode && len(list.value.Content) == 0):
 		n := list.keyN
 		if n == nil {
 			n = parent
@@ -725,7 +675,7 @@ func (p *parser) sites(w at, f map[string]pair, parent *yaml.Node) []Site {
 	codes := map[string]int{}
 	for j, item := range list.value.Content {
 		prefix := fmt.Sprintf("sccm[%d].", j)
-		m := deref(item)
+		m := yamlnode.Deref(item)
 		if m == nil || m.Kind != yaml.MappingNode {
 			p.fail(w, fmt.Sprintf("sccm[%d]", j), m, "want a mapping with site, endpoint, user, password_env or password_file")
 			continue
