@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -46,40 +47,14 @@ func withSites(t testing.TB, harness *harness, further []string, slow map[string
 		require.NoError(t, err)
 		var conn SCCM = sccm.New(runner, code, h.deps.Logger)
 		if d := slow[code]; d > 0 {
-			conn = slowSCCM{SCCM: conn, delay: d}
+			delay := new(atomic.Int64)
+			delay.Store(int64(d))
+			conn = stallingSCCM{SCCM: conn, delay: delay}
 		}
 		h.deps.Sites = append(h.deps.Sites, NewSite(code, conn, 2))
 	}
 	h.deps.Schedules.Sites = h.codes
 	return h
-}
-
-// slowSCCM delays every call by delay.
-type slowSCCM struct {
-	SCCM
-	delay time.Duration
-}
-
-func (s slowSCCM) wait() { time.Sleep(s.delay) }
-
-func (s slowSCCM) CreateDeployments(ctx context.Context, specs []sccm.DeploymentSpec) ([]sccm.Deployment, error) {
-	s.wait()
-	return s.SCCM.CreateDeployments(ctx, specs)
-}
-
-func (s slowSCCM) OpenDeployments(ctx context.Context, names, collections []string) ([]sccm.EnableResult, error) {
-	s.wait()
-	return s.SCCM.OpenDeployments(ctx, names, collections)
-}
-
-func (s slowSCCM) SetEnabled(ctx context.Context, names []string, enabled bool) ([]sccm.EnableResult, error) {
-	s.wait()
-	return s.SCCM.SetEnabled(ctx, names, enabled)
-}
-
-func (s slowSCCM) DeploymentStatus(ctx context.Context, names []string) (sccm.StatusReport, error) {
-	s.wait()
-	return s.SCCM.DeploymentStatus(ctx, names)
 }
 
 // siteSchedule is schedule at a site.
@@ -95,6 +70,17 @@ func (h *sitesHarness) load(entries ...string) {
 	for _, s := range h.deps.Schedules.Get().All() {
 		h.est.Site(s.Site).AddCollection(s.Collection, 0)
 	}
+}
+
+// loadEachSite puts in force one automatic schedule AUTO-<code> at each
+// site, all with window w.
+func (h *sitesHarness) loadEachSite(w window) {
+	h.t.Helper()
+	var entries []string
+	for _, c := range h.codes {
+		entries = append(entries, siteSchedule("AUTO-"+c, c, w))
+	}
+	h.load(entries...)
 }
 
 // deploymentsAt returns a site's deployments of a change.
@@ -119,11 +105,7 @@ func TestSitesOpenSideBySide(t *testing.T) {
 	h.startClient()
 	now := time.Now().Truncate(time.Second)
 	w := window{now.Add(10 * time.Second), now.Add(16 * time.Second)}
-	var entries []string
-	for _, c := range codes {
-		entries = append(entries, siteSchedule("AUTO-"+c, c, w))
-	}
-	h.load(entries...)
+	h.loadEachSite(w)
 	for _, c := range codes {
 		_, err := h.est.Site(c).AddDevice("SRV-"+c, sccmsim.Outcome{})
 		require.NoError(t, err)
@@ -178,15 +160,10 @@ func TestSitesOpenSideBySide(t *testing.T) {
 func TestSiteDownOthersOnTime(t *testing.T) {
 	t.Parallel()
 	h := newSitesHarness(t, []string{"PS2", "PS3"}, nil)
-	codes := h.codes
 	h.startClient()
 	now := time.Now().Truncate(time.Second)
 	w := window{now.Add(10 * time.Second), now.Add(18 * time.Second)}
-	var entries []string
-	for _, c := range codes {
-		entries = append(entries, siteSchedule("AUTO-"+c, c, w))
-	}
-	h.load(entries...)
+	h.loadEachSite(w)
 	number, sysID := h.approve(now, now.Add(time.Hour))
 	h.waitFor("deployments created", func() bool { return h.states(number)["created"] == 6 })
 
@@ -218,15 +195,10 @@ func TestSiteDownOthersOnTime(t *testing.T) {
 func TestSlowSiteOthersOnTime(t *testing.T) {
 	t.Parallel()
 	h := newSitesHarness(t, []string{"PS2", "PS3"}, map[string]time.Duration{"PS2": 8 * time.Second})
-	codes := h.codes
 	h.startClient()
 	now := time.Now().Truncate(time.Second)
 	w := window{now.Add(6 * time.Second), now.Add(12 * time.Second)}
-	var entries []string
-	for _, c := range codes {
-		entries = append(entries, siteSchedule("AUTO-"+c, c, w))
-	}
-	h.load(entries...)
+	h.loadEachSite(w)
 	number, _ := h.approve(now, now.Add(time.Hour))
 
 	h.waitFor("the fast sites' deployments closed", func() bool {

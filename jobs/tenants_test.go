@@ -68,7 +68,8 @@ func countIn(t testing.TB, pool *pgxpool.Pool, query string, args ...any) int {
 
 // stallingSCCM makes every call to the SCCM it wraps take delay first
 // (none while zero), as a site server that hangs would: a test makes a
-// tenant's SCCM slow once its deployments exist. The wait ends with the
+// tenant's SCCM slow once its deployments exist, or a site slow from the
+// start (newSitesHarness). The wait ends with the
 // call's context, so stopping the client is not held up by it.
 type stallingSCCM struct {
 	SCCM
@@ -80,14 +81,7 @@ func (s stallingSCCM) wait(ctx context.Context) error {
 	if d <= 0 {
 		return nil
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return sleep(ctx, d)
 }
 
 func (s stallingSCCM) CreateDeployments(ctx context.Context, specs []sccm.DeploymentSpec) ([]sccm.Deployment, error) {
@@ -233,11 +227,7 @@ func TestTenantsAndSitesSideBySide(t *testing.T) {
 	now := time.Now().Truncate(time.Second)
 	w := window{now.Add(12 * time.Second), now.Add(20 * time.Second)}
 	a.load(schedule("AUTO", "automatic", w), schedule("MORE", "automatic", w))
-	var entries []string
-	for _, c := range b.codes {
-		entries = append(entries, siteSchedule("AUTO-"+c, c, w))
-	}
-	b.load(entries...)
+	b.loadEachSite(w)
 	aNumber, aSysID := a.approve(now, now.Add(time.Hour))
 	bNumber, _ := b.approve(now, now.Add(time.Hour))
 	a.waitFor("A's deployments created", func() bool { return a.states(aNumber)["created"] == 4 })

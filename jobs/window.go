@@ -22,6 +22,11 @@ func waitUntil(ctx context.Context, at, now time.Time) error {
 	if d > 2*windowLead {
 		return river.JobSnooze(d - windowLead)
 	}
+	return sleep(ctx, d)
+}
+
+// sleep waits d, or until ctx ends (its error then).
+func sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
