@@ -355,3 +355,34 @@ func (d *run) waitFor(ctx context.Context, deadline time.Time, what string, cond
 }
 
 var errExpectations = errors.New("demo: expectations not met")
+
+// checklist prints each expectation as it is checked, ok or FAIL, and
+// keeps the failed ones for the demo's error.
+type checklist struct {
+	out    io.Writer
+	failed []string
+}
+
+func newChecklist(out io.Writer) *checklist {
+	fmt.Fprintln(out, "\nChecks:")
+	return &checklist{out: out}
+}
+
+// expect records one expectation.
+func (c *checklist) expect(ok bool, format string, args ...any) {
+	mark := "ok  "
+	if !ok {
+		mark = "FAIL"
+		c.failed = append(c.failed, fmt.Sprintf(format, args...))
+	}
+	fmt.Fprintf(c.out, "  [%s] %s\n", mark, fmt.Sprintf(format, args...))
+}
+
+// err names every failed expectation, or says all went as expected.
+func (c *checklist) err() error {
+	if len(c.failed) > 0 {
+		return fmt.Errorf("%w:\n  - %s", errExpectations, strings.Join(c.failed, "\n  - "))
+	}
+	fmt.Fprintln(c.out, "\nEverything expected happened.")
+	return nil
+}

@@ -499,16 +499,8 @@ func members(s estate.State, schedule string) []string {
 // check compares what happened with what must have happened.
 func (d *run) check() error {
 	s := d.est.State()
-	var failed []string
-	expect := func(ok bool, format string, args ...any) {
-		mark := "ok  "
-		if !ok {
-			mark = "FAIL"
-			failed = append(failed, fmt.Sprintf(format, args...))
-		}
-		fmt.Fprintf(d.opts.Out, "  [%s] %s\n", mark, fmt.Sprintf(format, args...))
-	}
-	fmt.Fprintln(d.opts.Out, "\nChecks:")
+	checks := newChecklist(d.opts.Out)
+	expect := checks.expect
 
 	web := members(s, "WEB")
 	expect(!slices.Contains(web, "PAY-WEB02"), "the request putting both Payroll web servers in one window was refused (PAY-WEB02 never joined WEB)")
@@ -664,11 +656,7 @@ func (d *run) check() error {
 	d.checkLedger(expect)
 	d.checkForced(s, expect)
 
-	if len(failed) > 0 {
-		return fmt.Errorf("%w:\n  - %s", errExpectations, strings.Join(failed, "\n  - "))
-	}
-	fmt.Fprintln(d.opts.Out, "\nEverything expected happened.")
-	return nil
+	return checks.err()
 }
 
 func (d *run) printSummary() {

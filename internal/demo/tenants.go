@@ -401,16 +401,8 @@ func membersOf(s estate.State, collection string) []string {
 
 // check compares what happened with what must have happened.
 func (d *tenantRun) check() error {
-	var failed []string
-	expect := func(ok bool, format string, args ...any) {
-		mark := "ok  "
-		if !ok {
-			mark = "FAIL"
-			failed = append(failed, fmt.Sprintf(format, args...))
-		}
-		fmt.Fprintf(d.opts.Out, "  [%s] %s\n", mark, fmt.Sprintf(format, args...))
-	}
-	fmt.Fprintln(d.opts.Out, "\nChecks:")
+	checks := newChecklist(d.opts.Out)
+	expect := checks.expect
 	stall := d.stalls.Longest()
 	for _, c := range d.customers {
 		s := c.est.State()
@@ -479,11 +471,7 @@ func (d *tenantRun) check() error {
 	expect(d.wrongToken == http.StatusNotFound && d.ownToken == http.StatusOK,
 		"acme's API token on /t/contoso/api/v1/changes/%s: 404 (got %d; contoso's own token: %d)", d.customers[1].change, d.wrongToken, d.ownToken)
 
-	if len(failed) > 0 {
-		return fmt.Errorf("%w:\n  - %s", errExpectations, strings.Join(failed, "\n  - "))
-	}
-	fmt.Fprintln(d.opts.Out, "\nEverything expected happened.")
-	return nil
+	return checks.err()
 }
 
 func (d *tenantRun) printSummary() {
