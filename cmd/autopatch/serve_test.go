@@ -24,26 +24,35 @@ func TestMain(m *testing.M) { testdb.Run(m) }
 
 func testConfig(t *testing.T, dbURL string) *config.Config {
 	t.Helper()
-	cfg, err := config.Load(func(k string) string {
-		return map[string]string{
-			"AUTOPATCH_DATABASE_URL":     dbURL,
-			"AUTOPATCH_LISTEN":           "127.0.0.1:0",
-			"AUTOPATCH_WEBHOOK_SECRET":   "test-secret",
-			"AUTOPATCH_API_TOKEN":        "test-token",
-			"AUTOPATCH_SHUTDOWN_TIMEOUT": "5s",
-			"AUTOPATCH_SCHEDULES_FILE":   "../../integrations/sccm/schedules.example.yaml",
-			// Never contacted by these tests.
-			"AUTOPATCH_SCCM_ENDPOINT":       "https://127.0.0.1:1/wsman",
-			"AUTOPATCH_SCCM_USER":           "autopatch",
-			"AUTOPATCH_SCCM_PASSWORD":       "pw",
-			"AUTOPATCH_SCOM_ENDPOINT":       "https://127.0.0.1:1/wsman",
-			"AUTOPATCH_SCOM_USER":           "autopatch",
-			"AUTOPATCH_SCOM_PASSWORD":       "pw",
-			"AUTOPATCH_SERVICENOW_URL":      "http://127.0.0.1:1",
-			"AUTOPATCH_SERVICENOW_USER":     "autopatch",
-			"AUTOPATCH_SERVICENOW_PASSWORD": "pw",
-		}[k]
-	}, "")
+	return configOf(t, testEnv(dbURL))
+}
+
+// testEnv is a complete single-tenant configuration whose remote systems
+// these tests never contact.
+func testEnv(dbURL string) map[string]string {
+	return map[string]string{
+		"AUTOPATCH_DATABASE_URL":        dbURL,
+		"AUTOPATCH_LISTEN":              "127.0.0.1:0",
+		"AUTOPATCH_WEBHOOK_SECRET":      "test-secret",
+		"AUTOPATCH_API_TOKEN":           "test-token",
+		"AUTOPATCH_SHUTDOWN_TIMEOUT":    "5s",
+		"AUTOPATCH_SCHEDULES_FILE":      "../../integrations/sccm/schedules.example.yaml",
+		"AUTOPATCH_SCCM_ENDPOINT":       "https://127.0.0.1:1/wsman",
+		"AUTOPATCH_SCCM_USER":           "autopatch",
+		"AUTOPATCH_SCCM_PASSWORD":       "pw",
+		"AUTOPATCH_SCOM_ENDPOINT":       "https://127.0.0.1:1/wsman",
+		"AUTOPATCH_SCOM_USER":           "autopatch",
+		"AUTOPATCH_SCOM_PASSWORD":       "pw",
+		"AUTOPATCH_SERVICENOW_URL":      "http://127.0.0.1:1",
+		"AUTOPATCH_SERVICENOW_USER":     "autopatch",
+		"AUTOPATCH_SERVICENOW_PASSWORD": "pw",
+	}
+}
+
+// configOf loads env as serve does, and requires what serve requires.
+func configOf(t *testing.T, env map[string]string) *config.Config {
+	t.Helper()
+	cfg, err := config.Load(func(k string) string { return env[k] }, "")
 	require.NoError(t, err)
 	require.NoError(t, cfg.ValidateServe())
 	return cfg

@@ -31,28 +31,13 @@ func TestServeSites(t *testing.T) {
 		return path
 	}
 	load := func(t *testing.T, dbURL, schedulesFile string) *config.Config {
-		cfg, err := config.LoadServe(func(k string) string {
-			return map[string]string{
-				"AUTOPATCH_DATABASE_URL":        dbURL,
-				"AUTOPATCH_LISTEN":              "127.0.0.1:0",
-				"AUTOPATCH_WEBHOOK_SECRET":      "test-secret",
-				"AUTOPATCH_API_TOKEN":           "test-token",
-				"AUTOPATCH_SCHEDULES_FILE":      schedulesFile,
-				"AUTOPATCH_SCCM_SITES":          "PS1,EU1",
-				"AUTOPATCH_SCCM_PS1_ENDPOINT":   "https://127.0.0.1:1/wsman",
-				"AUTOPATCH_SCCM_EU1_ENDPOINT":   "https://127.0.0.1:2/wsman",
-				"AUTOPATCH_SCCM_USER":           "autopatch",
-				"AUTOPATCH_SCCM_PASSWORD":       "pw",
-				"AUTOPATCH_SCOM_ENDPOINT":       "https://127.0.0.1:1/wsman",
-				"AUTOPATCH_SCOM_USER":           "autopatch",
-				"AUTOPATCH_SCOM_PASSWORD":       "pw",
-				"AUTOPATCH_SERVICENOW_URL":      "http://127.0.0.1:1",
-				"AUTOPATCH_SERVICENOW_USER":     "autopatch",
-				"AUTOPATCH_SERVICENOW_PASSWORD": "pw",
-			}[k]
-		}, "")
-		require.NoError(t, err)
-		return cfg
+		env := testEnv(dbURL)
+		delete(env, "AUTOPATCH_SCCM_ENDPOINT")
+		env["AUTOPATCH_SCHEDULES_FILE"] = schedulesFile
+		env["AUTOPATCH_SCCM_SITES"] = "PS1,EU1"
+		env["AUTOPATCH_SCCM_PS1_ENDPOINT"] = "https://127.0.0.1:1/wsman"
+		env["AUTOPATCH_SCCM_EU1_ENDPOINT"] = "https://127.0.0.1:2/wsman"
+		return configOf(t, env)
 	}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 
