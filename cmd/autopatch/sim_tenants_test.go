@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -58,20 +57,7 @@ func TestRunSimTenants(t *testing.T) {
 		done <- runSim(ctx, []string{"--tenants", "acme,contoso", "--seed", seedPath, "--schedules", schedulesPath,
 			"--env-file", envPath, "--latency", "0s"}, &stdout, &stderr)
 	}()
-	var env map[string]string
-	require.Eventually(t, func() bool {
-		select {
-		case code := <-done:
-			t.Fatalf("runSim returned %d early: %s", code, stderr.String())
-		default:
-		}
-		b, err := os.ReadFile(envPath)
-		if err != nil {
-			return false
-		}
-		env = parseEnv(t, b)
-		return true
-	}, 30*time.Second, 20*time.Millisecond)
+	env := waitSimEnv(t, done, envPath, &stderr)
 
 	require.Equal(t, filepath.Join(dir, "tenants.yaml"), env["AUTOPATCH_TENANTS_FILE"])
 	var cfg *config.Config

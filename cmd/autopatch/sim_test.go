@@ -65,20 +65,7 @@ func TestRunSim(t *testing.T) {
 	}()
 
 	// The env file appears once the estate listens.
-	var env map[string]string
-	require.Eventually(t, func() bool {
-		select {
-		case code := <-done:
-			t.Fatalf("runSim returned %d early: %s", code, stderr.String())
-		default:
-		}
-		b, err := os.ReadFile(envPath)
-		if err != nil {
-			return false
-		}
-		env = parseEnv(t, b)
-		return true
-	}, 30*time.Second, 20*time.Millisecond)
+	env := waitSimEnv(t, done, envPath, &stderr)
 
 	for _, k := range []string{"AUTOPATCH_SCCM_ENDPOINT", "AUTOPATCH_SCCM_USER", "AUTOPATCH_SCCM_PASSWORD",
 		"AUTOPATCH_SCCM_AUTH", "AUTOPATCH_SCCM_CA_FILE", "AUTOPATCH_SCOM_ENDPOINT", "AUTOPATCH_SCOM_USER",
@@ -247,6 +234,28 @@ func TestRunSimUsage(t *testing.T) {
 			require.Contains(t, stderr.String(), tt.wantStderr)
 		})
 	}
+}
+
+// waitSimEnv waits for runSim (its exit code to come on done) to write its
+// env file at envPath, which it does once its estate listens, and returns
+// the file's settings; runSim ending first fails the test.
+func waitSimEnv(t *testing.T, done <-chan int, envPath string, stderr *bytes.Buffer) map[string]string {
+	t.Helper()
+	var env map[string]string
+	require.Eventually(t, func() bool {
+		select {
+		case code := <-done:
+			t.Fatalf("runSim returned %d early: %s", code, stderr.String())
+		default:
+		}
+		b, err := os.ReadFile(envPath)
+		if err != nil {
+			return false
+		}
+		env = parseEnv(t, b)
+		return true
+	}, 30*time.Second, 20*time.Millisecond)
+	return env
 }
 
 func parseEnv(t *testing.T, b []byte) map[string]string {
