@@ -18,22 +18,20 @@ import (
 
 	"github.com/autopatch/autopatch/internal/config"
 	"github.com/autopatch/autopatch/internal/testdb"
+
+	"github.com/autopatch/autopatch/connectors/winrm/wsmansim"
 )
 
-// testCA is a PEM certificate for a tenant's winrm.ca_file (a self-signed
-// CA; nothing connects with it here).
-const testCA = `-----BEGIN CERTIFICATE-----
-MIIBizCCATGgAwIBAgIUUVoFgAIaFvDt7yd8m3P3Jr6rcogwCgYIKoZIzj0EAwIw
-GjEYMBYGA1UEAwwPY29udG9zbyB0ZXN0IENBMCAXDTI2MTIwMzE5NDAzNFoYDzIx
-MjYxMTA5MTk0MDM0WjAaMRgwFgYDVQQDDA9jb250b3NvIHRlc3QgQ0EwWTATBgcq
-hkjOPQIBBggqhkjOPQMBBwNCAATgmxYnKwaju/0S2UwJ9PV4Z7+cvJgVx6sKzOQA
-e+RqYjyqyN2Xr/pooJsc3vC3bcQ+mAZn92xVwe6IoXBfN8Dco1MwUTAdBgNVHQ4E
-FgQUeyGBqXPp5/LEMP5JB2eFAhGipBQwHwYDVR0jBBgwFoAUeyGBqXPp5/LEMP5J
-B2eFAhGipBQwDwYDVR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNIADBFAiEAkYA7
-GBW5azLzzkdzGEQcJEMZM6VfnF2tODZFGi82QiUCIB/EIB5z6WGTiDJ/uVXsJhK3
-xR0PCNILm/2G+1I97Nfl
------END CERTIFICATE-----
-`
+// testCA is a PEM certificate for a tenant's winrm.ca_file (a CA made
+// for the test run, as the simulators make theirs; nothing connects with it
+// here).
+var testCA = func() string {
+	_, _, ca, err := wsmansim.NewTLSCert("localhost")
+	if err != nil {
+		panic(err)
+	}
+	return string(ca)
+}()
 
 // snowRecorder is a ServiceNow instance that grants any OAuth token and
 // records what it was asked.
