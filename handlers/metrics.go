@@ -4,9 +4,6 @@ import (
 	"net/http"
 
 	"github.com/labstack/echo/v4"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/autopatch/autopatch/internal/config"
 )
@@ -28,39 +25,4 @@ func metricsAuth(token config.Secret) echo.MiddlewareFunc {
 			return next(c)
 		}
 	}
-}
-
-// tenantMetrics serves a tenant's own series, those labelled
-// tenant="<name>", at /t/{name}/metrics with the tenant's API token: a
-// customer can scrape its patching without seeing, or learning of, another
-// customer. Process-wide series (Go runtime, build info) are left out: they
-// are the operator's.
-func tenantMetrics(reg prometheus.Gatherer, name string) echo.HandlerFunc {
-	own := prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
-		mfs, err := reg.Gather()
-		var out []*dto.MetricFamily
-		for _, mf := range mfs {
-			var ms []*dto.Metric
-			for _, m := range mf.GetMetric() {
-				if labelValue(m, "tenant") == name {
-					ms = append(ms, m)
-				}
-			}
-			if len(ms) > 0 {
-				mf.Metric = ms
-				out = append(out, mf)
-			}
-		}
-		return out, err
-	})
-	return echo.WrapHandler(promhttp.HandlerFor(own, promhttp.HandlerOpts{}))
-}
-
-func labelValue(m *dto.Metric, name string) string {
-	for _, l := range m.GetLabel() {
-		if l.GetName() == name {
-			return l.GetValue()
-		}
-	}
-	return ""
 }

@@ -28,9 +28,15 @@ const MaxBody = 1 << 20
 
 // Options are the dependencies of the HTTP server.
 type Options struct {
-	Logger   *slog.Logger
-	Ready    ReadyFunc
-	Registry *prometheus.Registry // metrics served at /metrics
+	Logger *slog.Logger
+	Ready  ReadyFunc
+	// Registry is where this server's metrics go when Registerer is nil,
+	// and what /metrics serves when Metrics is nil. A tenant's is its own:
+	// /t/{tenant}/metrics serves it, the tenant's series alone.
+	Registry *prometheus.Registry
+	// Metrics, when set, is what the process's /metrics serves: with
+	// tenants, the process's registry and every tenant's.
+	Metrics prometheus.Gatherer
 	// Registerer is where this server's own metrics (requests, webhooks)
 	// go; nil means Registry. A tenant's is Registry wrapped with its
 	// tenant label.
@@ -93,11 +99,17 @@ func New(opts Options) *echo.Echo {
 	if opts.Tenant == "" {
 		e.GET("/healthz", healthz)
 		e.GET("/readyz", readyz(opts.Ready, opts.MetricsToken))
-		e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{Registry: opts.Registry})),
+		var metrics prometheus.Gatherer = opts.Registry
+		if opts.Metrics != nil {
+			metrics = opts.Metrics
+		}
+		e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(metrics, promhttp.HandlerOpts{Registry: opts.Registry})),
 			metricsAuth(opts.MetricsToken))
 		e.GET("/openapi.yaml", openAPIDocument)
 	} else {
-		e.GET("/metrics", tenantMetrics(opts.Registry, opts.Tenant), bearerAuth(opts.APIToken, true))
+		// The tenant's own registry: scraping it runs the tenant's
+		// collectors (queries of its schema) and no other tenant's.
+		e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{})), bearerAuth(opts.APIToken, true))
 	}
 	if opts.Webhooks != nil {
 		wo := *opts.Webhooks

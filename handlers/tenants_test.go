@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/autopatch/autopatch/internal/config"
@@ -63,18 +64,22 @@ func TestTenants(t *testing.T) {
 // /metrics and /readyz's details need the metrics token when one is set.
 func TestTenantMetrics(t *testing.T) {
 	t.Parallel()
+	// As serve has them: the process's registry, and one per tenant whose
+	// series carry its label; the process's /metrics gathers them all.
 	reg := prometheus.NewRegistry()
+	all := prometheus.Gatherers{reg}
 	newTenant := func(name, token string) http.Handler {
-		return New(Options{Logger: slog.New(slog.DiscardHandler), Registry: reg, Tenant: name, APIToken: config.Secret(token),
-			Registerer: prometheus.WrapRegistererWith(prometheus.Labels{"tenant": name}, reg)})
-	}
-	for _, name := range []string{"acme", "contoso"} {
+		own := prometheus.NewRegistry()
+		all = append(all, own)
+		labelled := prometheus.WrapRegistererWith(prometheus.Labels{"tenant": name}, own)
 		c := prometheus.NewCounter(prometheus.CounterOpts{Name: "autopatch_windows_missed_total", Help: "h"})
-		prometheus.WrapRegistererWith(prometheus.Labels{"tenant": name}, reg).MustRegister(c)
+		labelled.MustRegister(c)
 		c.Add(float64(len(name)))
+		return New(Options{Logger: slog.New(slog.DiscardHandler), Registry: own, Tenant: name, APIToken: config.Secret(token),
+			Registerer: labelled})
 	}
 	reg.MustRegister(prometheus.NewGoCollector())
-	root := New(Options{Logger: slog.New(slog.DiscardHandler), Registry: reg, MetricsToken: config.Secret("ops-token"),
+	root := New(Options{Logger: slog.New(slog.DiscardHandler), Registry: reg, Metrics: prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) { return all.Gather() }), MetricsToken: config.Secret("ops-token"),
 		Registerer: prometheus.WrapRegistererWith(prometheus.Labels{"tenant": ""}, reg),
 		Ready:      func(context.Context) error { return Warnings{"tenant contoso: schedules file reload failed"} }})
 	h := Tenants(root, map[string]http.Handler{"acme": newTenant("acme", "acme-token"), "contoso": newTenant("contoso", "contoso-token")})

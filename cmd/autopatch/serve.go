@@ -22,6 +22,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/riverqueue/river"
 
 	"github.com/autopatch/autopatch/connectors/sccm"
@@ -114,6 +115,10 @@ type tenant struct {
 	schedules    schedules.Current
 	services     safety.CurrentServices // the services file in force
 	handler      *echo.Echo             // its webhooks, read API and console; the default's also the process's routes
+	// registry holds the tenant's metrics: the process's registry in a
+	// single-tenant process, else its own, which /t/{name}/metrics serves
+	// and the process's /metrics gathers with the others (metrics).
+	registry *prometheus.Registry
 
 	// reloadFailed is 1 per file (schedules, services) while its last
 	// reload on SIGHUP failed; reloadErrs holds why, for /readyz.
@@ -210,7 +215,7 @@ func initServer(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*
 		// No default tenant: the process's routes alone, unprefixed. Its
 		// requests carry tenant="" beside the tenants' (one metric name,
 		// one set of label names).
-		root = handlers.New(handlers.Options{Logger: logger, Ready: s.ready, Registry: s.registry, MetricsToken: cfg.MetricsToken,
+		root = handlers.New(handlers.Options{Logger: logger, Ready: s.ready, Registry: s.registry, Metrics: prometheus.GathererFunc(s.gather), MetricsToken: cfg.MetricsToken,
 			Registerer: prometheus.WrapRegistererWith(prometheus.Labels{"tenant": ""}, s.registry)})
 	}
 	var h http.Handler = root
@@ -268,16 +273,18 @@ func (s *server) close() {
 // existing dashboards keep working.
 func (s *server) newTenant(ctx context.Context, name string, cfg *config.Config, st *store.Store) (*tenant, error) {
 	logger := s.logger
-	var reg prometheus.Registerer = s.registry
+	registry := s.registry
+	var reg prometheus.Registerer = registry
 	if s.cfg.TenantsFile != "" {
-		reg = prometheus.WrapRegistererWith(prometheus.Labels{"tenant": name}, s.registry)
+		registry = prometheus.NewRegistry()
+		reg = prometheus.WrapRegistererWith(prometheus.Labels{"tenant": name}, registry)
 		logger = logger.With("tenant", name)
 	}
 	schema := ""
 	if name != tenants.DefaultName {
 		schema = (tenants.Tenant{Name: name}).Schema()
 	}
-	t := &tenant{name: name, cfg: cfg, logger: logger, store: st}
+	t := &tenant{name: name, cfg: cfg, logger: logger, store: st, registry: registry}
 	// setting names a setting in errors: the default tenant's variable, or
 	// the tenants file's key (the caller names the tenant).
 	setting := func(env, key string) string {
@@ -377,7 +384,7 @@ func (s *server) newTenant(ctx context.Context, name string, cfg *config.Config,
 		return nil, fmt.Errorf("river client: %w", err)
 	}
 	opts := handlers.Options{
-		Logger: logger, Registry: s.registry, Registerer: reg,
+		Logger: logger, Registry: registry, Registerer: reg, Metrics: prometheus.GathererFunc(s.gather),
 		APIToken: cfg.APIToken, Store: st, Schedules: &t.schedules, Pool: st.Pool,
 		ServiceRules: &t.services,
 		Compliance:   ledgerOptions(cfg),
@@ -404,6 +411,18 @@ func (s *server) newTenant(ctx context.Context, name string, cfg *config.Config,
 		return nil, err
 	}
 	return t, nil
+}
+
+// gather is the process's /metrics: its own registry (Go, process, build,
+// the unprefixed routes' requests) and every tenant's.
+func (s *server) gather() ([]*dto.MetricFamily, error) {
+	gs := prometheus.Gatherers{s.registry}
+	for _, t := range s.tenants {
+		if t.registry != s.registry {
+			gs = append(gs, t.registry)
+		}
+	}
+	return gs.Gather()
 }
 
 // tenantConfig is the process's settings with a file tenant's own in place:
