@@ -185,9 +185,6 @@ func RegisterStranger(e *echo.Echo, logger *slog.Logger) error {
 	return nil
 }
 
-// tenantName is a tenant's name as internal/tenants accepts it.
-var tenantName = regexp.MustCompile(fmt.Sprintf(`^[a-z0-9]([a-z0-9-]{0,%d}[a-z0-9])?$`, tenants.MaxNameLength-2))
-
 // strangerBase is the base of the tenant an escaped path /t/{name}/ui...
 // names, if {name} could be a tenant's.
 func strangerBase(escaped string) (string, bool) {
@@ -196,7 +193,7 @@ func strangerBase(escaped string) (string, bool) {
 		return "", false
 	}
 	name, rest, _ := strings.Cut(rest, "/")
-	if !tenantName.MatchString(name) || (rest != "ui" && !strings.HasPrefix(rest, "ui/")) {
+	if !tenants.ValidName(name) || (rest != "ui" && !strings.HasPrefix(rest, "ui/")) {
 		return "", false
 	}
 	return "/t/" + name, true

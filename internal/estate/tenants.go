@@ -7,13 +7,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/autopatch/autopatch/connectors/winrm"
 	"github.com/autopatch/autopatch/connectors/winrm/wsmansim"
+	tenantsfile "github.com/autopatch/autopatch/internal/tenants"
 )
 
 // Tenant is one customer of a several-customer simulation (issue #20,
@@ -37,8 +37,6 @@ type Tenants struct {
 	metricsToken string
 }
 
-var tenantName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
-
 // StartTenants starts one estate per tenant, in order. Fixed ports are
 // refused: each tenant listens on ports of its own, chosen by the kernel.
 // ctx bounds start-up only; Close stops every estate.
@@ -49,9 +47,9 @@ func StartTenants(ctx context.Context, tenants []Tenant) (*Tenants, error) {
 	t := &Tenants{estates: map[string]*Estate{}, metricsToken: "sim-metrics-" + strings.ToLower(rand.Text())}
 	var certPEM, keyPEM, caPEM []byte
 	for i, tn := range tenants {
-		if !tenantName.MatchString(tn.Name) || tn.Name == "default" {
+		if !tenantsfile.ValidName(tn.Name) || tn.Name == tenantsfile.DefaultName {
 			_ = t.Close()
-			return nil, fmt.Errorf("estate: tenant %q: want a lower-case DNS label other than default", tn.Name)
+			return nil, fmt.Errorf("estate: tenant %q: want a lower-case DNS label of at most %d characters, other than default", tn.Name, tenantsfile.MaxNameLength)
 		}
 		if _, dup := t.estates[tn.Name]; dup {
 			_ = t.Close()

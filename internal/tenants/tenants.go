@@ -57,6 +57,14 @@ const MaxNameLength = 39
 // name travels in URLs (/t/{tenant}/) and into the schema name.
 var nameRE = regexp.MustCompile(fmt.Sprintf(`^[a-z0-9]([a-z0-9-]{0,%d}[a-z0-9])?$`, MaxNameLength-2))
 
+// ValidName reports whether name is a lower-case DNS label of at most
+// MaxNameLength: what a tenant's name is made of (DefaultName is also
+// reserved). The console (an unknown tenant's pages) and the simulator
+// check names with it too.
+func ValidName(name string) bool {
+	return nameRE.MatchString(name)
+}
+
 // envNameRE is an environment variable's name as the shells and container
 // runtimes write them.
 var envNameRE = regexp.MustCompile(`^[A-Z_][A-Z0-9_]*$`)
@@ -500,7 +508,7 @@ func (p *parser) tenant(i int, n *yaml.Node) (Tenant, tenantNodes) {
 	case name == "":
 	case name == DefaultName:
 		p.fail(w, "name", nameN, "%q is reserved for the AUTOPATCH_* configuration, served at today's routes", DefaultName)
-	case !nameRE.MatchString(name):
+	case !ValidName(name):
 		p.fail(w, "name", nameN, "%q is invalid: want a lower-case DNS label of at most %d characters (a-z, 0-9, '-' inside), e.g. acme or contoso-eu", name, MaxNameLength)
 	default:
 		t.Name = name
